@@ -1,0 +1,113 @@
+//! Builds the application: database, HTTP server and job workers, with one shutdown for all.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{config::Config, db, http, jobs, telemetry};
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub metrics: PrometheusHandle,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects (creating the database if needed), migrates and binds. Port 0 picks a free port.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = db::connect(&config.database_url, config.database_max_connections).await?;
+        db::migrate(&pool).await?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create FIELDLINE_DATA_DIR {}", config.data_dir.display()))?;
+        let address = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} (is another process using PORT {}?)", config.port))?;
+        let state = AppState { pool, config: Arc::new(config), metrics: telemetry::metrics_handle() };
+        Ok(Self { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
+    /// Serves until `shutdown` resolves: then stops accepting, finishes in-flight requests and
+    /// running jobs, and gives up on stragglers after `SHUTDOWN_TIMEOUT_SECS`.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, state } = self;
+        let grace = state.config.shutdown_timeout;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = move |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+
+        tracing::info!(
+            address = %listener.local_addr()?,
+            public_base_url = %state.config.public_base_url,
+            twilio = state.config.twilio.is_some(),
+            meta = state.config.meta.is_some(),
+            "fieldline is serving"
+        );
+        let workers = tokio::spawn(jobs::run_workers(state.pool.clone(), stopped(stop_rx.clone()), grace));
+        let router = http::router(state.clone());
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+
+        let server_result = {
+            let mut rx = stop_rx.clone();
+            tokio::select! {
+                result = server => result.context("the HTTP server failed"),
+                // In-flight requests get the grace period, then the process moves on.
+                _ = async { let _ = rx.wait_for(|s| *s).await; tokio::time::sleep(grace + Duration::from_secs(1)).await } => {
+                    tracing::warn!("requests still running after the shutdown deadline were dropped");
+                    Ok(())
+                }
+            }
+        };
+        let workers_result = workers.await.context("the job workers panicked")?;
+        state.pool.close().await;
+        tracing::info!("fieldline stopped");
+        server_result.and(workers_result)
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Fly.io and most orchestrators send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests and jobs");
+}

@@ -1,0 +1,253 @@
+//! Typed settings from the environment, validated once at start.
+
+use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use anyhow::{Context, bail};
+use url::Url;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/fieldline";
+
+/// A value that must never reach a log line: `Debug` and `Display` print a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// A database URL whose password is hidden whenever it is printed.
+#[derive(Clone)]
+pub struct DatabaseUrl(Url);
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        let url = Url::parse(raw).context("DATABASE_URL is not a URL (expected postgres://user:password@host:port/database)")?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            bail!("DATABASE_URL must start with postgres:// (got {}://)", url.scheme());
+        }
+        if url.path().trim_start_matches('/').is_empty() {
+            bail!("DATABASE_URL names no database (add /fieldline at the end)");
+        }
+        Ok(Self(url))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn database_name(&self) -> &str {
+        self.0.path().trim_start_matches('/')
+    }
+
+    /// The same server, another database: used to create the service's database when it is missing.
+    pub fn with_database(&self, name: &str) -> Self {
+        let mut url = self.0.clone();
+        url.set_path(&format!("/{name}"));
+        Self(url)
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut url = self.0.clone();
+        if url.password().is_some() {
+            let _ = url.set_password(Some("****"));
+        }
+        f.write_str(url.as_str())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct TwilioConfig {
+    pub account_sid: String,
+    pub auth_token: Secret,
+    pub api_base: Url,
+}
+
+#[derive(Clone, Debug)]
+pub struct MetaConfig {
+    pub app_secret: Secret,
+    pub verify_token: Secret,
+    pub access_token: Secret,
+    pub graph_base: Url,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub host: IpAddr,
+    pub port: u16,
+    pub public_base_url: Url,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub database_max_connections: u32,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub panel_session_ttl: Duration,
+    pub twilio: Option<TwilioConfig>,
+    pub meta: Option<MetaConfig>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let database_url =
+            DatabaseUrl::parse(&lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()))?;
+        let port: u16 = parse_or(&lookup, "PORT", 8080)?;
+        let host: IpAddr = parse_or(&lookup, "HOST", IpAddr::from([127, 0, 0, 1]))?;
+        let public_base_url = match lookup("PUBLIC_BASE_URL") {
+            Some(raw) => {
+                let url = Url::parse(raw.trim_end_matches('/'))
+                    .with_context(|| format!("PUBLIC_BASE_URL is not a URL: {raw:?} (expected https://fieldline.example.org)"))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    bail!("PUBLIC_BASE_URL must be http:// or https:// (got {raw:?})");
+                }
+                url
+            }
+            None => Url::parse(&format!("http://localhost:{port}")).expect("a valid URL"),
+        };
+        let log_format = match lookup("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("LOG_FORMAT must be text or json (got {other:?})"),
+        };
+
+        let twilio = match (lookup("TWILIO_ACCOUNT_SID"), lookup("TWILIO_AUTH_TOKEN")) {
+            (None, None) => None,
+            (Some(account_sid), Some(auth_token)) => Some(TwilioConfig {
+                account_sid,
+                auth_token: Secret::new(auth_token),
+                api_base: parse_url_or(&lookup, "TWILIO_API_BASE", "https://api.twilio.com")?,
+            }),
+            _ => bail!("set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither"),
+        };
+        let meta = match (lookup("META_APP_SECRET"), lookup("META_VERIFY_TOKEN"), lookup("META_ACCESS_TOKEN")) {
+            (None, None, None) => None,
+            (Some(app_secret), Some(verify_token), Some(access_token)) => Some(MetaConfig {
+                app_secret: Secret::new(app_secret),
+                verify_token: Secret::new(verify_token),
+                access_token: Secret::new(access_token),
+                graph_base: parse_url_or(&lookup, "META_GRAPH_BASE", "https://graph.facebook.com/v23.0")?,
+            }),
+            _ => bail!("set all of META_APP_SECRET, META_VERIFY_TOKEN and META_ACCESS_TOKEN, or none"),
+        };
+
+        Ok(Self {
+            database_url,
+            host,
+            port,
+            public_base_url,
+            data_dir: lookup("FIELDLINE_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
+            log_format,
+            database_max_connections: parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 10)?,
+            max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 1024 * 1024)?,
+            request_timeout: Duration::from_secs(parse_or(&lookup, "REQUEST_TIMEOUT_SECS", 30)?),
+            shutdown_timeout: Duration::from_secs(parse_or(&lookup, "SHUTDOWN_TIMEOUT_SECS", 30)?),
+            panel_session_ttl: Duration::from_secs(60 * parse_or::<u64>(&lookup, "PANEL_SESSION_MINUTES", 12 * 60)?),
+            twilio,
+            meta,
+        })
+    }
+
+    /// Cookies get `Secure` when people reach the service over https.
+    pub fn serves_https(&self) -> bool {
+        self.public_base_url.scheme() == "https"
+    }
+}
+
+fn parse_or<T>(lookup: &impl Fn(&str) -> Option<String>, key: &str, default: T) -> anyhow::Result<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    match lookup(key) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|e| anyhow::anyhow!("{key}={raw:?} is not valid: {e}")),
+    }
+}
+
+fn parse_url_or(lookup: &impl Fn(&str) -> Option<String>, key: &str, default: &str) -> anyhow::Result<Url> {
+    let raw = lookup(key).unwrap_or_else(|| default.to_owned());
+    Url::parse(raw.trim_end_matches('/')).with_context(|| format!("{key} is not a URL: {raw:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_point_at_local_postgres_and_port_8080() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.public_base_url.as_str(), "http://localhost:8080/");
+        assert!(config.twilio.is_none() && config.meta.is_none());
+    }
+
+    #[test]
+    fn database_password_and_secrets_never_print() {
+        let config = config(&[
+            ("DATABASE_URL", "postgres://app:hunter2@db:5432/fieldline"),
+            ("TWILIO_ACCOUNT_SID", "AC123"),
+            ("TWILIO_AUTH_TOKEN", "twilio-secret"),
+        ])
+        .unwrap();
+        let printed = format!("{config:?} {}", config.database_url);
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("twilio-secret"), "{printed}");
+        assert!(printed.contains("postgres://app:****@db:5432/fieldline"));
+    }
+
+    #[test]
+    fn half_configured_providers_are_refused() {
+        let err = config(&[("TWILIO_ACCOUNT_SID", "AC123")]).unwrap_err();
+        assert!(err.to_string().contains("TWILIO_AUTH_TOKEN"), "{err}");
+        let err = config(&[("META_APP_SECRET", "x")]).unwrap_err();
+        assert!(err.to_string().contains("META_VERIFY_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = config(&[("PORT", "eighty")]).unwrap_err();
+        assert!(err.to_string().contains("PORT"), "{err}");
+        let err = config(&[("LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(err.to_string().contains("LOG_FORMAT"), "{err}");
+        let err = config(&[("DATABASE_URL", "mysql://x/y")]).unwrap_err();
+        assert!(err.to_string().contains("postgres://"), "{err}");
+    }
+}

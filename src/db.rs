@@ -1,0 +1,82 @@
+//! Connecting to PostgreSQL, creating the database when it is missing, and migrating.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::{
+    PgPool,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::config::DatabaseUrl;
+
+/// The product's one schema, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Connects, creating the database first when the server is there but the database is not.
+pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url.expose().parse().map_err(|e| unreachable_hint(url, e))?;
+    let pool_options = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5));
+    match pool_options.clone().connect_with(options.clone()).await {
+        Ok(pool) => Ok(pool),
+        Err(err) if is_missing_database(&err) => {
+            create_database(url).await?;
+            pool_options.connect_with(options).await.map_err(|e| unreachable_hint(url, e))
+        }
+        Err(err) => Err(unreachable_hint(url, err)),
+    }
+}
+
+fn is_missing_database(err: &sqlx::Error) -> bool {
+    // 3D000: invalid_catalog_name, what PostgreSQL says for an unknown database.
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000"))
+}
+
+fn unreachable_hint(url: &DatabaseUrl, err: sqlx::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot reach the database at {url}: {err} (is PostgreSQL running? start it, or set DATABASE_URL to one that is)"
+    )
+}
+
+async fn create_database(url: &DatabaseUrl) -> anyhow::Result<()> {
+    let name = url.database_name().to_owned();
+    let admin_url = url.with_database("postgres");
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(admin_url.expose())
+        .await
+        .map_err(|e| unreachable_hint(&admin_url, e))?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    // The name comes from our own configuration and is quoted as an identifier.
+    match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&admin).await {
+        Ok(_) => tracing::info!(database = %name, "created the database"),
+        // Another process created it between our two attempts: that is what we wanted.
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
+        Err(err) => return Err(err).with_context(|| format!("cannot create database {name:?} at {url}")),
+    }
+    admin.close().await;
+    Ok(())
+}
+
+/// Applies the product's migrations and apalis-postgres's own (kept in the `apalis` schema).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await.context("applying the database migrations")?;
+    apalis_postgres::PostgresStorage::<()>::setup(pool)
+        .await
+        .context("setting up the job queue tables")?;
+    Ok(())
+}
+
+/// Whether every embedded migration has been applied, so `/readyz` can say "not yet".
+pub async fn migrations_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?;
+    let expected: Vec<i64> = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).map(|m| m.version).collect();
+    Ok(expected.iter().all(|v| applied.contains(v)))
+}

@@ -1,0 +1,5 @@
+//! Who and where: sites, workers and patients, shared by every field domain.
+
+//pub mod patients;
+pub mod sites;
+//pub mod workers;

@@ -1,0 +1,245 @@
+//! Sites: complexes, properties, buildings, wards and departments, anywhere work happens.
+
+use axum::{extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    app::AppState,
+    domains::crud::{self, Resource},
+    error::{AppResult, FieldErrors},
+    http::{
+        api::auth::ApiCaller,
+        extract::{Json, Path, Query},
+    },
+    types::{Coordinates, optional_text, required_text},
+};
+
+pub const KINDS: &[&str] = &["complex", "property", "building", "hospital", "ward", "department", "office", "other"];
+
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Site {
+    pub id: Uuid,
+    pub parent_id: Option<Uuid>,
+    /// complex | property | building | hospital | ward | department | office | other
+    pub kind: String,
+    pub name: String,
+    pub code: Option<String>,
+    pub address_line: Option<String>,
+    pub city: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// Radius in metres within which a check-in counts as on site.
+    pub geofence_radius_m: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteInput {
+    pub kind: String,
+    pub name: String,
+    pub parent_id: Option<Uuid>,
+    pub code: Option<String>,
+    pub address_line: Option<String>,
+    pub city: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub geofence_radius_m: Option<i32>,
+}
+
+impl From<&Site> for SiteInput {
+    fn from(s: &Site) -> Self {
+        Self {
+            kind: s.kind.clone(),
+            name: s.name.clone(),
+            parent_id: s.parent_id,
+            code: s.code.clone(),
+            address_line: s.address_line.clone(),
+            city: s.city.clone(),
+            latitude: s.latitude,
+            longitude: s.longitude,
+            geofence_radius_m: s.geofence_radius_m,
+        }
+    }
+}
+
+pub struct ValidSite {
+    kind: String,
+    name: String,
+    parent_id: Option<Uuid>,
+    code: Option<String>,
+    address_line: Option<String>,
+    city: Option<String>,
+    position: Option<Coordinates>,
+    geofence_radius_m: Option<i32>,
+}
+
+impl Resource for Site {
+    const NAME: &'static str = "site";
+    const TABLE: &'static str = "sites";
+    type Input = SiteInput;
+    type Valid = ValidSite;
+
+    fn validate(input: SiteInput) -> AppResult<ValidSite> {
+        let mut errors = FieldErrors::new();
+        if !KINDS.contains(&input.kind.as_str()) {
+            errors.add("kind", format!("must be one of: {}", KINDS.join(", ")));
+        }
+        let name = errors.check("name", required_text(&input.name, 200));
+        let code = errors.check("code", optional_text(input.code.as_deref(), 50));
+        let address_line = errors.check("address_line", optional_text(input.address_line.as_deref(), 500));
+        let city = errors.check("city", optional_text(input.city.as_deref(), 100));
+        let position = Coordinates::from_optional(input.latitude, input.longitude)
+            .map_err(|(field, message)| errors.add(field, message))
+            .ok();
+        if input.geofence_radius_m.is_some_and(|r| !(1..=50_000).contains(&r)) {
+            errors.add("geofence_radius_m", "must be between 1 and 50000 metres");
+        }
+        errors.into_result()?;
+        Ok(ValidSite {
+            kind: input.kind,
+            name: name.unwrap_or_default(),
+            parent_id: input.parent_id,
+            code: code.flatten(),
+            address_line: address_line.flatten(),
+            city: city.flatten(),
+            position: position.flatten(),
+            geofence_radius_m: input.geofence_radius_m,
+        })
+    }
+
+    async fn insert(conn: &mut PgConnection, tenant_id: Uuid, v: &ValidSite) -> sqlx::Result<Self> {
+        sqlx::query_as(
+            "INSERT INTO sites (id, tenant_id, kind, name, parent_id, code, address_line, city, latitude, longitude, geofence_radius_m)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             RETURNING *",
+        )
+        .bind(Uuid::now_v7())
+        .bind(tenant_id)
+        .bind(&v.kind)
+        .bind(&v.name)
+        .bind(v.parent_id)
+        .bind(&v.code)
+        .bind(&v.address_line)
+        .bind(&v.city)
+        .bind(v.position.map(|p| p.latitude))
+        .bind(v.position.map(|p| p.longitude))
+        .bind(v.geofence_radius_m)
+        .fetch_one(conn)
+        .await
+    }
+
+    async fn update(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidSite) -> sqlx::Result<Self> {
+        sqlx::query_as(
+            "UPDATE sites
+                SET kind = $3, name = $4, parent_id = $5, code = $6, address_line = $7, city = $8,
+                    latitude = $9, longitude = $10, geofence_radius_m = $11
+              WHERE tenant_id = $1 AND id = $2
+          RETURNING *",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(&v.kind)
+        .bind(&v.name)
+        .bind(v.parent_id)
+        .bind(&v.code)
+        .bind(&v.address_line)
+        .bind(&v.city)
+        .bind(v.position.map(|p| p.latitude))
+        .bind(v.position.map(|p| p.longitude))
+        .bind(v.geofence_radius_m)
+        .fetch_one(conn)
+        .await
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SiteFilter {
+    /// Only sites of this kind.
+    pub kind: Option<String>,
+    /// Only the children of this site.
+    pub parent_id: Option<Uuid>,
+    /// Matches name or code, case-insensitively.
+    pub q: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SitePage {
+    pub items: Vec<Site>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sites, create_site))
+        .routes(routes!(get_site, update_site, delete_site))
+}
+
+/// List the organisation's sites.
+#[utoipa::path(get, path = "/sites", tag = "sites", params(SiteFilter),
+    responses((status = 200, body = SitePage), (status = 401, body = crate::error::ErrorBody)))]
+async fn list_sites(State(state): State<AppState>, caller: ApiCaller, Query(filter): Query<SiteFilter>) -> AppResult<axum::Json<SitePage>> {
+    let limit = crud::page_size(filter.limit)?;
+    let rows: Vec<Site> = sqlx::query_as(
+        "SELECT * FROM sites
+          WHERE tenant_id = $1 AND deleted_at IS NULL
+            AND ($2::text IS NULL OR kind = $2)
+            AND ($3::uuid IS NULL OR parent_id = $3)
+            AND ($4::text IS NULL OR name ILIKE '%' || $4 || '%' OR code ILIKE '%' || $4 || '%')
+            AND ($5::uuid IS NULL OR id > $5)
+          ORDER BY id
+          LIMIT $6",
+    )
+    .bind(caller.tenant_id)
+    .bind(&filter.kind)
+    .bind(filter.parent_id)
+    .bind(&filter.q)
+    .bind(filter.after)
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    let (items, next_cursor) = crud::into_page(rows, limit, |s| s.id);
+    Ok(axum::Json(SitePage { items, next_cursor }))
+}
+
+/// Create a site.
+#[utoipa::path(post, path = "/sites", tag = "sites", request_body = SiteInput,
+    responses((status = 201, body = Site), (status = 422, body = crate::error::ErrorBody)))]
+async fn create_site(State(state): State<AppState>, caller: ApiCaller, Json(input): Json<SiteInput>) -> AppResult<(StatusCode, axum::Json<Site>)> {
+    let site = crud::create::<Site>(&state.pool, caller.tenant_id, caller.actor(), input).await?;
+    Ok((StatusCode::CREATED, axum::Json(site)))
+}
+
+/// Get one site.
+#[utoipa::path(get, path = "/sites/{id}", tag = "sites", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Site), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_site(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<Uuid>) -> AppResult<axum::Json<Site>> {
+    Ok(axum::Json(crud::get::<Site>(&state.pool, caller.tenant_id, id).await?))
+}
+
+/// Change a site: a JSON merge patch (fields given replace, `null` clears).
+#[utoipa::path(patch, path = "/sites/{id}", tag = "sites", params(("id" = Uuid, Path)), request_body = SiteInput,
+    responses((status = 200, body = Site), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn update_site(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<Uuid>, Json(patch): Json<serde_json::Value>) -> AppResult<axum::Json<Site>> {
+    Ok(axum::Json(crud::update::<Site>(&state.pool, caller.tenant_id, caller.actor(), id, patch).await?))
+}
+
+/// Delete a site (soft: it stays for history and references).
+#[utoipa::path(delete, path = "/sites/{id}", tag = "sites", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
+async fn delete_site(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<Uuid>) -> AppResult<StatusCode> {
+    crud::soft_delete::<Site>(&state.pool, caller.tenant_id, caller.actor(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

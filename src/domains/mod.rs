@@ -1,0 +1,8 @@
+//! Domains: the records and rules of each field of work. None of them names a provider.
+
+pub mod ambulance;
+pub mod crud;
+pub mod dashboard;
+pub mod directory;
+pub mod maintenance;
+pub mod tenancy;

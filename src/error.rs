@@ -1,0 +1,218 @@
+//! The one error type, and its one mapping to HTTP.
+//!
+//! Every 4xx says what to fix, in a stable body: `{"error": {"code", "message", "details"}}`.
+//! A 5xx logs its cause chain inside the request span and tells the caller nothing more.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// One field that failed validation, with what is wrong with it.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Every field error found in one request, so a client can fix them all at once.
+#[derive(Debug, Default, Clone)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), message: message.into() });
+    }
+    /// Records the error of a parse, if any, and hands back the parsed value.
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.add(field, message)).ok()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// `Ok(())` when nothing was recorded.
+    pub fn into_result(self) -> Result<(), AppError> {
+        if self.0.is_empty() { Ok(()) } else { Err(AppError::Validation(self.0)) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the request body is larger than the service accepts")]
+    PayloadTooLarge,
+    #[error("{message}")]
+    Conflict { message: String, field: Option<String> },
+    #[error("no route for {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("internal error")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The error body, as documented in the OpenAPI document.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `validation_failed`, `not_found`, `unauthorized`, ...
+    pub code: &'static str,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldError>,
+}
+
+impl AppError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError { field: field.to_owned(), message: message.into() }])
+    }
+
+    /// Turns database constraint violations into errors the caller can act on.
+    fn classify_database(err: &sqlx::Error) -> Option<(StatusCode, &'static str, String, Vec<FieldError>)> {
+        let sqlx::Error::Database(db) = err else { return None };
+        let constraint = db.constraint().unwrap_or_default().to_owned();
+        let field = constraint_field(&constraint);
+        let detail = |message: String| {
+            field.map(|f| vec![FieldError { field: f.to_owned(), message: message.clone() }]).unwrap_or_default()
+        };
+        match db.code().as_deref() {
+            Some("23505") => {
+                let message = match field {
+                    Some(f) => format!("another record already has this {f}"),
+                    None => format!("this record already exists ({constraint})"),
+                };
+                Some((StatusCode::CONFLICT, "conflict", message.clone(), detail(message)))
+            }
+            Some("23503") => {
+                let message = match field {
+                    Some(f) => format!("{f} does not name an existing record of this organisation"),
+                    None => format!("a referenced record does not exist ({constraint})"),
+                };
+                Some((StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message.clone(), detail(message)))
+            }
+            Some("23514") | Some("23502") => {
+                let message = format!("a value is out of range or missing ({constraint})");
+                Some((StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message.clone(), detail(message)))
+            }
+            _ => None,
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String, Vec<FieldError>) {
+        match self {
+            Self::Validation(details) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                format!(
+                    "fix these fields: {}",
+                    details.iter().map(|d| d.field.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                details.clone(),
+            ),
+            Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone(), vec![]),
+            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), vec![]),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), vec![]),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", self.to_string(), vec![]),
+            Self::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), vec![]),
+            Self::Conflict { message, field } => (
+                StatusCode::CONFLICT,
+                "conflict",
+                message.clone(),
+                field.iter().map(|f| FieldError { field: f.clone(), message: message.clone() }).collect(),
+            ),
+            Self::NoRoute { .. } => (
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("{self}; the API is described at /api/v1/openapi.json"),
+                vec![],
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service cannot reach its database; try again shortly".into(),
+                vec![],
+            ),
+            Self::Database(err) => Self::classify_database(err).unwrap_or((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "something went wrong on our side; it has been logged".into(),
+                vec![],
+            )),
+            Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "something went wrong on our side; it has been logged".into(),
+                vec![],
+            ),
+        }
+    }
+}
+
+/// Maps a named constraint to the API field it guards, where there is one.
+fn constraint_field(constraint: &str) -> Option<&'static str> {
+    const FIELDS: &[(&str, &str)] = &[
+        ("phone", "phone"),
+        ("registration", "registration_number"),
+        ("serial", "serial_number"),
+        ("national_id", "national_id"),
+        ("nhs_number", "nhs_number"),
+        ("code", "code"),
+        ("email", "email"),
+        ("slug", "slug"),
+        ("site_fkey", "site_id"),
+        ("parent_fkey", "parent_id"),
+        ("base_site", "base_site_id"),
+        ("latitude", "latitude"),
+        ("longitude", "longitude"),
+    ];
+    FIELDS.iter().find(|(needle, _)| constraint.contains(needle)).map(|(_, field)| *field)
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, message, details) = self.parts();
+        if status.is_server_error() {
+            // `{:#}` on the anyhow chain / sqlx error: the cause stays in our logs, inside the request span.
+            match &self {
+                Self::Internal(err) => tracing::error!(error = format!("{err:#}"), "request failed"),
+                Self::Database(err) | Self::Unavailable(err) => tracing::error!(error = %err, "request failed"),
+                _ => tracing::error!(error = %self, "request failed"),
+            }
+        }
+        let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message, details } })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"fieldline\""));
+        }
+        response
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,56 @@
+//! The JSON API under `/api/v1`: bearer-token auth scoped to one tenant, and its OpenAPI document.
+
+pub mod auth;
+
+use axum::{Json, Router, routing::get};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::{app::AppState, domains};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Fieldline API", description = "Coordinate field teams that work by WhatsApp and SMS. Every call needs `Authorization: Bearer <api token>`; the token decides the organisation."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FieldError))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("fl_api_...").build()),
+        );
+    }
+}
+
+/// The documented routes and the document itself come from the same list, so they cannot drift.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(domains::directory::sites::routes())
+        //W.merge(domains::directory::workers::routes())
+        //P.merge(domains::directory::patients::routes())
+        //A.merge(domains::maintenance::assets::routes())
+        //B.merge(domains::ambulance::ambulances::routes())
+}
+
+/// The OpenAPI document, with paths as clients call them (under `/api/v1`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = documented().split_for_parts();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    doc
+}
+
+pub fn router() -> Router<AppState> {
+    let (router, _) = documented().split_for_parts();
+    let doc = openapi();
+    router.route("/openapi.json", get(move || async move { Json(doc) }))
+}

@@ -1,0 +1,59 @@
+//! Liveness, readiness and metrics.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use serde_json::json;
+
+use crate::{app::AppState, db, jobs};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The process is up. Says nothing about its dependencies, so orchestrators do not restart it
+/// when only the database is away.
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Ready to take traffic: the database answers and every migration is applied.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match db::migrations_current(&state.pool).await {
+        Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok", "migrations": "current" }))),
+        Ok(false) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "database": "ok", "migrations": "pending: run `fieldline migrate`" })),
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check cannot reach the database");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "not_ready", "database": "unreachable", "migrations": "unknown" })),
+            )
+        }
+    }
+}
+
+/// Prometheus text: request counts and latencies (recorded by the HTTP layer) and job queue depth.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match jobs::counts(&state.pool).await {
+        Ok(rows) => {
+            for (queue, status, count) in rows {
+                metrics::gauge!("jobs", "queue" => queue, "status" => status).set(count as f64);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot count jobs for /metrics"),
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,1 @@
+pub fn router() -> axum::Router<crate::app::AppState> { axum::Router::new() }

@@ -1,0 +1,91 @@
+//! Durable background jobs on apalis-postgres.
+//!
+//! Jobs are pushed on the caller's transaction, so a job exists exactly when the change that
+//! caused it was committed. Workers wake on LISTEN/NOTIFY rather than slow polling, and every
+//! process start registers workers under a fresh id.
+
+use std::{future::Future, time::Duration};
+
+use apalis::prelude::*;
+use apalis_postgres::{Config as QueueConfig, PostgresStorage, Pubsub};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// A job's arguments and the queue they travel on.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+    const QUEUE: &'static str;
+}
+
+/// Pushes `job` inside the caller's transaction, to run after `delay`.
+pub async fn enqueue<J: Job>(conn: &mut PgConnection, job: &J, delay: Duration) -> anyhow::Result<()> {
+    let args = serde_json::to_vec(job)?;
+    let task = TaskBuilder::new(args).run_after(delay).max_attempts(10).build();
+    apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task])
+        .await
+        .map_err(|e| anyhow::anyhow!("queueing a {} job: {e}", J::QUEUE))
+}
+
+/// Removes a panel session once it has expired, so the table holds only live sessions.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExpirePanelSession {
+    pub session_id: Uuid,
+}
+
+impl Job for ExpirePanelSession {
+    const QUEUE: &'static str = "panel-session-expiry";
+}
+
+#[tracing::instrument(skip(pool), fields(session_id = %job.session_id))]
+async fn expire_panel_session(job: ExpirePanelSession, pool: Data<PgPool>) -> Result<(), BoxDynError> {
+    // The session may have been extended or already removed by sign-out: only an expired row goes.
+    let removed = sqlx::query("DELETE FROM panel_sessions WHERE id = $1 AND expires_at <= now()")
+        .bind(job.session_id)
+        .execute(&*pool)
+        .await?
+        .rows_affected();
+    tracing::debug!(removed, "panel session expiry ran");
+    Ok(())
+}
+
+fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, StreamStrategy<Pubsub>> {
+    PostgresStorage::<J>::new(pool)
+        .with_config(QueueConfig::default().queue(J::QUEUE))
+        .with_pubsub()
+}
+
+/// Runs every worker until `shutdown` resolves, then lets running jobs finish within `grace`.
+pub async fn run_workers(
+    pool: PgPool,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    // Unique per process start, so a restarted process never takes over a live worker's identity.
+    let instance = Uuid::now_v7().simple().to_string();
+    let monitor = Monitor::new()
+        .register({
+            let pool = pool.clone();
+            let name = format!("{}-{}", ExpirePanelSession::QUEUE, &instance[..12]);
+            move |_| {
+                WorkerBuilder::new(name.clone())
+                    .backend(storage::<ExpirePanelSession>(&pool))
+                    .data(pool.clone())
+                    .build(expire_panel_session)
+            }
+        })
+        .shutdown_timeout(grace);
+    monitor
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"))
+}
+
+/// Queue depth by queue and status, for `/metrics`.
+pub async fn counts(pool: &PgPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT job_type, status, count(*) FROM apalis.jobs GROUP BY job_type, status ORDER BY 1, 2")
+        .fetch_all(pool)
+        .await
+}

@@ -1,0 +1,15 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = fieldline::cli::Cli::parse();
+    match fieldline::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, with the chain of causes, so scripts and people both can read it.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Parse, don't validate: values that are known to be well-formed once they exist.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A phone number in E.164 form (`+251911234567`), checked against the numbering plan.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Accepts international forms with spaces, dashes or dots (`+251 91 123 4567`, `00251...`).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim();
+        let international = match trimmed.strip_prefix("00") {
+            Some(rest) => format!("+{rest}"),
+            None => trimmed.to_owned(),
+        };
+        if !international.starts_with('+') {
+            return Err(format!("{raw:?} is not an international number: write it as +<country code><number>, e.g. +251911234567"));
+        }
+        let parsed = phonenumber::parse(None, &international)
+            .map_err(|e| format!("{raw:?} is not a phone number ({e})"))?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(format!("{raw:?} is not a valid number for its country"));
+        }
+        Ok(Self(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A WGS84 position.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Coordinates {
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl Coordinates {
+    pub fn new(latitude: f64, longitude: f64) -> Result<Self, (&'static str, String)> {
+        if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
+            return Err(("latitude", format!("{latitude} is not a latitude: it must be between -90 and 90")));
+        }
+        if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
+            return Err(("longitude", format!("{longitude} is not a longitude: it must be between -180 and 180")));
+        }
+        Ok(Self { latitude, longitude })
+    }
+
+    /// Both or neither: a lone latitude is a mistake worth reporting.
+    pub fn from_optional(latitude: Option<f64>, longitude: Option<f64>) -> Result<Option<Self>, (&'static str, String)> {
+        match (latitude, longitude) {
+            (None, None) => Ok(None),
+            (Some(lat), Some(lon)) => Self::new(lat, lon).map(Some),
+            (Some(_), None) => Err(("longitude", "give longitude together with latitude".into())),
+            (None, Some(_)) => Err(("latitude", "give latitude together with longitude".into())),
+        }
+    }
+}
+
+/// A tenant's short name in URLs and commands: lowercase letters, digits and single dashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 63
+            && raw.split('-').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!("{raw:?} is not a slug: use lowercase letters, digits and single dashes, e.g. addis-care"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address, lowercased. Deliberately lenient: one `@` with text on both sides and a dot after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let email = raw.trim().to_lowercase();
+        let valid = match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
+            }
+            None => false,
+        } && !email.chars().any(char::is_whitespace);
+        if valid { Ok(Self(email)) } else { Err(format!("{raw:?} is not an email address")) }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A language tag the message templates are keyed by: `en`, `am`, `en-GB`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Locale(String);
+
+impl Locale {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let (lang, region) = match raw.split_once(['-', '_']) {
+            Some((l, r)) => (l, Some(r)),
+            None => (raw, None),
+        };
+        let lang_ok = (2..=3).contains(&lang.len()) && lang.chars().all(|c| c.is_ascii_alphabetic());
+        let region_ok = region.is_none_or(|r| r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()));
+        if lang_ok && region_ok {
+            let mut tag = lang.to_ascii_lowercase();
+            if let Some(r) = region {
+                tag.push('-');
+                tag.push_str(&r.to_ascii_uppercase());
+            }
+            Ok(Self(tag))
+        } else {
+            Err(format!("{raw:?} is not a language tag such as en, am or en-GB"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An IANA time zone name, such as `Africa/Addis_Ababa`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeZone(chrono_tz::Tz);
+
+impl TimeZone {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        raw.parse::<chrono_tz::Tz>()
+            .map(Self)
+            .map_err(|_| format!("{raw:?} is not an IANA time zone such as Africa/Addis_Ababa or Europe/London"))
+    }
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.0
+    }
+}
+
+/// Text that must not be blank; surrounding spaces are dropped.
+pub fn required_text(raw: &str, max_len: usize) -> Result<String, String> {
+    let text = raw.trim();
+    if text.is_empty() {
+        Err("must not be empty".into())
+    } else if text.chars().count() > max_len {
+        Err(format!("must be at most {max_len} characters"))
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+/// Optional text: blank becomes absent.
+pub fn optional_text(raw: Option<&str>, max_len: usize) -> Result<Option<String>, String> {
+    match raw.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(text) => required_text(text, max_len).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_normalise_to_e164() {
+        assert_eq!(PhoneNumber::parse("+251 91 123 4567").unwrap().as_str(), "+251911234567");
+        assert_eq!(PhoneNumber::parse("00251911234567").unwrap().as_str(), "+251911234567");
+        assert!(PhoneNumber::parse("0911234567").unwrap_err().contains("international"));
+        assert!(PhoneNumber::parse("+2519").is_err());
+        assert!(PhoneNumber::parse("hello").is_err());
+    }
+
+    #[test]
+    fn coordinates_are_range_checked_and_paired() {
+        assert!(Coordinates::new(9.03, 38.74).is_ok());
+        assert_eq!(Coordinates::new(91.0, 0.0).unwrap_err().0, "latitude");
+        assert_eq!(Coordinates::new(0.0, -180.5).unwrap_err().0, "longitude");
+        assert_eq!(Coordinates::new(f64::NAN, 0.0).unwrap_err().0, "latitude");
+        assert_eq!(Coordinates::from_optional(Some(1.0), None).unwrap_err().0, "longitude");
+        assert_eq!(Coordinates::from_optional(None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn slugs_emails_locales_and_zones() {
+        assert!(Slug::parse("addis-care").is_ok());
+        for bad in ["Addis", "-a", "a--b", "a b", ""] {
+            assert!(Slug::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Email::parse(" Ada@Example.ORG ").unwrap().as_str(), "ada@example.org");
+        assert!(Email::parse("ada@localhost").is_err());
+        assert_eq!(Locale::parse("en_gb").unwrap().as_str(), "en-GB");
+        assert!(Locale::parse("english").is_err());
+        assert_eq!(TimeZone::parse("Africa/Addis_Ababa").unwrap().name(), "Africa/Addis_Ababa");
+        assert!(TimeZone::parse("Mars/Olympus").is_err());
+    }
+}
