@@ -1,1 +1,3 @@
+//! Ambulance fleet and trips.
 
+pub mod ambulances;

@@ -1,5 +1,5 @@
 //! Who and where: sites, workers and patients, shared by every field domain.
 
-//pub mod patients;
+pub mod patients;
 pub mod sites;
-//pub mod workers;
+pub mod workers;

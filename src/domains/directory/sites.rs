@@ -1,6 +1,6 @@
 //! Sites: complexes, properties, buildings, wards and departments, anywhere work happens.
 
-use axum::{extract::State, http::StatusCode};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -14,7 +14,7 @@ use crate::{
     error::{AppResult, FieldErrors},
     http::{
         api::auth::ApiCaller,
-        extract::{Json, Path, Query},
+        extract::Query,
     },
     types::{Coordinates, optional_text, required_text},
 };
@@ -183,8 +183,8 @@ pub struct SitePage {
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_sites, create_site))
-        .routes(routes!(get_site, update_site, delete_site))
+        .routes(routes!(list_sites, create))
+        .routes(routes!(get, update, delete))
 }
 
 /// List the organisation's sites.
@@ -214,32 +214,4 @@ async fn list_sites(State(state): State<AppState>, caller: ApiCaller, Query(filt
     Ok(axum::Json(SitePage { items, next_cursor }))
 }
 
-/// Create a site.
-#[utoipa::path(post, path = "/sites", tag = "sites", request_body = SiteInput,
-    responses((status = 201, body = Site), (status = 422, body = crate::error::ErrorBody)))]
-async fn create_site(State(state): State<AppState>, caller: ApiCaller, Json(input): Json<SiteInput>) -> AppResult<(StatusCode, axum::Json<Site>)> {
-    let site = crud::create::<Site>(&state.pool, caller.tenant_id, caller.actor(), input).await?;
-    Ok((StatusCode::CREATED, axum::Json(site)))
-}
-
-/// Get one site.
-#[utoipa::path(get, path = "/sites/{id}", tag = "sites", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Site), (status = 404, body = crate::error::ErrorBody)))]
-async fn get_site(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<Uuid>) -> AppResult<axum::Json<Site>> {
-    Ok(axum::Json(crud::get::<Site>(&state.pool, caller.tenant_id, id).await?))
-}
-
-/// Change a site: a JSON merge patch (fields given replace, `null` clears).
-#[utoipa::path(patch, path = "/sites/{id}", tag = "sites", params(("id" = Uuid, Path)), request_body = SiteInput,
-    responses((status = 200, body = Site), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
-async fn update_site(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<Uuid>, Json(patch): Json<serde_json::Value>) -> AppResult<axum::Json<Site>> {
-    Ok(axum::Json(crud::update::<Site>(&state.pool, caller.tenant_id, caller.actor(), id, patch).await?))
-}
-
-/// Delete a site (soft: it stays for history and references).
-#[utoipa::path(delete, path = "/sites/{id}", tag = "sites", params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)))]
-async fn delete_site(State(state): State<AppState>, caller: ApiCaller, Path(id): Path<Uuid>) -> AppResult<StatusCode> {
-    crud::soft_delete::<Site>(&state.pool, caller.tenant_id, caller.actor(), id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
+crate::crud_handlers!(resource = Site, input = SiteInput, name = "site", collection = "/sites", item = "/sites/{id}", tag = "sites");

@@ -1,1 +1,3 @@
+//! Maintenance and housekeeping.
 
+pub mod assets;

@@ -36,10 +36,10 @@ impl Modify for BearerAuth {
 fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(domains::directory::sites::routes())
-        //W.merge(domains::directory::workers::routes())
-        //P.merge(domains::directory::patients::routes())
-        //A.merge(domains::maintenance::assets::routes())
-        //B.merge(domains::ambulance::ambulances::routes())
+        .merge(domains::directory::workers::routes())
+        .merge(domains::directory::patients::routes())
+        .merge(domains::maintenance::assets::routes())
+        .merge(domains::ambulance::ambulances::routes())
 }
 
 /// The OpenAPI document, with paths as clients call them (under `/api/v1`).

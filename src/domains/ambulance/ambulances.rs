@@ -1,0 +1,223 @@
+//! The ambulance fleet: type, status, capacity, equipment, and where each one was last seen.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    app::AppState,
+    domains::{
+        crud::{self, Resource},
+        directory::workers::tags,
+    },
+    error::{AppResult, FieldErrors},
+    http::{api::auth::ApiCaller, extract::Query},
+    types::{Coordinates, required_text},
+};
+
+pub const TYPES: &[&str] = &["basic_life_support", "advanced_life_support", "patient_transport", "neonatal", "mobile_icu"];
+pub const STATUSES: &[&str] = &["available", "assigned", "in_service", "under_maintenance", "out_of_service"];
+
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Ambulance {
+    pub id: Uuid,
+    /// Unique within the organisation's fleet, compared without regard to case.
+    pub registration_number: String,
+    /// basic_life_support | advanced_life_support | patient_transport | neonatal | mobile_icu
+    pub ambulance_type: String,
+    /// available | assigned | in_service | under_maintenance | out_of_service
+    pub status: String,
+    pub capacity: i32,
+    pub features: Vec<String>,
+    pub base_site_id: Option<Uuid>,
+    pub last_maintenance_at: Option<DateTime<Utc>>,
+    pub next_maintenance_at: Option<DateTime<Utc>>,
+    pub current_latitude: Option<f64>,
+    pub current_longitude: Option<f64>,
+    pub current_accuracy_m: Option<f64>,
+    pub position_reported_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmbulanceInput {
+    pub registration_number: String,
+    pub ambulance_type: String,
+    pub status: Option<String>,
+    pub capacity: Option<i32>,
+    #[serde(default)]
+    pub features: Vec<String>,
+    pub base_site_id: Option<Uuid>,
+    pub last_maintenance_at: Option<DateTime<Utc>>,
+    pub next_maintenance_at: Option<DateTime<Utc>>,
+    pub current_latitude: Option<f64>,
+    pub current_longitude: Option<f64>,
+    pub current_accuracy_m: Option<f64>,
+}
+
+impl From<&Ambulance> for AmbulanceInput {
+    fn from(a: &Ambulance) -> Self {
+        Self {
+            registration_number: a.registration_number.clone(),
+            ambulance_type: a.ambulance_type.clone(),
+            status: Some(a.status.clone()),
+            capacity: Some(a.capacity),
+            features: a.features.clone(),
+            base_site_id: a.base_site_id,
+            last_maintenance_at: a.last_maintenance_at,
+            next_maintenance_at: a.next_maintenance_at,
+            current_latitude: a.current_latitude,
+            current_longitude: a.current_longitude,
+            current_accuracy_m: a.current_accuracy_m,
+        }
+    }
+}
+
+pub struct ValidAmbulance {
+    input: AmbulanceInput,
+    status: String,
+    capacity: i32,
+    features: Vec<String>,
+    position: Option<Coordinates>,
+}
+
+impl Resource for Ambulance {
+    const NAME: &'static str = "ambulance";
+    const TABLE: &'static str = "ambulances";
+    type Input = AmbulanceInput;
+    type Valid = ValidAmbulance;
+
+    fn validate(mut input: AmbulanceInput) -> AppResult<ValidAmbulance> {
+        let mut errors = FieldErrors::new();
+        if let Some(reg) = errors.check("registration_number", required_text(&input.registration_number, 30)) {
+            input.registration_number = reg.to_uppercase();
+        }
+        if !TYPES.contains(&input.ambulance_type.as_str()) {
+            errors.add("ambulance_type", format!("must be one of: {}", TYPES.join(", ")));
+        }
+        let status = input.status.clone().unwrap_or_else(|| "available".into());
+        if !STATUSES.contains(&status.as_str()) {
+            errors.add("status", format!("must be one of: {}", STATUSES.join(", ")));
+        }
+        let capacity = input.capacity.unwrap_or(1);
+        if !(1..=20).contains(&capacity) {
+            errors.add("capacity", "must be between 1 and 20");
+        }
+        let features = tags("features", &input.features, &mut errors);
+        let position = Coordinates::from_optional(input.current_latitude, input.current_longitude)
+            .map_err(|(field, message)| errors.add(format!("current_{field}"), message))
+            .ok()
+            .flatten();
+        if input.current_accuracy_m.is_some_and(|a| !(0.0..=100_000.0).contains(&a)) {
+            errors.add("current_accuracy_m", "must be between 0 and 100000 metres");
+        }
+        errors.into_result()?;
+        Ok(ValidAmbulance { input, status, capacity, features, position })
+    }
+
+    async fn insert(conn: &mut PgConnection, tenant_id: Uuid, v: &ValidAmbulance) -> sqlx::Result<Self> {
+        write(conn, tenant_id, Uuid::now_v7(), v, true).await
+    }
+
+    async fn update(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidAmbulance) -> sqlx::Result<Self> {
+        write(conn, tenant_id, id, v, false).await
+    }
+}
+
+async fn write(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidAmbulance, insert: bool) -> sqlx::Result<Ambulance> {
+    // A position change is stamped with the time it was reported.
+    let sql = if insert {
+        "INSERT INTO ambulances (id, tenant_id, registration_number, ambulance_type, status, capacity, features, base_site_id,
+                                 last_maintenance_at, next_maintenance_at, current_latitude, current_longitude,
+                                 current_accuracy_m, position_reported_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, CASE WHEN $11 IS NOT NULL THEN now() END)
+         RETURNING *"
+    } else {
+        "UPDATE ambulances
+            SET registration_number = $3, ambulance_type = $4, status = $5, capacity = $6, features = $7,
+                base_site_id = $8, last_maintenance_at = $9, next_maintenance_at = $10,
+                position_reported_at = CASE WHEN (current_latitude, current_longitude) IS DISTINCT FROM ($11, $12)
+                                            THEN CASE WHEN $11 IS NOT NULL THEN now() END
+                                            ELSE position_reported_at END,
+                current_latitude = $11, current_longitude = $12, current_accuracy_m = $13
+          WHERE id = $1 AND tenant_id = $2
+      RETURNING *"
+    };
+    let i = &v.input;
+    sqlx::query_as(sql)
+        .bind(id)
+        .bind(tenant_id)
+        .bind(&i.registration_number)
+        .bind(&i.ambulance_type)
+        .bind(&v.status)
+        .bind(v.capacity)
+        .bind(&v.features)
+        .bind(i.base_site_id)
+        .bind(i.last_maintenance_at)
+        .bind(i.next_maintenance_at)
+        .bind(v.position.map(|p| p.latitude))
+        .bind(v.position.map(|p| p.longitude))
+        .bind(i.current_accuracy_m)
+        .fetch_one(conn)
+        .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AmbulanceFilter {
+    /// available | assigned | in_service | under_maintenance | out_of_service
+    pub status: Option<String>,
+    pub ambulance_type: Option<String>,
+    pub base_site_id: Option<Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AmbulancePage {
+    pub items: Vec<Ambulance>,
+    pub next_cursor: Option<Uuid>,
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_ambulances, create))
+        .routes(routes!(get, update, delete))
+}
+
+/// List the organisation's ambulances.
+#[utoipa::path(get, path = "/ambulances", tag = "ambulances", params(AmbulanceFilter),
+    responses((status = 200, body = AmbulancePage), (status = 401, body = crate::error::ErrorBody)))]
+async fn list_ambulances(State(state): State<AppState>, caller: ApiCaller, Query(filter): Query<AmbulanceFilter>) -> AppResult<axum::Json<AmbulancePage>> {
+    let limit = crud::page_size(filter.limit)?;
+    let rows: Vec<Ambulance> = sqlx::query_as(
+        "SELECT * FROM ambulances
+          WHERE tenant_id = $1 AND deleted_at IS NULL
+            AND ($2::text IS NULL OR status = $2)
+            AND ($3::text IS NULL OR ambulance_type = $3)
+            AND ($4::uuid IS NULL OR base_site_id = $4)
+            AND ($5::uuid IS NULL OR id > $5)
+          ORDER BY id
+          LIMIT $6",
+    )
+    .bind(caller.tenant_id)
+    .bind(&filter.status)
+    .bind(&filter.ambulance_type)
+    .bind(filter.base_site_id)
+    .bind(filter.after)
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    let (items, next_cursor) = crud::into_page(rows, limit, |a| a.id);
+    Ok(axum::Json(AmbulancePage { items, next_cursor }))
+}
+
+crate::crud_handlers!(resource = Ambulance, input = AmbulanceInput, name = "ambulance", collection = "/ambulances", item = "/ambulances/{id}", tag = "ambulances");
