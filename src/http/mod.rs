@@ -12,7 +12,8 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     http::{HeaderName, StatusCode},
     middleware::{self, Next},
-    response::Response,
+    response::{Redirect, Response},
+    routing::get,
 };
 use tower::ServiceBuilder;
 use tower_http::{
@@ -33,6 +34,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .nest("/api/v1", api::router())
         .nest("/panel", panel::router())
+        // People type the bare address or a trailing slash; both lead to the panel.
+        .route("/", get(|| async { Redirect::to("/panel") }))
+        .route("/panel/", get(|| async { Redirect::permanent("/panel") }))
         .fallback(no_route)
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

@@ -1,1 +1,106 @@
-pub fn router() -> axum::Router<crate::app::AppState> { axum::Router::new() }
+//! The coordinators' panel: server-rendered HTML, session cookie, CSRF token on every form.
+
+mod session;
+mod views;
+
+use std::net::SocketAddr;
+
+use axum::{
+    Form, Router,
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::get,
+};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use crate::{app::AppState, auth, domains::dashboard, error::AppError};
+
+pub use session::Coordinator;
+
+const STYLESHEET: &str = include_str!("static/panel.css");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(dashboard_page))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", axum::routing::post(logout))
+        .route("/static/panel.css", get(stylesheet))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+}
+
+async fn dashboard_page(State(state): State<AppState>, coordinator: Coordinator) -> Result<Html<String>, AppError> {
+    let counts = dashboard::counts(&state.pool, coordinator.tenant_id, &coordinator.time_zone).await?;
+    Ok(Html(views::dashboard(&coordinator, &counts).into_string()))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    organisation: Option<String>,
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    axum::extract::Query(query): axum::extract::Query<LoginQuery>,
+) -> Response {
+    let (jar, csrf) = session::login_csrf(jar, &state.config);
+    let form = views::LoginForm { organisation: query.organisation.unwrap_or_default(), email: String::new(), csrf, error: None };
+    (jar, Html(views::login(&form).into_string())).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginInput {
+    organisation: String,
+    email: String,
+    password: String,
+    csrf_token: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(input): Form<LoginInput>,
+) -> Result<Response, AppError> {
+    if !session::login_csrf_matches(&jar, &input.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    match session::sign_in(&state, &input.organisation, &input.email, &input.password, peer, user_agent).await? {
+        Some(cookie) => Ok((jar.add(cookie), Redirect::to("/panel")).into_response()),
+        None => {
+            let (jar, csrf) = session::login_csrf(jar, &state.config);
+            let form = views::LoginForm {
+                organisation: input.organisation,
+                email: input.email,
+                csrf,
+                error: Some("That organisation, email and password do not match an active account."),
+            };
+            Ok((StatusCode::UNAUTHORIZED, jar, Html(views::login(&form).into_string())).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LogoutInput {
+    csrf_token: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    jar: CookieJar,
+    Form(input): Form<LogoutInput>,
+) -> Result<Response, AppError> {
+    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    session::sign_out(&state, &coordinator).await?;
+    Ok((session::forget(jar, &state.config), Redirect::to("/panel/login")).into_response())
+}

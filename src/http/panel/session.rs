@@ -1,0 +1,204 @@
+//! Panel sessions: a random cookie token whose SHA-256 is the session row's key.
+//!
+//! CSRF: each session has its own token, embedded in every form and compared in constant time.
+//! Before sign-in there is no session, so the sign-in form uses a double-submit cookie instead.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::FromRequestParts,
+    http::{StatusCode, request::Parts},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::{
+    CookieJar,
+    cookie::{Cookie, SameSite},
+};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{
+    app::AppState,
+    audit::{self, Actor},
+    auth,
+    config::Config,
+    error::AppError,
+    jobs::{self, ExpirePanelSession},
+    types::Email,
+};
+
+pub const SESSION_COOKIE: &str = "fieldline_session";
+const LOGIN_CSRF_COOKIE: &str = "fieldline_login_csrf";
+
+/// A signed-in coordinator or admin, and the one tenant they see.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Coordinator {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub tenant_name: String,
+    pub time_zone: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub role: String,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+fn cookie(config: &Config, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/panel")
+        .http_only(true)
+        .secure(config.serves_https())
+        .same_site(SameSite::Lax)
+        .build()
+}
+
+/// The sign-in form's CSRF token: reuses the cookie's when there is one, so two tabs both work.
+pub fn login_csrf(jar: CookieJar, config: &Config) -> (CookieJar, String) {
+    if let Some(existing) = jar.get(LOGIN_CSRF_COOKIE).map(|c| c.value().to_owned()).filter(|v| v.len() >= 32) {
+        return (jar, existing);
+    }
+    let token = auth::new_token("");
+    (jar.add(cookie(config, LOGIN_CSRF_COOKIE, token.clone())), token)
+}
+
+pub fn login_csrf_matches(jar: &CookieJar, submitted: &str) -> bool {
+    jar.get(LOGIN_CSRF_COOKIE).is_some_and(|c| !submitted.is_empty() && auth::constant_time_eq(c.value(), submitted))
+}
+
+pub fn csrf_refused() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(super::views::message_page(
+            "Form expired",
+            "This form could not be verified (its security token is missing or stale). Go back, reload the page and try again.",
+        )
+        .into_string()),
+    )
+        .into_response()
+}
+
+/// Checks the credentials; on success creates the session (and its expiry job) and returns its cookie.
+#[tracing::instrument(skip(state, email, password, user_agent), fields(organisation = %organisation))]
+pub async fn sign_in(
+    state: &AppState,
+    organisation: &str,
+    email: &str,
+    password: &str,
+    peer: SocketAddr,
+    user_agent: Option<String>,
+) -> Result<Option<Cookie<'static>>, AppError> {
+    let email = Email::parse(email).map(|e| e.as_str().to_owned()).unwrap_or_default();
+    let user: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+        "SELECT u.id, u.tenant_id, u.password_hash
+           FROM users u JOIN tenants t ON t.id = u.tenant_id
+          WHERE t.slug = $1 AND t.deleted_at IS NULL AND u.email = $2 AND u.active",
+    )
+    .bind(organisation.trim().to_lowercase())
+    .bind(&email)
+    .fetch_optional(&state.pool)
+    .await?;
+
+    // Argon2 is deliberately slow: keep it off the async workers. Unknown users are checked
+    // against a dummy hash so both failures take the same time.
+    let stored = user.as_ref().map(|(_, _, hash)| hash.clone()).unwrap_or_else(|| auth::dummy_password_hash().to_owned());
+    let password = password.to_owned();
+    let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let Some((user_id, tenant_id, _)) = user.filter(|_| verified) else {
+        tracing::info!("panel sign-in refused");
+        return Ok(None);
+    };
+
+    let token = auth::new_token("");
+    let ttl = state.config.panel_session_ttl;
+    let session_id = Uuid::now_v7();
+    let mut tx = state.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO panel_sessions (id, tenant_id, user_id, token_hash, csrf_token, ip, user_agent, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6::inet, $7, now() + make_interval(secs => $8))",
+    )
+    .bind(session_id)
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(auth::token_hash(&token))
+    .bind(auth::new_token(""))
+    .bind(peer.ip().to_string())
+    .bind(user_agent)
+    .bind(ttl.as_secs_f64())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+    jobs::enqueue(&mut tx, &ExpirePanelSession { session_id }, ttl).await?;
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            tenant_id: Some(tenant_id),
+            actor: Actor::User(user_id),
+            action: "panel.signed_in",
+            entity_type: "user",
+            entity_id: Some(user_id),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%user_id, "panel sign-in");
+    Ok(Some(cookie(&state.config, SESSION_COOKIE, token)))
+}
+
+pub async fn sign_out(state: &AppState, coordinator: &Coordinator) -> Result<(), AppError> {
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("DELETE FROM panel_sessions WHERE id = $1 AND tenant_id = $2")
+        .bind(coordinator.session_id)
+        .bind(coordinator.tenant_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut tx,
+        audit::Entry {
+            tenant_id: Some(coordinator.tenant_id),
+            actor: Actor::User(coordinator.user_id),
+            action: "panel.signed_out",
+            entity_type: "user",
+            entity_id: Some(coordinator.user_id),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub fn forget(jar: CookieJar, config: &Config) -> CookieJar {
+    jar.remove(cookie(config, SESSION_COOKIE, String::new()))
+}
+
+/// Pages behind sign-in take a `Coordinator`; without a live session they send people to sign in.
+impl FromRequestParts<AppState> for Coordinator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
+            return Err(Redirect::to("/panel/login").into_response());
+        };
+        let found: Option<Coordinator> = sqlx::query_as(
+            "SELECT s.id AS session_id, u.id AS user_id, t.id AS tenant_id, t.name AS tenant_name, t.time_zone,
+                    u.email, u.full_name, u.role, s.csrf_token, s.expires_at
+               FROM panel_sessions s
+               JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id
+               JOIN tenants t ON t.id = s.tenant_id
+              WHERE s.token_hash = $1 AND s.expires_at > now() AND u.active AND t.deleted_at IS NULL",
+        )
+        .bind(auth::token_hash(&token))
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(|e| AppError::Unavailable(e).into_response())?;
+        found.ok_or_else(|| Redirect::to("/panel/login").into_response())
+    }
+}

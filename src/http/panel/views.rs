@@ -1,0 +1,108 @@
+//! The panel's HTML: plain, accessible markup and one small stylesheet served by the binary.
+
+use maud::{DOCTYPE, Markup, html};
+
+use super::session::Coordinator;
+use crate::domains::dashboard::Counts;
+
+fn layout(title: &str, coordinator: Option<&Coordinator>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Fieldline" }
+                link rel="stylesheet" href="/panel/static/panel.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/panel" { "Fieldline" }
+                    @if let Some(c) = coordinator {
+                        nav aria-label="Account" {
+                            span.muted { (c.full_name.as_deref().unwrap_or(&c.email)) " · " (c.tenant_name) " · " }
+                            form method="post" action="/panel/logout" style="display:inline" {
+                                input type="hidden" name="csrf_token" value=(c.csrf_token);
+                                button.link type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub struct LoginForm {
+    pub organisation: String,
+    pub email: String,
+    pub csrf: String,
+    pub error: Option<&'static str>,
+}
+
+pub fn login(form: &LoginForm) -> Markup {
+    layout(
+        "Sign in",
+        None,
+        html! {
+            h1 { "Sign in" }
+            @if let Some(error) = form.error {
+                p.alert role="alert" { (error) }
+            }
+            form.stack method="post" action="/panel/login" {
+                input type="hidden" name="csrf_token" value=(form.csrf);
+                label { "Organisation"
+                    input type="text" name="organisation" value=(form.organisation) required autocomplete="organization" autocapitalize="none" spellcheck="false";
+                }
+                label { "Email"
+                    input type="email" name="email" value=(form.email) required autocomplete="username";
+                }
+                label { "Password"
+                    input type="password" name="password" required autocomplete="current-password";
+                }
+                button type="submit" { "Sign in" }
+            }
+        },
+    )
+}
+
+pub fn dashboard(coordinator: &Coordinator, counts: &Counts) -> Markup {
+    let card = |title: &str, figure: i64, note: String| {
+        html! {
+            li.card {
+                h2 { (title) }
+                div.figure { (figure) }
+                div.note { (note) }
+            }
+        }
+    };
+    layout(
+        "Dashboard",
+        Some(coordinator),
+        html! {
+            h1 { (coordinator.tenant_name) }
+            p.muted { "Today, in " (coordinator.time_zone) "." }
+            ul.cards aria-label="Counts per domain" {
+                (card("Open work orders", counts.open_work_orders, format!("{} urgent", counts.urgent_work_orders)))
+                (card("Today's visits", counts.visits_today, format!("{} in progress now", counts.visits_in_progress)))
+                (card("Active trips", counts.active_trips, format!("{} ambulances available", counts.available_ambulances)))
+                (card("New feedback", counts.new_feedback, format!("{} open complaints", counts.open_complaints)))
+                (card("Active workers", counts.active_workers, String::from("maintenance, care and crew")))
+                (card("Patients", counts.patients, String::from("on record")))
+            }
+        },
+    )
+}
+
+pub fn message_page(title: &str, message: &str) -> Markup {
+    layout(
+        title,
+        None,
+        html! {
+            h1 { (title) }
+            p { (message) }
+            p { a href="/panel/login" { "Back to sign-in" } }
+        },
+    )
+}
