@@ -172,7 +172,7 @@ impl Config {
             max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 1024 * 1024)?,
             request_timeout: Duration::from_secs(parse_or(&lookup, "REQUEST_TIMEOUT_SECS", 30)?),
             shutdown_timeout: Duration::from_secs(parse_or(&lookup, "SHUTDOWN_TIMEOUT_SECS", 30)?),
-            panel_session_ttl: Duration::from_secs(60 * parse_or::<u64>(&lookup, "PANEL_SESSION_MINUTES", 12 * 60)?),
+            panel_session_ttl: Duration::from_secs(parse_or(&lookup, "PANEL_SESSION_TTL_SECS", 12 * 60 * 60)?),
             twilio,
             meta,
         })

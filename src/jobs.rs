@@ -48,10 +48,14 @@ async fn expire_panel_session(job: ExpirePanelSession, pool: Data<PgPool>) -> Re
     Ok(())
 }
 
-fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, StreamStrategy<Pubsub>> {
-    PostgresStorage::<J>::new(pool)
-        .with_config(QueueConfig::default().queue(J::QUEUE))
-        .with_pubsub()
+/// How often a worker looks for delayed jobs that have come due. New jobs wake workers at once
+/// through NOTIFY; a NOTIFY cannot be delayed, so timers rely on this interval.
+const DUE_JOB_POLL: Duration = Duration::from_secs(1);
+
+fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Strategy> {
+    let storage = PostgresStorage::<J>::new(pool).with_config(QueueConfig::default().queue(J::QUEUE));
+    let strategy = Strategy::new().stream(Pubsub::new(pool.clone(), J::QUEUE.to_owned())).interval(DUE_JOB_POLL);
+    PollWith::new(storage, strategy)
 }
 
 /// Runs every worker until `shutdown` resolves, then lets running jobs finish within `grace`.

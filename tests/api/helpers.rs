@@ -1,0 +1,166 @@
+//! A real app on port 0 against its own fresh PostgreSQL database, dropped afterwards.
+
+use std::{collections::HashMap, time::Duration};
+
+use fieldline::{
+    Application, Config,
+    audit::Actor,
+    domains::tenancy::{self, NewTenant, Role},
+    types::{Email, Locale, Slug, TimeZone},
+};
+use reqwest::{Client, Response, redirect::Policy};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::{sync::oneshot, task::JoinHandle};
+use uuid::Uuid;
+
+/// Where the test databases are created. CI and a fresh machine use the local server.
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@localhost:5432".into())
+}
+
+pub fn fresh_database_url() -> (String, String) {
+    let name = format!("fieldline_test_{}", Uuid::new_v4().simple());
+    (format!("{}/{name}", server_url()), name)
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub pool: PgPool,
+    pub database_url: String,
+    pub client: Client,
+    db_name: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct Tenant {
+    pub id: Uuid,
+    pub token: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let (database_url, db_name) = fresh_database_url();
+    let data_dir = std::env::temp_dir().join(&db_name);
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), database_url.clone()),
+        ("PORT".into(), "0".into()),
+        ("FIELDLINE_DATA_DIR".into(), data_dir.display().to_string()),
+        ("SHUTDOWN_TIMEOUT_SECS".into(), "5".into()),
+    ]);
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid");
+    let app = Application::build(config).await.expect("the app starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let pool = app.pool().clone();
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    let client = Client::builder()
+        .redirect(Policy::none())
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    TestApp { base, pool, database_url, client, db_name, shutdown: Some(tx), server: Some(server) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A tenant with an API token, made through the same functions the CLI uses.
+    pub async fn tenant(&self, slug: &str) -> Tenant {
+        let mut tx = self.pool.begin().await.unwrap();
+        let new = NewTenant {
+            name: format!("Org {slug}"),
+            slug: Slug::parse(slug).unwrap(),
+            time_zone: TimeZone::parse("Africa/Addis_Ababa").unwrap(),
+            locale: Locale::parse("en").unwrap(),
+        };
+        let tenant = tenancy::create_tenant(&mut tx, &new, Actor::Cli).await.unwrap();
+        let (_, token) = tenancy::create_api_token(&mut tx, tenant.id, "tests").await.unwrap();
+        tx.commit().await.unwrap();
+        Tenant { id: tenant.id, token }
+    }
+
+    pub async fn user(&self, tenant: &Tenant, email: &str, password: &str) {
+        let mut tx = self.pool.begin().await.unwrap();
+        tenancy::upsert_user(&mut tx, tenant.id, &Email::parse(email).unwrap(), None, Role::Coordinator, password, false)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    pub async fn get(&self, tenant: &Tenant, path: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(&tenant.token).send().await.unwrap()
+    }
+
+    pub async fn post(&self, tenant: &Tenant, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).bearer_auth(&tenant.token).json(body).send().await.unwrap()
+    }
+
+    pub async fn patch(&self, tenant: &Tenant, path: &str, body: &Value) -> Response {
+        self.client.patch(self.url(path)).bearer_auth(&tenant.token).json(body).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, tenant: &Tenant, path: &str) -> Response {
+        self.client.delete(self.url(path)).bearer_auth(&tenant.token).send().await.unwrap()
+    }
+
+    /// Stops the server as SIGTERM would, and waits for it.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let name = self.db_name.clone();
+        // Drop the database from a thread of its own: Drop cannot await on the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                if let Ok(admin) = PgPool::connect(&format!("{}/postgres", server_url())).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                        .execute(&admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&self.db_name));
+    }
+}
+
+/// Status and parsed JSON body, for one-line assertions.
+pub async fn json(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// The field names of a validation error body.
+pub fn error_fields(body: &Value) -> Vec<String> {
+    body["error"]["details"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
