@@ -27,18 +27,32 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
         db::migrate(&pool).await?;
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create FIELDLINE_DATA_DIR {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create FIELDLINE_DATA_DIR {}",
+                config.data_dir.display()
+            )
+        })?;
         let address = SocketAddr::new(config.host, config.port);
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on {address} (is another process using PORT {}?)", config.port))?;
-        let state = AppState { pool, config: Arc::new(config), metrics: telemetry::metrics_handle() };
+        let listener = TcpListener::bind(address).await.with_context(|| {
+            format!(
+                "cannot listen on {address} (is another process using PORT {}?)",
+                config.port
+            )
+        })?;
+        let state = AppState {
+            pool,
+            config: Arc::new(config),
+            metrics: telemetry::metrics_handle(),
+        };
         Ok(Self { listener, state })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -47,7 +61,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves: then stops accepting, finishes in-flight requests and
     /// running jobs, and gives up on stragglers after `SHUTDOWN_TIMEOUT_SECS`.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Self { listener, state } = self;
         let grace = state.config.shutdown_timeout;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -66,10 +83,17 @@ impl Application {
             meta = state.config.meta.is_some(),
             "fieldline is serving"
         );
-        let workers = tokio::spawn(jobs::run_workers(state.pool.clone(), stopped(stop_rx.clone()), grace));
+        let workers = tokio::spawn(jobs::run_workers(
+            state.pool.clone(),
+            stopped(stop_rx.clone()),
+            grace,
+        ));
         let router = http::router(state.clone());
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
 
         let server_result = {
             let mut rx = stop_rx.clone();

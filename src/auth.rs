@@ -11,7 +11,8 @@ pub const MIN_PASSWORD_LEN: usize = 10;
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let mut salt_bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut salt_bytes);
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| anyhow::anyhow!("making a salt failed: {e}"))?;
+    let salt = SaltString::encode_b64(&salt_bytes)
+        .map_err(|e| anyhow::anyhow!("making a salt failed: {e}"))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
@@ -20,8 +21,11 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 
 /// Verifies in constant time; a malformed stored hash simply does not verify.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
-    PasswordHash::new(stored_hash)
-        .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    PasswordHash::new(stored_hash).is_ok_and(|hash| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
 }
 
 /// A hash that verifies nothing, checked against when the email is unknown, so that a wrong email
@@ -33,7 +37,9 @@ pub fn dummy_password_hash() -> &'static str {
 
 pub fn check_password_strength(password: &str) -> Result<(), String> {
     if password.chars().count() < MIN_PASSWORD_LEN {
-        Err(format!("the password must be at least {MIN_PASSWORD_LEN} characters"))
+        Err(format!(
+            "the password must be at least {MIN_PASSWORD_LEN} characters"
+        ))
     } else {
         Ok(())
     }
@@ -41,7 +47,11 @@ pub fn check_password_strength(password: &str) -> Result<(), String> {
 
 /// A random token with a readable prefix (`fl_api_...`), 43 alphanumeric characters of entropy (~256 bits).
 pub fn new_token(prefix: &str) -> String {
-    let random: String = rand::rng().sample_iter(&Alphanumeric).take(43).map(char::from).collect();
+    let random: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(43)
+        .map(char::from)
+        .collect();
     format!("{prefix}{random}")
 }
 
@@ -56,7 +66,11 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 
 /// A readable random password for generated accounts (demo data).
 pub fn new_password() -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(16).map(char::from).collect()
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]

@@ -123,8 +123,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     } else if config.log_format == LogFormat::Json {
         telemetry::init_tracing(LogFormat::Json);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(dispatch(cli.command.unwrap_or(Command::Serve { seed_demo: false }), config))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(dispatch(
+        cli.command.unwrap_or(Command::Serve { seed_demo: false }),
+        config,
+    ))
 }
 
 async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
@@ -133,7 +138,10 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let app = Application::build(config).await?;
             if seed_demo {
                 let demo = seed::seed_demo(app.pool()).await?;
-                eprintln!("{}", demo.as_text(&format!("http://localhost:{}", app.port())));
+                eprintln!(
+                    "{}",
+                    demo.as_text(&format!("http://localhost:{}", app.port()))
+                );
             }
             app.run_until(app::shutdown_signal()).await
         }
@@ -148,43 +156,91 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&demo)?);
             } else {
-                println!("{}", demo.as_text(config.public_base_url.as_str().trim_end_matches('/')));
+                println!(
+                    "{}",
+                    demo.as_text(config.public_base_url.as_str().trim_end_matches('/'))
+                );
             }
             Ok(())
         }
-        Command::Tenant { command: TenantCommand::Create { name, slug, timezone, locale } } => {
+        Command::Tenant {
+            command:
+                TenantCommand::Create {
+                    name,
+                    slug,
+                    timezone,
+                    locale,
+                },
+        } => {
             let new = NewTenant {
                 name,
-                slug: Slug::parse(&slug).map_err(anyhow::Error::msg).context("--slug")?,
-                time_zone: TimeZone::parse(&timezone).map_err(anyhow::Error::msg).context("--timezone")?,
-                locale: Locale::parse(&locale).map_err(anyhow::Error::msg).context("--locale")?,
+                slug: Slug::parse(&slug)
+                    .map_err(anyhow::Error::msg)
+                    .context("--slug")?,
+                time_zone: TimeZone::parse(&timezone)
+                    .map_err(anyhow::Error::msg)
+                    .context("--timezone")?,
+                locale: Locale::parse(&locale)
+                    .map_err(anyhow::Error::msg)
+                    .context("--locale")?,
             };
             let pool = connect(&config).await?;
             let mut tx = pool.begin().await?;
             let tenant = tenancy::create_tenant(&mut tx, &new, Actor::Cli).await?;
             tx.commit().await?;
-            println!("created organisation {} ({}), id {}", tenant.name, tenant.slug, tenant.id);
+            println!(
+                "created organisation {} ({}), id {}",
+                tenant.name, tenant.slug, tenant.id
+            );
             Ok(())
         }
-        Command::Tenant { command: TenantCommand::List } => {
+        Command::Tenant {
+            command: TenantCommand::List,
+        } => {
             let pool = connect(&config).await?;
             for t in tenancy::list_tenants(&pool).await? {
                 println!("{}\t{}\t{}\t{}", t.slug, t.name, t.time_zone, t.id);
             }
             Ok(())
         }
-        Command::User { command: UserCommand::Create { tenant, email, role, name } } => {
-            let email = Email::parse(&email).map_err(anyhow::Error::msg).context("--email")?;
+        Command::User {
+            command:
+                UserCommand::Create {
+                    tenant,
+                    email,
+                    role,
+                    name,
+                },
+        } => {
+            let email = Email::parse(&email)
+                .map_err(anyhow::Error::msg)
+                .context("--email")?;
             let pool = connect(&config).await?;
             let tenant = tenancy::find_tenant(&pool, &tenant).await?;
             let password = read_password()?;
             let mut tx = pool.begin().await?;
-            let id = tenancy::upsert_user(&mut tx, tenant.id, &email, name.as_deref(), role, &password, false).await?;
+            let id = tenancy::upsert_user(
+                &mut tx,
+                tenant.id,
+                &email,
+                name.as_deref(),
+                role,
+                &password,
+                false,
+            )
+            .await?;
             tx.commit().await?;
-            println!("created {} {} in {}, id {id}", role.as_str(), email.as_str(), tenant.slug);
+            println!(
+                "created {} {} in {}, id {id}",
+                role.as_str(),
+                email.as_str(),
+                tenant.slug
+            );
             Ok(())
         }
-        Command::Token { command: TokenCommand::Create { tenant, name } } => {
+        Command::Token {
+            command: TokenCommand::Create { tenant, name },
+        } => {
             let pool = connect(&config).await?;
             let tenant = tenancy::find_tenant(&pool, &tenant).await?;
             let mut tx = pool.begin().await?;
@@ -212,9 +268,15 @@ fn read_password() -> anyhow::Result<String> {
         Ok(first)
     } else {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
         let password = line.trim_end_matches(['\r', '\n']).to_owned();
-        anyhow::ensure!(!password.is_empty(), "no password on stdin (pipe one in, or run this on a terminal)");
+        anyhow::ensure!(
+            !password.is_empty(),
+            "no password on stdin (pipe one in, or run this on a terminal)"
+        );
         Ok(password)
     }
 }

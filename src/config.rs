@@ -32,9 +32,14 @@ pub struct DatabaseUrl(Url);
 
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> anyhow::Result<Self> {
-        let url = Url::parse(raw).context("DATABASE_URL is not a URL (expected postgres://user:password@host:port/database)")?;
+        let url = Url::parse(raw).context(
+            "DATABASE_URL is not a URL (expected postgres://user:password@host:port/database)",
+        )?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
-            bail!("DATABASE_URL must start with postgres:// (got {}://)", url.scheme());
+            bail!(
+                "DATABASE_URL must start with postgres:// (got {}://)",
+                url.scheme()
+            );
         }
         if url.path().trim_start_matches('/').is_empty() {
             bail!("DATABASE_URL names no database (add /fieldline at the end)");
@@ -120,8 +125,9 @@ impl Config {
 
     /// Reads settings through `lookup`, so tests can supply their own environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let database_url =
-            DatabaseUrl::parse(&lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()))?;
+        let database_url = DatabaseUrl::parse(
+            &lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+        )?;
         let port: u16 = parse_or(&lookup, "PORT", 8080)?;
         let host: IpAddr = parse_or(&lookup, "HOST", IpAddr::from([127, 0, 0, 1]))?;
         let public_base_url = match lookup("PUBLIC_BASE_URL") {
@@ -150,15 +156,25 @@ impl Config {
             }),
             _ => bail!("set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, or neither"),
         };
-        let meta = match (lookup("META_APP_SECRET"), lookup("META_VERIFY_TOKEN"), lookup("META_ACCESS_TOKEN")) {
+        let meta = match (
+            lookup("META_APP_SECRET"),
+            lookup("META_VERIFY_TOKEN"),
+            lookup("META_ACCESS_TOKEN"),
+        ) {
             (None, None, None) => None,
             (Some(app_secret), Some(verify_token), Some(access_token)) => Some(MetaConfig {
                 app_secret: Secret::new(app_secret),
                 verify_token: Secret::new(verify_token),
                 access_token: Secret::new(access_token),
-                graph_base: parse_url_or(&lookup, "META_GRAPH_BASE", "https://graph.facebook.com/v23.0")?,
+                graph_base: parse_url_or(
+                    &lookup,
+                    "META_GRAPH_BASE",
+                    "https://graph.facebook.com/v23.0",
+                )?,
             }),
-            _ => bail!("set all of META_APP_SECRET, META_VERIFY_TOKEN and META_ACCESS_TOKEN, or none"),
+            _ => bail!(
+                "set all of META_APP_SECRET, META_VERIFY_TOKEN and META_ACCESS_TOKEN, or none"
+            ),
         };
 
         Ok(Self {
@@ -166,13 +182,19 @@ impl Config {
             host,
             port,
             public_base_url,
-            data_dir: lookup("FIELDLINE_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data")),
+            data_dir: lookup("FIELDLINE_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("data")),
             log_format,
             database_max_connections: parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 10)?,
             max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 1024 * 1024)?,
             request_timeout: Duration::from_secs(parse_or(&lookup, "REQUEST_TIMEOUT_SECS", 30)?),
             shutdown_timeout: Duration::from_secs(parse_or(&lookup, "SHUTDOWN_TIMEOUT_SECS", 30)?),
-            panel_session_ttl: Duration::from_secs(parse_or(&lookup, "PANEL_SESSION_TTL_SECS", 12 * 60 * 60)?),
+            panel_session_ttl: Duration::from_secs(parse_or(
+                &lookup,
+                "PANEL_SESSION_TTL_SECS",
+                12 * 60 * 60,
+            )?),
             twilio,
             meta,
         })
@@ -191,11 +213,18 @@ where
 {
     match lookup(key) {
         None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e| anyhow::anyhow!("{key}={raw:?} is not valid: {e}")),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{key}={raw:?} is not valid: {e}")),
     }
 }
 
-fn parse_url_or(lookup: &impl Fn(&str) -> Option<String>, key: &str, default: &str) -> anyhow::Result<Url> {
+fn parse_url_or(
+    lookup: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: &str,
+) -> anyhow::Result<Url> {
     let raw = lookup(key).unwrap_or_else(|| default.to_owned());
     Url::parse(raw.trim_end_matches('/')).with_context(|| format!("{key} is not a URL: {raw:?}"))
 }
@@ -206,7 +235,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|key| map.get(key).cloned())
     }
 

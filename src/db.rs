@@ -24,7 +24,10 @@ pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<
         Ok(pool) => Ok(pool),
         Err(err) if is_missing_database(&err) => {
             create_database(url).await?;
-            pool_options.connect_with(options).await.map_err(|e| unreachable_hint(url, e))
+            pool_options
+                .connect_with(options)
+                .await
+                .map_err(|e| unreachable_hint(url, e))
         }
         Err(err) => Err(unreachable_hint(url, err)),
     }
@@ -52,11 +55,16 @@ async fn create_database(url: &DatabaseUrl) -> anyhow::Result<()> {
         .map_err(|e| unreachable_hint(&admin_url, e))?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     // The name comes from our own configuration and is quoted as an identifier.
-    match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&admin).await {
+    match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+        .execute(&admin)
+        .await
+    {
         Ok(_) => tracing::info!(database = %name, "created the database"),
         // Another process created it between our two attempts: that is what we wanted.
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
-        Err(err) => return Err(err).with_context(|| format!("cannot create database {name:?} at {url}")),
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot create database {name:?} at {url}"));
+        }
     }
     admin.close().await;
     Ok(())
@@ -64,7 +72,10 @@ async fn create_database(url: &DatabaseUrl) -> anyhow::Result<()> {
 
 /// Applies the product's migrations and apalis-postgres's own (kept in the `apalis` schema).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    MIGRATOR.run(pool).await.context("applying the database migrations")?;
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("applying the database migrations")?;
     apalis_postgres::PostgresStorage::<()>::setup(pool)
         .await
         .context("setting up the job queue tables")?;
@@ -77,6 +88,10 @@ pub async fn migrations_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)
             .await?;
-    let expected: Vec<i64> = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).map(|m| m.version).collect();
+    let expected: Vec<i64> = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .collect();
     Ok(expected.iter().all(|v| applied.contains(v)))
 }

@@ -27,7 +27,10 @@ impl FieldErrors {
         Self::default()
     }
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
     /// Records the error of a parse, if any, and hands back the parsed value.
     pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
@@ -38,7 +41,11 @@ impl FieldErrors {
     }
     /// `Ok(())` when nothing was recorded.
     pub fn into_result(self) -> Result<(), AppError> {
-        if self.0.is_empty() { Ok(()) } else { Err(AppError::Validation(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self.0))
+        }
     }
 }
 
@@ -57,7 +64,10 @@ pub enum AppError {
     #[error("the request body is larger than the service accepts")]
     PayloadTooLarge,
     #[error("{message}")]
-    Conflict { message: String, field: Option<String> },
+    Conflict {
+        message: String,
+        field: Option<String>,
+    },
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("the database is unavailable")]
@@ -90,16 +100,30 @@ impl AppError {
     }
 
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        Self::Validation(vec![FieldError { field: field.to_owned(), message: message.into() }])
+        Self::Validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
     }
 
     /// Turns database constraint violations into errors the caller can act on.
-    fn classify_database(err: &sqlx::Error) -> Option<(StatusCode, &'static str, String, Vec<FieldError>)> {
-        let sqlx::Error::Database(db) = err else { return None };
+    fn classify_database(
+        err: &sqlx::Error,
+    ) -> Option<(StatusCode, &'static str, String, Vec<FieldError>)> {
+        let sqlx::Error::Database(db) = err else {
+            return None;
+        };
         let constraint = db.constraint().unwrap_or_default().to_owned();
         let field = constraint_field(&constraint);
         let detail = |message: String| {
-            field.map(|f| vec![FieldError { field: f.to_owned(), message: message.clone() }]).unwrap_or_default()
+            field
+                .map(|f| {
+                    vec![FieldError {
+                        field: f.to_owned(),
+                        message: message.clone(),
+                    }]
+                })
+                .unwrap_or_default()
         };
         match db.code().as_deref() {
             Some("23505") => {
@@ -107,18 +131,33 @@ impl AppError {
                     Some(f) => format!("another record already has this {f}"),
                     None => format!("this record already exists ({constraint})"),
                 };
-                Some((StatusCode::CONFLICT, "conflict", message.clone(), detail(message)))
+                Some((
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    message.clone(),
+                    detail(message),
+                ))
             }
             Some("23503") => {
                 let message = match field {
                     Some(f) => format!("{f} does not name an existing record of this organisation"),
                     None => format!("a referenced record does not exist ({constraint})"),
                 };
-                Some((StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message.clone(), detail(message)))
+                Some((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    message.clone(),
+                    detail(message),
+                ))
             }
             Some("23514") | Some("23502") => {
                 let message = format!("a value is out of range or missing ({constraint})");
-                Some((StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message.clone(), detail(message)))
+                Some((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    message.clone(),
+                    detail(message),
+                ))
             }
             _ => None,
         }
@@ -131,20 +170,40 @@ impl AppError {
                 "validation_failed",
                 format!(
                     "fix these fields: {}",
-                    details.iter().map(|d| d.field.as_str()).collect::<Vec<_>>().join(", ")
+                    details
+                        .iter()
+                        .map(|d| d.field.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 details.clone(),
             ),
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone(), vec![]),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), vec![]),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), vec![]),
-            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", self.to_string(), vec![]),
-            Self::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), vec![]),
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                self.to_string(),
+                vec![],
+            ),
+            Self::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+                vec![],
+            ),
             Self::Conflict { message, field } => (
                 StatusCode::CONFLICT,
                 "conflict",
                 message.clone(),
-                field.iter().map(|f| FieldError { field: f.clone(), message: message.clone() }).collect(),
+                field
+                    .iter()
+                    .map(|f| FieldError {
+                        field: f.clone(),
+                        message: message.clone(),
+                    })
+                    .collect(),
             ),
             Self::NoRoute { .. } => (
                 StatusCode::NOT_FOUND,
@@ -191,7 +250,10 @@ fn constraint_field(constraint: &str) -> Option<&'static str> {
         ("latitude", "latitude"),
         ("longitude", "longitude"),
     ];
-    FIELDS.iter().find(|(needle, _)| constraint.contains(needle)).map(|(_, field)| *field)
+    FIELDS
+        .iter()
+        .find(|(needle, _)| constraint.contains(needle))
+        .map(|(_, field)| *field)
 }
 
 impl IntoResponse for AppError {
@@ -200,16 +262,31 @@ impl IntoResponse for AppError {
         if status.is_server_error() {
             // `{:#}` on the anyhow chain / sqlx error: the cause stays in our logs, inside the request span.
             match &self {
-                Self::Internal(err) => tracing::error!(error = format!("{err:#}"), "request failed"),
-                Self::Database(err) | Self::Unavailable(err) => tracing::error!(error = %err, "request failed"),
+                Self::Internal(err) => {
+                    tracing::error!(error = format!("{err:#}"), "request failed")
+                }
+                Self::Database(err) | Self::Unavailable(err) => {
+                    tracing::error!(error = %err, "request failed")
+                }
                 _ => tracing::error!(error = %self, "request failed"),
             }
         }
-        let mut response = (status, Json(ErrorBody { error: ErrorDetail { code, message, details } })).into_response();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message,
+                    details,
+                },
+            }),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"fieldline\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"fieldline\""),
+            );
         }
         response
     }

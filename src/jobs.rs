@@ -18,9 +18,16 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
 }
 
 /// Pushes `job` inside the caller's transaction, to run after `delay`.
-pub async fn enqueue<J: Job>(conn: &mut PgConnection, job: &J, delay: Duration) -> anyhow::Result<()> {
+pub async fn enqueue<J: Job>(
+    conn: &mut PgConnection,
+    job: &J,
+    delay: Duration,
+) -> anyhow::Result<()> {
     let args = serde_json::to_vec(job)?;
-    let task = TaskBuilder::new(args).run_after(delay).max_attempts(10).build();
+    let task = TaskBuilder::new(args)
+        .run_after(delay)
+        .max_attempts(10)
+        .build();
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task])
         .await
         .map_err(|e| anyhow::anyhow!("queueing a {} job: {e}", J::QUEUE))
@@ -37,7 +44,10 @@ impl Job for ExpirePanelSession {
 }
 
 #[tracing::instrument(skip(pool), fields(session_id = %job.session_id))]
-async fn expire_panel_session(job: ExpirePanelSession, pool: Data<PgPool>) -> Result<(), BoxDynError> {
+async fn expire_panel_session(
+    job: ExpirePanelSession,
+    pool: Data<PgPool>,
+) -> Result<(), BoxDynError> {
     // The session may have been extended or already removed by sign-out: only an expired row goes.
     let removed = sqlx::query("DELETE FROM panel_sessions WHERE id = $1 AND expires_at <= now()")
         .bind(job.session_id)
@@ -53,8 +63,11 @@ async fn expire_panel_session(job: ExpirePanelSession, pool: Data<PgPool>) -> Re
 const DUE_JOB_POLL: Duration = Duration::from_secs(1);
 
 fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Strategy> {
-    let storage = PostgresStorage::<J>::new(pool).with_config(QueueConfig::default().queue(J::QUEUE));
-    let strategy = Strategy::new().stream(Pubsub::new(pool.clone(), J::QUEUE.to_owned())).interval(DUE_JOB_POLL);
+    let storage =
+        PostgresStorage::<J>::new(pool).with_config(QueueConfig::default().queue(J::QUEUE));
+    let strategy = Strategy::new()
+        .stream(Pubsub::new(pool.clone(), J::QUEUE.to_owned()))
+        .interval(DUE_JOB_POLL);
     PollWith::new(storage, strategy)
 }
 

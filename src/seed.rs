@@ -72,7 +72,12 @@ impl DemoData {
             token = self.api_token,
         );
         for w in &self.workers {
-            out.push_str(&format!("  {:<18} {}  {}\n", w.name, w.phone, w.kinds.join(", ")));
+            out.push_str(&format!(
+                "  {:<18} {}  {}\n",
+                w.name,
+                w.phone,
+                w.kinds.join(", ")
+            ));
         }
         out.push_str("Patients:\n");
         for p in &self.patients {
@@ -93,11 +98,51 @@ struct SiteSeed {
 }
 
 const SITES: &[SiteSeed] = &[
-    SiteSeed { code: "HQ", parent: None, kind: "office", name: "Head office, Kazanchis", address: "Kazanchis, Kirkos", lat: 9.0126, lon: 38.7636 },
-    SiteSeed { code: "BOLE-GDN", parent: None, kind: "complex", name: "Bole Gardens", address: "Bole Road, near Edna Mall", lat: 8.9936, lon: 38.7866 },
-    SiteSeed { code: "CMC-HTS", parent: None, kind: "complex", name: "CMC Heights", address: "CMC Road, Yeka", lat: 9.0227, lon: 38.8488 },
-    SiteSeed { code: "SGH", parent: None, kind: "hospital", name: "St. Gabriel Support Hospital", address: "Gerji, Bole", lat: 9.0155, lon: 38.8017 },
-    SiteSeed { code: "SGH-W3", parent: Some("SGH"), kind: "ward", name: "Ward 3 (medical)", address: "St. Gabriel, 2nd floor", lat: 9.0156, lon: 38.8019 },
+    SiteSeed {
+        code: "HQ",
+        parent: None,
+        kind: "office",
+        name: "Head office, Kazanchis",
+        address: "Kazanchis, Kirkos",
+        lat: 9.0126,
+        lon: 38.7636,
+    },
+    SiteSeed {
+        code: "BOLE-GDN",
+        parent: None,
+        kind: "complex",
+        name: "Bole Gardens",
+        address: "Bole Road, near Edna Mall",
+        lat: 8.9936,
+        lon: 38.7866,
+    },
+    SiteSeed {
+        code: "CMC-HTS",
+        parent: None,
+        kind: "complex",
+        name: "CMC Heights",
+        address: "CMC Road, Yeka",
+        lat: 9.0227,
+        lon: 38.8488,
+    },
+    SiteSeed {
+        code: "SGH",
+        parent: None,
+        kind: "hospital",
+        name: "St. Gabriel Support Hospital",
+        address: "Gerji, Bole",
+        lat: 9.0155,
+        lon: 38.8017,
+    },
+    SiteSeed {
+        code: "SGH-W3",
+        parent: Some("SGH"),
+        kind: "ward",
+        name: "Ward 3 (medical)",
+        address: "St. Gabriel, 2nd floor",
+        lat: 9.0156,
+        lon: 38.8019,
+    },
 ];
 
 struct WorkerSeed {
@@ -113,13 +158,83 @@ struct WorkerSeed {
 }
 
 const WORKERS: &[WorkerSeed] = &[
-    WorkerSeed { first: "Abebe", last: "Kebede", phone: "+251911000101", kinds: &["maintenance"], specialties: &["plumbing", "electrical"], certifications: &[], locale: "am", sites: &[("BOLE-GDN", true), ("CMC-HTS", false)], crew_role: None },
-    WorkerSeed { first: "Tigist", last: "Haile", phone: "+251911000102", kinds: &["maintenance"], specialties: &["hvac", "electrical"], certifications: &["hvac_technician"], locale: "en", sites: &[("SGH", true), ("BOLE-GDN", false)], crew_role: None },
-    WorkerSeed { first: "Dawit", last: "Alemu", phone: "+251911000103", kinds: &["housekeeping"], specialties: &["cleaning", "disinfection", "linen"], certifications: &[], locale: "am", sites: &[("SGH", true), ("SGH-W3", true)], crew_role: None },
-    WorkerSeed { first: "Hirut", last: "Tesfaye", phone: "+251911000104", kinds: &["caregiver"], specialties: &["elderly_care", "wound_care"], certifications: &["nursing_assistant"], locale: "am", sites: &[], crew_role: None },
-    WorkerSeed { first: "Meron", last: "Girma", phone: "+251911000105", kinds: &["caregiver"], specialties: &["physiotherapy"], certifications: &["physiotherapist"], locale: "en", sites: &[], crew_role: None },
-    WorkerSeed { first: "Yonas", last: "Bekele", phone: "+251911000106", kinds: &["ambulance_crew"], specialties: &[], certifications: &["driver_class_4"], locale: "am", sites: &[("SGH", true)], crew_role: Some("driver") },
-    WorkerSeed { first: "Selam", last: "Mekonnen", phone: "+251911000107", kinds: &["ambulance_crew"], specialties: &[], certifications: &["paramedic", "acls"], locale: "en", sites: &[("SGH", true)], crew_role: Some("paramedic") },
+    WorkerSeed {
+        first: "Abebe",
+        last: "Kebede",
+        phone: "+251911000101",
+        kinds: &["maintenance"],
+        specialties: &["plumbing", "electrical"],
+        certifications: &[],
+        locale: "am",
+        sites: &[("BOLE-GDN", true), ("CMC-HTS", false)],
+        crew_role: None,
+    },
+    WorkerSeed {
+        first: "Tigist",
+        last: "Haile",
+        phone: "+251911000102",
+        kinds: &["maintenance"],
+        specialties: &["hvac", "electrical"],
+        certifications: &["hvac_technician"],
+        locale: "en",
+        sites: &[("SGH", true), ("BOLE-GDN", false)],
+        crew_role: None,
+    },
+    WorkerSeed {
+        first: "Dawit",
+        last: "Alemu",
+        phone: "+251911000103",
+        kinds: &["housekeeping"],
+        specialties: &["cleaning", "disinfection", "linen"],
+        certifications: &[],
+        locale: "am",
+        sites: &[("SGH", true), ("SGH-W3", true)],
+        crew_role: None,
+    },
+    WorkerSeed {
+        first: "Hirut",
+        last: "Tesfaye",
+        phone: "+251911000104",
+        kinds: &["caregiver"],
+        specialties: &["elderly_care", "wound_care"],
+        certifications: &["nursing_assistant"],
+        locale: "am",
+        sites: &[],
+        crew_role: None,
+    },
+    WorkerSeed {
+        first: "Meron",
+        last: "Girma",
+        phone: "+251911000105",
+        kinds: &["caregiver"],
+        specialties: &["physiotherapy"],
+        certifications: &["physiotherapist"],
+        locale: "en",
+        sites: &[],
+        crew_role: None,
+    },
+    WorkerSeed {
+        first: "Yonas",
+        last: "Bekele",
+        phone: "+251911000106",
+        kinds: &["ambulance_crew"],
+        specialties: &[],
+        certifications: &["driver_class_4"],
+        locale: "am",
+        sites: &[("SGH", true)],
+        crew_role: Some("driver"),
+    },
+    WorkerSeed {
+        first: "Selam",
+        last: "Mekonnen",
+        phone: "+251911000107",
+        kinds: &["ambulance_crew"],
+        specialties: &[],
+        certifications: &["paramedic", "acls"],
+        locale: "en",
+        sites: &[("SGH", true)],
+        crew_role: Some("paramedic"),
+    },
 ];
 
 struct PatientSeed {
@@ -136,9 +251,42 @@ struct PatientSeed {
 }
 
 const PATIENTS: &[PatientSeed] = &[
-    PatientSeed { first: "Almaz", last: "Ayana", national_id: "ET-DEMO-1001", dob: "1948-03-12", gender: "female", phone: "+251911000201", address: "Bole, Woreda 3, House 112", lat: 8.9950, lon: 38.7890, locale: "am" },
-    PatientSeed { first: "Kebede", last: "Tadesse", national_id: "ET-DEMO-1002", dob: "1952-11-02", gender: "male", phone: "+251911000202", address: "Piassa, near St. George", lat: 9.0350, lon: 38.7520, locale: "am" },
-    PatientSeed { first: "Fatuma", last: "Ahmed", national_id: "ET-DEMO-1003", dob: "1961-07-25", gender: "female", phone: "+251911000203", address: "Sarbet, Old Airport", lat: 8.9980, lon: 38.7360, locale: "en" },
+    PatientSeed {
+        first: "Almaz",
+        last: "Ayana",
+        national_id: "ET-DEMO-1001",
+        dob: "1948-03-12",
+        gender: "female",
+        phone: "+251911000201",
+        address: "Bole, Woreda 3, House 112",
+        lat: 8.9950,
+        lon: 38.7890,
+        locale: "am",
+    },
+    PatientSeed {
+        first: "Kebede",
+        last: "Tadesse",
+        national_id: "ET-DEMO-1002",
+        dob: "1952-11-02",
+        gender: "male",
+        phone: "+251911000202",
+        address: "Piassa, near St. George",
+        lat: 9.0350,
+        lon: 38.7520,
+        locale: "am",
+    },
+    PatientSeed {
+        first: "Fatuma",
+        last: "Ahmed",
+        national_id: "ET-DEMO-1003",
+        dob: "1961-07-25",
+        gender: "female",
+        phone: "+251911000203",
+        address: "Sarbet, Old Airport",
+        lat: 8.9980,
+        lon: 38.7360,
+        locale: "en",
+    },
 ];
 
 struct AssetSeed {
@@ -153,28 +301,92 @@ struct AssetSeed {
 }
 
 const ASSETS: &[AssetSeed] = &[
-    AssetSeed { serial: "GRF-CR5-0012", site: "BOLE-GDN", name: "Booster water pump", asset_type: "pump", manufacturer: "Grundfos", model: "CR 5-10", location: "Basement plant room", frequency_days: 90 },
-    AssetSeed { serial: "OTS-GEN2-3391", site: "CMC-HTS", name: "Lift, block B", asset_type: "elevator", manufacturer: "Otis", model: "Gen2", location: "Block B core", frequency_days: 30 },
-    AssetSeed { serial: "CAT-DE110-778", site: "SGH", name: "Standby generator", asset_type: "generator", manufacturer: "Caterpillar", model: "DE110", location: "Generator house", frequency_days: 60 },
-    AssetSeed { serial: "DAI-FXZQ-2210", site: "SGH-W3", name: "Ward 3 air handler", asset_type: "hvac", manufacturer: "Daikin", model: "FXZQ", location: "Ceiling void, bay 2", frequency_days: 90 },
+    AssetSeed {
+        serial: "GRF-CR5-0012",
+        site: "BOLE-GDN",
+        name: "Booster water pump",
+        asset_type: "pump",
+        manufacturer: "Grundfos",
+        model: "CR 5-10",
+        location: "Basement plant room",
+        frequency_days: 90,
+    },
+    AssetSeed {
+        serial: "OTS-GEN2-3391",
+        site: "CMC-HTS",
+        name: "Lift, block B",
+        asset_type: "elevator",
+        manufacturer: "Otis",
+        model: "Gen2",
+        location: "Block B core",
+        frequency_days: 30,
+    },
+    AssetSeed {
+        serial: "CAT-DE110-778",
+        site: "SGH",
+        name: "Standby generator",
+        asset_type: "generator",
+        manufacturer: "Caterpillar",
+        model: "DE110",
+        location: "Generator house",
+        frequency_days: 60,
+    },
+    AssetSeed {
+        serial: "DAI-FXZQ-2210",
+        site: "SGH-W3",
+        name: "Ward 3 air handler",
+        asset_type: "hvac",
+        manufacturer: "Daikin",
+        model: "FXZQ",
+        location: "Ceiling void, bay 2",
+        frequency_days: 90,
+    },
 ];
 
 const CHANNELS: &[DemoChannel] = &[
-    DemoChannel { provider: "console", kind: "whatsapp", number: "+251911000000" },
-    DemoChannel { provider: "console", kind: "sms", number: "+251911000000" },
+    DemoChannel {
+        provider: "console",
+        kind: "whatsapp",
+        number: "+251911000000",
+    },
+    DemoChannel {
+        provider: "console",
+        kind: "sms",
+        number: "+251911000000",
+    },
 ];
 
 pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoData> {
     let mut tx = pool.begin().await?;
     // Two seeders at once would race on natural keys; one at a time is plenty for demo data.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fieldline.seed_demo'))").execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fieldline.seed_demo'))")
+        .execute(&mut *tx)
+        .await?;
     let tenant_id = ensure_tenant(&mut tx).await?;
 
     let password = auth::new_password();
     let coordinator = Email::parse("coordinator@addis-care.example").map_err(anyhow::Error::msg)?;
     let admin = Email::parse("admin@addis-care.example").map_err(anyhow::Error::msg)?;
-    tenancy::upsert_user(&mut tx, tenant_id, &coordinator, Some("Liya Coordinator"), Role::Coordinator, &password, true).await?;
-    tenancy::upsert_user(&mut tx, tenant_id, &admin, Some("Samuel Admin"), Role::Admin, &password, true).await?;
+    tenancy::upsert_user(
+        &mut tx,
+        tenant_id,
+        &coordinator,
+        Some("Liya Coordinator"),
+        Role::Coordinator,
+        &password,
+        true,
+    )
+    .await?;
+    tenancy::upsert_user(
+        &mut tx,
+        tenant_id,
+        &admin,
+        Some("Samuel Admin"),
+        Role::Admin,
+        &password,
+        true,
+    )
+    .await?;
     sqlx::query("DELETE FROM api_tokens WHERE tenant_id = $1 AND name = $2")
         .bind(tenant_id)
         .bind(DEMO_TOKEN_NAME)
@@ -223,14 +435,25 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoData> {
             password,
             admin_email: admin.as_str().to_owned(),
         },
-        channels: CHANNELS.iter().map(|c| DemoChannel { provider: c.provider, kind: c.kind, number: c.number }).collect(),
+        channels: CHANNELS
+            .iter()
+            .map(|c| DemoChannel {
+                provider: c.provider,
+                kind: c.kind,
+                number: c.number,
+            })
+            .collect(),
         workers,
         patients,
     })
 }
 
 async fn ensure_tenant(tx: &mut PgConnection) -> anyhow::Result<Uuid> {
-    if let Some(id) = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1").bind(DEMO_SLUG).fetch_optional(&mut *tx).await? {
+    if let Some(id) = sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+        .bind(DEMO_SLUG)
+        .fetch_optional(&mut *tx)
+        .await?
+    {
         return Ok(id);
     }
     let new = NewTenant {
@@ -243,11 +466,13 @@ async fn ensure_tenant(tx: &mut PgConnection) -> anyhow::Result<Uuid> {
 }
 
 async fn site_id(tx: &mut PgConnection, tenant_id: Uuid, code: &str) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar("SELECT id FROM sites WHERE tenant_id = $1 AND code = $2 AND deleted_at IS NULL")
-        .bind(tenant_id)
-        .bind(code)
-        .fetch_optional(tx)
-        .await
+    sqlx::query_scalar(
+        "SELECT id FROM sites WHERE tenant_id = $1 AND code = $2 AND deleted_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(code)
+    .fetch_optional(tx)
+    .await
 }
 
 async fn ensure_site(tx: &mut PgConnection, tenant_id: Uuid, s: &SiteSeed) -> anyhow::Result<()> {
@@ -276,13 +501,18 @@ async fn ensure_site(tx: &mut PgConnection, tenant_id: Uuid, s: &SiteSeed) -> an
     Ok(())
 }
 
-async fn ensure_worker(tx: &mut PgConnection, tenant_id: Uuid, w: &WorkerSeed) -> anyhow::Result<DemoPerson> {
-    let existing: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM workers WHERE tenant_id = $1 AND phone = $2 AND deleted_at IS NULL")
-            .bind(tenant_id)
-            .bind(w.phone)
-            .fetch_optional(&mut *tx)
-            .await?;
+async fn ensure_worker(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    w: &WorkerSeed,
+) -> anyhow::Result<DemoPerson> {
+    let existing: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM workers WHERE tenant_id = $1 AND phone = $2 AND deleted_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(w.phone)
+    .fetch_optional(&mut *tx)
+    .await?;
     let id = match existing {
         Some(id) => id,
         None => {
@@ -331,17 +561,36 @@ async fn ensure_worker(tx: &mut PgConnection, tenant_id: Uuid, w: &WorkerSeed) -
         .execute(&mut *tx)
         .await?;
     }
-    ensure_contact(tx, tenant_id, w.phone, &format!("{} {}", w.first, w.last), Some(id), None, w.locale).await?;
-    Ok(DemoPerson { id, name: format!("{} {}", w.first, w.last), phone: w.phone, kinds: w.kinds.to_vec() })
+    ensure_contact(
+        tx,
+        tenant_id,
+        w.phone,
+        &format!("{} {}", w.first, w.last),
+        Some(id),
+        None,
+        w.locale,
+    )
+    .await?;
+    Ok(DemoPerson {
+        id,
+        name: format!("{} {}", w.first, w.last),
+        phone: w.phone,
+        kinds: w.kinds.to_vec(),
+    })
 }
 
-async fn ensure_patient(tx: &mut PgConnection, tenant_id: Uuid, p: &PatientSeed) -> anyhow::Result<DemoPerson> {
-    let existing: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM patients WHERE tenant_id = $1 AND national_id = $2 AND deleted_at IS NULL")
-            .bind(tenant_id)
-            .bind(p.national_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+async fn ensure_patient(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    p: &PatientSeed,
+) -> anyhow::Result<DemoPerson> {
+    let existing: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM patients WHERE tenant_id = $1 AND national_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(p.national_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     let id = match existing {
         Some(id) => id,
         None => {
@@ -369,8 +618,22 @@ async fn ensure_patient(tx: &mut PgConnection, tenant_id: Uuid, p: &PatientSeed)
             id
         }
     };
-    ensure_contact(tx, tenant_id, p.phone, &format!("{} {}", p.first, p.last), None, Some(id), p.locale).await?;
-    Ok(DemoPerson { id, name: format!("{} {}", p.first, p.last), phone: p.phone, kinds: vec!["patient"] })
+    ensure_contact(
+        tx,
+        tenant_id,
+        p.phone,
+        &format!("{} {}", p.first, p.last),
+        None,
+        Some(id),
+        p.locale,
+    )
+    .await?;
+    Ok(DemoPerson {
+        id,
+        name: format!("{} {}", p.first, p.last),
+        phone: p.phone,
+        kinds: vec!["patient"],
+    })
 }
 
 async fn ensure_contact(
@@ -424,9 +687,24 @@ async fn ensure_asset(tx: &mut PgConnection, tenant_id: Uuid, a: &AssetSeed) -> 
 
 async fn ensure_ambulances(tx: &mut PgConnection, tenant_id: Uuid) -> anyhow::Result<()> {
     let base = site_id(tx, tenant_id, "SGH").await?;
-    let fleet: &[(&str, &str, i32, &[&str], f64, f64)] = &[
-        ("AA-3-12345", "advanced_life_support", 2, &["defibrillator", "ventilator", "oxygen"], 9.0157, 38.8015),
-        ("AA-3-54321", "basic_life_support", 1, &["oxygen", "stretcher"], 9.0101, 38.7612),
+    type Fleet<'a> = &'a [(&'a str, &'a str, i32, &'a [&'a str], f64, f64)];
+    let fleet: Fleet = &[
+        (
+            "AA-3-12345",
+            "advanced_life_support",
+            2,
+            &["defibrillator", "ventilator", "oxygen"],
+            9.0157,
+            38.8015,
+        ),
+        (
+            "AA-3-54321",
+            "basic_life_support",
+            1,
+            &["oxygen", "stretcher"],
+            9.0101,
+            38.7612,
+        ),
     ];
     for (registration, kind, capacity, features, lat, lon) in fleet {
         sqlx::query(

@@ -18,14 +18,18 @@ impl PhoneNumber {
             None => trimmed.to_owned(),
         };
         if !international.starts_with('+') {
-            return Err(format!("{raw:?} is not an international number: write it as +<country code><number>, e.g. +251911234567"));
+            return Err(format!(
+                "{raw:?} is not an international number: write it as +<country code><number>, e.g. +251911234567"
+            ));
         }
         let parsed = phonenumber::parse(None, &international)
             .map_err(|e| format!("{raw:?} is not a phone number ({e})"))?;
         if !phonenumber::is_valid(&parsed) {
             return Err(format!("{raw:?} is not a valid number for its country"));
         }
-        Ok(Self(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Self(
+            parsed.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -49,16 +53,28 @@ pub struct Coordinates {
 impl Coordinates {
     pub fn new(latitude: f64, longitude: f64) -> Result<Self, (&'static str, String)> {
         if !latitude.is_finite() || !(-90.0..=90.0).contains(&latitude) {
-            return Err(("latitude", format!("{latitude} is not a latitude: it must be between -90 and 90")));
+            return Err((
+                "latitude",
+                format!("{latitude} is not a latitude: it must be between -90 and 90"),
+            ));
         }
         if !longitude.is_finite() || !(-180.0..=180.0).contains(&longitude) {
-            return Err(("longitude", format!("{longitude} is not a longitude: it must be between -180 and 180")));
+            return Err((
+                "longitude",
+                format!("{longitude} is not a longitude: it must be between -180 and 180"),
+            ));
         }
-        Ok(Self { latitude, longitude })
+        Ok(Self {
+            latitude,
+            longitude,
+        })
     }
 
     /// Both or neither: a lone latitude is a mistake worth reporting.
-    pub fn from_optional(latitude: Option<f64>, longitude: Option<f64>) -> Result<Option<Self>, (&'static str, String)> {
+    pub fn from_optional(
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+    ) -> Result<Option<Self>, (&'static str, String)> {
         match (latitude, longitude) {
             (None, None) => Ok(None),
             (Some(lat), Some(lon)) => Self::new(lat, lon).map(Some),
@@ -76,11 +92,18 @@ impl Slug {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let ok = !raw.is_empty()
             && raw.len() <= 63
-            && raw.split('-').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+            && raw.split('-').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            });
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(format!("{raw:?} is not a slug: use lowercase letters, digits and single dashes, e.g. addis-care"))
+            Err(format!(
+                "{raw:?} is not a slug: use lowercase letters, digits and single dashes, e.g. addis-care"
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -97,11 +120,19 @@ impl Email {
         let email = raw.trim().to_lowercase();
         let valid = match email.split_once('@') {
             Some((local, domain)) => {
-                !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains('@')
             }
             None => false,
         } && !email.chars().any(char::is_whitespace);
-        if valid { Ok(Self(email)) } else { Err(format!("{raw:?} is not an email address")) }
+        if valid {
+            Ok(Self(email))
+        } else {
+            Err(format!("{raw:?} is not an email address"))
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -118,8 +149,10 @@ impl Locale {
             Some((l, r)) => (l, Some(r)),
             None => (raw, None),
         };
-        let lang_ok = (2..=3).contains(&lang.len()) && lang.chars().all(|c| c.is_ascii_alphabetic());
-        let region_ok = region.is_none_or(|r| r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()));
+        let lang_ok =
+            (2..=3).contains(&lang.len()) && lang.chars().all(|c| c.is_ascii_alphabetic());
+        let region_ok =
+            region.is_none_or(|r| r.len() == 2 && r.chars().all(|c| c.is_ascii_alphabetic()));
         if lang_ok && region_ok {
             let mut tag = lang.to_ascii_lowercase();
             if let Some(r) = region {
@@ -128,7 +161,9 @@ impl Locale {
             }
             Ok(Self(tag))
         } else {
-            Err(format!("{raw:?} is not a language tag such as en, am or en-GB"))
+            Err(format!(
+                "{raw:?} is not a language tag such as en, am or en-GB"
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -142,9 +177,9 @@ pub struct TimeZone(chrono_tz::Tz);
 
 impl TimeZone {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        raw.parse::<chrono_tz::Tz>()
-            .map(Self)
-            .map_err(|_| format!("{raw:?} is not an IANA time zone such as Africa/Addis_Ababa or Europe/London"))
+        raw.parse::<chrono_tz::Tz>().map(Self).map_err(|_| {
+            format!("{raw:?} is not an IANA time zone such as Africa/Addis_Ababa or Europe/London")
+        })
     }
     pub fn name(&self) -> &'static str {
         self.0.name()
@@ -180,9 +215,19 @@ mod tests {
 
     #[test]
     fn phone_numbers_normalise_to_e164() {
-        assert_eq!(PhoneNumber::parse("+251 91 123 4567").unwrap().as_str(), "+251911234567");
-        assert_eq!(PhoneNumber::parse("00251911234567").unwrap().as_str(), "+251911234567");
-        assert!(PhoneNumber::parse("0911234567").unwrap_err().contains("international"));
+        assert_eq!(
+            PhoneNumber::parse("+251 91 123 4567").unwrap().as_str(),
+            "+251911234567"
+        );
+        assert_eq!(
+            PhoneNumber::parse("00251911234567").unwrap().as_str(),
+            "+251911234567"
+        );
+        assert!(
+            PhoneNumber::parse("0911234567")
+                .unwrap_err()
+                .contains("international")
+        );
         assert!(PhoneNumber::parse("+2519").is_err());
         assert!(PhoneNumber::parse("hello").is_err());
     }
@@ -193,7 +238,10 @@ mod tests {
         assert_eq!(Coordinates::new(91.0, 0.0).unwrap_err().0, "latitude");
         assert_eq!(Coordinates::new(0.0, -180.5).unwrap_err().0, "longitude");
         assert_eq!(Coordinates::new(f64::NAN, 0.0).unwrap_err().0, "latitude");
-        assert_eq!(Coordinates::from_optional(Some(1.0), None).unwrap_err().0, "longitude");
+        assert_eq!(
+            Coordinates::from_optional(Some(1.0), None).unwrap_err().0,
+            "longitude"
+        );
         assert_eq!(Coordinates::from_optional(None, None).unwrap(), None);
     }
 
@@ -203,11 +251,17 @@ mod tests {
         for bad in ["Addis", "-a", "a--b", "a b", ""] {
             assert!(Slug::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(Email::parse(" Ada@Example.ORG ").unwrap().as_str(), "ada@example.org");
+        assert_eq!(
+            Email::parse(" Ada@Example.ORG ").unwrap().as_str(),
+            "ada@example.org"
+        );
         assert!(Email::parse("ada@localhost").is_err());
         assert_eq!(Locale::parse("en_gb").unwrap().as_str(), "en-GB");
         assert!(Locale::parse("english").is_err());
-        assert_eq!(TimeZone::parse("Africa/Addis_Ababa").unwrap().name(), "Africa/Addis_Ababa");
+        assert_eq!(
+            TimeZone::parse("Africa/Addis_Ababa").unwrap().name(),
+            "Africa/Addis_Ababa"
+        );
         assert!(TimeZone::parse("Mars/Olympus").is_err());
     }
 }

@@ -29,8 +29,17 @@ pub trait Resource: Serialize + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin 
     type Valid: Send + Sync;
 
     fn validate(input: Self::Input) -> AppResult<Self::Valid>;
-    fn insert(conn: &mut PgConnection, tenant_id: Uuid, valid: &Self::Valid) -> impl Future<Output = sqlx::Result<Self>> + Send;
-    fn update(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, valid: &Self::Valid) -> impl Future<Output = sqlx::Result<Self>> + Send;
+    fn insert(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        valid: &Self::Valid,
+    ) -> impl Future<Output = sqlx::Result<Self>> + Send;
+    fn update(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        id: Uuid,
+        valid: &Self::Valid,
+    ) -> impl Future<Output = sqlx::Result<Self>> + Send;
 }
 
 /// Keyset paging over time-ordered (UUID v7) ids: stable under inserts, cheap at any depth.
@@ -38,12 +47,19 @@ pub fn page_size(limit: Option<i64>) -> AppResult<i64> {
     match limit {
         None => Ok(DEFAULT_PAGE_SIZE),
         Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        Some(_) => Err(AppError::field("limit", format!("must be between 1 and {MAX_PAGE_SIZE}"))),
+        Some(_) => Err(AppError::field(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        )),
     }
 }
 
 /// Splits one extra fetched row off to learn whether another page follows.
-pub fn into_page<R: Resource>(mut rows: Vec<R>, limit: i64, id_of: impl Fn(&R) -> Uuid) -> (Vec<R>, Option<Uuid>) {
+pub fn into_page<R: Resource>(
+    mut rows: Vec<R>,
+    limit: i64,
+    id_of: impl Fn(&R) -> Uuid,
+) -> (Vec<R>, Option<Uuid>) {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next = if more { rows.last().map(id_of) } else { None };
@@ -54,9 +70,17 @@ pub async fn get<R: Resource>(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> AppRe
     fetch::<R>(&mut *pool.acquire().await?, tenant_id, id, false).await
 }
 
-async fn fetch<R: Resource>(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, for_update: bool) -> AppResult<R> {
+async fn fetch<R: Resource>(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    for_update: bool,
+) -> AppResult<R> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
-    let sql = format!("SELECT * FROM {} WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL{lock}", R::TABLE);
+    let sql = format!(
+        "SELECT * FROM {} WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL{lock}",
+        R::TABLE
+    );
     // Table names are compile-time constants of the Resource impls; values are bound.
     sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql))
         .bind(tenant_id)
@@ -67,7 +91,12 @@ async fn fetch<R: Resource>(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, 
         .ok_or(AppError::NotFound(R::NAME))
 }
 
-pub async fn create<R: Resource>(pool: &PgPool, tenant_id: Uuid, actor: Actor, input: R::Input) -> AppResult<R> {
+pub async fn create<R: Resource>(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    actor: Actor,
+    input: R::Input,
+) -> AppResult<R> {
     let valid = R::validate(input)?;
     let mut tx = pool.begin().await?;
     let created = R::insert(&mut tx, tenant_id, &valid).await?;
@@ -90,9 +119,17 @@ pub async fn create<R: Resource>(pool: &PgPool, tenant_id: Uuid, actor: Actor, i
 }
 
 /// Applies a JSON merge patch: fields given replace, `null` clears, absent fields stay.
-pub async fn update<R: Resource>(pool: &PgPool, tenant_id: Uuid, actor: Actor, id: Uuid, patch: Value) -> AppResult<R> {
+pub async fn update<R: Resource>(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    actor: Actor,
+    id: Uuid,
+    patch: Value,
+) -> AppResult<R> {
     if !patch.is_object() {
-        return Err(AppError::bad_request("send a JSON object with the fields to change"));
+        return Err(AppError::bad_request(
+            "send a JSON object with the fields to change",
+        ));
     }
     let mut tx = pool.begin().await?;
     let current = fetch::<R>(&mut tx, tenant_id, id, true).await?;
@@ -120,11 +157,23 @@ pub async fn update<R: Resource>(pool: &PgPool, tenant_id: Uuid, actor: Actor, i
 }
 
 /// Marks the row deleted; it disappears from reads but stays for history and references.
-pub async fn soft_delete<R: Resource>(pool: &PgPool, tenant_id: Uuid, actor: Actor, id: Uuid) -> AppResult<()> {
+pub async fn soft_delete<R: Resource>(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    actor: Actor,
+    id: Uuid,
+) -> AppResult<()> {
     let mut tx = pool.begin().await?;
     let current = fetch::<R>(&mut tx, tenant_id, id, true).await?;
-    let sql = format!("UPDATE {} SET deleted_at = now() WHERE tenant_id = $1 AND id = $2", R::TABLE);
-    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant_id).bind(id).execute(&mut *tx).await?;
+    let sql = format!(
+        "UPDATE {} SET deleted_at = now() WHERE tenant_id = $1 AND id = $2",
+        R::TABLE
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     audit::record(
         &mut tx,
         audit::Entry {
@@ -159,29 +208,6 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             }
         }
         (target, patch) => *target = patch.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
-        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}}));
-        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}}));
-        let mut doc = json!({"tags": ["x"]});
-        merge_patch(&mut doc, &json!({"tags": ["y", "z"]}));
-        assert_eq!(doc, json!({"tags": ["y", "z"]}));
-    }
-
-    #[test]
-    fn page_size_is_bounded() {
-        assert_eq!(page_size(None).unwrap(), DEFAULT_PAGE_SIZE);
-        assert!(page_size(Some(0)).is_err());
-        assert!(page_size(Some(MAX_PAGE_SIZE + 1)).is_err());
     }
 }
 
@@ -246,4 +272,27 @@ macro_rules! crud_handlers {
             Ok(axum::http::StatusCode::NO_CONTENT)
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut doc = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut doc, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(doc, json!({"a": "z", "c": {"d": "e"}}));
+        let mut doc = json!({"tags": ["x"]});
+        merge_patch(&mut doc, &json!({"tags": ["y", "z"]}));
+        assert_eq!(doc, json!({"tags": ["y", "z"]}));
+    }
+
+    #[test]
+    fn page_size_is_bounded() {
+        assert_eq!(page_size(None).unwrap(), DEFAULT_PAGE_SIZE);
+        assert!(page_size(Some(0)).is_err());
+        assert!(page_size(Some(MAX_PAGE_SIZE + 1)).is_err());
+    }
 }

@@ -28,7 +28,10 @@ pub async fn counts(pool: &PgPool, tenant_id: Uuid, time_zone: &str) -> sqlx::Re
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(Utc::now)
     };
-    let (from, to) = (day_start(today), day_start(today.succ_opt().unwrap_or(today)));
+    let (from, to) = (
+        day_start(today),
+        day_start(today.succ_opt().unwrap_or(today)),
+    );
     sqlx::query_as(
         "SELECT
             (SELECT count(*) FROM work_orders WHERE tenant_id = $1 AND status NOT IN ('completed', 'cancelled')) AS open_work_orders,

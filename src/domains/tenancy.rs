@@ -60,10 +60,16 @@ pub struct NewTenant {
     pub locale: Locale,
 }
 
-pub async fn create_tenant(conn: &mut PgConnection, new: &NewTenant, actor: Actor) -> Result<Tenant, TenancyError> {
+pub async fn create_tenant(
+    conn: &mut PgConnection,
+    new: &NewTenant,
+    actor: Actor,
+) -> Result<Tenant, TenancyError> {
     let name = new.name.trim();
     if name.is_empty() {
-        return Err(TenancyError::Invalid("the organisation name must not be empty".into()));
+        return Err(TenancyError::Invalid(
+            "the organisation name must not be empty".into(),
+        ));
     }
     let tenant: Option<Tenant> = sqlx::query_as(
         "INSERT INTO tenants (id, name, slug, time_zone, default_locale) VALUES ($1, $2, $3, $4, $5)
@@ -159,10 +165,16 @@ pub async fn upsert_user(
 }
 
 /// Creates an API token and returns it; it is never retrievable again.
-pub async fn create_api_token(conn: &mut PgConnection, tenant_id: Uuid, name: &str) -> Result<(Uuid, String), TenancyError> {
+pub async fn create_api_token(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    name: &str,
+) -> Result<(Uuid, String), TenancyError> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(TenancyError::Invalid("give the token a name that says who uses it".into()));
+        return Err(TenancyError::Invalid(
+            "give the token a name that says who uses it".into(),
+        ));
     }
     let token = auth::new_token("fl_api_");
     let id = Uuid::now_v7();

@@ -28,11 +28,15 @@ where
 
 fn json_rejection(rejection: JsonRejection) -> AppError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            AppError::bad_request("send the body as JSON with the header Content-Type: application/json")
+        JsonRejection::MissingJsonContentType(_) => AppError::bad_request(
+            "send the body as JSON with the header Content-Type: application/json",
+        ),
+        JsonRejection::JsonDataError(e) => {
+            AppError::bad_request(format!("the JSON does not fit: {}", e.body_text()))
         }
-        JsonRejection::JsonDataError(e) => AppError::bad_request(format!("the JSON does not fit: {}", e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => AppError::bad_request(format!("the body is not valid JSON: {}", e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => {
+            AppError::bad_request(format!("the body is not valid JSON: {}", e.body_text()))
+        }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
         other => AppError::bad_request(other.body_text()),
     }
@@ -52,7 +56,9 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Self(v))
-            .map_err(|e| AppError::bad_request(format!("the query string does not fit: {}", e.body_text())))
+            .map_err(|e| {
+                AppError::bad_request(format!("the query string does not fit: {}", e.body_text()))
+            })
     }
 }
 
@@ -70,6 +76,11 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Self(v))
-            .map_err(|e| AppError::bad_request(format!("the path does not fit: {} (ids are UUIDs)", e.body_text())))
+            .map_err(|e| {
+                AppError::bad_request(format!(
+                    "the path does not fit: {} (ids are UUIDs)",
+                    e.body_text()
+                ))
+            })
     }
 }

@@ -27,16 +27,23 @@ async fn healthz() -> impl IntoResponse {
 /// Ready to take traffic: the database answers and every migration is applied.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match db::migrations_current(&state.pool).await {
-        Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok", "migrations": "current" }))),
+        Ok(true) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "database": "ok", "migrations": "current" })),
+        ),
         Ok(false) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "database": "ok", "migrations": "pending: run `fieldline migrate`" })),
+            Json(
+                json!({ "status": "not_ready", "database": "ok", "migrations": "pending: run `fieldline migrate`" }),
+            ),
         ),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check cannot reach the database");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "not_ready", "database": "unreachable", "migrations": "unknown" })),
+                Json(
+                    json!({ "status": "not_ready", "database": "unreachable", "migrations": "unknown" }),
+                ),
             )
         }
     }
@@ -53,7 +60,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Err(err) => tracing::warn!(error = %err, "cannot count jobs for /metrics"),
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

@@ -68,7 +68,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn no_route(request: Request) -> AppError {
-    AppError::NoRoute { method: request.method().to_string(), path: request.uri().path().to_owned() }
+    AppError::NoRoute {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    }
 }
 
 /// Request counts and latencies by route template (never by raw path: ids would explode the labels).
@@ -84,7 +87,7 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels[..2])
+        .record(started.elapsed().as_secs_f64());
     response
 }
-

@@ -28,7 +28,11 @@ fn fieldline(database_url: &str, args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
@@ -44,35 +48,149 @@ async fn tenant_user_and_token_commands_make_working_credentials() {
     let out = stdout(&fieldline(url, &["migrate"], None));
     assert!(out.contains("migrations applied"), "{out}");
 
-    let out = stdout(&fieldline(url, &["tenant", "create", "--name", "Gondar Care", "--slug", "gondar", "--timezone", "Africa/Addis_Ababa"], None));
-    assert!(out.contains("created organisation Gondar Care (gondar)"), "{out}");
-    let out = fieldline(url, &["tenant", "create", "--name", "Again", "--slug", "gondar"], None);
+    let out = stdout(&fieldline(
+        url,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Gondar Care",
+            "--slug",
+            "gondar",
+            "--timezone",
+            "Africa/Addis_Ababa",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains("created organisation Gondar Care (gondar)"),
+        "{out}"
+    );
+    let out = fieldline(
+        url,
+        &["tenant", "create", "--name", "Again", "--slug", "gondar"],
+        None,
+    );
     assert!(!out.status.success());
-    assert_eq!(stderr(&out).lines().count(), 1, "one line: {}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().count(),
+        1,
+        "one line: {}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("already exists"));
-    let out = fieldline(url, &["tenant", "create", "--name", "Bad", "--slug", "x", "--timezone", "Mars/Base"], None);
-    assert!(!out.status.success() && stderr(&out).contains("--timezone"), "{}", stderr(&out));
-    assert!(stdout(&fieldline(url, &["tenant", "list"], None)).contains("gondar\tGondar Care\tAfrica/Addis_Ababa"));
+    let out = fieldline(
+        url,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Bad",
+            "--slug",
+            "x",
+            "--timezone",
+            "Mars/Base",
+        ],
+        None,
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("--timezone"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&fieldline(url, &["tenant", "list"], None))
+            .contains("gondar\tGondar Care\tAfrica/Addis_Ababa")
+    );
 
-    let out = fieldline(url, &["user", "create", "--tenant", "gondar", "--email", "sara@gondar.example", "--role", "coordinator"], Some("a good long password\n"));
+    let out = fieldline(
+        url,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "gondar",
+            "--email",
+            "sara@gondar.example",
+            "--role",
+            "coordinator",
+        ],
+        Some("a good long password\n"),
+    );
     assert!(stdout(&out).contains("created coordinator sara@gondar.example"));
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'sara@gondar.example'").fetch_one(&app.pool).await.unwrap();
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'sara@gondar.example'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert!(hash.starts_with("$argon2id$"));
-    let out = fieldline(url, &["user", "create", "--tenant", "gondar", "--email", "tom@gondar.example", "--role", "admin"], Some("short\n"));
-    assert!(!out.status.success() && stderr(&out).contains("at least 10 characters"), "{}", stderr(&out));
-    let out = fieldline(url, &["user", "create", "--tenant", "nowhere", "--email", "a@b.example", "--role", "admin"], Some("a good long password\n"));
-    assert!(stderr(&out).contains("no organisation has the slug \"nowhere\""), "{}", stderr(&out));
+    let out = fieldline(
+        url,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "gondar",
+            "--email",
+            "tom@gondar.example",
+            "--role",
+            "admin",
+        ],
+        Some("short\n"),
+    );
+    assert!(
+        !out.status.success() && stderr(&out).contains("at least 10 characters"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fieldline(
+        url,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "nowhere",
+            "--email",
+            "a@b.example",
+            "--role",
+            "admin",
+        ],
+        Some("a good long password\n"),
+    );
+    assert!(
+        stderr(&out).contains("no organisation has the slug \"nowhere\""),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = fieldline(url, &["token", "create", "--tenant", "gondar", "--name", "integration"], None);
+    let out = fieldline(
+        url,
+        &[
+            "token",
+            "create",
+            "--tenant",
+            "gondar",
+            "--name",
+            "integration",
+        ],
+        None,
+    );
     let token = stdout(&out).trim().to_owned();
     assert!(token.starts_with("fl_api_"), "{token}");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM api_tokens WHERE token_hash = sha256($1::bytea)")
-        .bind(token.as_bytes())
-        .fetch_one(&app.pool)
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM api_tokens WHERE token_hash = sha256($1::bytea)")
+            .bind(token.as_bytes())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 1, "only the hash is stored");
+    let response = app
+        .client
+        .get(app.url("/api/v1/sites"))
+        .bearer_auth(&token)
+        .send()
         .await
         .unwrap();
-    assert_eq!(stored, 1, "only the hash is stored");
-    let response = app.client.get(app.url("/api/v1/sites")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(response.status(), 200);
 }
 
@@ -90,23 +208,64 @@ async fn seed_demo_is_idempotent_and_its_credentials_work() {
         .await
         .unwrap()
     };
-    let first: Value = serde_json::from_str(&stdout(&fieldline(url, &["seed-demo", "--json"], None))).unwrap();
+    let first: Value =
+        serde_json::from_str(&stdout(&fieldline(url, &["seed-demo", "--json"], None))).unwrap();
     let after_first = counts().await;
-    let second: Value = serde_json::from_str(&stdout(&fieldline(url, &["seed-demo", "--json"], None))).unwrap();
-    assert_eq!(counts().await, after_first, "a second run duplicates nothing");
-    assert_eq!(first["workers"], second["workers"], "same workers, same ids");
+    let second: Value =
+        serde_json::from_str(&stdout(&fieldline(url, &["seed-demo", "--json"], None))).unwrap();
+    assert_eq!(
+        counts().await,
+        after_first,
+        "a second run duplicates nothing"
+    );
+    assert_eq!(
+        first["workers"], second["workers"],
+        "same workers, same ids"
+    );
     assert!(first["workers"].as_array().unwrap().len() >= 7);
     assert_eq!(first["channels"][0]["provider"], "console");
 
     // The old token was rotated away; the new one works and sees the demo tenant's workers.
-    let old = app.client.get(app.url("/api/v1/workers")).bearer_auth(first["api_token"].as_str().unwrap()).send().await.unwrap();
+    let old = app
+        .client
+        .get(app.url("/api/v1/workers"))
+        .bearer_auth(first["api_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(old.status(), 401);
-    let (status, workers) = json(app.client.get(app.url("/api/v1/workers")).bearer_auth(second["api_token"].as_str().unwrap()).send().await.unwrap()).await;
+    let (status, workers) = json(
+        app.client
+            .get(app.url("/api/v1/workers"))
+            .bearer_auth(second["api_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!(workers["items"].as_array().unwrap().len(), first["workers"].as_array().unwrap().len());
+    assert_eq!(
+        workers["items"].as_array().unwrap().len(),
+        first["workers"].as_array().unwrap().len()
+    );
 
-    let page = app.client.get(app.url("/panel/login")).send().await.unwrap().text().await.unwrap();
-    let csrf = page.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let page = app
+        .client
+        .get(app.url("/panel/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     let panel = &second["panel"];
     let response = app
         .client
@@ -123,27 +282,47 @@ async fn seed_demo_is_idempotent_and_its_credentials_work() {
     assert_eq!(response.status(), 303, "the seeded sign-in works");
 
     let text = stdout(&fieldline(url, &["seed-demo"], None));
-    assert!(text.contains("Organisation: addis-care") && text.contains("API token:"), "{text}");
+    assert!(
+        text.contains("Organisation: addis-care") && text.contains("API token:"),
+        "{text}"
+    );
 }
 
 #[test]
 fn unreachable_database_is_one_line_naming_the_url_without_its_password() {
-    let out = fieldline("postgres://fieldline:s3cret@127.0.0.1:1/fieldline", &["migrate"], None);
+    let out = fieldline(
+        "postgres://fieldline:s3cret@127.0.0.1:1/fieldline",
+        &["migrate"],
+        None,
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("postgres://fieldline:****@127.0.0.1:1/fieldline"), "{err}");
+    assert!(
+        err.contains("postgres://fieldline:****@127.0.0.1:1/fieldline"),
+        "{err}"
+    );
     assert!(!err.contains("s3cret"), "{err}");
     assert!(err.contains("DATABASE_URL"), "says how to fix it: {err}");
 }
 
 #[test]
 fn help_describes_every_command() {
-    let out = Command::new(env!("CARGO_BIN_EXE_fieldline")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fieldline"))
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for command in ["serve", "migrate", "seed-demo", "tenant", "user", "token"] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_fieldline")).args(["token", "create", "--help"]).output().unwrap();
-    assert!(String::from_utf8(out.stdout).unwrap().contains("printed once"));
+    let out = Command::new(env!("CARGO_BIN_EXE_fieldline"))
+        .args(["token", "create", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("printed once")
+    );
 }

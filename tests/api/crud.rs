@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, Tenant, error_fields, json, spawn_app};
+use crate::helpers::{Tenant, TestApp, error_fields, json, spawn_app};
 
 /// One resource's whole life through the API: create, read, list, validation, patch, delete.
 struct Case {
@@ -24,7 +24,14 @@ async fn exercise(app: &TestApp, tenant: &Tenant, case: Case) {
 
     let (status, list) = json(app.get(tenant, case.path).await).await;
     assert_eq!(status, 200);
-    assert!(list["items"].as_array().unwrap().iter().any(|i| i["id"] == created["id"]), "{list}");
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == created["id"]),
+        "{list}"
+    );
 
     let (status, body) = json(app.post(tenant, case.path, &case.invalid).await).await;
     assert_eq!(status, 422, "{}: {body}", case.path);
@@ -40,26 +47,45 @@ async fn exercise(app: &TestApp, tenant: &Tenant, case: Case) {
     assert_eq!(patched[case.patched.0], case.patched.1, "{patched}");
     // Fields the patch left out keep their values.
     for (key, value) in created.as_object().unwrap() {
-        if !case.patch.as_object().unwrap().contains_key(key) && !["updated_at", "position_reported_at"].contains(&key.as_str()) {
-            assert_eq!(&patched[key], value, "{key} changed although the patch did not name it");
+        if !case.patch.as_object().unwrap().contains_key(key)
+            && !["updated_at", "position_reported_at"].contains(&key.as_str())
+        {
+            assert_eq!(
+                &patched[key], value,
+                "{key} changed although the patch did not name it"
+            );
         }
     }
     let (status, body) = json(app.patch(tenant, &item, &json!({"no_such_field": 1})).await).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("no_such_field"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_field"),
+        "{body}"
+    );
 
     assert_eq!(app.delete(tenant, &item).await.status(), 204);
     assert_eq!(app.get(tenant, &item).await.status(), 404);
     assert_eq!(app.delete(tenant, &item).await.status(), 404);
     let (_, list) = json(app.get(tenant, case.path).await).await;
-    assert!(!list["items"].as_array().unwrap().iter().any(|i| i["id"] == created["id"]));
+    assert!(
+        !list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == created["id"])
+    );
 
-    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND entity_id = $2::uuid")
-        .bind(tenant.id)
-        .bind(created["id"].as_str().unwrap())
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND entity_id = $2::uuid",
+    )
+    .bind(tenant.id)
+    .bind(created["id"].as_str().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
     assert_eq!(audited, 3, "created, updated and deleted are audited");
 }
 
@@ -128,7 +154,15 @@ async fn patients_crud() {
 async fn assets_crud() {
     let app = spawn_app().await;
     let tenant = app.tenant("assets-org").await;
-    let (_, site) = json(app.post(&tenant, "/api/v1/sites", &json!({"kind": "hospital", "name": "St. Gabriel"})).await).await;
+    let (_, site) = json(
+        app.post(
+            &tenant,
+            "/api/v1/sites",
+            &json!({"kind": "hospital", "name": "St. Gabriel"}),
+        )
+        .await,
+    )
+    .await;
     exercise(
         &app,
         &tenant,
@@ -183,15 +217,30 @@ async fn duplicates_are_409_naming_the_field() {
     let app = spawn_app().await;
     let tenant = app.tenant("dup-org").await;
     let worker = json!({"first_name": "A", "last_name": "B", "phone": "+251911000101", "kinds": ["caregiver"]});
-    assert_eq!(app.post(&tenant, "/api/v1/workers", &worker).await.status(), 201);
+    assert_eq!(
+        app.post(&tenant, "/api/v1/workers", &worker).await.status(),
+        201
+    );
     let (status, body) = json(app.post(&tenant, "/api/v1/workers", &worker).await).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(error_fields(&body), vec!["phone"]);
 
     let ambulance = json!({"registration_number": "AA-1", "ambulance_type": "neonatal"});
-    assert_eq!(app.post(&tenant, "/api/v1/ambulances", &ambulance).await.status(), 201);
-    let (status, body) =
-        json(app.post(&tenant, "/api/v1/ambulances", &json!({"registration_number": "aa-1", "ambulance_type": "neonatal"})).await).await;
+    assert_eq!(
+        app.post(&tenant, "/api/v1/ambulances", &ambulance)
+            .await
+            .status(),
+        201
+    );
+    let (status, body) = json(
+        app.post(
+            &tenant,
+            "/api/v1/ambulances",
+            &json!({"registration_number": "aa-1", "ambulance_type": "neonatal"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(status, 409, "registration compares without case: {body}");
     assert_eq!(error_fields(&body), vec!["registration_number"]);
 }
@@ -200,21 +249,50 @@ async fn duplicates_are_409_naming_the_field() {
 async fn lists_page_with_a_cursor_and_filter() {
     let app = spawn_app().await;
     let tenant = app.tenant("paging-org").await;
-    for (kind, name) in [("ward", "Ward 1"), ("ward", "Ward 2"), ("ward", "Ward 3"), ("office", "Office")] {
-        assert_eq!(app.post(&tenant, "/api/v1/sites", &json!({"kind": kind, "name": name})).await.status(), 201);
+    for (kind, name) in [
+        ("ward", "Ward 1"),
+        ("ward", "Ward 2"),
+        ("ward", "Ward 3"),
+        ("office", "Office"),
+    ] {
+        assert_eq!(
+            app.post(
+                &tenant,
+                "/api/v1/sites",
+                &json!({"kind": kind, "name": name})
+            )
+            .await
+            .status(),
+            201
+        );
     }
     let (_, first) = json(app.get(&tenant, "/api/v1/sites?kind=ward&limit=2").await).await;
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
     let cursor = first["next_cursor"].as_str().expect("a next page");
-    let (_, second) = json(app.get(&tenant, &format!("/api/v1/sites?kind=ward&limit=2&after={cursor}")).await).await;
-    let names: Vec<&str> = second["items"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let (_, second) = json(
+        app.get(
+            &tenant,
+            &format!("/api/v1/sites?kind=ward&limit=2&after={cursor}"),
+        )
+        .await,
+    )
+    .await;
+    let names: Vec<&str> = second["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["Ward 3"]);
     assert!(second["next_cursor"].is_null());
 
     let (_, found) = json(app.get(&tenant, "/api/v1/sites?q=offi").await).await;
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
     let (status, body) = json(app.get(&tenant, "/api/v1/sites?limit=500").await).await;
-    assert_eq!((status, error_fields(&body)), (422, vec!["limit".to_string()]));
+    assert_eq!(
+        (status, error_fields(&body)),
+        (422, vec!["limit".to_string()])
+    );
     let (status, _) = json(app.get(&tenant, "/api/v1/sites/not-a-uuid").await).await;
     assert_eq!(status, 400);
 }
@@ -233,8 +311,18 @@ async fn malformed_json_is_400_with_the_reason() {
         .await
         .unwrap();
     let (status, body) = json(response).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")));
-    let (status, body) = json(app.post(&tenant, "/api/v1/sites", &json!({"kind": "office"})).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (status, body) = json(
+        app.post(&tenant, "/api/v1/sites", &json!({"kind": "office"}))
+            .await,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("name"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("name"),
+        "{body}"
+    );
 }

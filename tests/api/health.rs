@@ -13,25 +13,44 @@ async fn healthz_and_readyz_answer_when_the_database_is_migrated() {
 #[tokio::test]
 async fn readyz_is_503_while_a_migration_is_missing() {
     let app = spawn_app().await;
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
     let (status, body) = json(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["migrations"].as_str().unwrap().contains("fieldline migrate"));
+    assert!(
+        body["migrations"]
+            .as_str()
+            .unwrap()
+            .contains("fieldline migrate")
+    );
 }
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_keeps_a_given_one() {
     let app = spawn_app().await;
     let response = app.client.get(app.url("/healthz")).send().await.unwrap();
-    let generated = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let generated = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
-    let response = app.client.get(app.url("/nowhere")).header("x-request-id", "trace-me-42").send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/nowhere"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-me-42");
     let (status, body) = json(response).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("route_not_found")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("route_not_found"))
+    );
 }
 
 #[tokio::test]
@@ -40,12 +59,23 @@ async fn metrics_count_requests_by_route_and_jobs_by_queue() {
     let tenant = app.tenant("metrics-org").await;
     let site = app.get(&tenant, "/api/v1/sites").await;
     assert_eq!(site.status(), 200);
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         text.contains(r#"http_requests_total{method="GET",route="/api/v1/sites",status="200"}"#),
         "route template, not the raw path, labels the counter:\n{text}"
     );
-    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -61,10 +91,21 @@ async fn bodies_over_the_limit_get_413_with_the_error_body() {
 #[tokio::test]
 async fn shutdown_stops_accepting_and_returns() {
     let mut app = spawn_app().await;
-    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     tokio::time::timeout(std::time::Duration::from_secs(15), app.stop())
         .await
         .expect("shutdown finishes within its deadline")
         .expect("clean shutdown");
-    assert!(app.client.get(app.url("/healthz")).send().await.is_err(), "no longer accepting");
+    assert!(
+        app.client.get(app.url("/healthz")).send().await.is_err(),
+        "no longer accepting"
+    );
 }

@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 /// Where the test databases are created. CI and a fresh machine use the local server.
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@localhost:5432".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@localhost:5432".into())
 }
 
 pub fn fresh_database_url() -> (String, String) {
@@ -69,7 +70,15 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    TestApp { base, pool, database_url, client, db_name, shutdown: Some(tx), server: Some(server) }
+    TestApp {
+        base,
+        pool,
+        database_url,
+        client,
+        db_name,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
 }
 
 impl TestApp {
@@ -86,34 +95,71 @@ impl TestApp {
             time_zone: TimeZone::parse("Africa/Addis_Ababa").unwrap(),
             locale: Locale::parse("en").unwrap(),
         };
-        let tenant = tenancy::create_tenant(&mut tx, &new, Actor::Cli).await.unwrap();
-        let (_, token) = tenancy::create_api_token(&mut tx, tenant.id, "tests").await.unwrap();
+        let tenant = tenancy::create_tenant(&mut tx, &new, Actor::Cli)
+            .await
+            .unwrap();
+        let (_, token) = tenancy::create_api_token(&mut tx, tenant.id, "tests")
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
-        Tenant { id: tenant.id, token }
+        Tenant {
+            id: tenant.id,
+            token,
+        }
     }
 
     pub async fn user(&self, tenant: &Tenant, email: &str, password: &str) {
         let mut tx = self.pool.begin().await.unwrap();
-        tenancy::upsert_user(&mut tx, tenant.id, &Email::parse(email).unwrap(), None, Role::Coordinator, password, false)
-            .await
-            .unwrap();
+        tenancy::upsert_user(
+            &mut tx,
+            tenant.id,
+            &Email::parse(email).unwrap(),
+            None,
+            Role::Coordinator,
+            password,
+            false,
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
     }
 
     pub async fn get(&self, tenant: &Tenant, path: &str) -> Response {
-        self.client.get(self.url(path)).bearer_auth(&tenant.token).send().await.unwrap()
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&tenant.token)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post(&self, tenant: &Tenant, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).bearer_auth(&tenant.token).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&tenant.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn patch(&self, tenant: &Tenant, path: &str, body: &Value) -> Response {
-        self.client.patch(self.url(path)).bearer_auth(&tenant.token).json(body).send().await.unwrap()
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(&tenant.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn delete(&self, tenant: &Tenant, path: &str) -> Response {
-        self.client.delete(self.url(path)).bearer_auth(&tenant.token).send().await.unwrap()
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(&tenant.token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Stops the server as SIGTERM would, and waits for it.
@@ -136,12 +182,17 @@ impl Drop for TestApp {
         let name = self.db_name.clone();
         // Drop the database from a thread of its own: Drop cannot await on the test's runtime.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async move {
                 if let Ok(admin) = PgPool::connect(&format!("{}/postgres", server_url())).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                        .execute(&admin)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
                 }
             });
         })
@@ -154,13 +205,20 @@ impl Drop for TestApp {
 pub async fn json(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// The field names of a validation error body.
 pub fn error_fields(body: &Value) -> Vec<String> {
     body["error"]["details"]
         .as_array()
-        .map(|d| d.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .map(|d| {
+            d.iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }

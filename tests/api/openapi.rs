@@ -10,7 +10,14 @@ use crate::helpers::{json, spawn_app};
 async fn the_document_matches_the_routes() {
     let app = spawn_app().await;
     let tenant = app.tenant("openapi-org").await;
-    let (status, doc) = json(app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap()).await;
+    let (status, doc) = json(
+        app.client
+            .get(app.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(doc["servers"][0]["url"], "/api/v1");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
@@ -36,7 +43,11 @@ async fn the_document_matches_the_routes() {
     let missing_id = uuid::Uuid::now_v7().to_string();
     for (method, path) in &documented {
         let url = app.url(&format!("/api/v1{}", path.replace("{id}", &missing_id)));
-        let request = app.client.request(method.parse().unwrap(), url).bearer_auth(&tenant.token).json(&json!({}));
+        let request = app
+            .client
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(&tenant.token)
+            .json(&json!({}));
         let (status, body) = json(request.send().await.unwrap()).await;
         assert_ne!(status, 405, "{method} {path}");
         assert_ne!(body["error"]["code"], "route_not_found", "{method} {path}");
@@ -46,7 +57,12 @@ async fn the_document_matches_the_routes() {
         .as_object()
         .unwrap()
         .values()
-        .flat_map(|ops| ops.as_object().unwrap().values().map(|op| op["operationId"].as_str().unwrap()))
+        .flat_map(|ops| {
+            ops.as_object()
+                .unwrap()
+                .values()
+                .map(|op| op["operationId"].as_str().unwrap())
+        })
         .collect();
     assert_eq!(ids.len(), documented.len(), "operation ids are unique");
 }

@@ -19,8 +19,20 @@ use crate::{
     types::{Coordinates, required_text},
 };
 
-pub const TYPES: &[&str] = &["basic_life_support", "advanced_life_support", "patient_transport", "neonatal", "mobile_icu"];
-pub const STATUSES: &[&str] = &["available", "assigned", "in_service", "under_maintenance", "out_of_service"];
+pub const TYPES: &[&str] = &[
+    "basic_life_support",
+    "advanced_life_support",
+    "patient_transport",
+    "neonatal",
+    "mobile_icu",
+];
+pub const STATUSES: &[&str] = &[
+    "available",
+    "assigned",
+    "in_service",
+    "under_maintenance",
+    "out_of_service",
+];
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Ambulance {
@@ -95,11 +107,17 @@ impl Resource for Ambulance {
 
     fn validate(mut input: AmbulanceInput) -> AppResult<ValidAmbulance> {
         let mut errors = FieldErrors::new();
-        if let Some(reg) = errors.check("registration_number", required_text(&input.registration_number, 30)) {
+        if let Some(reg) = errors.check(
+            "registration_number",
+            required_text(&input.registration_number, 30),
+        ) {
             input.registration_number = reg.to_uppercase();
         }
         if !TYPES.contains(&input.ambulance_type.as_str()) {
-            errors.add("ambulance_type", format!("must be one of: {}", TYPES.join(", ")));
+            errors.add(
+                "ambulance_type",
+                format!("must be one of: {}", TYPES.join(", ")),
+            );
         }
         let status = input.status.clone().unwrap_or_else(|| "available".into());
         if !STATUSES.contains(&status.as_str()) {
@@ -114,23 +132,47 @@ impl Resource for Ambulance {
             .map_err(|(field, message)| errors.add(format!("current_{field}"), message))
             .ok()
             .flatten();
-        if input.current_accuracy_m.is_some_and(|a| !(0.0..=100_000.0).contains(&a)) {
+        if input
+            .current_accuracy_m
+            .is_some_and(|a| !(0.0..=100_000.0).contains(&a))
+        {
             errors.add("current_accuracy_m", "must be between 0 and 100000 metres");
         }
         errors.into_result()?;
-        Ok(ValidAmbulance { input, status, capacity, features, position })
+        Ok(ValidAmbulance {
+            input,
+            status,
+            capacity,
+            features,
+            position,
+        })
     }
 
-    async fn insert(conn: &mut PgConnection, tenant_id: Uuid, v: &ValidAmbulance) -> sqlx::Result<Self> {
+    async fn insert(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        v: &ValidAmbulance,
+    ) -> sqlx::Result<Self> {
         write(conn, tenant_id, Uuid::now_v7(), v, true).await
     }
 
-    async fn update(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidAmbulance) -> sqlx::Result<Self> {
+    async fn update(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        id: Uuid,
+        v: &ValidAmbulance,
+    ) -> sqlx::Result<Self> {
         write(conn, tenant_id, id, v, false).await
     }
 }
 
-async fn write(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidAmbulance, insert: bool) -> sqlx::Result<Ambulance> {
+async fn write(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    v: &ValidAmbulance,
+    insert: bool,
+) -> sqlx::Result<Ambulance> {
     // A position change is stamped with the time it was reported.
     let sql = if insert {
         "INSERT INTO ambulances (id, tenant_id, registration_number, ambulance_type, status, capacity, features, base_site_id,
@@ -196,7 +238,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// List the organisation's ambulances.
 #[utoipa::path(get, path = "/ambulances", tag = "ambulances", params(AmbulanceFilter),
     responses((status = 200, body = AmbulancePage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_ambulances(State(state): State<AppState>, caller: ApiCaller, Query(filter): Query<AmbulanceFilter>) -> AppResult<axum::Json<AmbulancePage>> {
+async fn list_ambulances(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Query(filter): Query<AmbulanceFilter>,
+) -> AppResult<axum::Json<AmbulancePage>> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Ambulance> = sqlx::query_as(
         "SELECT * FROM ambulances
@@ -220,4 +266,11 @@ async fn list_ambulances(State(state): State<AppState>, caller: ApiCaller, Query
     Ok(axum::Json(AmbulancePage { items, next_cursor }))
 }
 
-crate::crud_handlers!(resource = Ambulance, input = AmbulanceInput, name = "ambulance", collection = "/ambulances", item = "/ambulances/{id}", tag = "ambulances");
+crate::crud_handlers!(
+    resource = Ambulance,
+    input = AmbulanceInput,
+    name = "ambulance",
+    collection = "/ambulances",
+    item = "/ambulances/{id}",
+    tag = "ambulances"
+);

@@ -129,7 +129,12 @@ pub struct ValidPatient {
     preferred_locale: Option<Locale>,
 }
 
-fn optional<T>(errors: &mut FieldErrors, field: &str, raw: Option<&str>, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+fn optional<T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<T> {
     match raw.map(str::trim).filter(|v| !v.is_empty()) {
         Some(value) => errors.check(field, parse(value)),
         None => None,
@@ -150,10 +155,17 @@ impl Resource for Patient {
         if let Some(name) = errors.check("last_name", required_text(&input.last_name, 100)) {
             input.last_name = name;
         }
-        if input.gender.as_deref().is_some_and(|g| !GENDERS.contains(&g)) {
+        if input
+            .gender
+            .as_deref()
+            .is_some_and(|g| !GENDERS.contains(&g))
+        {
             errors.add("gender", format!("must be one of: {}", GENDERS.join(", ")));
         }
-        if input.date_of_birth.is_some_and(|d| d > Utc::now().date_naive()) {
+        if input
+            .date_of_birth
+            .is_some_and(|d| d > Utc::now().date_naive())
+        {
             errors.add("date_of_birth", "must not be in the future");
         }
         if let Some(nhs) = input.nhs_number.as_deref()
@@ -164,7 +176,10 @@ impl Resource for Patient {
         if let Some(code) = input.country_code.as_deref()
             && !(code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase()))
         {
-            errors.add("country_code", "must be two capital letters (ISO 3166-1), e.g. ET");
+            errors.add(
+                "country_code",
+                "must be two capital letters (ISO 3166-1), e.g. ET",
+            );
         }
         for (field, value) in [
             ("national_id", &mut input.national_id),
@@ -174,7 +189,10 @@ impl Resource for Patient {
             ("region", &mut input.region),
             ("postal_code", &mut input.postal_code),
             ("emergency_contact_name", &mut input.emergency_contact_name),
-            ("emergency_contact_relation", &mut input.emergency_contact_relation),
+            (
+                "emergency_contact_relation",
+                &mut input.emergency_contact_relation,
+            ),
             ("notes", &mut input.notes),
         ] {
             let max = if field == "notes" { 5000 } else { 500 };
@@ -182,33 +200,72 @@ impl Resource for Patient {
                 *value = clean;
             }
         }
-        let phone = optional(&mut errors, "phone", input.phone.as_deref(), PhoneNumber::parse);
+        let phone = optional(
+            &mut errors,
+            "phone",
+            input.phone.as_deref(),
+            PhoneNumber::parse,
+        );
         let email = optional(&mut errors, "email", input.email.as_deref(), Email::parse);
-        let emergency_contact_phone =
-            optional(&mut errors, "emergency_contact_phone", input.emergency_contact_phone.as_deref(), PhoneNumber::parse);
-        let preferred_locale = optional(&mut errors, "preferred_locale", input.preferred_locale.as_deref(), Locale::parse);
+        let emergency_contact_phone = optional(
+            &mut errors,
+            "emergency_contact_phone",
+            input.emergency_contact_phone.as_deref(),
+            PhoneNumber::parse,
+        );
+        let preferred_locale = optional(
+            &mut errors,
+            "preferred_locale",
+            input.preferred_locale.as_deref(),
+            Locale::parse,
+        );
         let position = Coordinates::from_optional(input.latitude, input.longitude)
             .map_err(|(field, message)| errors.add(field, message))
             .ok()
             .flatten();
-        if input.geofence_radius_m.is_some_and(|r| !(10..=5_000).contains(&r)) {
+        if input
+            .geofence_radius_m
+            .is_some_and(|r| !(10..=5_000).contains(&r))
+        {
             errors.add("geofence_radius_m", "must be between 10 and 5000 metres");
         }
         errors.into_result()?;
-        Ok(ValidPatient { input, phone, email, emergency_contact_phone, position, preferred_locale })
+        Ok(ValidPatient {
+            input,
+            phone,
+            email,
+            emergency_contact_phone,
+            position,
+            preferred_locale,
+        })
     }
 
-    async fn insert(conn: &mut PgConnection, tenant_id: Uuid, v: &ValidPatient) -> sqlx::Result<Self> {
+    async fn insert(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        v: &ValidPatient,
+    ) -> sqlx::Result<Self> {
         write(conn, tenant_id, Uuid::now_v7(), v, true).await
     }
 
-    async fn update(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidPatient) -> sqlx::Result<Self> {
+    async fn update(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        id: Uuid,
+        v: &ValidPatient,
+    ) -> sqlx::Result<Self> {
         write(conn, tenant_id, id, v, false).await
     }
 }
 
 /// One statement for both insert and update, so the two can never disagree about a column.
-async fn write(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidPatient, insert: bool) -> sqlx::Result<Patient> {
+async fn write(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    v: &ValidPatient,
+    insert: bool,
+) -> sqlx::Result<Patient> {
     let sql = if insert {
         "INSERT INTO patients (id, tenant_id, first_name, last_name, date_of_birth, gender, national_id, nhs_number,
                                medical_record_number, phone, email, address_line, city, region, postal_code, country_code,
@@ -267,11 +324,20 @@ async fn write(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidPati
 
 /// NHS numbers carry a modulus-11 check digit; a typo almost always breaks it.
 pub fn is_valid_nhs_number(raw: &str) -> bool {
-    let digits: Vec<u32> = raw.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_digit(10)).collect::<Option<_>>().unwrap_or_default();
+    let digits: Vec<u32> = raw
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_digit(10))
+        .collect::<Option<_>>()
+        .unwrap_or_default();
     if digits.len() != 10 {
         return false;
     }
-    let sum: u32 = digits[..9].iter().enumerate().map(|(i, d)| d * (10 - i as u32)).sum();
+    let sum: u32 = digits[..9]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| d * (10 - i as u32))
+        .sum();
     let check = 11 - (sum % 11);
     match check {
         11 => digits[9] == 0,
@@ -308,7 +374,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// List the organisation's patients.
 #[utoipa::path(get, path = "/patients", tag = "patients", params(PatientFilter),
     responses((status = 200, body = PatientPage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_patients(State(state): State<AppState>, caller: ApiCaller, Query(filter): Query<PatientFilter>) -> AppResult<axum::Json<PatientPage>> {
+async fn list_patients(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Query(filter): Query<PatientFilter>,
+) -> AppResult<axum::Json<PatientPage>> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Patient> = sqlx::query_as(
         "SELECT * FROM patients
@@ -331,7 +401,14 @@ async fn list_patients(State(state): State<AppState>, caller: ApiCaller, Query(f
     Ok(axum::Json(PatientPage { items, next_cursor }))
 }
 
-crate::crud_handlers!(resource = Patient, input = PatientInput, name = "patient", collection = "/patients", item = "/patients/{id}", tag = "patients");
+crate::crud_handlers!(
+    resource = Patient,
+    input = PatientInput,
+    name = "patient",
+    collection = "/patients",
+    item = "/patients/{id}",
+    tag = "patients"
+);
 
 #[cfg(test)]
 mod tests {

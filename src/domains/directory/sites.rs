@@ -12,14 +12,20 @@ use crate::{
     app::AppState,
     domains::crud::{self, Resource},
     error::{AppResult, FieldErrors},
-    http::{
-        api::auth::ApiCaller,
-        extract::Query,
-    },
+    http::{api::auth::ApiCaller, extract::Query},
     types::{Coordinates, optional_text, required_text},
 };
 
-pub const KINDS: &[&str] = &["complex", "property", "building", "hospital", "ward", "department", "office", "other"];
+pub const KINDS: &[&str] = &[
+    "complex",
+    "property",
+    "building",
+    "hospital",
+    "ward",
+    "department",
+    "office",
+    "other",
+];
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Site {
@@ -93,12 +99,18 @@ impl Resource for Site {
         }
         let name = errors.check("name", required_text(&input.name, 200));
         let code = errors.check("code", optional_text(input.code.as_deref(), 50));
-        let address_line = errors.check("address_line", optional_text(input.address_line.as_deref(), 500));
+        let address_line = errors.check(
+            "address_line",
+            optional_text(input.address_line.as_deref(), 500),
+        );
         let city = errors.check("city", optional_text(input.city.as_deref(), 100));
         let position = Coordinates::from_optional(input.latitude, input.longitude)
             .map_err(|(field, message)| errors.add(field, message))
             .ok();
-        if input.geofence_radius_m.is_some_and(|r| !(1..=50_000).contains(&r)) {
+        if input
+            .geofence_radius_m
+            .is_some_and(|r| !(1..=50_000).contains(&r))
+        {
             errors.add("geofence_radius_m", "must be between 1 and 50000 metres");
         }
         errors.into_result()?;
@@ -135,7 +147,12 @@ impl Resource for Site {
         .await
     }
 
-    async fn update(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidSite) -> sqlx::Result<Self> {
+    async fn update(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        id: Uuid,
+        v: &ValidSite,
+    ) -> sqlx::Result<Self> {
         sqlx::query_as(
             "UPDATE sites
                 SET kind = $3, name = $4, parent_id = $5, code = $6, address_line = $7, city = $8,
@@ -190,7 +207,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// List the organisation's sites.
 #[utoipa::path(get, path = "/sites", tag = "sites", params(SiteFilter),
     responses((status = 200, body = SitePage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_sites(State(state): State<AppState>, caller: ApiCaller, Query(filter): Query<SiteFilter>) -> AppResult<axum::Json<SitePage>> {
+async fn list_sites(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Query(filter): Query<SiteFilter>,
+) -> AppResult<axum::Json<SitePage>> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Site> = sqlx::query_as(
         "SELECT * FROM sites
@@ -214,4 +235,11 @@ async fn list_sites(State(state): State<AppState>, caller: ApiCaller, Query(filt
     Ok(axum::Json(SitePage { items, next_cursor }))
 }
 
-crate::crud_handlers!(resource = Site, input = SiteInput, name = "site", collection = "/sites", item = "/sites/{id}", tag = "sites");
+crate::crud_handlers!(
+    resource = Site,
+    input = SiteInput,
+    name = "site",
+    collection = "/sites",
+    item = "/sites/{id}",
+    tag = "sites"
+);

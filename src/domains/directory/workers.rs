@@ -12,10 +12,7 @@ use crate::{
     app::AppState,
     domains::crud::{self, Resource},
     error::{AppResult, FieldErrors},
-    http::{
-        api::auth::ApiCaller,
-        extract::Query,
-    },
+    http::{api::auth::ApiCaller, extract::Query},
     types::{Email, Locale, PhoneNumber, required_text},
 };
 
@@ -119,15 +116,26 @@ impl Resource for Worker {
         let first_name = errors.check("first_name", required_text(&input.first_name, 100));
         let last_name = errors.check("last_name", required_text(&input.last_name, 100));
         let phone = errors.check("phone", PhoneNumber::parse(&input.phone));
-        let email = match input.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        let email = match input
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
             Some(e) => errors.check("email", Email::parse(e)),
             None => None,
         };
         let kinds = tags("kinds", &input.kinds, &mut errors);
         if kinds.is_empty() {
-            errors.add("kinds", format!("give at least one of: {}", KINDS.join(", ")));
+            errors.add(
+                "kinds",
+                format!("give at least one of: {}", KINDS.join(", ")),
+            );
         } else if let Some(bad) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-            errors.add("kinds", format!("{bad:?} is not a kind; use: {}", KINDS.join(", ")));
+            errors.add(
+                "kinds",
+                format!("{bad:?} is not a kind; use: {}", KINDS.join(", ")),
+            );
         }
         let specialties = tags("specialties", &input.specialties, &mut errors);
         let certifications = tags("certifications", &input.certifications, &mut errors);
@@ -154,7 +162,11 @@ impl Resource for Worker {
         })
     }
 
-    async fn insert(conn: &mut PgConnection, tenant_id: Uuid, v: &ValidWorker) -> sqlx::Result<Self> {
+    async fn insert(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        v: &ValidWorker,
+    ) -> sqlx::Result<Self> {
         sqlx::query_as(
             "INSERT INTO workers (id, tenant_id, first_name, last_name, phone, whatsapp_enabled, email, kinds,
                                   specialties, certifications, status, preferred_locale)
@@ -177,7 +189,12 @@ impl Resource for Worker {
         .await
     }
 
-    async fn update(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidWorker) -> sqlx::Result<Self> {
+    async fn update(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        id: Uuid,
+        v: &ValidWorker,
+    ) -> sqlx::Result<Self> {
         sqlx::query_as(
             "UPDATE workers
                 SET first_name = $3, last_name = $4, phone = $5, whatsapp_enabled = $6, email = $7, kinds = $8,
@@ -236,7 +253,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// List the organisation's workers.
 #[utoipa::path(get, path = "/workers", tag = "workers", params(WorkerFilter),
     responses((status = 200, body = WorkerPage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_workers(State(state): State<AppState>, caller: ApiCaller, Query(filter): Query<WorkerFilter>) -> AppResult<axum::Json<WorkerPage>> {
+async fn list_workers(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Query(filter): Query<WorkerFilter>,
+) -> AppResult<axum::Json<WorkerPage>> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Worker> = sqlx::query_as(
         "SELECT w.* FROM workers w
@@ -264,4 +285,11 @@ async fn list_workers(State(state): State<AppState>, caller: ApiCaller, Query(fi
     Ok(axum::Json(WorkerPage { items, next_cursor }))
 }
 
-crate::crud_handlers!(resource = Worker, input = WorkerInput, name = "worker", collection = "/workers", item = "/workers/{id}", tag = "workers");
+crate::crud_handlers!(
+    resource = Worker,
+    input = WorkerInput,
+    name = "worker",
+    collection = "/workers",
+    item = "/workers/{id}",
+    tag = "workers"
+);

@@ -16,7 +16,13 @@ use crate::{
     types::{optional_text, required_text},
 };
 
-pub const STATUSES: &[&str] = &["operational", "needs_maintenance", "under_maintenance", "out_of_service", "retired"];
+pub const STATUSES: &[&str] = &[
+    "operational",
+    "needs_maintenance",
+    "under_maintenance",
+    "out_of_service",
+    "retired",
+];
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Asset {
@@ -93,9 +99,8 @@ impl Resource for Asset {
         if let Some(name) = errors.check("name", required_text(&input.name, 200)) {
             input.name = name;
         }
-        match errors.check("asset_type", required_text(&input.asset_type, 50)) {
-            Some(t) => input.asset_type = t.to_lowercase(),
-            None => {}
+        if let Some(t) = errors.check("asset_type", required_text(&input.asset_type, 50)) {
+            input.asset_type = t.to_lowercase();
         }
         for (field, value) in [
             ("serial_number", &mut input.serial_number),
@@ -111,29 +116,51 @@ impl Resource for Asset {
         if !STATUSES.contains(&status.as_str()) {
             errors.add("status", format!("must be one of: {}", STATUSES.join(", ")));
         }
-        if input.maintenance_frequency_days.is_some_and(|d| !(1..=3650).contains(&d)) {
-            errors.add("maintenance_frequency_days", "must be between 1 and 3650 days");
+        if input
+            .maintenance_frequency_days
+            .is_some_and(|d| !(1..=3650).contains(&d))
+        {
+            errors.add(
+                "maintenance_frequency_days",
+                "must be between 1 and 3650 days",
+            );
         }
         errors.into_result()?;
         // The next date follows from the last one and the frequency, unless a coordinator set it.
         if input.next_maintenance_at.is_none()
-            && let (Some(last), Some(days)) = (input.last_maintenance_at, input.maintenance_frequency_days)
+            && let (Some(last), Some(days)) =
+                (input.last_maintenance_at, input.maintenance_frequency_days)
         {
             input.next_maintenance_at = Some(last + Duration::days(days.into()));
         }
         Ok(ValidAsset { input, status })
     }
 
-    async fn insert(conn: &mut PgConnection, tenant_id: Uuid, v: &ValidAsset) -> sqlx::Result<Self> {
+    async fn insert(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        v: &ValidAsset,
+    ) -> sqlx::Result<Self> {
         write(conn, tenant_id, Uuid::now_v7(), v, true).await
     }
 
-    async fn update(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidAsset) -> sqlx::Result<Self> {
+    async fn update(
+        conn: &mut PgConnection,
+        tenant_id: Uuid,
+        id: Uuid,
+        v: &ValidAsset,
+    ) -> sqlx::Result<Self> {
         write(conn, tenant_id, id, v, false).await
     }
 }
 
-async fn write(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, v: &ValidAsset, insert: bool) -> sqlx::Result<Asset> {
+async fn write(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    v: &ValidAsset,
+    insert: bool,
+) -> sqlx::Result<Asset> {
     let sql = if insert {
         "INSERT INTO assets (id, tenant_id, name, asset_type, site_id, status, serial_number, model, manufacturer,
                              location_detail, installed_on, maintenance_frequency_days, last_maintenance_at, next_maintenance_at)
@@ -199,7 +226,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// List the organisation's assets.
 #[utoipa::path(get, path = "/assets", tag = "assets", params(AssetFilter),
     responses((status = 200, body = AssetPage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_assets(State(state): State<AppState>, caller: ApiCaller, Query(filter): Query<AssetFilter>) -> AppResult<axum::Json<AssetPage>> {
+async fn list_assets(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Query(filter): Query<AssetFilter>,
+) -> AppResult<axum::Json<AssetPage>> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Asset> = sqlx::query_as(
         "SELECT * FROM assets
@@ -227,4 +258,11 @@ async fn list_assets(State(state): State<AppState>, caller: ApiCaller, Query(fil
     Ok(axum::Json(AssetPage { items, next_cursor }))
 }
 
-crate::crud_handlers!(resource = Asset, input = AssetInput, name = "asset", collection = "/assets", item = "/assets/{id}", tag = "assets");
+crate::crud_handlers!(
+    resource = Asset,
+    input = AssetInput,
+    name = "asset",
+    collection = "/assets",
+    item = "/assets/{id}",
+    tag = "assets"
+);

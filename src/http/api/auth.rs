@@ -21,7 +21,10 @@ impl ApiCaller {
 impl FromRequestParts<AppState> for ApiCaller {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -29,10 +32,15 @@ impl FromRequestParts<AppState> for ApiCaller {
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| AppError::Unauthorized("the Authorization header must read: Bearer <token>".into()))?;
+            .ok_or_else(|| {
+                AppError::Unauthorized("the Authorization header must read: Bearer <token>".into())
+            })?;
 
         // Looked up by its SHA-256: the lookup reveals nothing about tokens that do not match.
         let row: Option<(Uuid, Uuid)> = sqlx::query_as(
@@ -50,8 +58,13 @@ impl FromRequestParts<AppState> for ApiCaller {
         .await
         .map_err(AppError::Unavailable)?;
         match row {
-            Some((token_id, tenant_id)) => Ok(Self { tenant_id, token_id }),
-            None => Err(AppError::Unauthorized("the API token is unknown, revoked or expired".into())),
+            Some((token_id, tenant_id)) => Ok(Self {
+                tenant_id,
+                token_id,
+            }),
+            None => Err(AppError::Unauthorized(
+                "the API token is unknown, revoked or expired".into(),
+            )),
         }
     }
 }

@@ -30,11 +30,21 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
 }
 
-async fn dashboard_page(State(state): State<AppState>, coordinator: Coordinator) -> Result<Html<String>, AppError> {
-    let counts = dashboard::counts(&state.pool, coordinator.tenant_id, &coordinator.time_zone).await?;
+async fn dashboard_page(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+) -> Result<Html<String>, AppError> {
+    let counts =
+        dashboard::counts(&state.pool, coordinator.tenant_id, &coordinator.time_zone).await?;
     Ok(Html(views::dashboard(&coordinator, &counts).into_string()))
 }
 
@@ -49,7 +59,12 @@ async fn login_page(
     axum::extract::Query(query): axum::extract::Query<LoginQuery>,
 ) -> Response {
     let (jar, csrf) = session::login_csrf(jar, &state.config);
-    let form = views::LoginForm { organisation: query.organisation.unwrap_or_default(), email: String::new(), csrf, error: None };
+    let form = views::LoginForm {
+        organisation: query.organisation.unwrap_or_default(),
+        email: String::new(),
+        csrf,
+        error: None,
+    };
     (jar, Html(views::login(&form).into_string())).into_response()
 }
 
@@ -71,8 +86,20 @@ async fn login(
     if !session::login_csrf_matches(&jar, &input.csrf_token) {
         return Ok(session::csrf_refused());
     }
-    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    match session::sign_in(&state, &input.organisation, &input.email, &input.password, peer, user_agent).await? {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match session::sign_in(
+        &state,
+        &input.organisation,
+        &input.email,
+        &input.password,
+        peer,
+        user_agent,
+    )
+    .await?
+    {
         Some(cookie) => Ok((jar.add(cookie), Redirect::to("/panel")).into_response()),
         None => {
             let (jar, csrf) = session::login_csrf(jar, &state.config);
@@ -80,9 +107,16 @@ async fn login(
                 organisation: input.organisation,
                 email: input.email,
                 csrf,
-                error: Some("That organisation, email and password do not match an active account."),
+                error: Some(
+                    "That organisation, email and password do not match an active account.",
+                ),
             };
-            Ok((StatusCode::UNAUTHORIZED, jar, Html(views::login(&form).into_string())).into_response())
+            Ok((
+                StatusCode::UNAUTHORIZED,
+                jar,
+                Html(views::login(&form).into_string()),
+            )
+                .into_response())
         }
     }
 }
@@ -102,5 +136,9 @@ async fn logout(
         return Ok(session::csrf_refused());
     }
     session::sign_out(&state, &coordinator).await?;
-    Ok((session::forget(jar, &state.config), Redirect::to("/panel/login")).into_response())
+    Ok((
+        session::forget(jar, &state.config),
+        Redirect::to("/panel/login"),
+    )
+        .into_response())
 }

@@ -56,15 +56,23 @@ fn cookie(config: &Config, name: &'static str, value: String) -> Cookie<'static>
 
 /// The sign-in form's CSRF token: reuses the cookie's when there is one, so two tabs both work.
 pub fn login_csrf(jar: CookieJar, config: &Config) -> (CookieJar, String) {
-    if let Some(existing) = jar.get(LOGIN_CSRF_COOKIE).map(|c| c.value().to_owned()).filter(|v| v.len() >= 32) {
+    if let Some(existing) = jar
+        .get(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() >= 32)
+    {
         return (jar, existing);
     }
     let token = auth::new_token("");
-    (jar.add(cookie(config, LOGIN_CSRF_COOKIE, token.clone())), token)
+    (
+        jar.add(cookie(config, LOGIN_CSRF_COOKIE, token.clone())),
+        token,
+    )
 }
 
 pub fn login_csrf_matches(jar: &CookieJar, submitted: &str) -> bool {
-    jar.get(LOGIN_CSRF_COOKIE).is_some_and(|c| !submitted.is_empty() && auth::constant_time_eq(c.value(), submitted))
+    jar.get(LOGIN_CSRF_COOKIE)
+        .is_some_and(|c| !submitted.is_empty() && auth::constant_time_eq(c.value(), submitted))
 }
 
 pub fn csrf_refused() -> Response {
@@ -89,7 +97,9 @@ pub async fn sign_in(
     peer: SocketAddr,
     user_agent: Option<String>,
 ) -> Result<Option<Cookie<'static>>, AppError> {
-    let email = Email::parse(email).map(|e| e.as_str().to_owned()).unwrap_or_default();
+    let email = Email::parse(email)
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_default();
     let user: Option<(Uuid, Uuid, String)> = sqlx::query_as(
         "SELECT u.id, u.tenant_id, u.password_hash
            FROM users u JOIN tenants t ON t.id = u.tenant_id
@@ -102,7 +112,10 @@ pub async fn sign_in(
 
     // Argon2 is deliberately slow: keep it off the async workers. Unknown users are checked
     // against a dummy hash so both failures take the same time.
-    let stored = user.as_ref().map(|(_, _, hash)| hash.clone()).unwrap_or_else(|| auth::dummy_password_hash().to_owned());
+    let stored = user
+        .as_ref()
+        .map(|(_, _, hash)| hash.clone())
+        .unwrap_or_else(|| auth::dummy_password_hash().to_owned());
     let password = password.to_owned();
     let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
         .await
@@ -130,7 +143,10 @@ pub async fn sign_in(
     .bind(ttl.as_secs_f64())
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE users SET last_sign_in_at = now() WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
     jobs::enqueue(&mut tx, &ExpirePanelSession { session_id }, ttl).await?;
     audit::record(
         &mut tx,
@@ -182,7 +198,10 @@ pub fn forget(jar: CookieJar, config: &Config) -> CookieJar {
 impl FromRequestParts<AppState> for Coordinator {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
         let Some(token) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
             return Err(Redirect::to("/panel/login").into_response());
