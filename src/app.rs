@@ -79,8 +79,7 @@ impl Application {
         tracing::info!(
             address = %listener.local_addr()?,
             public_base_url = %state.config.public_base_url,
-            twilio = state.config.twilio.is_some(),
-            meta = state.config.meta.is_some(),
+            providers = %providers(&state.config),
             "fieldline is serving"
         );
         let workers = tokio::spawn(jobs::run_workers(
@@ -110,6 +109,22 @@ impl Application {
         state.pool.close().await;
         tracing::info!("fieldline stopped");
         server_result.and(workers_result)
+    }
+}
+
+/// Which providers have credentials; with none, messages go to the built-in console channel.
+fn providers(config: &Config) -> String {
+    let configured: Vec<&str> = [
+        config.twilio.as_ref().map(|_| "twilio"),
+        config.meta.as_ref().map(|_| "meta"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if configured.is_empty() {
+        "none (console channel)".into()
+    } else {
+        configured.join(", ")
     }
 }
 
