@@ -127,24 +127,7 @@ impl Resource for Site {
     }
 
     async fn insert(conn: &mut PgConnection, tenant_id: Uuid, v: &ValidSite) -> sqlx::Result<Self> {
-        sqlx::query_as(
-            "INSERT INTO sites (id, tenant_id, kind, name, parent_id, code, address_line, city, latitude, longitude, geofence_radius_m)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             RETURNING *",
-        )
-        .bind(Uuid::now_v7())
-        .bind(tenant_id)
-        .bind(&v.kind)
-        .bind(&v.name)
-        .bind(v.parent_id)
-        .bind(&v.code)
-        .bind(&v.address_line)
-        .bind(&v.city)
-        .bind(v.position.map(|p| p.latitude))
-        .bind(v.position.map(|p| p.longitude))
-        .bind(v.geofence_radius_m)
-        .fetch_one(conn)
-        .await
+        write(conn, tenant_id, Uuid::now_v7(), v, true).await
     }
 
     async fn update(
@@ -153,15 +136,32 @@ impl Resource for Site {
         id: Uuid,
         v: &ValidSite,
     ) -> sqlx::Result<Self> {
-        sqlx::query_as(
-            "UPDATE sites
-                SET kind = $3, name = $4, parent_id = $5, code = $6, address_line = $7, city = $8,
-                    latitude = $9, longitude = $10, geofence_radius_m = $11
-              WHERE tenant_id = $1 AND id = $2
-          RETURNING *",
-        )
-        .bind(tenant_id)
+        write(conn, tenant_id, id, v, false).await
+    }
+}
+
+/// One statement shape for insert and update, so the two can never disagree about a column.
+async fn write(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    v: &ValidSite,
+    insert: bool,
+) -> sqlx::Result<Site> {
+    let sql = if insert {
+        "INSERT INTO sites (id, tenant_id, kind, name, parent_id, code, address_line, city, latitude, longitude, geofence_radius_m)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         RETURNING *"
+    } else {
+        "UPDATE sites
+            SET kind = $3, name = $4, parent_id = $5, code = $6, address_line = $7, city = $8,
+                latitude = $9, longitude = $10, geofence_radius_m = $11
+          WHERE id = $1 AND tenant_id = $2
+      RETURNING *"
+    };
+    sqlx::query_as(sql)
         .bind(id)
+        .bind(tenant_id)
         .bind(&v.kind)
         .bind(&v.name)
         .bind(v.parent_id)
@@ -173,7 +173,6 @@ impl Resource for Site {
         .bind(v.geofence_radius_m)
         .fetch_one(conn)
         .await
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -167,26 +167,7 @@ impl Resource for Worker {
         tenant_id: Uuid,
         v: &ValidWorker,
     ) -> sqlx::Result<Self> {
-        sqlx::query_as(
-            "INSERT INTO workers (id, tenant_id, first_name, last_name, phone, whatsapp_enabled, email, kinds,
-                                  specialties, certifications, status, preferred_locale)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             RETURNING *",
-        )
-        .bind(Uuid::now_v7())
-        .bind(tenant_id)
-        .bind(&v.first_name)
-        .bind(&v.last_name)
-        .bind(v.phone.as_str())
-        .bind(v.whatsapp_enabled)
-        .bind(v.email.as_ref().map(Email::as_str))
-        .bind(&v.kinds)
-        .bind(&v.specialties)
-        .bind(&v.certifications)
-        .bind(&v.status)
-        .bind(v.preferred_locale.as_ref().map(Locale::as_str))
-        .fetch_one(conn)
-        .await
+        write(conn, tenant_id, Uuid::now_v7(), v, true).await
     }
 
     async fn update(
@@ -195,15 +176,33 @@ impl Resource for Worker {
         id: Uuid,
         v: &ValidWorker,
     ) -> sqlx::Result<Self> {
-        sqlx::query_as(
-            "UPDATE workers
-                SET first_name = $3, last_name = $4, phone = $5, whatsapp_enabled = $6, email = $7, kinds = $8,
-                    specialties = $9, certifications = $10, status = $11, preferred_locale = $12
-              WHERE tenant_id = $1 AND id = $2
-          RETURNING *",
-        )
-        .bind(tenant_id)
+        write(conn, tenant_id, id, v, false).await
+    }
+}
+
+/// One statement shape for insert and update, so the two can never disagree about a column.
+async fn write(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    v: &ValidWorker,
+    insert: bool,
+) -> sqlx::Result<Worker> {
+    let sql = if insert {
+        "INSERT INTO workers (id, tenant_id, first_name, last_name, phone, whatsapp_enabled, email, kinds,
+                              specialties, certifications, status, preferred_locale)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         RETURNING *"
+    } else {
+        "UPDATE workers
+            SET first_name = $3, last_name = $4, phone = $5, whatsapp_enabled = $6, email = $7, kinds = $8,
+                specialties = $9, certifications = $10, status = $11, preferred_locale = $12
+          WHERE id = $1 AND tenant_id = $2
+      RETURNING *"
+    };
+    sqlx::query_as(sql)
         .bind(id)
+        .bind(tenant_id)
         .bind(&v.first_name)
         .bind(&v.last_name)
         .bind(v.phone.as_str())
@@ -216,7 +215,6 @@ impl Resource for Worker {
         .bind(v.preferred_locale.as_ref().map(Locale::as_str))
         .fetch_one(conn)
         .await
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
