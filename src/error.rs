@@ -36,9 +36,6 @@ impl FieldErrors {
     pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
         result.map_err(|message| self.add(field, message)).ok()
     }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
     /// `Ok(())` when nothing was recorded.
     pub fn into_result(self) -> Result<(), AppError> {
         if self.0.is_empty() {
@@ -57,17 +54,10 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("the request body is larger than the service accepts")]
     PayloadTooLarge,
-    #[error("{message}")]
-    Conflict {
-        message: String,
-        field: Option<String>,
-    },
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
     #[error("the database is unavailable")]
@@ -180,7 +170,6 @@ impl AppError {
             ),
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone(), vec![]),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), vec![]),
-            Self::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), vec![]),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -192,18 +181,6 @@ impl AppError {
                 "not_found",
                 format!("{what} not found"),
                 vec![],
-            ),
-            Self::Conflict { message, field } => (
-                StatusCode::CONFLICT,
-                "conflict",
-                message.clone(),
-                field
-                    .iter()
-                    .map(|f| FieldError {
-                        field: f.clone(),
-                        message: message.clone(),
-                    })
-                    .collect(),
             ),
             Self::NoRoute { .. } => (
                 StatusCode::NOT_FOUND,

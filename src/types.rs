@@ -184,9 +184,6 @@ impl TimeZone {
     pub fn name(&self) -> &'static str {
         self.0.name()
     }
-    pub fn tz(&self) -> chrono_tz::Tz {
-        self.0
-    }
 }
 
 /// Text that must not be blank; surrounding spaces are dropped.
