@@ -7,7 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch};
 
-use crate::{config::Config, db, http, jobs, telemetry};
+use crate::{config::Config, db, http, jobs, messaging::Messaging, telemetry};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -15,6 +15,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub metrics: PrometheusHandle,
+    pub messaging: Arc<Messaging>,
 }
 
 pub struct Application {
@@ -40,10 +41,13 @@ impl Application {
                 config.port
             )
         })?;
+        let config = Arc::new(config);
+        let messaging = Messaging::new(pool.clone(), config.clone())?;
         let state = AppState {
             pool,
-            config: Arc::new(config),
+            config,
             metrics: telemetry::metrics_handle(),
+            messaging,
         };
         Ok(Self { listener, state })
     }
@@ -84,6 +88,7 @@ impl Application {
         );
         let workers = tokio::spawn(jobs::run_workers(
             state.pool.clone(),
+            state.messaging.clone(),
             stopped(stop_rx.clone()),
             grace,
         ));

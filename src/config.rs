@@ -113,6 +113,12 @@ pub struct Config {
     pub request_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub panel_session_ttl: Duration,
+    pub message_templates_dir: PathBuf,
+    pub provider_timeout: Duration,
+    pub outbound_per_number_per_second: u32,
+    pub send_max_attempts: u32,
+    pub send_retry_base: Duration,
+    pub media_max_bytes: u64,
     pub twilio: Option<TwilioConfig>,
     pub meta: Option<MetaConfig>,
 }
@@ -195,6 +201,22 @@ impl Config {
                 "PANEL_SESSION_TTL_SECS",
                 12 * 60 * 60,
             )?),
+            message_templates_dir: lookup("MESSAGE_TEMPLATES_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(default_templates_dir),
+            provider_timeout: Duration::from_secs(parse_or(&lookup, "PROVIDER_TIMEOUT_SECS", 15)?),
+            outbound_per_number_per_second: parse_or(
+                &lookup,
+                "OUTBOUND_PER_NUMBER_PER_SECOND",
+                20,
+            )?,
+            send_max_attempts: parse_or(&lookup, "SEND_MAX_ATTEMPTS", 8)?,
+            send_retry_base: Duration::from_millis(parse_or(
+                &lookup,
+                "SEND_RETRY_BASE_MS",
+                10_000,
+            )?),
+            media_max_bytes: parse_or(&lookup, "MEDIA_MAX_BYTES", 16 * 1024 * 1024)?,
             twilio,
             meta,
         })
@@ -203,6 +225,16 @@ impl Config {
     /// Cookies get `Secure` when people reach the service over https.
     pub fn serves_https(&self) -> bool {
         self.public_base_url.scheme() == "https"
+    }
+}
+
+/// `./message-templates` when run from a checkout or the container; else the source tree's copy.
+fn default_templates_dir() -> PathBuf {
+    let local = PathBuf::from("message-templates");
+    if local.is_dir() {
+        local
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/message-templates"))
     }
 }
 

@@ -54,8 +54,14 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// A webhook whose signature does not verify.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A webhook for a provider this deployment has no credentials for.
+    #[error("{0} is not configured here: set {1}")]
+    ProviderNotConfigured(&'static str, &'static str),
     #[error("the request body is larger than the service accepts")]
     PayloadTooLarge,
     #[error("no route for {method} {path}")]
@@ -170,6 +176,13 @@ impl AppError {
             ),
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone(), vec![]),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), vec![]),
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), vec![]),
+            Self::ProviderNotConfigured(..) => (
+                StatusCode::NOT_FOUND,
+                "provider_not_configured",
+                self.to_string(),
+                vec![],
+            ),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -213,6 +226,8 @@ impl AppError {
 /// Maps a named constraint to the API field it guards, where there is one.
 fn constraint_field(constraint: &str) -> Option<&'static str> {
     const FIELDS: &[(&str, &str)] = &[
+        ("channels_provider_kind_number", "phone_number"),
+        ("channels_provider_ref", "provider_id"),
         ("phone", "phone"),
         ("registration", "registration_number"),
         ("serial", "serial_number"),

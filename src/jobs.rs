@@ -4,13 +4,20 @@
 //! caused it was committed. Workers wake on LISTEN/NOTIFY rather than slow polling, and every
 //! process start registers workers under a fresh id.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage, Pubsub};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+
+use crate::messaging::{
+    Messaging,
+    media::{self, FetchMedia},
+    router::{self, RouteInbound},
+    send::{self, SendMessage},
+};
 
 /// A job's arguments and the queue they travel on.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
@@ -48,12 +55,30 @@ async fn expire_panel_session(
     job: ExpirePanelSession,
     pool: Data<PgPool>,
 ) -> Result<(), BoxDynError> {
+    let mut tx = pool.begin().await?;
     // The session may have been extended or already removed by sign-out: only an expired row goes.
     let removed = sqlx::query("DELETE FROM panel_sessions WHERE id = $1 AND expires_at <= now()")
         .bind(job.session_id)
-        .execute(&*pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+    // The timer can fire a little before the database's clock says the session expired (or the
+    // session was extended): then look again when it does expire.
+    let remaining: Option<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM expires_at - now())::float8 FROM panel_sessions WHERE id = $1",
+    )
+    .bind(job.session_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(seconds) = remaining {
+        enqueue(
+            &mut tx,
+            &job,
+            Duration::from_secs_f64(seconds.max(0.0) + 0.05),
+        )
+        .await?;
+    }
+    tx.commit().await?;
     tracing::debug!(removed, "panel session expiry ran");
     Ok(())
 }
@@ -71,27 +96,65 @@ fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Strategy> {
     PollWith::new(storage, strategy)
 }
 
+/// Registers one worker for job type `$job` with handler `$handler` and shared `$data`.
+macro_rules! register {
+    ($monitor:expr, $pool:expr, $instance:expr, $job:ty, $handler:expr, $data:expr) => {{
+        let pool = $pool.clone();
+        let data = $data.clone();
+        let name = format!("{}-{}", <$job as Job>::QUEUE, &$instance[..12]);
+        $monitor.register(move |_| {
+            WorkerBuilder::new(name.clone())
+                .backend(storage::<$job>(&pool))
+                .data(data.clone())
+                .build($handler)
+        })
+    }};
+}
+
 /// Runs every worker until `shutdown` resolves, then lets running jobs finish within `grace`.
 pub async fn run_workers(
     pool: PgPool,
+    messaging: Arc<Messaging>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> anyhow::Result<()> {
     // Unique per process start, so a restarted process never takes over a live worker's identity.
     let instance = Uuid::now_v7().simple().to_string();
-    let monitor = Monitor::new()
-        .register({
-            let pool = pool.clone();
-            let name = format!("{}-{}", ExpirePanelSession::QUEUE, &instance[..12]);
-            move |_| {
-                WorkerBuilder::new(name.clone())
-                    .backend(storage::<ExpirePanelSession>(&pool))
-                    .data(pool.clone())
-                    .build(expire_panel_session)
-            }
-        })
-        .shutdown_timeout(grace);
+    let monitor = Monitor::new();
+    let monitor = register!(
+        monitor,
+        pool,
+        instance,
+        ExpirePanelSession,
+        expire_panel_session,
+        pool
+    );
+    let monitor = register!(
+        monitor,
+        pool,
+        instance,
+        RouteInbound,
+        router::route_inbound,
+        messaging
+    );
+    let monitor = register!(
+        monitor,
+        pool,
+        instance,
+        SendMessage,
+        send::send_message,
+        messaging
+    );
+    let monitor = register!(
+        monitor,
+        pool,
+        instance,
+        FetchMedia,
+        media::fetch_media,
+        messaging
+    );
     monitor
+        .shutdown_timeout(grace)
         .run_with_signal(async move {
             shutdown.await;
             Ok(())

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -13,6 +14,7 @@ pub mod domains;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod messaging;
 pub mod seed;
 pub mod telemetry;
 pub mod types;

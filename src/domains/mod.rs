@@ -6,3 +6,8 @@ pub mod dashboard;
 pub mod directory;
 pub mod maintenance;
 pub mod tenancy;
+
+/// The message handlers each domain contributes, in the order the router asks them.
+pub fn message_handlers() -> Vec<Box<dyn crate::messaging::router::Handler>> {
+    Vec::new()
+}

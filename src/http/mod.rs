@@ -4,6 +4,7 @@ pub mod api;
 pub mod extract;
 pub mod health;
 pub mod panel;
+pub mod webhooks;
 
 use std::time::Instant;
 
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .nest("/api/v1", api::router())
         .nest("/panel", panel::router())
+        .nest("/webhooks", webhooks::router())
         // People type the bare address or a trailing slash; both lead to the panel.
         .route("/", get(|| async { Redirect::to("/panel") }))
         .route("/panel/", get(|| async { Redirect::permanent("/panel") }))

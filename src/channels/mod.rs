@@ -1,0 +1,348 @@
+//! The providers that carry messages: Twilio (SMS and WhatsApp), Meta's WhatsApp Cloud API and the
+//! built-in console channel.
+//!
+//! Each provider module turns its webhooks into the provider-neutral [`Inbound`] and
+//! [`StatusUpdate`], and turns an [`Outgoing`] message into its own API call. Nothing outside this
+//! folder knows which provider carried a message.
+
+pub mod console;
+pub mod meta;
+pub mod signature;
+pub mod twilio;
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Coordinates, PhoneNumber};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Twilio,
+    Meta,
+    Console,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Twilio => "twilio",
+            Self::Meta => "meta",
+            Self::Console => "console",
+        }
+    }
+}
+
+impl FromStr for Provider {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "twilio" => Ok(Self::Twilio),
+            "meta" => Ok(Self::Meta),
+            "console" => Ok(Self::Console),
+            other => Err(format!(
+                "{other:?} is not a provider: use twilio, meta or console"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Sms,
+    Whatsapp,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::Whatsapp => "whatsapp",
+        }
+    }
+}
+
+impl FromStr for ChannelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sms" => Ok(Self::Sms),
+            "whatsapp" => Ok(Self::Whatsapp),
+            other => Err(format!(
+                "{other:?} is not a channel kind: use sms or whatsapp"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an inbound webhook names the number it arrived on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReceivingNumber {
+    /// Twilio and the console: the number itself.
+    Phone(PhoneNumber),
+    /// Meta: the phone number id (`metadata.phone_number_id`).
+    ProviderRef(String),
+}
+
+/// One message a person sent, in no provider's shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inbound {
+    pub provider: Provider,
+    pub kind: ChannelKind,
+    pub provider_message_id: String,
+    pub to: ReceivingNumber,
+    pub from: PhoneNumber,
+    pub profile_name: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub content: Content,
+    /// The provider's id of the message this one replies to (a tap on a button, a quoted reply).
+    pub reply_to: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Content {
+    Text(String),
+    Location {
+        at: Coordinates,
+        label: Option<String>,
+    },
+    Media {
+        items: Vec<Media>,
+        caption: Option<String>,
+    },
+    /// A tapped reply button or list row: the id we gave it, and its title as shown.
+    Reply {
+        id: String,
+        title: Option<String>,
+    },
+    /// Something we do not handle (a sticker pack, a poll, an order): kept with its type name.
+    Unsupported(String),
+}
+
+impl Content {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Text(_) => "text",
+            Self::Location { .. } => "location",
+            Self::Media { .. } => "media",
+            Self::Reply { .. } => "interactive",
+            Self::Unsupported(_) => "unsupported",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Media {
+    pub kind: MediaKind,
+    /// Meta's media id; Twilio gives a URL instead.
+    pub provider_media_id: Option<String>,
+    pub url: Option<String>,
+    pub content_type: Option<String>,
+    pub file_name: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaKind {
+    Image,
+    Document,
+    Audio,
+    Video,
+    Voice,
+    Sticker,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Document => "document",
+            Self::Audio => "audio",
+            Self::Video => "video",
+            Self::Voice => "voice",
+            Self::Sticker => "sticker",
+        }
+    }
+
+    /// Twilio only gives a content type.
+    pub fn from_content_type(content_type: &str) -> Self {
+        let main = content_type.split('/').next().unwrap_or_default();
+        match main {
+            "image" => Self::Image,
+            "audio" => Self::Audio,
+            "video" => Self::Video,
+            _ => Self::Document,
+        }
+    }
+}
+
+/// The one status set both providers are mapped onto.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Read,
+    Failed,
+    Undelivered,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Failed => "failed",
+            Self::Undelivered => "undelivered",
+        }
+    }
+}
+
+/// A provider's news about a message we sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusUpdate {
+    pub provider: Provider,
+    pub provider_message_id: String,
+    pub status: DeliveryStatus,
+    pub at: Option<DateTime<Utc>>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+/// What a webhook body held, once verified and parsed.
+#[derive(Debug, Default)]
+pub struct WebhookBatch {
+    pub messages: Vec<Inbound>,
+    pub statuses: Vec<StatusUpdate>,
+    /// Parts we acknowledge but do not process, with why (logged).
+    pub ignored: Vec<String>,
+}
+
+/// A reply button: the id that comes back when it is tapped, and its title.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    pub id: String,
+    pub title: String,
+}
+
+/// A message ready for one provider's API.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outgoing {
+    pub kind: ChannelKind,
+    pub to: PhoneNumber,
+    /// Our number, and for Meta its phone number id.
+    pub from: PhoneNumber,
+    pub from_ref: Option<String>,
+    pub body: OutgoingBody,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum OutgoingBody {
+    /// Free text (SMS, or WhatsApp inside the 24-hour window).
+    Text(String),
+    /// WhatsApp reply buttons, inside the window.
+    Buttons { text: String, buttons: Vec<Button> },
+    /// An approved WhatsApp template, outside the window.
+    Template {
+        name: String,
+        language: String,
+        parameters: Vec<String>,
+        /// Twilio names approved WhatsApp templates by a Content SID instead.
+        twilio_content_sid: Option<String>,
+    },
+}
+
+/// A provider accepted the message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accepted {
+    pub provider_message_id: String,
+    pub status: DeliveryStatus,
+}
+
+/// Why a send did not go through, sorted by what to do about it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SendError {
+    /// Worth another attempt later: network trouble, 5xx, throttling.
+    #[error("{code}: {message}")]
+    Retryable {
+        code: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will fail again however often it is tried.
+    #[error("{code}: {message}")]
+    Permanent {
+        code: String,
+        message: String,
+        /// The recipient has opted out at the provider (Twilio 21610).
+        opted_out: bool,
+    },
+}
+
+impl SendError {
+    pub fn network(err: &reqwest::Error) -> Self {
+        Self::Retryable {
+            code: if err.is_timeout() {
+                "timeout".into()
+            } else {
+                "network".into()
+            },
+            message: err.without_url_string(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Permanent {
+            code: code.into(),
+            message: message.into(),
+            opted_out: false,
+        }
+    }
+}
+
+/// Reads `Retry-After` in seconds (the form both providers use).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+trait WithoutUrl {
+    fn without_url_string(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    /// URLs can carry account ids; the error kind is what matters.
+    fn without_url_string(&self) -> String {
+        let mut err = self.to_string();
+        if let Some(url) = self.url() {
+            err = err.replace(url.as_str(), "<provider>");
+        }
+        err
+    }
+}

@@ -1,0 +1,109 @@
+//! A tenant's numbers: added from the CLI or the admin API, looked up by every inbound webhook.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, Actor},
+    channels::{ChannelKind, Provider},
+    error::{AppError, FieldErrors},
+    types::PhoneNumber,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannel {
+    /// `twilio`, `meta` or `console`.
+    pub provider: String,
+    /// `sms` or `whatsapp`.
+    pub kind: String,
+    /// The number in E.164, e.g. +251911000000.
+    pub phone_number: String,
+    /// Meta's phone number id (required for `meta`).
+    pub provider_id: Option<String>,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Channel {
+    pub id: Uuid,
+    pub provider: String,
+    pub kind: String,
+    pub phone_number: String,
+    pub provider_id: Option<String>,
+    pub display_name: Option<String>,
+    pub active: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+const COLUMNS: &str = "id, provider, kind, phone_number, provider_ref AS provider_id, display_name, active, created_at";
+
+pub async fn add(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    input: &NewChannel,
+    actor: Actor,
+) -> Result<Channel, AppError> {
+    let mut errors = FieldErrors::new();
+    let provider = errors.check("provider", input.provider.parse::<Provider>());
+    let kind = errors.check("kind", input.kind.parse::<ChannelKind>());
+    let phone = errors.check("phone_number", PhoneNumber::parse(&input.phone_number));
+    let provider_id = input
+        .provider_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if provider == Some(Provider::Meta) {
+        if kind == Some(ChannelKind::Sms) {
+            errors.add(
+                "kind",
+                "Meta's Cloud API carries WhatsApp only: use --kind whatsapp",
+            );
+        }
+        if provider_id.is_none() {
+            errors.add(
+                "provider_id",
+                "Meta channels need the phone number id from WhatsApp Manager (--provider-id)",
+            );
+        }
+    }
+    errors.into_result()?;
+    let (provider, kind, phone) = (provider.unwrap(), kind.unwrap(), phone.unwrap());
+    let channel: Channel = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO channels (tenant_id, provider, kind, phone_number, provider_ref, display_name)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    )))
+    .bind(tenant_id)
+    .bind(provider.as_str())
+    .bind(kind.as_str())
+    .bind(phone.as_str())
+    .bind(provider_id)
+    .bind(&input.display_name)
+    .fetch_one(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        audit::Entry {
+            tenant_id: Some(tenant_id),
+            actor,
+            action: "channel.add",
+            entity_type: "channel",
+            entity_id: Some(channel.id),
+            before: None,
+            after: Some(serde_json::json!({ "provider": channel.provider, "kind": channel.kind, "phone_number": channel.phone_number })),
+        },
+    )
+    .await?;
+    Ok(channel)
+}
+
+pub async fn list(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Vec<Channel>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM channels WHERE tenant_id = $1 ORDER BY created_at"
+    )))
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await
+}

@@ -1,0 +1,264 @@
+//! Persist, then acknowledge: an inbound message, its contact and conversation, and the jobs that
+//! route it and fetch its media are written in one transaction before any webhook answers 2xx.
+
+use std::time::Duration;
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{consent, media::FetchMedia, router::RouteInbound};
+use crate::{
+    channels::{
+        ChannelKind, Content, DeliveryStatus, Inbound, Provider, ReceivingNumber, StatusUpdate,
+    },
+    jobs,
+};
+
+/// What happened to one inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    New {
+        tenant_id: Uuid,
+        message_id: Uuid,
+    },
+    /// The provider retried: the first copy stands and nothing changed.
+    Duplicate,
+    /// No tenant has the receiving number: acknowledged and logged, not processed.
+    UnknownNumber,
+}
+
+/// The channel a message arrived on: its tenant and id.
+#[derive(Debug, Clone, Copy)]
+struct Receiving {
+    tenant_id: Uuid,
+    channel_id: Uuid,
+}
+
+async fn receiving_channel(
+    tx: &mut Transaction<'_, Postgres>,
+    provider: Provider,
+    kind: ChannelKind,
+    to: &ReceivingNumber,
+) -> sqlx::Result<Option<Receiving>> {
+    let (phone, provider_ref) = match to {
+        ReceivingNumber::Phone(p) => (Some(p.as_str()), None),
+        ReceivingNumber::ProviderRef(r) => (None, Some(r.as_str())),
+    };
+    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT tenant_id, id FROM channels
+         WHERE provider = $1 AND kind = $2 AND active
+           AND (phone_number = $3 OR provider_ref = $4)
+         ORDER BY created_at LIMIT 1",
+    )
+    .bind(provider.as_str())
+    .bind(kind.as_str())
+    .bind(phone)
+    .bind(provider_ref)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|(tenant_id, channel_id)| Receiving {
+        tenant_id,
+        channel_id,
+    }))
+}
+
+#[tracing::instrument(skip_all, fields(provider = %message.provider, provider_message_id = %message.provider_message_id))]
+pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<Stored> {
+    let mut tx = pool.begin().await?;
+    let seen: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM messages WHERE provider = $1 AND provider_message_id = $2")
+            .bind(message.provider.as_str())
+            .bind(&message.provider_message_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if seen.is_some() {
+        return Ok(Stored::Duplicate);
+    }
+    let Some(at) = receiving_channel(&mut tx, message.provider, message.kind, &message.to).await?
+    else {
+        tracing::warn!(to = ?message.to, "message for a number no tenant has: acknowledged, not processed");
+        metrics::counter!("inbound_messages_total", "provider" => message.provider.as_str(), "outcome" => "unknown_number").increment(1);
+        return Ok(Stored::UnknownNumber);
+    };
+
+    let (contact_id,): (Uuid,) = sqlx::query_as(
+        "INSERT INTO contacts (tenant_id, phone, whatsapp_enabled, profile_name)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET
+             whatsapp_enabled = contacts.whatsapp_enabled OR EXCLUDED.whatsapp_enabled,
+             profile_name = COALESCE(EXCLUDED.profile_name, contacts.profile_name)
+         RETURNING id",
+    )
+    .bind(at.tenant_id)
+    .bind(message.from.as_str())
+    .bind(message.kind == ChannelKind::Whatsapp)
+    .bind(&message.profile_name)
+    .fetch_one(&mut *tx)
+    .await?;
+
+    let (conversation_id,): (Uuid,) = sqlx::query_as(
+        "INSERT INTO conversations (tenant_id, contact_id, channel_id, last_inbound_at)
+         VALUES ($1, $2, $3, now())
+         ON CONFLICT ON CONSTRAINT conversations_contact_channel_key DO UPDATE SET
+             last_inbound_at = GREATEST(conversations.last_inbound_at, EXCLUDED.last_inbound_at)
+         RETURNING id",
+    )
+    .bind(at.tenant_id)
+    .bind(contact_id)
+    .bind(at.channel_id)
+    .fetch_one(&mut *tx)
+    .await?;
+
+    let (body, location, reply_id, media, caption) = match &message.content {
+        Content::Text(text) => (Some(text.clone()), None, None, &[][..], None),
+        Content::Location { at, label } => (
+            label.clone(),
+            Some((*at, label.clone())),
+            None,
+            &[][..],
+            None,
+        ),
+        Content::Media { items, caption } => (
+            caption.clone(),
+            None,
+            None,
+            items.as_slice(),
+            caption.clone(),
+        ),
+        Content::Reply { id, title } => (title.clone(), None, Some(id.clone()), &[][..], None),
+        Content::Unsupported(kind) => (Some(format!("[{kind}]")), None, None, &[][..], None),
+    };
+    let inserted: Option<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO messages (
+             tenant_id, conversation_id, channel_id, contact_id, direction, kind, body,
+             latitude, longitude, location_label, interactive_reply_id, provider,
+             provider_message_id, reply_to_provider_message_id, sender_profile_name, status,
+             received_at)
+         VALUES ($1, $2, $3, $4, 'inbound', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'received', now())
+         ON CONFLICT ON CONSTRAINT messages_provider_message_key DO NOTHING
+         RETURNING id",
+    )
+    .bind(at.tenant_id)
+    .bind(conversation_id)
+    .bind(at.channel_id)
+    .bind(contact_id)
+    .bind(message.content.kind())
+    .bind(body)
+    .bind(location.as_ref().map(|(c, _)| c.latitude))
+    .bind(location.as_ref().map(|(c, _)| c.longitude))
+    .bind(location.and_then(|(_, l)| l))
+    .bind(reply_id)
+    .bind(message.provider.as_str())
+    .bind(&message.provider_message_id)
+    .bind(&message.reply_to)
+    .bind(&message.profile_name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((message_id,)) = inserted else {
+        // Another delivery of the same message won the race: leave everything as it was.
+        tx.rollback().await?;
+        return Ok(Stored::Duplicate);
+    };
+
+    for item in media {
+        let (media_id,): (Uuid,) = sqlx::query_as(
+            "INSERT INTO message_media (tenant_id, message_id, media_kind, provider_media_id,
+                 provider_url, content_type, caption, file_name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(at.tenant_id)
+        .bind(message_id)
+        .bind(item.kind.as_str())
+        .bind(&item.provider_media_id)
+        .bind(&item.url)
+        .bind(&item.content_type)
+        .bind(&caption)
+        .bind(&item.file_name)
+        .fetch_one(&mut *tx)
+        .await?;
+        jobs::enqueue(
+            &mut tx,
+            &FetchMedia {
+                tenant_id: at.tenant_id,
+                media_id,
+            },
+            Duration::ZERO,
+        )
+        .await?;
+    }
+    jobs::enqueue(
+        &mut tx,
+        &RouteInbound {
+            tenant_id: at.tenant_id,
+            message_id,
+        },
+        Duration::ZERO,
+    )
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("inbound_messages_total", "provider" => message.provider.as_str(), "outcome" => "stored").increment(1);
+    Ok(Stored::New {
+        tenant_id: at.tenant_id,
+        message_id,
+    })
+}
+
+/// What a status callback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusApplied {
+    Moved,
+    /// Older news than what we have (a late `sent` after `delivered`): kept the newer status.
+    Stale,
+    /// No message of ours has that id: acknowledged so the provider stops retrying.
+    Unknown,
+}
+
+/// Applies a provider's status, forward only. Per-status times and error codes are kept even
+/// when the status itself does not move.
+#[tracing::instrument(skip_all, fields(provider = %update.provider, provider_message_id = %update.provider_message_id, status = update.status.as_str()))]
+pub async fn apply_status(pool: &PgPool, update: &StatusUpdate) -> anyhow::Result<StatusApplied> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(Uuid, Uuid, Uuid, bool)> = sqlx::query_as(
+        "UPDATE messages SET
+             status = CASE WHEN message_status_rank($3) > message_status_rank(status) THEN $3 ELSE status END,
+             error_code = COALESCE($4, error_code),
+             error_message = COALESCE($5, error_message),
+             sent_at = CASE WHEN $3 = 'sent' THEN COALESCE(sent_at, $6) ELSE sent_at END,
+             delivered_at = CASE WHEN $3 = 'delivered' THEN COALESCE(delivered_at, $6) ELSE delivered_at END,
+             read_at = CASE WHEN $3 = 'read' THEN COALESCE(read_at, $6) ELSE read_at END,
+             failed_at = CASE WHEN $3 IN ('failed', 'undelivered') THEN COALESCE(failed_at, $6) ELSE failed_at END
+         WHERE provider = $1 AND provider_message_id = $2 AND direction = 'outbound'
+         RETURNING tenant_id, contact_id, channel_id, status = $3",
+    )
+    .bind(update.provider.as_str())
+    .bind(&update.provider_message_id)
+    .bind(update.status.as_str())
+    .bind(&update.error_code)
+    .bind(&update.error_message)
+    .bind(update.at.unwrap_or_else(chrono::Utc::now))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((tenant_id, contact_id, channel_id, moved)) = row else {
+        tracing::info!("status for a message that is not ours: acknowledged");
+        return Ok(StatusApplied::Unknown);
+    };
+    if update.status == DeliveryStatus::Failed
+        && update.error_code.as_deref() == Some(consent::TWILIO_OPTED_OUT)
+    {
+        consent::opt_out(
+            &mut tx,
+            tenant_id,
+            contact_id,
+            channel_id,
+            consent::Source::Provider,
+            None,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(if moved {
+        StatusApplied::Moved
+    } else {
+        StatusApplied::Stale
+    })
+}

@@ -1,0 +1,450 @@
+//! The bot's front door: the routing job works out who wrote and hands the message to the first
+//! handler that takes it, all in one transaction with the replies it causes.
+//!
+//! Domains plug in by returning handlers from `domains::message_handlers()`; they see a
+//! provider-neutral [`Message`] and answer with [`Turn::reply`].
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{
+    Messaging, consent,
+    keywords::{self, Keyword},
+    notify::{self, Notification, Notified},
+    templates::Values,
+};
+use crate::{
+    channels::{Button, ChannelKind},
+    jobs::Job,
+    types::Coordinates,
+};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RouteInbound {
+    pub tenant_id: Uuid,
+    pub message_id: Uuid,
+}
+
+impl Job for RouteInbound {
+    const QUEUE: &'static str = "route-inbound";
+}
+
+/// Who wrote, as far as this tenant knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    Worker {
+        id: Uuid,
+        name: String,
+        kinds: Vec<String>,
+    },
+    Patient {
+        id: Uuid,
+        name: String,
+    },
+    /// Someone who has reported work before (a renter, ward staff).
+    Requester,
+    Unknown,
+}
+
+/// Our own outbound message that an inbound one answers, with what it was about.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RepliedTo {
+    pub message_id: Uuid,
+    pub template_key: Option<String>,
+    pub related_entity_type: Option<String>,
+    pub related_entity_id: Option<Uuid>,
+}
+
+/// An inbound message as handlers see it.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub contact_id: Uuid,
+    pub channel_id: Uuid,
+    pub conversation_id: Uuid,
+    pub channel_kind: ChannelKind,
+    pub text: Option<String>,
+    /// `text` lowercased, accents and surrounding punctuation removed: for matching words.
+    pub normalized: String,
+    /// The tapped button's id; on SMS, a number answering numbered choices becomes that choice's id.
+    pub reply_id: Option<String>,
+    pub replied_to: Option<RepliedTo>,
+    pub location: Option<Coordinates>,
+    pub media_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub help_text: Option<String>,
+}
+
+/// One inbound message being handled: the transaction every change and reply goes into.
+pub struct Turn<'m> {
+    pub tx: Transaction<'static, Postgres>,
+    pub messaging: &'m Messaging,
+    pub message: Message,
+    pub sender: Sender,
+    pub tenant: TenantInfo,
+}
+
+impl Turn<'_> {
+    /// Answers on the channel the message came in on.
+    pub async fn reply(&mut self, key: &'static str, values: Values) -> anyhow::Result<Notified> {
+        self.reply_with(key, values, None).await
+    }
+
+    pub async fn reply_with(
+        &mut self,
+        key: &'static str,
+        values: Values,
+        buttons: Option<Vec<Button>>,
+    ) -> anyhow::Result<Notified> {
+        let mut notification =
+            Notification::new(self.tenant.id, self.message.contact_id, key, values);
+        notification.via_channel = Some(self.message.channel_id);
+        notification.caused_by = Some(self.message.id);
+        notification.buttons = buttons;
+        notify::notify(&mut self.tx, &self.messaging.templates, &notification).await
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Handled,
+    /// Not for this handler: the next one gets it.
+    Pass,
+}
+
+#[async_trait]
+pub trait Handler: Send + Sync {
+    /// Recorded on the message as `handled_by`.
+    fn name(&self) -> &'static str;
+    async fn handle(&self, turn: &mut Turn<'_>) -> anyhow::Result<Outcome>;
+}
+
+/// Handlers in the order they are asked.
+pub struct Registry(Vec<Box<dyn Handler>>);
+
+impl Registry {
+    /// Consent and help first (they must work whatever else is going on), then the domains.
+    pub fn standard() -> Self {
+        let mut handlers: Vec<Box<dyn Handler>> = vec![Box::new(ConsentAndHelp)];
+        handlers.extend(crate::domains::message_handlers());
+        Self(handlers)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Loaded {
+    routed_at: Option<chrono::DateTime<chrono::Utc>>,
+    contact_id: Uuid,
+    channel_id: Uuid,
+    conversation_id: Uuid,
+    channel_kind: String,
+    provider: String,
+    body: Option<String>,
+    kind: String,
+    interactive_reply_id: Option<String>,
+    reply_to_provider_message_id: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    tenant_name: String,
+    help_text: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(message_id = %job.message_id, tenant_id = %job.tenant_id))]
+pub async fn route_inbound(
+    job: RouteInbound,
+    messaging: Data<Arc<Messaging>>,
+) -> Result<(), BoxDynError> {
+    let mut tx = messaging.pool.begin().await?;
+    let loaded: Option<Loaded> = sqlx::query_as(
+        "SELECT m.routed_at, m.contact_id, m.channel_id, m.conversation_id, ch.kind AS channel_kind,
+                m.provider, m.body, m.kind, m.interactive_reply_id, m.reply_to_provider_message_id,
+                m.latitude, m.longitude, t.name AS tenant_name, t.help_text
+         FROM messages m
+         JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
+         JOIN tenants t ON t.id = m.tenant_id
+         WHERE m.tenant_id = $1 AND m.id = $2 AND m.direction = 'inbound'
+         FOR UPDATE OF m",
+    )
+    .bind(job.tenant_id)
+    .bind(job.message_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(loaded) = loaded else {
+        tracing::warn!("routing job for a message that does not exist");
+        return Ok(());
+    };
+    if loaded.routed_at.is_some() {
+        tracing::info!("already routed: nothing to do");
+        return Ok(());
+    }
+
+    let sender = resolve_sender(&mut tx, job.tenant_id, loaded.contact_id).await?;
+    let text = (loaded.kind != "location")
+        .then_some(loaded.body.clone())
+        .flatten();
+    let normalized = text.as_deref().map(keywords::normalize).unwrap_or_default();
+    let mut replied_to = match &loaded.reply_to_provider_message_id {
+        Some(provider_id) => {
+            sqlx::query_as::<_, RepliedTo>(
+                "SELECT id AS message_id, template_key, related_entity_type, related_entity_id
+             FROM messages WHERE tenant_id = $1 AND provider = $2 AND provider_message_id = $3",
+            )
+            .bind(job.tenant_id)
+            .bind(&loaded.provider)
+            .bind(provider_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+        None => None,
+    };
+    let mut reply_id = loaded.interactive_reply_id.clone();
+    if reply_id.is_none()
+        && let Ok(choice) = normalized.parse::<usize>()
+        && let Some((offer, id)) =
+            numbered_choice(&mut tx, job.tenant_id, loaded.conversation_id, choice).await?
+    {
+        reply_id = Some(id);
+        replied_to = replied_to.or(Some(offer));
+    }
+    let media_ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM message_media WHERE tenant_id = $1 AND message_id = $2 ORDER BY id",
+    )
+    .bind(job.tenant_id)
+    .bind(job.message_id)
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let message = Message {
+        id: job.message_id,
+        tenant_id: job.tenant_id,
+        contact_id: loaded.contact_id,
+        channel_id: loaded.channel_id,
+        conversation_id: loaded.conversation_id,
+        channel_kind: loaded.channel_kind.parse()?,
+        text,
+        normalized,
+        reply_id,
+        replied_to,
+        location: loaded
+            .latitude
+            .zip(loaded.longitude)
+            .and_then(|(lat, lon)| Coordinates::new(lat, lon).ok()),
+        media_ids,
+    };
+    let mut turn = Turn {
+        tx,
+        messaging: &messaging,
+        message,
+        sender,
+        tenant: TenantInfo {
+            id: job.tenant_id,
+            name: loaded.tenant_name,
+            help_text: loaded.help_text,
+        },
+    };
+    let mut handled_by = None;
+    for handler in &messaging.handlers.0 {
+        if handler.handle(&mut turn).await? == Outcome::Handled {
+            handled_by = Some(handler.name());
+            break;
+        }
+    }
+    let handled_by = match handled_by {
+        Some(name) => name,
+        None => {
+            fallback(&mut turn).await?;
+            "fallback"
+        }
+    };
+    let mut tx = turn.tx;
+    sqlx::query(
+        "UPDATE messages SET routed_at = now(), handled_by = $3 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(job.tenant_id)
+    .bind(job.message_id)
+    .bind(handled_by)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(handled_by, "inbound message routed");
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct SenderRow {
+    worker_id: Option<Uuid>,
+    worker_name: Option<String>,
+    kinds: Option<Vec<String>>,
+    patient_id: Option<Uuid>,
+    patient_name: Option<String>,
+    requester: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct Offer {
+    #[sqlx(flatten)]
+    message: RepliedTo,
+    buttons: serde_json::Value,
+}
+
+/// Links the contact to the worker or patient with its phone number, once, and says who it is.
+async fn resolve_sender(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant_id: Uuid,
+    contact_id: Uuid,
+) -> sqlx::Result<Sender> {
+    sqlx::query(
+        "UPDATE contacts c SET
+             worker_id = (SELECT w.id FROM workers w WHERE w.tenant_id = c.tenant_id AND w.phone = c.phone AND w.deleted_at IS NULL),
+             patient_id = CASE WHEN EXISTS (SELECT 1 FROM workers w WHERE w.tenant_id = c.tenant_id AND w.phone = c.phone AND w.deleted_at IS NULL)
+                 THEN NULL
+                 ELSE (SELECT p.id FROM patients p WHERE p.tenant_id = c.tenant_id AND p.phone = c.phone AND p.deleted_at IS NULL ORDER BY p.id LIMIT 1) END
+         WHERE c.tenant_id = $1 AND c.id = $2 AND c.worker_id IS NULL AND c.patient_id IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(contact_id)
+    .execute(&mut **tx)
+    .await?;
+    let row: SenderRow = sqlx::query_as(
+        "SELECT w.id AS worker_id, w.first_name || ' ' || w.last_name AS worker_name, w.kinds,
+                p.id AS patient_id, p.first_name || ' ' || p.last_name AS patient_name,
+                EXISTS (SELECT 1 FROM work_orders wo WHERE wo.tenant_id = c.tenant_id AND wo.requester_contact_id = c.id) AS requester
+         FROM contacts c
+         LEFT JOIN workers w ON w.tenant_id = c.tenant_id AND w.id = c.worker_id AND w.deleted_at IS NULL
+         LEFT JOIN patients p ON p.tenant_id = c.tenant_id AND p.id = c.patient_id AND p.deleted_at IS NULL
+         WHERE c.tenant_id = $1 AND c.id = $2",
+    )
+    .bind(tenant_id)
+    .bind(contact_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(match row {
+        SenderRow {
+            worker_id: Some(id),
+            worker_name: Some(name),
+            kinds: Some(kinds),
+            ..
+        } => Sender::Worker { id, name, kinds },
+        SenderRow {
+            patient_id: Some(id),
+            patient_name: Some(name),
+            ..
+        } => Sender::Patient { id, name },
+        SenderRow {
+            requester: true, ..
+        } => Sender::Requester,
+        _ => Sender::Unknown,
+    })
+}
+
+/// "2" after numbered choices: the id of the second button of the latest message that offered any.
+async fn numbered_choice(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    choice: usize,
+) -> anyhow::Result<Option<(RepliedTo, String)>> {
+    let offer: Option<Offer> = sqlx::query_as(
+        "SELECT id AS message_id, template_key, related_entity_type, related_entity_id, buttons FROM messages
+         WHERE tenant_id = $1 AND conversation_id = $2 AND direction = 'outbound' AND buttons IS NOT NULL
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(conversation_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(offer) = offer else {
+        return Ok(None);
+    };
+    let buttons: Vec<Button> = serde_json::from_value(offer.buttons)?;
+    Ok(choice
+        .checked_sub(1)
+        .and_then(|i| buttons.get(i))
+        .map(|button| (offer.message, button.id.clone())))
+}
+
+/// STOP and its kin, START and its kin, HELP: whatever else the message might mean.
+struct ConsentAndHelp;
+
+#[async_trait]
+impl Handler for ConsentAndHelp {
+    fn name(&self) -> &'static str {
+        "consent"
+    }
+
+    async fn handle(&self, turn: &mut Turn<'_>) -> anyhow::Result<Outcome> {
+        let Some(keyword) = keywords::keyword(&turn.message.normalized) else {
+            return Ok(Outcome::Pass);
+        };
+        let (tenant_id, contact_id, channel_id, message_id) = (
+            turn.tenant.id,
+            turn.message.contact_id,
+            turn.message.channel_id,
+            turn.message.id,
+        );
+        let tenant = Values::new().with("tenant", &turn.tenant.name);
+        match keyword {
+            Keyword::OptOut => {
+                consent::opt_out(
+                    &mut turn.tx,
+                    tenant_id,
+                    contact_id,
+                    channel_id,
+                    consent::Source::Message,
+                    Some(message_id),
+                )
+                .await?;
+                turn.reply("opt_out_confirmed", tenant).await?;
+            }
+            Keyword::OptIn => {
+                // "yes" is also an ordinary answer: it only opts in someone who had opted out.
+                let opted_out =
+                    consent::is_opted_out(&mut turn.tx, tenant_id, contact_id, channel_id).await?;
+                if !opted_out && turn.message.normalized == "yes" {
+                    return Ok(Outcome::Pass);
+                }
+                consent::opt_in(
+                    &mut turn.tx,
+                    tenant_id,
+                    contact_id,
+                    channel_id,
+                    consent::Source::Message,
+                    Some(message_id),
+                )
+                .await?;
+                turn.reply("opt_in_confirmed", tenant).await?;
+            }
+            Keyword::Help => match turn.tenant.help_text.clone() {
+                Some(help) => {
+                    turn.reply("help_tenant", tenant.with("help", help)).await?;
+                }
+                None => {
+                    turn.reply("help", tenant).await?;
+                }
+            },
+        }
+        Ok(Outcome::Handled)
+    }
+}
+
+/// Nobody took the message: say politely what the sender can do.
+async fn fallback(turn: &mut Turn<'_>) -> anyhow::Result<()> {
+    let key = match turn.sender {
+        Sender::Unknown => "unknown_sender",
+        _ => "not_understood",
+    };
+    turn.reply(key, Values::new().with("tenant", &turn.tenant.name))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! The send job: one outbound message, one provider call, an honest status afterwards.
+//!
+//! Retries are scheduled here rather than by the queue, so the delay can follow exponential
+//! backoff with jitter and honour `Retry-After`, and each attempt is counted on the message.
+
+use std::{sync::Arc, time::Duration};
+
+use apalis::prelude::{BoxDynError, Data};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Messaging, consent};
+use crate::{
+    channels::{
+        self, Accepted, Button, DeliveryStatus, Outgoing, OutgoingBody, Provider, SendError,
+    },
+    jobs::{self, Job},
+    types::PhoneNumber,
+};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendMessage {
+    pub tenant_id: Uuid,
+    pub message_id: Uuid,
+}
+
+impl Job for SendMessage {
+    const QUEUE: &'static str = "send-message";
+}
+
+/// Longest wait between attempts, whatever the backoff or the provider says.
+const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+
+/// Exponential backoff with jitter: base × 2^(attempt-1), capped, then a random 50–100 % of it
+/// so that messages failed together do not retry together. A longer `Retry-After` wins.
+pub fn retry_delay(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exponential = base
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(MAX_DELAY);
+    let jittered = exponential.mul_f64(rand::rng().random_range(0.5..=1.0));
+    jittered.max(retry_after.unwrap_or_default()).min(MAX_DELAY)
+}
+
+#[derive(sqlx::FromRow)]
+struct Pending {
+    status: String,
+    provider_message_id: Option<String>,
+    attempts: i32,
+    kind: String,
+    body: Option<String>,
+    buttons: Option<serde_json::Value>,
+    locale: Option<String>,
+    whatsapp_template: Option<String>,
+    template_params: Option<serde_json::Value>,
+    contact_id: Uuid,
+    channel_id: Uuid,
+    provider: String,
+    channel_kind: String,
+    from_number: String,
+    from_ref: Option<String>,
+    to_number: String,
+}
+
+#[derive(Deserialize)]
+struct TemplateParams {
+    parameters: Vec<String>,
+    twilio_content_sid: Option<String>,
+}
+
+fn outgoing(p: &Pending) -> anyhow::Result<Outgoing> {
+    let text = p.body.clone().unwrap_or_default();
+    let body = match p.kind.as_str() {
+        "template" => {
+            let params: TemplateParams =
+                serde_json::from_value(p.template_params.clone().unwrap_or_default())?;
+            OutgoingBody::Template {
+                name: p.whatsapp_template.clone().unwrap_or_default(),
+                language: p.locale.clone().unwrap_or_else(|| "en".into()),
+                parameters: params.parameters,
+                twilio_content_sid: params.twilio_content_sid,
+            }
+        }
+        "interactive" => {
+            let buttons: Vec<Button> =
+                serde_json::from_value(p.buttons.clone().unwrap_or_default())?;
+            OutgoingBody::Buttons { text, buttons }
+        }
+        _ => OutgoingBody::Text(text),
+    };
+    Ok(Outgoing {
+        kind: p.channel_kind.parse().map_err(anyhow::Error::msg)?,
+        to: PhoneNumber::parse(&p.to_number).map_err(anyhow::Error::msg)?,
+        from: PhoneNumber::parse(&p.from_number).map_err(anyhow::Error::msg)?,
+        from_ref: p.from_ref.clone(),
+        body,
+    })
+}
+
+async fn call_provider(
+    messaging: &Messaging,
+    provider: Provider,
+    message: &Outgoing,
+) -> Result<Accepted, SendError> {
+    let config = &messaging.config;
+    match provider {
+        Provider::Console => Ok(channels::console::send(message)),
+        Provider::Twilio => match &config.twilio {
+            Some(twilio) => {
+                let callback = format!(
+                    "{}/webhooks/twilio/status",
+                    config.public_base_url.as_str().trim_end_matches('/')
+                );
+                channels::twilio::send(&messaging.http, twilio, &callback, message).await
+            }
+            None => Err(not_configured(
+                "Twilio",
+                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+            )),
+        },
+        Provider::Meta => match &config.meta {
+            Some(meta) => channels::meta::send(&messaging.http, meta, message).await,
+            None => Err(not_configured(
+                "Meta",
+                "META_APP_SECRET, META_VERIFY_TOKEN and META_ACCESS_TOKEN",
+            )),
+        },
+    }
+}
+
+fn not_configured(provider: &str, variables: &str) -> SendError {
+    SendError::permanent(
+        "provider_not_configured",
+        format!("{provider} is not configured: set {variables}"),
+    )
+}
+
+#[tracing::instrument(skip_all, fields(message_id = %job.message_id, tenant_id = %job.tenant_id))]
+pub async fn send_message(
+    job: SendMessage,
+    messaging: Data<Arc<Messaging>>,
+) -> Result<(), BoxDynError> {
+    let pool = &messaging.pool;
+    let mut tx = pool.begin().await?;
+    let pending: Option<Pending> = sqlx::query_as(
+        "SELECT m.status, m.provider_message_id, m.attempts, m.kind, m.body, m.buttons, m.locale,
+                m.whatsapp_template, m.template_params, m.contact_id, m.channel_id,
+                ch.provider, ch.kind AS channel_kind, ch.phone_number AS from_number,
+                ch.provider_ref AS from_ref, c.phone AS to_number
+         FROM messages m
+         JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
+         JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
+         WHERE m.tenant_id = $1 AND m.id = $2 AND m.direction = 'outbound'
+         FOR UPDATE OF m",
+    )
+    .bind(job.tenant_id)
+    .bind(job.message_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(pending) = pending else {
+        tracing::warn!("send job for a message that does not exist");
+        return Ok(());
+    };
+    // A re-run after the provider accepted it must not send it twice.
+    if pending.provider_message_id.is_some()
+        || !matches!(pending.status.as_str(), "queued" | "sending")
+    {
+        tracing::info!(status = %pending.status, "already handed to the provider: not sending again");
+        return Ok(());
+    }
+    let attempt = pending.attempts + 1;
+    sqlx::query("UPDATE messages SET status = 'sending', sending_at = now(), attempts = $3, next_attempt_at = NULL WHERE tenant_id = $1 AND id = $2")
+        .bind(job.tenant_id)
+        .bind(job.message_id)
+        .bind(attempt)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+
+    let provider: Provider = pending.provider.parse()?;
+    let result = match outgoing(&pending) {
+        Ok(message) => {
+            messaging
+                .per_number
+                .until_key_ready(&pending.channel_id)
+                .await;
+            call_provider(&messaging, provider, &message).await
+        }
+        Err(e) => Err(SendError::permanent("unsendable", format!("{e:#}"))),
+    };
+
+    let mut tx = pool.begin().await?;
+    match result {
+        Ok(accepted) => {
+            // The provider's answer can only move us forward from 'sending'.
+            let status = match accepted.status {
+                DeliveryStatus::Queued => DeliveryStatus::Sending,
+                other => other,
+            };
+            sqlx::query(
+                "UPDATE messages SET provider_message_id = $3,
+                     status = CASE WHEN message_status_rank($4) > message_status_rank(status) THEN $4 ELSE status END,
+                     sent_at = CASE WHEN $4 IN ('sent', 'delivered') THEN now() ELSE sent_at END,
+                     delivered_at = CASE WHEN $4 = 'delivered' THEN now() ELSE delivered_at END,
+                     error_code = NULL, error_message = NULL
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(job.tenant_id)
+            .bind(job.message_id)
+            .bind(&accepted.provider_message_id)
+            .bind(status.as_str())
+            .execute(&mut *tx)
+            .await?;
+            metrics::counter!("outbound_messages_total", "provider" => provider.as_str(), "outcome" => "accepted").increment(1);
+            tracing::info!(provider_message_id = %accepted.provider_message_id, attempt, "provider accepted the message");
+        }
+        Err(SendError::Retryable {
+            code,
+            message,
+            retry_after,
+        }) if (attempt as u32) < messaging.config.send_max_attempts => {
+            let delay = retry_delay(
+                messaging.config.send_retry_base,
+                attempt as u32,
+                retry_after,
+            );
+            sqlx::query(
+                "UPDATE messages SET status = 'queued', error_code = $3, error_message = $4,
+                     next_attempt_at = now() + $5 * interval '1 millisecond'
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(job.tenant_id)
+            .bind(job.message_id)
+            .bind(&code)
+            .bind(&message)
+            .bind(delay.as_millis() as f64)
+            .execute(&mut *tx)
+            .await?;
+            jobs::enqueue(&mut tx, &job, delay).await?;
+            metrics::counter!("outbound_messages_total", "provider" => provider.as_str(), "outcome" => "retry").increment(1);
+            tracing::warn!(%code, %message, attempt, delay_ms = delay.as_millis() as u64, "send failed, will retry");
+        }
+        Err(error) => {
+            let (code, message, opted_out) = match error {
+                SendError::Permanent {
+                    code,
+                    message,
+                    opted_out,
+                } => (code, message, opted_out),
+                SendError::Retryable { code, message, .. } => (
+                    code,
+                    format!("gave up after {attempt} attempts: {message}"),
+                    false,
+                ),
+            };
+            sqlx::query(
+                "UPDATE messages SET status = 'failed', failed_at = now(), error_code = $3, error_message = $4
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(job.tenant_id)
+            .bind(job.message_id)
+            .bind(&code)
+            .bind(&message)
+            .execute(&mut *tx)
+            .await?;
+            if opted_out {
+                consent::opt_out(
+                    &mut tx,
+                    job.tenant_id,
+                    pending.contact_id,
+                    pending.channel_id,
+                    consent::Source::Provider,
+                    None,
+                )
+                .await?;
+            }
+            metrics::counter!("outbound_messages_total", "provider" => provider.as_str(), "outcome" => "failed").increment(1);
+            tracing::warn!(%code, %message, attempt, "send failed for good");
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_honours_retry_after() {
+        let base = Duration::from_secs(10);
+        for _ in 0..50 {
+            let first = retry_delay(base, 1, None);
+            assert!(
+                first >= Duration::from_secs(5) && first <= Duration::from_secs(10),
+                "{first:?}"
+            );
+            let third = retry_delay(base, 3, None);
+            assert!(
+                third >= Duration::from_secs(20) && third <= Duration::from_secs(40),
+                "{third:?}"
+            );
+        }
+        assert_eq!(
+            retry_delay(base, 1, Some(Duration::from_secs(60))),
+            Duration::from_secs(60)
+        );
+        assert_eq!(retry_delay(base, 30, None).max(MAX_DELAY), MAX_DELAY);
+        assert!(retry_delay(base, 1, Some(Duration::from_secs(86_400))) <= MAX_DELAY);
+    }
+}

@@ -1,0 +1,582 @@
+//! Every outbound text, from `message-templates/*.toml`, loaded and checked once at start.
+//!
+//! One table per message key:
+//!
+//! ```toml
+//! [dispatch_offer]
+//! params = ["reference", "issue"]
+//! text.en = "New job {reference}: {issue}"
+//! text.am = "አዲስ ስራ {reference}: {issue}"
+//! whatsapp = { template = "fieldline_dispatch_offer", params = ["reference", "issue"] }
+//! buttons = [{ id = "accept", title.en = "Accept", title.am = "እቀበላለሁ" }]
+//! ```
+//!
+//! Placeholders are `{name}` and must match `params` exactly in every locale. A key outside the
+//! WhatsApp 24-hour window can only go out on WhatsApp if it names an approved template.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::channels::Button;
+
+/// WhatsApp's limits on what we send.
+const MAX_BUTTON_TITLE_CHARS: usize = 20;
+const MAX_WHATSAPP_BODY_CHARS: usize = 1024;
+const MAX_SMS_SEGMENTS: usize = 10;
+
+/// Keys the messaging layer itself needs to turn buttons into numbered SMS choices.
+pub const SMS_REPLY_CHOICE: &str = "sms_reply_choice";
+pub const SMS_REPLY_CHOICES: &str = "sms_reply_choices";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    #[serde(default)]
+    params: Vec<String>,
+    text: BTreeMap<String, String>,
+    whatsapp: Option<RawWhatsapp>,
+    #[serde(default)]
+    buttons: Vec<RawButton>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWhatsapp {
+    template: String,
+    #[serde(default)]
+    params: Vec<String>,
+    twilio_content_sid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawButton {
+    id: String,
+    title: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: String,
+    pub file: PathBuf,
+    params: Vec<String>,
+    text: BTreeMap<String, String>,
+    whatsapp: Option<WhatsappTemplate>,
+    buttons: Vec<(String, BTreeMap<String, String>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WhatsappTemplate {
+    pub name: String,
+    pub params: Vec<String>,
+    pub twilio_content_sid: Option<String>,
+}
+
+/// The values a caller fills a message's placeholders with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Values(BTreeMap<String, String>);
+
+impl Values {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn with(mut self, name: &str, value: impl fmt::Display) -> Self {
+        self.0.insert(name.to_owned(), value.to_string());
+        self
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// A message in one locale, ready to become a provider request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub locale: String,
+    pub text: String,
+    pub buttons: Vec<Button>,
+    /// The approved template and its parameters in the template's order.
+    pub whatsapp_template: Option<(String, Vec<String>, Option<String>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Templates {
+    entries: BTreeMap<String, Entry>,
+    locales: BTreeSet<String>,
+}
+
+impl Templates {
+    /// Reads every `*.toml` in `dir` and refuses the lot if any entry is wrong.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the message templates in {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let mut sources = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            sources.push((file, text));
+        }
+        Self::from_sources(&sources)
+    }
+
+    /// Parses and checks templates given as (file name, TOML text).
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> anyhow::Result<Self> {
+        let mut entries = BTreeMap::new();
+        for (file, text) in sources {
+            let raw: BTreeMap<String, RawEntry> = toml::from_str(text)
+                .with_context(|| format!("{} is not a valid template file", file.display()))?;
+            for (key, raw) in raw {
+                let entry = Entry {
+                    key: key.clone(),
+                    file: file.clone(),
+                    params: raw.params,
+                    text: raw.text,
+                    whatsapp: raw.whatsapp.map(|w| WhatsappTemplate {
+                        name: w.template,
+                        params: w.params,
+                        twilio_content_sid: w.twilio_content_sid,
+                    }),
+                    buttons: raw.buttons.into_iter().map(|b| (b.id, b.title)).collect(),
+                };
+                if let Some(previous) = entries.insert(key.clone(), entry) {
+                    bail!(
+                        "message key {key} is defined twice: in {} and {}",
+                        previous.file.display(),
+                        file.display()
+                    );
+                }
+            }
+        }
+        let locales: BTreeSet<String> = entries
+            .values()
+            .flat_map(|e| e.text.keys().cloned())
+            .collect();
+        let templates = Self { entries, locales };
+        templates.check()?;
+        Ok(templates)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        for required in [SMS_REPLY_CHOICE, SMS_REPLY_CHOICES] {
+            if !self.entries.contains_key(required) {
+                bail!("message-templates/ has no {required} key (needed to offer buttons by SMS)");
+            }
+        }
+        for entry in self.entries.values() {
+            let at = || format!("{}: key {}", entry.file.display(), entry.key);
+            let declared: BTreeSet<&str> = entry.params.iter().map(String::as_str).collect();
+            for locale in &self.locales {
+                let Some(text) = entry.text.get(locale) else {
+                    bail!("{}: no text for locale {locale}", at());
+                };
+                let used =
+                    placeholders(text).with_context(|| format!("{}: text.{locale}", at()))?;
+                if let Some(missing) = declared.iter().find(|p| !used.contains(**p)) {
+                    bail!(
+                        "{}: text.{locale} does not use parameter {{{missing}}}",
+                        at()
+                    );
+                }
+                if let Some(unknown) = used.iter().find(|p| !declared.contains(p.as_str())) {
+                    bail!(
+                        "{}: text.{locale} uses {{{unknown}}}, which is not in params",
+                        at()
+                    );
+                }
+                if text.chars().count() > MAX_WHATSAPP_BODY_CHARS {
+                    bail!(
+                        "{}: text.{locale} is over WhatsApp's {MAX_WHATSAPP_BODY_CHARS} characters",
+                        at()
+                    );
+                }
+                for (id, titles) in &entry.buttons {
+                    let Some(title) = titles.get(locale) else {
+                        bail!("{}: button {id} has no title for locale {locale}", at());
+                    };
+                    if title.chars().count() > MAX_BUTTON_TITLE_CHARS {
+                        bail!(
+                            "{}: button {id} title {title:?} ({locale}) is over {MAX_BUTTON_TITLE_CHARS} characters",
+                            at()
+                        );
+                    }
+                }
+            }
+            if let Some(whatsapp) = &entry.whatsapp
+                && let Some(unknown) = whatsapp
+                    .params
+                    .iter()
+                    .find(|p| !declared.contains(p.as_str()))
+            {
+                bail!(
+                    "{}: whatsapp.params names {unknown}, which is not in params",
+                    at()
+                );
+            }
+        }
+        // SMS length last: it needs the choice keys, which were checked above.
+        for entry in self.entries.values() {
+            for locale in &self.locales {
+                let sms = self.sms_text(entry, locale, &entry.text[locale], None)?;
+                let (_, segments) = sms_segments(&sms);
+                if segments > MAX_SMS_SEGMENTS {
+                    bail!(
+                        "{}: key {}: the {locale} SMS is {segments} segments, over {MAX_SMS_SEGMENTS}",
+                        entry.file.display(),
+                        entry.key
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn locales(&self) -> &BTreeSet<String> {
+        &self.locales
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// The first locale of `preferences` that the templates ship, else English.
+    pub fn pick_locale<'a>(
+        &self,
+        preferences: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> String {
+        preferences
+            .into_iter()
+            .flatten()
+            .flat_map(|l| [l, l.split('-').next().unwrap_or(l)])
+            .find(|l| self.locales.contains(*l))
+            .unwrap_or("en")
+            .to_owned()
+    }
+
+    /// Fills `key` in `locale`. `buttons` replaces the key's own buttons when given (for
+    /// choices only known at run time, such as "which work order?").
+    pub fn render(
+        &self,
+        key: &str,
+        locale: &str,
+        values: &Values,
+        buttons: Option<Vec<Button>>,
+    ) -> anyhow::Result<Rendered> {
+        let entry = self
+            .entries
+            .get(key)
+            .with_context(|| format!("no message key {key} in message-templates/"))?;
+        let template = entry
+            .text
+            .get(locale)
+            .with_context(|| format!("message key {key} has no {locale} text"))?;
+        let text = fill(template, values).with_context(|| format!("message key {key}"))?;
+        let buttons = buttons.unwrap_or_else(|| {
+            entry
+                .buttons
+                .iter()
+                .map(|(id, titles)| Button {
+                    id: id.clone(),
+                    title: titles[locale].clone(),
+                })
+                .collect()
+        });
+        let whatsapp_template = entry.whatsapp.as_ref().map(|w| {
+            let parameters = w
+                .params
+                .iter()
+                .map(|p| values.get(p).unwrap_or_default().to_owned())
+                .collect();
+            (w.name.clone(), parameters, w.twilio_content_sid.clone())
+        });
+        Ok(Rendered {
+            locale: locale.to_owned(),
+            text,
+            buttons,
+            whatsapp_template,
+        })
+    }
+
+    /// SMS has no buttons: their titles become numbered choices ("Reply 1 to Accept, 2 to Decline.").
+    pub fn sms_body(&self, rendered: &Rendered) -> anyhow::Result<String> {
+        let buttons = (!rendered.buttons.is_empty()).then_some(rendered.buttons.as_slice());
+        self.sms_text_with(&rendered.locale, &rendered.text, buttons)
+    }
+
+    fn sms_text(
+        &self,
+        entry: &Entry,
+        locale: &str,
+        text: &str,
+        buttons: Option<&[Button]>,
+    ) -> anyhow::Result<String> {
+        let own: Vec<Button> = entry
+            .buttons
+            .iter()
+            .map(|(id, titles)| Button {
+                id: id.clone(),
+                title: titles[locale].clone(),
+            })
+            .collect();
+        let buttons = buttons.or((!own.is_empty()).then_some(own.as_slice()));
+        self.sms_text_with(locale, text, buttons)
+    }
+
+    fn sms_text_with(
+        &self,
+        locale: &str,
+        text: &str,
+        buttons: Option<&[Button]>,
+    ) -> anyhow::Result<String> {
+        let Some(buttons) = buttons else {
+            return Ok(text.to_owned());
+        };
+        let choice = &self.entries[SMS_REPLY_CHOICE].text[locale];
+        let choices: Vec<String> = buttons
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                fill(
+                    choice,
+                    &Values::new().with("number", i + 1).with("title", &b.title),
+                )
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let line = fill(
+            &self.entries[SMS_REPLY_CHOICES].text[locale],
+            &Values::new().with("choices", choices.join(", ")),
+        )?;
+        Ok(format!("{text}\n{line}"))
+    }
+}
+
+/// The `{name}` placeholders in a text. `{{` and `}}` stand for literal braces.
+fn placeholders(text: &str) -> anyhow::Result<BTreeSet<String>> {
+    let mut found = BTreeSet::new();
+    scan(text, |name| {
+        found.insert(name.to_owned());
+        Ok(String::new())
+    })?;
+    Ok(found)
+}
+
+fn fill(text: &str, values: &Values) -> anyhow::Result<String> {
+    scan(text, |name| {
+        values
+            .get(name)
+            .map(str::to_owned)
+            .with_context(|| format!("no value for {{{name}}}"))
+    })
+}
+
+fn scan(
+    text: &str,
+    mut on_name: impl FnMut(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+        } else if tail.starts_with('}') {
+            bail!("a lone }} in {text:?} (write }}}} for a brace)");
+        } else {
+            let end = tail
+                .find('}')
+                .with_context(|| format!("an unclosed {{ in {text:?}"))?;
+            let name = &tail[1..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                bail!("{{{name}}} is not a parameter name (letters, digits and _)");
+            }
+            out.push_str(&on_name(name)?);
+            rest = &tail[end + 1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsEncoding {
+    Gsm7,
+    Ucs2,
+}
+
+/// GSM 03.38 basic set, and the extension characters that take two septets.
+const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM7_EXTENSION: &str = "^{}\\[~]|€\x0c";
+
+/// How many SMS segments a text takes: GSM-7 fits 160 septets in one (153 per part when
+/// concatenated); anything else (Amharic, emoji) is UCS-2 with 70 (67) UTF-16 units.
+pub fn sms_segments(text: &str) -> (SmsEncoding, usize) {
+    let septets: Option<usize> = text
+        .chars()
+        .map(|c| {
+            if GSM7_BASIC.contains(c) {
+                Some(1)
+            } else if GSM7_EXTENSION.contains(c) {
+                Some(2)
+            } else {
+                None
+            }
+        })
+        .sum();
+    let (encoding, units, single, part) = match septets {
+        Some(n) => (SmsEncoding::Gsm7, n, 160, 153),
+        None => (SmsEncoding::Ucs2, text.encode_utf16().count(), 70, 67),
+    };
+    let segments = if units <= single {
+        1
+    } else {
+        units.div_ceil(part)
+    };
+    (encoding, segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHOICES: &str = r#"
+[sms_reply_choice]
+params = ["number", "title"]
+text.en = "{number} to {title}"
+text.am = "{number} ለ{title}"
+
+[sms_reply_choices]
+params = ["choices"]
+text.en = "Reply {choices}."
+text.am = "{choices} ብለው ይመልሱ።"
+"#;
+
+    fn load(extra: &str) -> anyhow::Result<Templates> {
+        Templates::from_sources(&[
+            ("core.toml".into(), CHOICES.to_owned()),
+            ("test.toml".into(), extra.to_owned()),
+        ])
+    }
+
+    const OFFER: &str = r#"
+[offer]
+params = ["reference"]
+text.en = "Job {reference}"
+text.am = "ስራ {reference}"
+whatsapp = { template = "fieldline_offer", params = ["reference"] }
+buttons = [
+  { id = "accept", title.en = "Accept", title.am = "እቀበላለሁ" },
+  { id = "decline", title.en = "Decline", title.am = "አልቀበልም" },
+]
+"#;
+
+    #[test]
+    fn renders_text_buttons_template_and_sms_choices() {
+        let templates = load(OFFER).unwrap();
+        let values = Values::new().with("reference", "M-1042");
+        let rendered = templates.render("offer", "en", &values, None).unwrap();
+        assert_eq!(rendered.text, "Job M-1042");
+        assert_eq!(rendered.buttons[1].id, "decline");
+        assert_eq!(
+            rendered.whatsapp_template,
+            Some(("fieldline_offer".into(), vec!["M-1042".into()], None))
+        );
+        assert_eq!(
+            templates.sms_body(&rendered).unwrap(),
+            "Job M-1042\nReply 1 to Accept, 2 to Decline."
+        );
+        let amharic = templates.render("offer", "am", &values, None).unwrap();
+        assert_eq!(amharic.buttons[0].title, "እቀበላለሁ");
+    }
+
+    #[test]
+    fn locale_falls_back_to_the_next_preference_then_english() {
+        let templates = load(OFFER).unwrap();
+        assert_eq!(templates.pick_locale([None, Some("am")]), "am");
+        assert_eq!(templates.pick_locale([Some("fr"), Some("am-ET")]), "am");
+        assert_eq!(templates.pick_locale([Some("fr")]), "en");
+    }
+
+    #[test]
+    fn refuses_entries_that_would_fail_at_send_time() {
+        let cases = [
+            (
+                r#"[a]
+params = ["x"]
+text.en = "no placeholder"
+text.am = "{x}""#,
+                "does not use parameter {x}",
+            ),
+            (
+                r#"[a]
+text.en = "{y}"
+text.am = "y""#,
+                "uses {y}, which is not in params",
+            ),
+            (
+                r#"[a]
+text.en = "only English""#,
+                "no text for locale am",
+            ),
+            (
+                r#"[a]
+text.en = "a"
+text.am = "a"
+buttons = [{ id = "b", title.en = "This title is far too long", title.am = "b" }]"#,
+                "over 20 characters",
+            ),
+            (
+                r#"[a]
+params = ["x"]
+text.en = "{x}"
+text.am = "{x}"
+whatsapp = { template = "t", params = ["z"] }"#,
+                "whatsapp.params names z",
+            ),
+        ];
+        for (toml, expected) in cases {
+            let err = format!("{:#}", load(toml).unwrap_err());
+            assert!(err.contains(expected), "{expected:?} not in {err:?}");
+            assert!(err.contains("test.toml") && err.contains("key a"), "{err}");
+        }
+    }
+
+    #[test]
+    fn refuses_an_sms_over_ten_segments_and_a_long_whatsapp_body() {
+        let long_am = "ሀ".repeat(700);
+        let err = load(&format!("[a]\ntext.en = \"a\"\ntext.am = \"{long_am}\"\n")).unwrap_err();
+        assert!(err.to_string().contains("segments"), "{err}");
+        let long = "a".repeat(1100);
+        let err = load(&format!("[a]\ntext.en = \"{long}\"\ntext.am = \"a\"\n")).unwrap_err();
+        assert!(err.to_string().contains("1024"), "{err}");
+    }
+
+    #[test]
+    fn counts_gsm7_and_ucs2_segments() {
+        assert_eq!(sms_segments(&"a".repeat(160)), (SmsEncoding::Gsm7, 1));
+        assert_eq!(sms_segments(&"a".repeat(161)), (SmsEncoding::Gsm7, 2));
+        assert_eq!(sms_segments(&"€".repeat(80)), (SmsEncoding::Gsm7, 1));
+        assert_eq!(sms_segments(&"€".repeat(81)), (SmsEncoding::Gsm7, 2));
+        assert_eq!(sms_segments(&"ሰ".repeat(70)), (SmsEncoding::Ucs2, 1));
+        assert_eq!(sms_segments(&"ሰ".repeat(71)), (SmsEncoding::Ucs2, 2));
+        assert_eq!(sms_segments(&"ሰ".repeat(134)), (SmsEncoding::Ucs2, 2));
+        assert_eq!(sms_segments(&"ሰ".repeat(135)), (SmsEncoding::Ucs2, 3));
+    }
+
+    #[test]
+    fn the_shipped_templates_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("message-templates");
+        let templates = Templates::load(&dir).unwrap();
+        assert!(templates.locales().contains("en") && templates.locales().contains("am"));
+    }
+}
