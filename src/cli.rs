@@ -1,6 +1,10 @@
-//! The command line: `fieldline serve | migrate | seed-demo | tenant | user | token`.
+//! The command line: `fieldline serve | migrate | seed-demo | tenant | user | token | channel | simulate`.
 
-use std::io::{BufRead, IsTerminal};
+use std::{
+    io::{BufRead, IsTerminal},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -9,11 +13,17 @@ use sqlx::PgPool;
 use crate::{
     app::{self, Application},
     audit::Actor,
+    channels::{ChannelKind, Content},
     config::{Config, LogFormat},
     db,
     domains::tenancy::{self, NewTenant, Role},
+    messaging::{
+        Messaging,
+        channels::{self, NewChannel},
+        simulate,
+    },
     seed, telemetry,
-    types::{Email, Locale, Slug, TimeZone},
+    types::{Coordinates, Email, Locale, PhoneNumber, Slug, TimeZone},
 };
 
 #[derive(Debug, Parser)]
@@ -60,6 +70,66 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Manage the numbers an organisation sends from and receives on.
+    Channel {
+        #[command(subcommand)]
+        command: ChannelCommand,
+    },
+    /// Send a message as if someone wrote to the organisation's console channel, and print the
+    /// replies it caused. Goes through the same pipeline as a real webhook.
+    Simulate {
+        /// The organisation's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The sender's number, e.g. +251911000101.
+        #[arg(long)]
+        from: String,
+        /// Write on the WhatsApp console channel instead of SMS.
+        #[arg(long)]
+        whatsapp: bool,
+        /// Share a location instead of text: "LATITUDE,LONGITUDE".
+        #[arg(long, conflicts_with_all = ["button", "text"])]
+        location: Option<String>,
+        /// Tap a reply button: its id (e.g. accept).
+        #[arg(long, conflicts_with = "text")]
+        button: Option<String>,
+        /// How long to wait for the replies, in seconds.
+        #[arg(long, default_value_t = 15)]
+        wait: u64,
+        /// The message text.
+        text: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Add a number. Provider credentials come from the environment, never from here.
+    Add {
+        /// The organisation's slug.
+        #[arg(long)]
+        tenant: String,
+        /// twilio, meta or console.
+        #[arg(long)]
+        provider: String,
+        /// sms or whatsapp.
+        #[arg(long)]
+        kind: String,
+        /// The number in E.164, e.g. +251911000000.
+        #[arg(long)]
+        number: String,
+        /// Meta's phone number id (from WhatsApp Manager); required for --provider meta.
+        #[arg(long)]
+        provider_id: Option<String>,
+        /// A name for the panel, e.g. "Dispatch line".
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List an organisation's numbers.
+    List {
+        /// The organisation's slug.
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -248,6 +318,126 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             tx.commit().await?;
             eprintln!("API token for {} (shown once; store it now):", tenant.slug);
             println!("{token}");
+            Ok(())
+        }
+        Command::Channel {
+            command:
+                ChannelCommand::Add {
+                    tenant,
+                    provider,
+                    kind,
+                    number,
+                    provider_id,
+                    name,
+                },
+        } => {
+            let pool = connect(&config).await?;
+            let tenant = tenancy::find_tenant(&pool, &tenant).await?;
+            let input = NewChannel {
+                provider,
+                kind,
+                phone_number: number,
+                provider_id,
+                display_name: name,
+            };
+            let mut tx = pool.begin().await?;
+            let channel = channels::add(&mut tx, tenant.id, &input, Actor::Cli)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.explain()))?;
+            tx.commit().await?;
+            println!(
+                "added {} {} channel {} to {}, id {}",
+                channel.provider, channel.kind, channel.phone_number, tenant.slug, channel.id
+            );
+            Ok(())
+        }
+        Command::Channel {
+            command: ChannelCommand::List { tenant },
+        } => {
+            let pool = connect(&config).await?;
+            let tenant = tenancy::find_tenant(&pool, &tenant).await?;
+            for c in channels::list(&mut *pool.acquire().await?, tenant.id).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    c.provider,
+                    c.kind,
+                    c.phone_number,
+                    c.provider_id.as_deref().unwrap_or("-"),
+                    if c.active { "active" } else { "inactive" },
+                    c.id
+                );
+            }
+            Ok(())
+        }
+        Command::Simulate {
+            tenant,
+            from,
+            whatsapp,
+            location,
+            button,
+            wait,
+            text,
+        } => {
+            let from = PhoneNumber::parse(&from)
+                .map_err(anyhow::Error::msg)
+                .context("--from")?;
+            let content = match (location, button, text) {
+                (Some(location), _, _) => {
+                    let (lat, lon) = location
+                        .split_once(',')
+                        .context("--location takes LATITUDE,LONGITUDE, e.g. 9.0108,38.7613")?;
+                    let at = Coordinates::new(lat.trim().parse()?, lon.trim().parse()?)
+                        .map_err(|(_, why)| anyhow::anyhow!(why))?;
+                    Content::Location { at, label: None }
+                }
+                (None, Some(id), _) => Content::Reply { id, title: None },
+                (None, None, Some(text)) => Content::Text(text),
+                (None, None, None) => {
+                    anyhow::bail!("give the message text, --location or --button")
+                }
+            };
+            // The job workers run in this process for the round trip: they need a full pool.
+            let pool = db::connect(&config.database_url, config.database_max_connections).await?;
+            db::migrate(&pool).await?;
+            let tenant = tenancy::find_tenant(&pool, &tenant).await?;
+            let messaging = Messaging::new(pool, Arc::new(config))?;
+            let kind = if whatsapp {
+                ChannelKind::Whatsapp
+            } else {
+                ChannelKind::Sms
+            };
+            let replies = simulate::simulate(
+                messaging,
+                tenant.id,
+                kind,
+                from,
+                content,
+                Duration::from_secs(wait),
+            )
+            .await?;
+            if replies.is_empty() {
+                println!("(no reply)");
+            }
+            for reply in replies {
+                println!(
+                    "<- {} [{}] {}",
+                    reply.kind,
+                    reply.status,
+                    reply.body.unwrap_or_default()
+                );
+                if let Some(buttons) = reply.buttons.filter(|_| reply.kind == "interactive") {
+                    let buttons: Vec<crate::channels::Button> = serde_json::from_value(buttons)?;
+                    for b in buttons {
+                        println!("   [{}] {}", b.id, b.title);
+                    }
+                }
+                if let Some(template) = reply.whatsapp_template {
+                    println!("   (WhatsApp template {template})");
+                }
+                if let Some(code) = reply.error_code {
+                    println!("   error {code}");
+                }
+            }
             Ok(())
         }
     }

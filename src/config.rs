@@ -183,6 +183,15 @@ impl Config {
             ),
         };
 
+        let database_max_connections = parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 10)?;
+        let minimum = crate::jobs::WORKER_QUEUES * 2;
+        if database_max_connections < minimum {
+            bail!(
+                "DATABASE_MAX_CONNECTIONS={database_max_connections} is too few: the job workers alone hold {} listening connections; use at least {minimum}",
+                crate::jobs::WORKER_QUEUES
+            );
+        }
+
         Ok(Self {
             database_url,
             host,
@@ -192,7 +201,7 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("data")),
             log_format,
-            database_max_connections: parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 10)?,
+            database_max_connections,
             max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 1024 * 1024)?,
             request_timeout: Duration::from_secs(parse_or(&lookup, "REQUEST_TIMEOUT_SECS", 30)?),
             shutdown_timeout: Duration::from_secs(parse_or(&lookup, "SHUTDOWN_TIMEOUT_SECS", 30)?),

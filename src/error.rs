@@ -91,6 +91,19 @@ pub struct ErrorDetail {
 }
 
 impl AppError {
+    /// One line for a terminal: what is wrong, field by field.
+    pub fn explain(&self) -> String {
+        let (_, _, message, details) = self.parts();
+        if details.is_empty() {
+            return message;
+        }
+        let fields: Vec<String> = details
+            .iter()
+            .map(|d| format!("{}: {}", d.field, d.message))
+            .collect();
+        format!("{message} ({})", fields.join("; "))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
     }

@@ -111,6 +111,9 @@ macro_rules! register {
     }};
 }
 
+/// Each worker holds one LISTEN connection of its own and needs more to poll and run jobs.
+pub const WORKER_QUEUES: u32 = 4;
+
 /// Runs every worker until `shutdown` resolves, then lets running jobs finish within `grace`.
 pub async fn run_workers(
     pool: PgPool,
@@ -154,6 +157,12 @@ pub async fn run_workers(
         messaging
     );
     monitor
+        // A worker whose poll failed (database restarting, pool briefly exhausted) comes back
+        // rather than leaving its queue unserved until the process restarts.
+        .should_restart(|worker, error| {
+            tracing::warn!(worker = %worker.name(), %error, restarts = worker.restarts(), "job worker failed: restarting it");
+            true
+        })
         .shutdown_timeout(grace)
         .run_with_signal(async move {
             shutdown.await;

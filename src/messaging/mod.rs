@@ -11,6 +11,7 @@ pub mod media;
 pub mod notify;
 pub mod router;
 pub mod send;
+pub mod simulate;
 pub mod templates;
 
 use std::{num::NonZeroU32, sync::Arc, time::Duration};

@@ -37,6 +37,8 @@ async fn the_document_matches_the_routes() {
             expected.insert((method.to_string(), format!("/{resource}/{{id}}")));
         }
     }
+    expected.insert(("GET".to_string(), "/channels".to_string()));
+    expected.insert(("POST".to_string(), "/channels".to_string()));
     assert_eq!(documented, expected);
 
     // Every documented operation reaches a handler: answered by the resource, never by the fallback.

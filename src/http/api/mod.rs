@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`: bearer-token auth scoped to one tenant, and its OpenAPI document.
 
 pub mod auth;
+pub mod channels;
 
 use axum::{Json, Router, routing::get};
 use utoipa::{
@@ -45,6 +46,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(domains::directory::patients::routes())
         .merge(domains::maintenance::assets::routes())
         .merge(domains::ambulance::ambulances::routes())
+        .merge(channels::routes())
 }
 
 /// The OpenAPI document, with paths as clients call them (under `/api/v1`).

@@ -1,0 +1,117 @@
+//! `fieldline simulate`: an inbound message on a tenant's console channel, through the same
+//! ingest, routing and send jobs as a real webhook, and the replies it caused.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context, bail};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::{
+    Messaging,
+    ingest::{self, Stored},
+};
+use crate::{
+    channels::{ChannelKind, Content, Inbound, Provider, ReceivingNumber},
+    jobs,
+    types::PhoneNumber,
+};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Reply {
+    pub kind: String,
+    pub status: String,
+    pub body: Option<String>,
+    pub buttons: Option<serde_json::Value>,
+    pub whatsapp_template: Option<String>,
+    pub error_code: Option<String>,
+}
+
+/// Injects `content` from `from` on the tenant's console channel of `kind` and waits up to
+/// `wait` for the routing job and the replies' send jobs to finish.
+pub async fn simulate(
+    messaging: Arc<Messaging>,
+    tenant_id: Uuid,
+    kind: ChannelKind,
+    from: PhoneNumber,
+    content: Content,
+    wait: Duration,
+) -> anyhow::Result<Vec<Reply>> {
+    let pool = messaging.pool.clone();
+    let channel: Option<String> = sqlx::query_scalar(
+        "SELECT phone_number FROM channels
+         WHERE tenant_id = $1 AND provider = 'console' AND kind = $2 AND active
+         ORDER BY created_at LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(kind.as_str())
+    .fetch_optional(&pool)
+    .await?;
+    let Some(number) = channel else {
+        bail!(
+            "this organisation has no console {kind} channel: add one with \
+             `fieldline channel add --tenant <slug> --provider console --kind {kind} --number +<number>`"
+        );
+    };
+    let inbound = Inbound {
+        provider: Provider::Console,
+        kind,
+        provider_message_id: format!("console-in-{}", Uuid::now_v7().simple()),
+        to: ReceivingNumber::Phone(PhoneNumber::parse(&number).map_err(anyhow::Error::msg)?),
+        from,
+        profile_name: None,
+        sent_at: None,
+        content,
+        reply_to: None,
+    };
+    let Stored::New { message_id, .. } = ingest::store_inbound(&pool, &inbound).await? else {
+        bail!("the console channel did not take the message");
+    };
+
+    // Run the job workers here, so the round trip works whether or not a server is running.
+    let (stop, stopped) = oneshot::channel::<()>();
+    let workers = tokio::spawn(jobs::run_workers(
+        pool.clone(),
+        messaging.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+    let deadline = tokio::time::Instant::now() + wait;
+    let done = loop {
+        let pending: Option<i64> = sqlx::query_scalar(
+            "SELECT CASE WHEN m.routed_at IS NULL THEN NULL ELSE
+                 (SELECT count(*) FROM messages r WHERE r.tenant_id = m.tenant_id
+                    AND r.caused_by_message_id = m.id AND r.status IN ('queued', 'sending')) END
+             FROM messages m WHERE m.tenant_id = $1 AND m.id = $2",
+        )
+        .bind(tenant_id)
+        .bind(message_id)
+        .fetch_one(&pool)
+        .await?;
+        if pending == Some(0) {
+            break true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = stop.send(());
+    workers.await.context("the job workers panicked")??;
+    if !done {
+        bail!(
+            "no answer within {} s: are the jobs failing? (run with RUST_LOG=info)",
+            wait.as_secs()
+        );
+    }
+    Ok(sqlx::query_as(
+        "SELECT kind, status, body, buttons, whatsapp_template, error_code FROM messages
+         WHERE tenant_id = $1 AND caused_by_message_id = $2 ORDER BY created_at",
+    )
+    .bind(tenant_id)
+    .bind(message_id)
+    .fetch_all(&pool)
+    .await?)
+}
