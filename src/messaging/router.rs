@@ -267,13 +267,18 @@ pub async fn route_inbound(
             "fallback"
         }
     };
+    let reply_id = turn.message.reply_id.clone();
     let mut tx = turn.tx;
+    // A number answering numbered choices is kept as the choice it stood for.
     sqlx::query(
-        "UPDATE messages SET routed_at = now(), handled_by = $3 WHERE tenant_id = $1 AND id = $2",
+        "UPDATE messages SET routed_at = now(), handled_by = $3,
+             interactive_reply_id = COALESCE(interactive_reply_id, $4)
+         WHERE tenant_id = $1 AND id = $2",
     )
     .bind(job.tenant_id)
     .bind(job.message_id)
     .bind(handled_by)
+    .bind(reply_id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -8,3 +8,5 @@ mod helpers;
 mod openapi;
 mod panel;
 mod schema;
+mod providers;
+mod webhooks_inbound;

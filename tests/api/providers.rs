@@ -1,0 +1,303 @@
+//! A real HTTP server on loopback standing in for Twilio and Meta: it records every request and
+//! answers sends with scripted responses (or a success by default). Also the signing helpers and
+//! the app set-up the messaging tests share.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
+use fieldline::channels::signature;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::helpers::{Tenant, TestApp, spawn_app_with};
+
+pub const PUBLIC_BASE_URL: &str = "https://fieldline.test";
+pub const TWILIO_SID: &str = "AC00000000000000000000000000000001";
+pub const TWILIO_TOKEN: &str = "twilio-test-auth-token";
+pub const META_SECRET: &str = "meta-test-app-secret";
+pub const META_VERIFY: &str = "meta-verify-token";
+pub const META_TOKEN: &str = "meta-test-access-token";
+/// The numbers in the fixtures under `webhooks/`.
+pub const TWILIO_NUMBER: &str = "+251911500000";
+pub const META_NUMBER: &str = "+251911600000";
+pub const META_PHONE_NUMBER_ID: &str = "106540352242922";
+pub const WORKER_PHONE: &str = "+251911000101";
+pub const PATIENT_PHONE: &str = "+251911000201";
+/// What the fake answers with as the first message id, as the status fixtures expect.
+pub const FIRST_TWILIO_SID: &str = "SM90000000000000000000000000000001";
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Recorded {
+    pub fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body).into_owned().collect()
+    }
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.form().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+    fn is_send(&self) -> bool {
+        self.method == Method::POST
+            && (self.path.ends_with("/Messages.json") || self.path.ends_with("/messages"))
+    }
+}
+
+#[derive(Clone)]
+struct Scripted {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+#[derive(Clone, Default)]
+struct Shared {
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    script: Arc<Mutex<VecDeque<Scripted>>>,
+    base: Arc<Mutex<String>>,
+}
+
+pub struct FakeProvider {
+    pub base: String,
+    shared: Shared,
+}
+
+pub const MEDIA_BYTES: &[u8] = b"\xff\xd8\xff\xe0 a tiny jpeg";
+
+async fn answer(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let recorded = Recorded {
+        method: method.clone(),
+        path: uri.path().to_owned(),
+        headers,
+        body,
+        at: Instant::now(),
+    };
+    let is_send = recorded.is_send();
+    let path = recorded.path.clone();
+    let sends = {
+        let mut requests = shared.requests.lock().unwrap();
+        requests.push(recorded);
+        requests.iter().filter(|r| r.is_send()).count()
+    };
+    if is_send && let Some(scripted) = shared.script.lock().unwrap().pop_front() {
+        let mut response = (StatusCode::from_u16(scripted.status).unwrap(), scripted.body).into_response();
+        for (k, v) in scripted.headers {
+            response.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        return response;
+    }
+    if path.ends_with("/Messages.json") {
+        let sid = format!("SM9{sends:031}");
+        return (StatusCode::CREATED, axum::Json(json!({ "sid": sid, "status": "queued" }))).into_response();
+    }
+    if path.ends_with("/messages") {
+        let id = format!("wamid.HBgMMjUxOTExMDAwMTAxFQIAEhgg{:032}AA==", 899 + sends);
+        return axum::Json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{ "input": "251911000101", "wa_id": "251911000101" }],
+            "messages": [{ "id": id }],
+        }))
+        .into_response();
+    }
+    if path.starts_with("/download/") || path.contains("/Media/") {
+        return (StatusCode::OK, [("content-type", "image/jpeg")], MEDIA_BYTES).into_response();
+    }
+    if method == Method::GET && path.starts_with("/v23.0/") {
+        // Meta's media lookup: a short-lived download URL.
+        let id = path.trim_start_matches("/v23.0/");
+        let base = shared.base.lock().unwrap().clone();
+        return axum::Json(json!({
+            "messaging_product": "whatsapp",
+            "url": format!("{base}/download/{id}"),
+            "mime_type": "image/jpeg",
+            "file_size": MEDIA_BYTES.len(),
+            "id": id,
+        }))
+        .into_response();
+    }
+    (StatusCode::NOT_FOUND, "no such fake endpoint").into_response()
+}
+
+impl FakeProvider {
+    pub async fn start() -> Self {
+        let shared = Shared::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        *shared.base.lock().unwrap() = base.clone();
+        let app = Router::new().fallback(answer).with_state(shared.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { base, shared }
+    }
+
+    /// The next send gets this answer instead of a success.
+    pub fn respond(&self, status: u16, headers: &[(&str, &str)], body: Value) {
+        self.shared.script.lock().unwrap().push_back(Scripted {
+            status,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: body.to_string(),
+        });
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn sends(&self) -> Vec<Recorded> {
+        self.requests().into_iter().filter(Recorded::is_send).collect()
+    }
+
+    /// Waits until at least `n` sends arrived (or 15 s passed) and returns them all.
+    pub async fn wait_for_sends(&self, n: usize) -> Vec<Recorded> {
+        let started = Instant::now();
+        loop {
+            let sends = self.sends();
+            if sends.len() >= n || started.elapsed() > Duration::from_secs(15) {
+                return sends;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// An app with both providers configured against the fake, and a tenant owning the fixtures'
+/// numbers, a worker and a patient.
+pub struct MessagingApp {
+    pub app: TestApp,
+    pub fake: FakeProvider,
+    pub tenant: Tenant,
+}
+
+pub async fn spawn_messaging_app(extra: &[(&str, &str)]) -> MessagingApp {
+    let fake = FakeProvider::start().await;
+    let graph = format!("{}/v23.0", fake.base);
+    let mut env = vec![
+        ("PUBLIC_BASE_URL", PUBLIC_BASE_URL),
+        ("TWILIO_ACCOUNT_SID", TWILIO_SID),
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN),
+        ("TWILIO_API_BASE", fake.base.as_str()),
+        ("META_APP_SECRET", META_SECRET),
+        ("META_VERIFY_TOKEN", META_VERIFY),
+        ("META_ACCESS_TOKEN", META_TOKEN),
+        ("META_GRAPH_BASE", graph.as_str()),
+        ("SEND_RETRY_BASE_MS", "100"),
+    ];
+    env.extend_from_slice(extra);
+    let app = spawn_app_with(&env).await;
+    let tenant = app.tenant("msg-org").await;
+    for channel in [
+        json!({ "provider": "twilio", "kind": "sms", "phone_number": TWILIO_NUMBER }),
+        json!({ "provider": "twilio", "kind": "whatsapp", "phone_number": TWILIO_NUMBER }),
+        json!({ "provider": "meta", "kind": "whatsapp", "phone_number": META_NUMBER, "provider_id": META_PHONE_NUMBER_ID }),
+    ] {
+        let response = app.post(&tenant, "/api/v1/channels", &channel).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+    let worker = json!({ "first_name": "Abebe", "last_name": "Kebede", "phone": WORKER_PHONE,
+        "kinds": ["maintenance"], "specialties": ["plumbing"] });
+    assert_eq!(app.post(&tenant, "/api/v1/workers", &worker).await.status(), 201);
+    let patient = json!({ "first_name": "Hana", "last_name": "Tesfaye", "phone": PATIENT_PHONE });
+    assert_eq!(app.post(&tenant, "/api/v1/patients", &patient).await.status(), 201);
+    MessagingApp { app, fake, tenant }
+}
+
+/// A fixture from `webhooks/`, exactly as stored.
+pub fn fixture(path: &str) -> String {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("webhooks").join(path);
+    std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .trim_end()
+        .to_owned()
+}
+
+pub fn twilio_signature(path: &str, body: &str) -> String {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    signature::twilio_expected(TWILIO_TOKEN, &format!("{PUBLIC_BASE_URL}{path}"), &params)
+}
+
+impl MessagingApp {
+    /// Posts a Twilio form body signed as Twilio would sign it.
+    pub async fn twilio(&self, path: &str, body: &str) -> reqwest::Response {
+        self.twilio_signed(path, body, Some(&twilio_signature(path, body))).await
+    }
+
+    pub async fn twilio_signed(&self, path: &str, body: &str, signature: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .app
+            .client
+            .post(self.app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request.header("x-twilio-signature", signature);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Posts a Meta body signed with the app secret.
+    pub async fn meta(&self, body: &str) -> reqwest::Response {
+        self.meta_signed(body, Some(&signature::meta_expected(META_SECRET, body.as_bytes()))).await
+    }
+
+    pub async fn meta_signed(&self, body: &str, signature: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .app
+            .client
+            .post(self.app.url("/webhooks/meta/whatsapp"))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.app.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Polls `sql` (a boolean query) until it is true, for up to 15 s.
+    pub async fn eventually(&self, sql: &str) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(15) {
+            let done: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                .fetch_one(&self.app.pool)
+                .await
+                .unwrap();
+            if done {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        false
+    }
+}
