@@ -4,7 +4,11 @@
 //! caused it was committed. Workers wake on LISTEN/NOTIFY rather than slow polling, and every
 //! process start registers workers under a fresh id.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage, Pubsub};
@@ -24,6 +28,9 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     const QUEUE: &'static str;
 }
 
+/// How far in the past an immediate job is dated: longer than any transaction that pushes one.
+const IMMEDIATE_BACKDATE_SECS: u64 = 300;
+
 /// Pushes `job` inside the caller's transaction, to run after `delay`.
 pub async fn enqueue<J: Job>(
     conn: &mut PgConnection,
@@ -31,8 +38,20 @@ pub async fn enqueue<J: Job>(
     delay: Duration,
 ) -> anyhow::Result<()> {
     let args = serde_json::to_vec(job)?;
+    // The queue keeps whole seconds. A delayed job rounds up, so it never runs before its delay is
+    // over (a provider's Retry-After, a timer). A job due now gets a time safely in the past: the
+    // queue's insert trigger only sends its NOTIFY when run_at <= the transaction's start time.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let due_secs = if delay.is_zero() {
+        now.as_secs().saturating_sub(IMMEDIATE_BACKDATE_SECS)
+    } else {
+        let due = now + delay;
+        due.as_secs() + u64::from(due.subsec_nanos() > 0)
+    };
     let task = TaskBuilder::new(args)
-        .run_after(delay)
+        .run_at_timestamp(due_secs)
         .max_attempts(10)
         .build();
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task])

@@ -5,6 +5,7 @@
 
 pub mod channels;
 pub mod consent;
+pub mod contacts;
 pub mod ingest;
 pub mod keywords;
 pub mod media;

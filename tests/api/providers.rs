@@ -47,10 +47,15 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn form(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(&self.body).into_owned().collect()
+        url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect()
     }
     pub fn field(&self, name: &str) -> Option<String> {
-        self.form().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.form()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
@@ -88,7 +93,13 @@ pub struct FakeProvider {
 
 pub const MEDIA_BYTES: &[u8] = b"\xff\xd8\xff\xe0 a tiny jpeg";
 
-async fn answer(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn answer(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let recorded = Recorded {
         method: method.clone(),
         path: uri.path().to_owned(),
@@ -104,7 +115,11 @@ async fn answer(State(shared): State<Shared>, method: Method, uri: Uri, headers:
         requests.iter().filter(|r| r.is_send()).count()
     };
     if is_send && let Some(scripted) = shared.script.lock().unwrap().pop_front() {
-        let mut response = (StatusCode::from_u16(scripted.status).unwrap(), scripted.body).into_response();
+        let mut response = (
+            StatusCode::from_u16(scripted.status).unwrap(),
+            scripted.body,
+        )
+            .into_response();
         for (k, v) in scripted.headers {
             response.headers_mut().insert(
                 axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
@@ -115,7 +130,11 @@ async fn answer(State(shared): State<Shared>, method: Method, uri: Uri, headers:
     }
     if path.ends_with("/Messages.json") {
         let sid = format!("SM9{sends:031}");
-        return (StatusCode::CREATED, axum::Json(json!({ "sid": sid, "status": "queued" }))).into_response();
+        return (
+            StatusCode::CREATED,
+            axum::Json(json!({ "sid": sid, "status": "queued" })),
+        )
+            .into_response();
     }
     if path.ends_with("/messages") {
         let id = format!("wamid.HBgMMjUxOTExMDAwMTAxFQIAEhgg{:032}AA==", 899 + sends);
@@ -127,7 +146,12 @@ async fn answer(State(shared): State<Shared>, method: Method, uri: Uri, headers:
         .into_response();
     }
     if path.starts_with("/download/") || path.contains("/Media/") {
-        return (StatusCode::OK, [("content-type", "image/jpeg")], MEDIA_BYTES).into_response();
+        return (
+            StatusCode::OK,
+            [("content-type", "image/jpeg")],
+            MEDIA_BYTES,
+        )
+            .into_response();
     }
     if method == Method::GET && path.starts_with("/v23.0/") {
         // Meta's media lookup: a short-lived download URL.
@@ -160,7 +184,10 @@ impl FakeProvider {
     pub fn respond(&self, status: u16, headers: &[(&str, &str)], body: Value) {
         self.shared.script.lock().unwrap().push_back(Scripted {
             status,
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: body.to_string(),
         });
     }
@@ -170,7 +197,10 @@ impl FakeProvider {
     }
 
     pub fn sends(&self) -> Vec<Recorded> {
-        self.requests().into_iter().filter(Recorded::is_send).collect()
+        self.requests()
+            .into_iter()
+            .filter(Recorded::is_send)
+            .collect()
     }
 
     /// Waits until at least `n` sends arrived (or 15 s passed) and returns them all.
@@ -221,15 +251,25 @@ pub async fn spawn_messaging_app(extra: &[(&str, &str)]) -> MessagingApp {
     }
     let worker = json!({ "first_name": "Abebe", "last_name": "Kebede", "phone": WORKER_PHONE,
         "kinds": ["maintenance"], "specialties": ["plumbing"] });
-    assert_eq!(app.post(&tenant, "/api/v1/workers", &worker).await.status(), 201);
+    assert_eq!(
+        app.post(&tenant, "/api/v1/workers", &worker).await.status(),
+        201
+    );
     let patient = json!({ "first_name": "Hana", "last_name": "Tesfaye", "phone": PATIENT_PHONE });
-    assert_eq!(app.post(&tenant, "/api/v1/patients", &patient).await.status(), 201);
+    assert_eq!(
+        app.post(&tenant, "/api/v1/patients", &patient)
+            .await
+            .status(),
+        201
+    );
     MessagingApp { app, fake, tenant }
 }
 
 /// A fixture from `webhooks/`, exactly as stored.
 pub fn fixture(path: &str) -> String {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("webhooks").join(path);
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("webhooks")
+        .join(path);
     std::fs::read_to_string(&file)
         .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
         .trim_end()
@@ -237,17 +277,25 @@ pub fn fixture(path: &str) -> String {
 }
 
 pub fn twilio_signature(path: &str, body: &str) -> String {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
     signature::twilio_expected(TWILIO_TOKEN, &format!("{PUBLIC_BASE_URL}{path}"), &params)
 }
 
 impl MessagingApp {
     /// Posts a Twilio form body signed as Twilio would sign it.
     pub async fn twilio(&self, path: &str, body: &str) -> reqwest::Response {
-        self.twilio_signed(path, body, Some(&twilio_signature(path, body))).await
+        self.twilio_signed(path, body, Some(&twilio_signature(path, body)))
+            .await
     }
 
-    pub async fn twilio_signed(&self, path: &str, body: &str, signature: Option<&str>) -> reqwest::Response {
+    pub async fn twilio_signed(
+        &self,
+        path: &str,
+        body: &str,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self
             .app
             .client
@@ -262,7 +310,11 @@ impl MessagingApp {
 
     /// Posts a Meta body signed with the app secret.
     pub async fn meta(&self, body: &str) -> reqwest::Response {
-        self.meta_signed(body, Some(&signature::meta_expected(META_SECRET, body.as_bytes()))).await
+        self.meta_signed(
+            body,
+            Some(&signature::meta_expected(META_SECRET, body.as_bytes())),
+        )
+        .await
     }
 
     pub async fn meta_signed(&self, body: &str, signature: Option<&str>) -> reqwest::Response {
@@ -285,15 +337,16 @@ impl MessagingApp {
             .unwrap()
     }
 
-    /// Polls `sql` (a boolean query) until it is true, for up to 15 s.
+    /// Polls `sql` (a boolean query) until it returns true, for up to 15 s; no row counts as false.
     pub async fn eventually(&self, sql: &str) -> bool {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(15) {
-            let done: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-                .fetch_one(&self.app.pool)
-                .await
-                .unwrap();
-            if done {
+            let done: Option<Option<bool>> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_optional(&self.app.pool)
+                    .await
+                    .unwrap();
+            if done.flatten() == Some(true) {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;

@@ -58,7 +58,11 @@ fn check(row: &Row, expect: &Expect) {
     }
     assert_eq!(row.latitude.zip(row.longitude), expect.location, "{f}");
     assert_eq!(row.interactive_reply_id.as_deref(), expect.reply_id, "{f}");
-    assert_eq!(row.reply_to_provider_message_id.as_deref(), expect.reply_to, "{f}");
+    assert_eq!(
+        row.reply_to_provider_message_id.as_deref(),
+        expect.reply_to,
+        "{f}"
+    );
     assert_eq!(
         row.media_kind.as_deref().zip(row.content_type.as_deref()),
         expect.media,
@@ -70,8 +74,16 @@ fn check(row: &Row, expect: &Expect) {
 async fn twilio_messages_of_every_kind_are_stored_with_their_parts() {
     let app = spawn_messaging_app(&[]).await;
     let cases = [
-        Expect { fixture: "twilio/sms_text.form", body: Some("On my way!"), ..NONE },
-        Expect { fixture: "twilio/whatsapp_text.form", body: Some("Done, replaced the valve"), ..NONE },
+        Expect {
+            fixture: "twilio/sms_text.form",
+            body: Some("On my way!"),
+            ..NONE
+        },
+        Expect {
+            fixture: "twilio/whatsapp_text.form",
+            body: Some("Done, replaced the valve"),
+            ..NONE
+        },
         Expect {
             fixture: "twilio/whatsapp_location.form",
             kind: "location",
@@ -112,19 +124,38 @@ async fn twilio_messages_of_every_kind_are_stored_with_their_parts() {
         assert_eq!(response.headers()["content-type"], "text/xml");
         check(&stored(&app).await, expect);
     }
-    assert_eq!(app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'").await, cases.len() as i64);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'")
+            .await,
+        cases.len() as i64
+    );
     let whatsapp = stored(&app).await;
-    assert_eq!(whatsapp.sender_profile_name.as_deref(), Some("Abebe Kebede"));
+    assert_eq!(
+        whatsapp.sender_profile_name.as_deref(),
+        Some("Abebe Kebede")
+    );
     assert!(
-        app.eventually("SELECT fetched_at IS NOT NULL AND size_bytes > 0 FROM message_media").await,
+        app.eventually("SELECT fetched_at IS NOT NULL AND size_bytes > 0 FROM message_media")
+            .await,
         "the photo was fetched into the data folder"
     );
     let (path, fetched_with): (String, String) = (
-        sqlx::query_scalar("SELECT storage_path FROM message_media").fetch_one(&app.app.pool).await.unwrap(),
-        app.fake.requests().iter().find(|r| r.path.contains("/Media/")).unwrap().header("authorization"),
+        sqlx::query_scalar("SELECT storage_path FROM message_media")
+            .fetch_one(&app.app.pool)
+            .await
+            .unwrap(),
+        app.fake
+            .requests()
+            .iter()
+            .find(|r| r.path.contains("/Media/"))
+            .unwrap()
+            .header("authorization"),
     );
     assert_eq!(std::fs::read(path).unwrap(), MEDIA_BYTES);
-    assert!(fetched_with.starts_with("Basic "), "Twilio media needs the account's Basic auth");
+    assert!(
+        fetched_with.starts_with("Basic "),
+        "Twilio media needs the account's Basic auth"
+    );
 }
 
 #[tokio::test]
@@ -132,7 +163,11 @@ async fn meta_messages_of_every_kind_are_stored_with_their_parts() {
     let app = spawn_messaging_app(&[]).await;
     let out = "wamid.HBgMMjUxOTExMDAwMTAxFQIAEhgg00000000000000000000000000000900AA==";
     let cases = [
-        Expect { fixture: "meta/text.json", body: Some("On my way!"), ..NONE },
+        Expect {
+            fixture: "meta/text.json",
+            body: Some("On my way!"),
+            ..NONE
+        },
         Expect {
             fixture: "meta/location.json",
             kind: "location",
@@ -140,25 +175,88 @@ async fn meta_messages_of_every_kind_are_stored_with_their_parts() {
             location: Some((9.0108, 38.7613)),
             ..NONE
         },
-        Expect { fixture: "meta/image.json", kind: "media", body: Some("Leak under the sink"), media: Some(("image", "image/jpeg")), ..NONE },
-        Expect { fixture: "meta/document.json", kind: "media", body: Some("Invoice"), media: Some(("document", "application/pdf")), ..NONE },
-        Expect { fixture: "meta/voice.json", kind: "media", media: Some(("voice", "audio/ogg; codecs=opus")), ..NONE },
-        Expect { fixture: "meta/button_reply.json", kind: "interactive", body: Some("Accept"), reply_id: Some("accept"), reply_to: Some(out), ..NONE },
-        Expect { fixture: "meta/list_reply.json", kind: "interactive", body: Some("M-1042 Leaking tap"), reply_id: Some("wo-M-1042"), reply_to: Some(out), ..NONE },
-        Expect { fixture: "meta/template_quick_reply.json", kind: "interactive", reply_id: Some("accept"), reply_to: Some(out), ..NONE },
-        Expect { fixture: "meta/text_with_context.json", body: Some("Running 10 minutes late"), reply_to: Some(out), ..NONE },
-        Expect { fixture: "meta/unsupported.json", kind: "unsupported", body: Some("[unsupported]"), ..NONE },
+        Expect {
+            fixture: "meta/image.json",
+            kind: "media",
+            body: Some("Leak under the sink"),
+            media: Some(("image", "image/jpeg")),
+            ..NONE
+        },
+        Expect {
+            fixture: "meta/document.json",
+            kind: "media",
+            body: Some("Invoice"),
+            media: Some(("document", "application/pdf")),
+            ..NONE
+        },
+        Expect {
+            fixture: "meta/voice.json",
+            kind: "media",
+            media: Some(("voice", "audio/ogg; codecs=opus")),
+            ..NONE
+        },
+        Expect {
+            fixture: "meta/button_reply.json",
+            kind: "interactive",
+            body: Some("Accept"),
+            reply_id: Some("accept"),
+            reply_to: Some(out),
+            ..NONE
+        },
+        Expect {
+            fixture: "meta/list_reply.json",
+            kind: "interactive",
+            body: Some("M-1042 Leaking tap"),
+            reply_id: Some("wo-M-1042"),
+            reply_to: Some(out),
+            ..NONE
+        },
+        Expect {
+            fixture: "meta/template_quick_reply.json",
+            kind: "interactive",
+            reply_id: Some("accept"),
+            reply_to: Some(out),
+            ..NONE
+        },
+        Expect {
+            fixture: "meta/text_with_context.json",
+            body: Some("Running 10 minutes late"),
+            reply_to: Some(out),
+            ..NONE
+        },
+        Expect {
+            fixture: "meta/unsupported.json",
+            kind: "unsupported",
+            body: Some("[unsupported]"),
+            ..NONE
+        },
     ];
     for expect in &cases {
         let response = app.meta(&fixture(expect.fixture)).await;
         assert_eq!(response.status(), 200, "{}", expect.fixture);
         check(&stored(&app).await, expect);
     }
-    assert_eq!(app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'").await, cases.len() as i64);
-    assert!(app.eventually("SELECT count(*) = 3 FROM message_media WHERE fetched_at IS NOT NULL").await);
-    let lookups: Vec<_> = app.fake.requests().into_iter().filter(|r| r.path.starts_with("/v23.0/")).collect();
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'")
+            .await,
+        cases.len() as i64
+    );
+    assert!(
+        app.eventually("SELECT count(*) = 3 FROM message_media WHERE fetched_at IS NOT NULL")
+            .await
+    );
+    let lookups: Vec<_> = app
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == axum::http::Method::GET && r.path.starts_with("/v23.0/"))
+        .collect();
     assert_eq!(lookups.len(), 3, "one media lookup per file");
-    assert!(lookups.iter().all(|r| r.header("authorization") == format!("Bearer {META_TOKEN}")));
+    assert!(
+        lookups
+            .iter()
+            .all(|r| r.header("authorization") == format!("Bearer {META_TOKEN}"))
+    );
 }
 
 #[tokio::test]
@@ -170,7 +268,9 @@ async fn forged_twilio_requests_are_refused_and_leave_nothing() {
     let other_url = fieldline::channels::signature::twilio_expected(
         TWILIO_TOKEN,
         "https://elsewhere.example/webhooks/twilio/messages",
-        &url::form_urlencoded::parse(body.as_bytes()).into_owned().collect::<Vec<_>>(),
+        &url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect::<Vec<_>>(),
     );
     for (case, signature) in [
         ("missing", None),
@@ -184,12 +284,35 @@ async fn forged_twilio_requests_are_refused_and_leave_nothing() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["code"], "forbidden", "{case}");
     }
-    let status = app.twilio_signed("/webhooks/twilio/status", &fixture("twilio/status_delivered.form"), None).await;
+    let status = app
+        .twilio_signed(
+            "/webhooks/twilio/status",
+            &fixture("twilio/status_delivered.form"),
+            None,
+        )
+        .await;
     assert_eq!(status.status(), 403);
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
-    assert_eq!(app.count("SELECT count(*) FROM contacts").await, 0, "no contact was made");
-    assert_eq!(app.count("SELECT count(*) FROM apalis.jobs").await, 0, "no job was queued");
-    let metrics = app.app.client.get(app.app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        app.count("SELECT count(*) FROM contacts").await,
+        0,
+        "no contact was made"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM apalis.jobs").await,
+        0,
+        "no job was queued"
+    );
+    let metrics = app
+        .app
+        .client
+        .get(app.app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     // The recorder is shared by every test in this binary: at least our six refusals are counted.
     let refused: f64 = metrics
         .lines()
@@ -203,8 +326,12 @@ async fn forged_twilio_requests_are_refused_and_leave_nothing() {
 async fn forged_meta_requests_are_refused_and_leave_nothing() {
     let app = spawn_messaging_app(&[]).await;
     let body = fixture("meta/text.json");
-    let stale = fieldline::channels::signature::meta_expected(META_SECRET, fixture("meta/location.json").as_bytes());
-    let other_secret = fieldline::channels::signature::meta_expected("another-secret", body.as_bytes());
+    let stale = fieldline::channels::signature::meta_expected(
+        META_SECRET,
+        fixture("meta/location.json").as_bytes(),
+    );
+    let other_secret =
+        fieldline::channels::signature::meta_expected("another-secret", body.as_bytes());
     let without_prefix = stale.trim_start_matches("sha256=").to_owned();
     for (case, signature) in [
         ("missing", None),
@@ -213,7 +340,11 @@ async fn forged_meta_requests_are_refused_and_leave_nothing() {
         ("no sha256= prefix", Some(without_prefix.as_str())),
         ("not hex", Some("sha256=zz")),
     ] {
-        assert_eq!(app.meta_signed(&body, signature).await.status(), 403, "{case}");
+        assert_eq!(
+            app.meta_signed(&body, signature).await.status(),
+            403,
+            "{case}"
+        );
     }
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM contacts").await, 0);
@@ -228,13 +359,16 @@ async fn the_meta_handshake_echoes_the_challenge_only_for_our_token() {
         let url = app.app.url(&format!("/webhooks/meta/whatsapp?{query}"));
         async move { client.get(url).send().await.unwrap() }
     };
-    let ok = get(format!("hub.mode=subscribe&hub.verify_token={META_VERIFY}&hub.challenge=1158201444")).await;
+    let ok = get(format!(
+        "hub.mode=subscribe&hub.verify_token={META_VERIFY}&hub.challenge=1158201444"
+    ))
+    .await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "1158201444");
     for query in [
         "hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1".to_owned(),
         format!("hub.mode=unsubscribe&hub.verify_token={META_VERIFY}&hub.challenge=1"),
-        format!("hub.mode=subscribe&hub.challenge=1"),
+        "hub.mode=subscribe&hub.challenge=1".to_owned(),
     ] {
         assert_eq!(get(query.clone()).await.status(), 403, "{query}");
     }
@@ -245,40 +379,83 @@ async fn a_provider_retry_is_stored_once_and_answered_once() {
     let app = spawn_messaging_app(&[]).await;
     let body = fixture("twilio/sms_help.form");
     for _ in 0..3 {
-        assert_eq!(app.twilio("/webhooks/twilio/messages", &body).await.status(), 200);
+        assert_eq!(
+            app.twilio("/webhooks/twilio/messages", &body)
+                .await
+                .status(),
+            200
+        );
     }
     let meta = fixture("meta/text.json");
     for _ in 0..2 {
         assert_eq!(app.meta(&meta).await.status(), 200);
     }
-    assert_eq!(app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'").await, 2);
-    assert!(app.eventually("SELECT count(*) = 2 FROM messages WHERE routed_at IS NOT NULL").await);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'")
+            .await,
+        2
+    );
+    assert!(
+        app.eventually("SELECT count(*) = 2 FROM messages WHERE routed_at IS NOT NULL")
+            .await
+    );
     // One HELP answer and one "not understood", however often the provider retried.
     let sends = app.fake.wait_for_sends(2).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(app.fake.sends().len(), 2, "{sends:?}");
-    assert_eq!(app.count("SELECT count(*) FROM messages WHERE direction = 'outbound'").await, 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE direction = 'outbound'")
+            .await,
+        2
+    );
 }
 
 #[tokio::test]
 async fn a_batched_meta_body_is_stored_in_full() {
     let app = spawn_messaging_app(&[]).await;
     assert_eq!(app.meta(&fixture("meta/batched.json")).await.status(), 200);
-    assert_eq!(app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'").await, 3);
-    assert_eq!(app.count("SELECT count(DISTINCT contact_id) FROM messages").await, 2);
-    assert_eq!(app.count("SELECT count(*) FROM messages WHERE kind = 'location'").await, 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'")
+            .await,
+        3
+    );
+    assert_eq!(
+        app.count("SELECT count(DISTINCT contact_id) FROM messages")
+            .await,
+        2
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE kind = 'location'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test]
 async fn messages_to_numbers_no_tenant_has_are_acknowledged_not_processed() {
     let app = spawn_messaging_app(&[]).await;
-    let twilio = app.twilio("/webhooks/twilio/messages", &fixture("twilio/sms_to_unknown_number.form")).await;
+    let twilio = app
+        .twilio(
+            "/webhooks/twilio/messages",
+            &fixture("twilio/sms_to_unknown_number.form"),
+        )
+        .await;
     assert_eq!(twilio.status(), 200);
-    let meta = app.meta(&fixture("meta/unknown_phone_number_id.json")).await;
+    let meta = app
+        .meta(&fixture("meta/unknown_phone_number_id.json"))
+        .await;
     assert_eq!(meta.status(), 200);
     // Signed bodies Meta sends that we do not act on still get 200, so Meta keeps the webhook on.
-    assert_eq!(app.meta(&fixture("meta/account_update.json")).await.status(), 200);
-    assert_eq!(app.meta("{\"not\": \"a whatsapp payload\"").await.status(), 200);
+    assert_eq!(
+        app.meta(&fixture("meta/account_update.json"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.meta("{\"not\": \"a whatsapp payload\"").await.status(),
+        200
+    );
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM contacts").await, 0);
 }
@@ -286,19 +463,38 @@ async fn messages_to_numbers_no_tenant_has_are_acknowledged_not_processed() {
 #[tokio::test]
 async fn a_malformed_twilio_form_gets_a_400_that_says_what_is_missing() {
     let app = spawn_messaging_app(&[]).await;
-    let response = app.twilio("/webhooks/twilio/messages", "Body=hello&To=%2B251911500000").await;
+    let response = app
+        .twilio("/webhooks/twilio/messages", "Body=hello&To=%2B251911500000")
+        .await;
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
-    assert!(error["error"]["message"].as_str().unwrap().contains("MessageSid"), "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MessageSid"),
+        "{error}"
+    );
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
 }
 
 #[tokio::test]
 async fn webhooks_for_unconfigured_providers_say_what_to_set() {
     let app = crate::helpers::spawn_app().await;
-    let response = app.client.post(app.url("/webhooks/twilio/messages")).body("a=b").send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/webhooks/twilio/messages"))
+        .body("a=b")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "provider_not_configured");
-    assert!(error["error"]["message"].as_str().unwrap().contains("TWILIO_AUTH_TOKEN"));
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("TWILIO_AUTH_TOKEN")
+    );
 }

@@ -1,0 +1,435 @@
+//! Outbound: the one `notify` call domains use, the send job, and the exact provider requests.
+
+use std::time::Duration;
+
+use base64::Engine;
+use fieldline::{
+    channels::Button,
+    messaging::{
+        consent, contacts,
+        notify::{self, Notification, Notified},
+        send::SendMessage,
+        templates::{Templates, Values},
+    },
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    providers::*,
+    spec::{assert_meta_valid, assert_twilio_valid},
+};
+
+fn templates() -> Templates {
+    Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("message-templates"))
+        .unwrap()
+}
+
+async fn party(app: &MessagingApp, table: &str) -> Uuid {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {table} LIMIT 1"
+    )))
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap()
+}
+
+/// Notifies in a transaction of its own, as a domain would inside its own.
+async fn notify_with(
+    app: &MessagingApp,
+    change: impl FnOnce(&mut Notification),
+    who: &str,
+) -> Notified {
+    let mut tx = app.app.pool.begin().await.unwrap();
+    let contact = match who {
+        "worker" => contacts::for_worker(&mut tx, app.tenant.id, party(app, "workers").await)
+            .await
+            .unwrap(),
+        _ => contacts::for_patient(&mut tx, app.tenant.id, party(app, "patients").await)
+            .await
+            .unwrap(),
+    };
+    let values = Values::new()
+        .with("tenant", "Org msg-org")
+        .with("text", "Your visit is at 10:00");
+    let mut notification = Notification::new(app.tenant.id, contact, "coordinator_message", values);
+    change(&mut notification);
+    let notified = notify::notify(&mut tx, &templates(), &notification)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    notified
+}
+
+fn buttons() -> Vec<Button> {
+    vec![
+        Button {
+            id: "accept".into(),
+            title: "Accept".into(),
+        },
+        Button {
+            id: "decline".into(),
+            title: "Decline".into(),
+        },
+    ]
+}
+
+async fn message(app: &MessagingApp, id: Uuid) -> (String, Option<String>, Option<String>, i32) {
+    sqlx::query_as(
+        "SELECT status, provider_message_id, error_code, attempts FROM messages WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap()
+}
+
+async fn settled(app: &MessagingApp, id: Uuid) -> (String, Option<String>, Option<String>, i32) {
+    app.eventually(&format!("SELECT status NOT IN ('queued', 'sending') OR provider_message_id IS NOT NULL FROM messages WHERE id = '{id}'")).await;
+    message(app, id).await
+}
+
+fn queued(notified: Notified) -> Uuid {
+    match notified {
+        Notified::Queued(id) => id,
+        other => panic!("not queued: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_sms_is_posted_to_twilio_exactly_as_its_api_describes() {
+    let app = spawn_messaging_app(&[]).await;
+    let id = queued(notify_with(&app, |_| {}, "patient").await);
+    let send = app.fake.wait_for_sends(1).await[0].clone();
+    assert_eq!(
+        send.path,
+        format!("/2010-04-01/Accounts/{TWILIO_SID}/Messages.json")
+    );
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{TWILIO_SID}:{TWILIO_TOKEN}"));
+    assert_eq!(send.header("authorization"), format!("Basic {basic}"));
+    assert_eq!(
+        send.header("content-type"),
+        "application/x-www-form-urlencoded"
+    );
+    let mut form = send.form();
+    form.sort();
+    assert_eq!(
+        form,
+        vec![
+            ("Body".into(), "Org msg-org: Your visit is at 10:00".into()),
+            ("From".into(), TWILIO_NUMBER.into()),
+            (
+                "StatusCallback".into(),
+                format!("{PUBLIC_BASE_URL}/webhooks/twilio/status")
+            ),
+            ("To".into(), PATIENT_PHONE.into()),
+        ]
+    );
+    assert_twilio_valid(&form);
+    let (status, provider_id, ..) = settled(&app, id).await;
+    assert_eq!(
+        (status.as_str(), provider_id.as_deref()),
+        ("sending", Some(FIRST_TWILIO_SID))
+    );
+}
+
+#[tokio::test]
+async fn outside_the_whatsapp_window_an_approved_template_goes_to_meta() {
+    let app = spawn_messaging_app(&[]).await;
+    sqlx::query(
+        "UPDATE channels SET active = false WHERE provider = 'twilio' AND kind = 'whatsapp'",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    let id = queued(notify_with(&app, |_| {}, "worker").await);
+    let send = app.fake.wait_for_sends(1).await[0].clone();
+    assert_eq!(send.path, format!("/v23.0/{META_PHONE_NUMBER_ID}/messages"));
+    assert_eq!(send.header("authorization"), format!("Bearer {META_TOKEN}"));
+    let body = send.json();
+    assert_eq!(
+        body,
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "251911000101",
+            "type": "template",
+            "template": {
+                "name": "fieldline_coordinator_message",
+                "language": { "policy": "deterministic", "code": "en" },
+                "components": [{ "type": "body", "parameters": [
+                    { "type": "text", "text": "Org msg-org" },
+                    { "type": "text", "text": "Your visit is at 10:00" },
+                ]}],
+            },
+        })
+    );
+    assert_meta_valid("TemplateMessage", &body);
+    assert_eq!(settled(&app, id).await.0, "sending");
+}
+
+#[tokio::test]
+async fn inside_the_window_whatsapp_gets_text_and_reply_buttons() {
+    let app = spawn_messaging_app(&[]).await;
+    // The worker writes on Meta's number: that opens the window (and earns a "not understood").
+    app.meta(&fixture("meta/text.json")).await;
+    let first = app.fake.wait_for_sends(1).await[0].json();
+    assert_eq!(first["type"], "text");
+    assert_meta_valid("TextMessage", &first);
+
+    queued(notify_with(&app, |n| n.buttons = Some(buttons()), "worker").await);
+    let body = app.fake.wait_for_sends(2).await[1].json();
+    assert_eq!(
+        body,
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "251911000101",
+            "type": "interactive",
+            "interactive": {
+                "type": "button",
+                "body": { "text": "Org msg-org: Your visit is at 10:00" },
+                "action": { "buttons": [
+                    { "type": "reply", "reply": { "id": "accept", "title": "Accept" } },
+                    { "type": "reply", "reply": { "id": "decline", "title": "Decline" } },
+                ]},
+            },
+        })
+    );
+    assert_meta_valid("InteractiveMessage", &body);
+}
+
+#[tokio::test]
+async fn sms_offers_buttons_as_numbers_and_a_number_answers_them() {
+    let app = spawn_messaging_app(&[]).await;
+    let sms: Uuid =
+        sqlx::query_scalar("SELECT id FROM channels WHERE provider = 'twilio' AND kind = 'sms'")
+            .fetch_one(&app.app.pool)
+            .await
+            .unwrap();
+    let offer = queued(
+        notify_with(
+            &app,
+            |n| {
+                n.buttons = Some(buttons());
+                n.via_channel = Some(sms);
+            },
+            "worker",
+        )
+        .await,
+    );
+    let send = app.fake.wait_for_sends(1).await[0].clone();
+    assert_eq!(
+        send.field("Body").as_deref(),
+        Some("Org msg-org: Your visit is at 10:00\nReply 1 to Accept, 2 to Decline.")
+    );
+    assert_twilio_valid(&send.form());
+
+    assert_eq!(
+        app.twilio(
+            "/webhooks/twilio/messages",
+            &fixture("twilio/sms_numbered_reply.form")
+        )
+        .await
+        .status(),
+        200
+    );
+    assert!(app.eventually("SELECT interactive_reply_id = 'accept' FROM messages WHERE body = '1' AND routed_at IS NOT NULL").await);
+    let (status, ..) = message(&app, offer).await;
+    assert_eq!(status, "sending");
+}
+
+#[tokio::test]
+async fn a_failed_send_is_retried_then_succeeds() {
+    let app = spawn_messaging_app(&[]).await;
+    app.fake.respond(
+        500,
+        &[],
+        json!({ "code": 20500, "message": "Internal Server Error" }),
+    );
+    let id = queued(notify_with(&app, |_| {}, "patient").await);
+    let sends = app.fake.wait_for_sends(2).await;
+    assert_eq!(sends.len(), 2);
+    let (status, provider_id, error, attempts) = settled(&app, id).await;
+    assert_eq!(
+        (status.as_str(), provider_id.is_some(), error, attempts),
+        ("sending", true, None, 2)
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let app = spawn_messaging_app(&[]).await;
+    app.fake.respond(
+        429,
+        &[("Retry-After", "2")],
+        json!({ "code": 20429, "message": "Too Many Requests" }),
+    );
+    queued(notify_with(&app, |_| {}, "patient").await);
+    let sends = app.fake.wait_for_sends(2).await;
+    assert_eq!(sends.len(), 2);
+    let gap = sends[1].at - sends[0].at;
+    assert!(
+        gap >= Duration::from_secs(2),
+        "retried after {gap:?}, before Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn permanent_errors_fail_at_once_with_the_code() {
+    let app = spawn_messaging_app(&[]).await;
+    app.fake.respond(
+        400,
+        &[],
+        json!({ "code": 21211, "message": "Invalid 'To' Phone Number", "status": 400 }),
+    );
+    let id = queued(notify_with(&app, |_| {}, "patient").await);
+    let (status, _, error, attempts) = settled(&app, id).await;
+    assert_eq!(
+        (status.as_str(), error.as_deref(), attempts),
+        ("failed", Some("21211"), 1)
+    );
+
+    // 21610: the person replied STOP to Twilio; we record it as their opt-out.
+    app.fake.respond(
+        400,
+        &[],
+        json!({ "code": 21610, "message": "Attempt to send to unsubscribed recipient" }),
+    );
+    let id = queued(notify_with(&app, |_| {}, "patient").await);
+    let (status, _, error, _) = settled(&app, id).await;
+    assert_eq!(
+        (status.as_str(), error.as_deref()),
+        ("failed", Some("21610"))
+    );
+    assert_eq!(app.count("SELECT count(*) FROM opt_outs").await, 1);
+
+    // Meta 131047: outside the window.
+    app.meta(&fixture("meta/text.json")).await;
+    app.fake.wait_for_sends(3).await;
+    app.fake.respond(
+        400,
+        &[],
+        json!({ "error": { "code": 131047, "message": "Re-engagement message" } }),
+    );
+    let id = queued(notify_with(&app, |_| {}, "worker").await);
+    let (status, _, error, attempts) = settled(&app, id).await;
+    assert_eq!(
+        (status.as_str(), error.as_deref(), attempts),
+        ("failed", Some("131047"), 1)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.fake.sends().len(), 4, "no permanent failure is retried");
+}
+
+#[tokio::test]
+async fn meta_throttling_is_retried() {
+    let app = spawn_messaging_app(&[]).await;
+    app.meta(&fixture("meta/text.json")).await;
+    app.fake.wait_for_sends(1).await;
+    app.fake.respond(
+        400,
+        &[],
+        json!({ "error": { "code": 130429, "message": "Rate limit hit" } }),
+    );
+    let id = queued(notify_with(&app, |_| {}, "worker").await);
+    assert_eq!(app.fake.wait_for_sends(3).await.len(), 3);
+    let (_, provider_id, _, attempts) = settled(&app, id).await;
+    assert!(provider_id.is_some());
+    assert_eq!(attempts, 2);
+}
+
+#[tokio::test]
+async fn after_the_last_attempt_the_message_is_failed() {
+    let app = spawn_messaging_app(&[("SEND_MAX_ATTEMPTS", "3")]).await;
+    for _ in 0..3 {
+        app.fake
+            .respond(503, &[], json!({ "message": "Service Unavailable" }));
+    }
+    let id = queued(notify_with(&app, |_| {}, "patient").await);
+    assert!(
+        app.eventually(&format!(
+            "SELECT status = 'failed' FROM messages WHERE id = '{id}'"
+        ))
+        .await
+    );
+    let (_, _, error, attempts) = message(&app, id).await;
+    assert_eq!((error.as_deref(), attempts), (Some("http_503"), 3));
+    assert_eq!(app.fake.sends().len(), 3);
+}
+
+#[tokio::test]
+async fn a_rerun_of_a_send_job_does_not_send_again() {
+    let app = spawn_messaging_app(&[]).await;
+    let id = queued(notify_with(&app, |_| {}, "patient").await);
+    app.fake.wait_for_sends(1).await;
+    settled(&app, id).await;
+    let mut tx = app.app.pool.begin().await.unwrap();
+    fieldline::jobs::enqueue(
+        &mut tx,
+        &SendMessage {
+            tenant_id: app.tenant.id,
+            message_id: id,
+        },
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(app.eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'send-message' AND status NOT IN ('Done', 'Failed', 'Killed')").await);
+    assert_eq!(app.fake.sends().len(), 1);
+}
+
+#[tokio::test]
+async fn opted_out_contacts_get_no_non_essential_message() {
+    let app = spawn_messaging_app(&[]).await;
+    let mut tx = app.app.pool.begin().await.unwrap();
+    let patient = contacts::for_patient(&mut tx, app.tenant.id, party(&app, "patients").await)
+        .await
+        .unwrap();
+    let sms: Uuid =
+        sqlx::query_scalar("SELECT id FROM channels WHERE provider = 'twilio' AND kind = 'sms'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    consent::opt_out(
+        &mut tx,
+        app.tenant.id,
+        patient,
+        sms,
+        consent::Source::Message,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let reminder = notify_with(&app, |n| n.essential = false, "patient").await;
+    assert_eq!(reminder, Notified::OptedOut);
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages").await,
+        0,
+        "nothing written for a suppressed reminder"
+    );
+    // Essential messages (a reply to their own STOP, safety notices) still go.
+    queued(notify_with(&app, |_| {}, "patient").await);
+    assert_eq!(app.fake.wait_for_sends(1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn amharic_contacts_get_amharic_text() {
+    let app = spawn_messaging_app(&[]).await;
+    sqlx::query("UPDATE patients SET preferred_locale = 'am'")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    queued(notify_with(&app, |_| {}, "patient").await);
+    let body = app.fake.wait_for_sends(1).await[0].field("Body").unwrap();
+    assert_eq!(body, "Org msg-org፦ Your visit is at 10:00");
+    let locale: String = sqlx::query_scalar("SELECT locale FROM messages")
+        .fetch_one(&app.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(locale, "am");
+}
