@@ -86,12 +86,17 @@ impl Application {
             providers = %providers(&state.config),
             "fieldline is serving"
         );
-        let workers = tokio::spawn(jobs::run_workers(
-            state.pool.clone(),
-            state.messaging.clone(),
-            stopped(stop_rx.clone()),
-            grace,
-        ));
+        let workers = if state.config.run_job_workers {
+            tokio::spawn(jobs::run_workers(
+                state.pool.clone(),
+                state.messaging.clone(),
+                stopped(stop_rx.clone()),
+                grace,
+            ))
+        } else {
+            tracing::info!("JOB_WORKERS=off: jobs wait in the queue for a process that runs them");
+            tokio::spawn(async { Ok(()) })
+        };
         let router = http::router(state.clone());
         let server = axum::serve(
             listener,

@@ -119,6 +119,8 @@ pub struct Config {
     pub send_max_attempts: u32,
     pub send_retry_base: Duration,
     pub media_max_bytes: u64,
+    /// Off: this process serves HTTP only, and workers run in another (`JOB_WORKERS=off`).
+    pub run_job_workers: bool,
     pub twilio: Option<TwilioConfig>,
     pub meta: Option<MetaConfig>,
 }
@@ -226,6 +228,11 @@ impl Config {
                 10_000,
             )?),
             media_max_bytes: parse_or(&lookup, "MEDIA_MAX_BYTES", 16 * 1024 * 1024)?,
+            run_job_workers: match lookup("JOB_WORKERS").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => bail!("JOB_WORKERS must be on or off (got {other:?})"),
+            },
             twilio,
             meta,
         })

@@ -326,3 +326,142 @@ fn help_describes_every_command() {
             .contains("printed once")
     );
 }
+
+#[tokio::test]
+async fn channels_are_added_and_listed_and_simulate_shows_a_round_trip() {
+    let app = spawn_app().await;
+    let url = &app.database_url;
+    stdout(&fieldline(url, &["seed-demo"], None));
+
+    let out = stdout(&fieldline(
+        url,
+        &[
+            "channel",
+            "add",
+            "--tenant",
+            "addis-care",
+            "--provider",
+            "meta",
+            "--kind",
+            "whatsapp",
+            "--number",
+            "+251911600000",
+            "--provider-id",
+            "106540352242922",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains("added meta whatsapp channel +251911600000"),
+        "{out}"
+    );
+    let refused = fieldline(
+        url,
+        &[
+            "channel",
+            "add",
+            "--tenant",
+            "addis-care",
+            "--provider",
+            "meta",
+            "--kind",
+            "sms",
+            "--number",
+            "12",
+        ],
+        None,
+    );
+    assert!(!refused.status.success());
+    let why = stderr(&refused);
+    assert!(
+        why.contains("phone_number")
+            && why.contains("--provider-id")
+            && why.contains("--kind whatsapp"),
+        "{why}"
+    );
+    let list = stdout(&fieldline(
+        url,
+        &["channel", "list", "--tenant", "addis-care"],
+        None,
+    ));
+    assert!(
+        list.contains("meta\twhatsapp\t+251911600000\t106540352242922\tactive"),
+        "{list}"
+    );
+    assert!(list.contains("console\tsms\t+251911000000"), "{list}");
+
+    // A patient asks for help by SMS on the console channel: the reply comes back in Amharic.
+    let out = stdout(&fieldline(
+        url,
+        &[
+            "simulate",
+            "--tenant",
+            "addis-care",
+            "--from",
+            "+251911000201",
+            "HELP",
+        ],
+        None,
+    ));
+    assert!(out.starts_with("<- text [delivered] "), "{out}");
+    assert!(out.contains("STOP"), "{out}");
+    // A stranger on WhatsApp is told what to do; a location and a button go the same way.
+    let out = stdout(&fieldline(
+        url,
+        &[
+            "simulate",
+            "--tenant",
+            "addis-care",
+            "--from",
+            "+251911999001",
+            "--whatsapp",
+            "hello",
+        ],
+        None,
+    ));
+    assert!(out.contains("not registered"), "{out}");
+    let out = stdout(&fieldline(
+        url,
+        &[
+            "simulate",
+            "--tenant",
+            "addis-care",
+            "--from",
+            "+251911000101",
+            "--whatsapp",
+            "--location",
+            "9.0108,38.7613",
+        ],
+        None,
+    ));
+    assert!(out.contains("<- text [delivered]"), "{out}");
+    let out = stdout(&fieldline(
+        url,
+        &[
+            "simulate",
+            "--tenant",
+            "addis-care",
+            "--from",
+            "+251911000101",
+            "--whatsapp",
+            "--button",
+            "accept",
+        ],
+        None,
+    ));
+    assert!(out.contains("<- text [delivered]"), "{out}");
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE provider = 'console' AND direction = 'inbound' AND routed_at IS NOT NULL",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 4);
+    let located: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE kind = 'location' AND latitude = 9.0108",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(located, 1);
+}

@@ -179,26 +179,30 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let name = self.db_name.clone();
-        // Drop the database from a thread of its own: Drop cannot await on the test's runtime.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                if let Ok(admin) = PgPool::connect(&format!("{}/postgres", server_url())).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                    )))
-                    .execute(&admin)
-                    .await;
-                }
-            });
-        })
-        .join();
+        drop_database(&self.db_name);
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(&self.db_name));
     }
+}
+
+/// Drops a test database, from a thread of its own: Drop cannot await on the test's runtime.
+pub fn drop_database(name: &str) {
+    let name = name.to_owned();
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            if let Ok(admin) = PgPool::connect(&format!("{}/postgres", server_url())).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&admin)
+                .await;
+            }
+        });
+    })
+    .join();
 }
 
 /// Status and parsed JSON body, for one-line assertions.

@@ -2,6 +2,7 @@
 
 mod api_auth;
 mod cli;
+mod crash;
 mod crud;
 mod health;
 mod helpers;

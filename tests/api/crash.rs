@@ -1,0 +1,176 @@
+//! A process killed between acknowledging a webhook and running its jobs loses nothing: the jobs
+//! were committed with the message, and the next process runs them.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use sqlx::PgPool;
+
+use crate::{
+    helpers::{drop_database, fresh_database_url},
+    providers::*,
+};
+
+struct Database(String);
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        drop_database(&self.0);
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn fieldline(
+    database_url: &str,
+    fake: &FakeProvider,
+    port: u16,
+    args: &[&str],
+    workers: bool,
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fieldline"));
+    command
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("PORT", port.to_string())
+        .env("PUBLIC_BASE_URL", PUBLIC_BASE_URL)
+        .env("TWILIO_ACCOUNT_SID", TWILIO_SID)
+        .env("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+        .env("TWILIO_API_BASE", &fake.base)
+        .env("JOB_WORKERS", if workers { "on" } else { "off" })
+        .env(
+            "FIELDLINE_DATA_DIR",
+            std::env::temp_dir().join(format!("fieldline-crash-{port}")),
+        )
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+async fn serve(database_url: &str, fake: &FakeProvider, workers: bool) -> (Server, String) {
+    let port = free_port();
+    let child = fieldline(database_url, fake, port, &["serve"], workers)
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+            && r.status() == 200
+        {
+            return (server, base);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the server did not start");
+}
+
+#[tokio::test]
+async fn a_process_killed_after_the_acknowledgement_loses_nothing() {
+    let fake = FakeProvider::start().await;
+    let (database_url, name) = fresh_database_url();
+    let _database = Database(name);
+    for args in [
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Crash Org",
+            "--slug",
+            "crash-org",
+        ][..],
+        &[
+            "channel",
+            "add",
+            "--tenant",
+            "crash-org",
+            "--provider",
+            "twilio",
+            "--kind",
+            "sms",
+            "--number",
+            TWILIO_NUMBER,
+        ],
+    ] {
+        let status = fieldline(&database_url, &fake, 0, args, false)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}");
+    }
+    let pool = PgPool::connect(&database_url).await.unwrap();
+
+    // The first process acknowledges the webhook and dies before any job runs.
+    let (mut first, base) = serve(&database_url, &fake, false).await;
+    let path = "/webhooks/twilio/messages";
+    let body = fixture("twilio/sms_help.form");
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", twilio_signature(path, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+
+    let (routed, pending): (bool, i64) = sqlx::query_as(
+        "SELECT (SELECT routed_at IS NOT NULL FROM messages WHERE direction = 'inbound'),
+                (SELECT count(*) FROM apalis.jobs WHERE job_type = 'route-inbound' AND status = 'Pending')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (routed, pending),
+        (false, 1),
+        "the message and its routing job survived the kill"
+    );
+    assert!(fake.sends().is_empty());
+
+    // The next process runs the job: the patient gets the answer the first one never sent.
+    let (_second, _) = serve(&database_url, &fake, true).await;
+    let sends = fake.wait_for_sends(1).await;
+    assert_eq!(sends.len(), 1, "the reply went out after the restart");
+    assert!(sends[0].field("Body").unwrap().contains("STOP to opt out"));
+    let started = Instant::now();
+    loop {
+        let done: bool = sqlx::query_scalar(
+            "SELECT routed_at IS NOT NULL AND EXISTS (SELECT 1 FROM messages o WHERE o.caused_by_message_id = m.id AND o.provider_message_id IS NOT NULL)
+             FROM messages m WHERE direction = 'inbound'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if done {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the reply was recorded as sent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pool.close().await;
+}
