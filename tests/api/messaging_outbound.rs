@@ -357,6 +357,26 @@ async fn after_the_last_attempt_the_message_is_failed() {
     let (_, _, error, attempts) = message(&app, id).await;
     assert_eq!((error.as_deref(), attempts), (Some("http_503"), 3));
     assert_eq!(app.fake.sends().len(), 3);
+    // Visible as failed through the API, to this organisation only.
+    let (status, page) = crate::helpers::json(
+        app.app
+            .get(&app.tenant, "/api/v1/messages?status=failed")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["items"][0]["error_code"], "http_503");
+    assert_eq!(page["items"][0]["attempts"], 3);
+    assert!(
+        page["items"][0]["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 3 attempts")
+    );
+    let other = app.app.tenant("other-org").await;
+    let (_, theirs) = crate::helpers::json(app.app.get(&other, "/api/v1/messages").await).await;
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
 }
 
 #[tokio::test]

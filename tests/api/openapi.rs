@@ -39,6 +39,7 @@ async fn the_document_matches_the_routes() {
     }
     expected.insert(("GET".to_string(), "/channels".to_string()));
     expected.insert(("POST".to_string(), "/channels".to_string()));
+    expected.insert(("GET".to_string(), "/messages".to_string()));
     assert_eq!(documented, expected);
 
     // Every documented operation reaches a handler: answered by the resource, never by the fallback.

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod channels;
+pub mod messages;
 
 use axum::{Json, Router, routing::get};
 use utoipa::{
@@ -47,6 +48,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(domains::maintenance::assets::routes())
         .merge(domains::ambulance::ambulances::routes())
         .merge(channels::routes())
+        .merge(messages::routes())
 }
 
 /// The OpenAPI document, with paths as clients call them (under `/api/v1`).

@@ -1,0 +1,103 @@
+//! `/messages`: what was said both ways, with delivery status and errors, newest first.
+
+use axum::{
+    Json,
+    extract::{Query, State},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::auth::ApiCaller;
+use crate::{app::AppState, domains::crud, error::AppResult};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_messages))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MessageFilter {
+    /// `inbound` or `outbound`.
+    pub direction: Option<String>,
+    /// `received`, `queued`, `sending`, `sent`, `delivered`, `read`, `failed`, `undelivered`.
+    pub status: Option<String>,
+    pub contact_id: Option<Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub before: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct MessageView {
+    pub id: Uuid,
+    pub direction: String,
+    pub kind: String,
+    pub channel_kind: String,
+    pub provider: String,
+    pub contact_id: Uuid,
+    pub contact_phone: String,
+    pub body: Option<String>,
+    pub template_key: Option<String>,
+    pub locale: Option<String>,
+    pub status: String,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub attempts: i32,
+    pub handled_by: Option<String>,
+    pub related_entity_type: Option<String>,
+    pub related_entity_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    pub items: Vec<MessageView>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// List messages, newest first.
+#[utoipa::path(get, path = "/messages", tag = "messages", params(MessageFilter),
+    responses((status = 200, body = MessagePage), (status = 401, body = crate::error::ErrorBody)))]
+async fn list_messages(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Query(filter): Query<MessageFilter>,
+) -> AppResult<Json<MessagePage>> {
+    let limit = crud::page_size(filter.limit)?;
+    let mut items: Vec<MessageView> = sqlx::query_as(
+        "SELECT m.id, m.direction, m.kind, ch.kind AS channel_kind, m.provider, m.contact_id,
+                c.phone AS contact_phone, m.body, m.template_key, m.locale, m.status, m.error_code,
+                m.error_message, m.attempts, m.handled_by, m.related_entity_type,
+                m.related_entity_id, m.created_at
+         FROM messages m
+         JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
+         JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
+         WHERE m.tenant_id = $1
+           AND ($2::text IS NULL OR m.direction = $2)
+           AND ($3::text IS NULL OR m.status = $3)
+           AND ($4::uuid IS NULL OR m.contact_id = $4)
+           AND ($5::uuid IS NULL OR m.id < $5)
+         ORDER BY m.id DESC
+         LIMIT $6",
+    )
+    .bind(caller.tenant_id)
+    .bind(&filter.direction)
+    .bind(&filter.status)
+    .bind(filter.contact_id)
+    .bind(filter.before)
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|m| m.id)
+    } else {
+        None
+    };
+    Ok(Json(MessagePage { items, next_cursor }))
+}
