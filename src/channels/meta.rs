@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use super::{
     Accepted, ChannelKind, Content, DeliveryStatus, Inbound, Media, MediaKind, Outgoing,
-    OutgoingBody, Provider, ReceivingNumber, SendError, StatusUpdate, WebhookBatch, retry_after,
+    OutgoingBody, Provider, ReceivingNumber, Refusal, SendError, StatusUpdate, WebhookBatch,
+    retry_after,
 };
 use crate::{
     config::MetaConfig,
@@ -419,10 +420,7 @@ pub async fn send(
             "the Meta channel has no phone number id (add it with --provider-id)",
         ));
     };
-    let url = format!(
-        "{}/{phone_number_id}/messages",
-        config.graph_base.as_str().trim_end_matches('/')
-    );
+    let url = graph_url(config, &format!("{phone_number_id}/messages"));
     let response = client
         .post(url)
         .bearer_auth(config.access_token.expose())
@@ -452,25 +450,20 @@ pub async fn send(
         });
     }
     let error = response.json::<ErrorResponse>().await.ok().map(|e| e.error);
-    let code = error.as_ref().and_then(|e| e.code);
-    let message = error
-        .and_then(|e| e.error_data.and_then(|d| d.details).or(e.message))
-        .unwrap_or_else(|| http_status.to_string());
-    let code_text = code
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| format!("http_{}", http_status.as_u16()));
-    let retryable = http_status.is_server_error()
-        || http_status.as_u16() == 429
-        || code.is_some_and(|c| RETRYABLE.contains(&c));
-    Err(if retryable {
-        SendError::Retryable {
-            code: code_text,
-            message,
-            retry_after: wait,
-        }
-    } else {
-        SendError::permanent(code_text, message)
-    })
+    Err(Refusal {
+        http_status,
+        code: error.as_ref().and_then(|e| e.code),
+        message: error.and_then(|e| e.error_data.and_then(|d| d.details).or(e.message)),
+        retry_after: wait,
+    }
+    .classify(RETRYABLE, None))
+}
+
+fn graph_url(config: &MetaConfig, path: &str) -> String {
+    format!(
+        "{}/{path}",
+        config.graph_base.as_str().trim_end_matches('/')
+    )
 }
 
 /// Where a media file can be downloaded, and its size if Meta says.
@@ -487,12 +480,8 @@ pub async fn media_info(
     config: &MetaConfig,
     media_id: &str,
 ) -> anyhow::Result<MediaInfo> {
-    let url = format!(
-        "{}/{media_id}",
-        config.graph_base.as_str().trim_end_matches('/')
-    );
     let response = client
-        .get(url)
+        .get(graph_url(config, media_id))
         .bearer_auth(config.access_token.expose())
         .send()
         .await?

@@ -320,6 +320,41 @@ impl SendError {
     }
 }
 
+/// A provider's non-2xx answer to a send, before it is sorted into retry or give up.
+pub(crate) struct Refusal {
+    pub http_status: reqwest::StatusCode,
+    pub code: Option<i64>,
+    pub message: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    /// 5xx, 429 and the provider's throttling codes are worth another attempt; the rest are not.
+    pub fn classify(self, retryable_codes: &[i64], opted_out_code: Option<i64>) -> SendError {
+        let code = self
+            .code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| format!("http_{}", self.http_status.as_u16()));
+        let message = self.message.unwrap_or_else(|| self.http_status.to_string());
+        let retryable = self.http_status.is_server_error()
+            || self.http_status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || self.code.is_some_and(|c| retryable_codes.contains(&c));
+        if retryable {
+            SendError::Retryable {
+                code,
+                message,
+                retry_after: self.retry_after,
+            }
+        } else {
+            SendError::Permanent {
+                opted_out: self.code.is_some() && self.code == opted_out_code,
+                code,
+                message,
+            }
+        }
+    }
+}
+
 /// Reads `Retry-After` in seconds (the form both providers use).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers

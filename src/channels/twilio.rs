@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{
     Accepted, ChannelKind, Content, DeliveryStatus, Inbound, Media, MediaKind, Outgoing,
-    OutgoingBody, Provider, ReceivingNumber, SendError, StatusUpdate, retry_after,
+    OutgoingBody, Provider, ReceivingNumber, Refusal, SendError, StatusUpdate, retry_after,
 };
 use crate::{
     config::TwilioConfig,
@@ -251,25 +251,11 @@ pub async fn send(
         code: None,
         message: None,
     });
-    let code = error
-        .code
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| format!("http_{}", http_status.as_u16()));
-    let message = error.message.unwrap_or_else(|| http_status.to_string());
-    let retryable = http_status.is_server_error()
-        || http_status.as_u16() == 429
-        || error.code.is_some_and(|c| RETRYABLE.contains(&c));
-    Err(if retryable {
-        SendError::Retryable {
-            code,
-            message,
-            retry_after: wait,
-        }
-    } else {
-        SendError::Permanent {
-            opted_out: error.code == Some(OPTED_OUT),
-            code,
-            message,
-        }
-    })
+    Err(Refusal {
+        http_status,
+        code: error.code,
+        message: error.message,
+        retry_after: wait,
+    }
+    .classify(RETRYABLE, Some(OPTED_OUT)))
 }

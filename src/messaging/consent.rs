@@ -30,31 +30,15 @@ pub async fn opt_out(
     source: Source,
     source_message_id: Option<Uuid>,
 ) -> sqlx::Result<bool> {
-    let changed = sqlx::query(
-        "INSERT INTO opt_outs (tenant_id, contact_id, channel_id) VALUES ($1, $2, $3)
-         ON CONFLICT ON CONSTRAINT opt_outs_pkey DO NOTHING",
-    )
-    .bind(tenant_id)
-    .bind(contact_id)
-    .bind(channel_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        > 0;
-    record(
-        conn,
+    let party = Party {
         tenant_id,
         contact_id,
         channel_id,
-        "opt_out",
-        source,
-        source_message_id,
-    )
-    .await?;
-    Ok(changed)
+    };
+    change(conn, party, Event::OptOut, source, source_message_id).await
 }
 
-/// Returns false when the contact was not opted out.
+/// Returns false when the contact was not opted out (the event is still recorded).
 pub async fn opt_in(
     conn: &mut PgConnection,
     tenant_id: Uuid,
@@ -63,25 +47,64 @@ pub async fn opt_in(
     source: Source,
     source_message_id: Option<Uuid>,
 ) -> sqlx::Result<bool> {
-    let changed = sqlx::query(
-        "DELETE FROM opt_outs WHERE tenant_id = $1 AND contact_id = $2 AND channel_id = $3",
-    )
-    .bind(tenant_id)
-    .bind(contact_id)
-    .bind(channel_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        > 0;
-    record(
-        conn,
+    let party = Party {
         tenant_id,
         contact_id,
         channel_id,
-        "opt_in",
-        source,
-        source_message_id,
+    };
+    change(conn, party, Event::OptIn, source, source_message_id).await
+}
+
+#[derive(Clone, Copy)]
+struct Party {
+    tenant_id: Uuid,
+    contact_id: Uuid,
+    channel_id: Uuid,
+}
+
+#[derive(Clone, Copy)]
+enum Event {
+    OptOut,
+    OptIn,
+}
+
+async fn change(
+    conn: &mut PgConnection,
+    party: Party,
+    event: Event,
+    source: Source,
+    source_message_id: Option<Uuid>,
+) -> sqlx::Result<bool> {
+    let (statement, name) = match event {
+        Event::OptOut => (
+            "INSERT INTO opt_outs (tenant_id, contact_id, channel_id) VALUES ($1, $2, $3)
+             ON CONFLICT ON CONSTRAINT opt_outs_pkey DO NOTHING",
+            "opt_out",
+        ),
+        Event::OptIn => (
+            "DELETE FROM opt_outs WHERE tenant_id = $1 AND contact_id = $2 AND channel_id = $3",
+            "opt_in",
+        ),
+    };
+    let changed = sqlx::query(statement)
+        .bind(party.tenant_id)
+        .bind(party.contact_id)
+        .bind(party.channel_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        > 0;
+    sqlx::query(
+        "INSERT INTO consent_events (tenant_id, contact_id, channel_id, event, source, source_message_id)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
+    .bind(party.tenant_id)
+    .bind(party.contact_id)
+    .bind(party.channel_id)
+    .bind(name)
+    .bind(source.as_str())
+    .bind(source_message_id)
+    .execute(conn)
     .await?;
     Ok(changed)
 }
@@ -100,28 +123,4 @@ pub async fn is_opted_out(
     .bind(channel_id)
     .fetch_one(conn)
     .await
-}
-
-async fn record(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    contact_id: Uuid,
-    channel_id: Uuid,
-    event: &str,
-    source: Source,
-    source_message_id: Option<Uuid>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO consent_events (tenant_id, contact_id, channel_id, event, source, source_message_id)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(tenant_id)
-    .bind(contact_id)
-    .bind(channel_id)
-    .bind(event)
-    .bind(source.as_str())
-    .bind(source_message_id)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -390,65 +390,24 @@ async fn channels_are_added_and_listed_and_simulate_shows_a_round_trip() {
     );
     assert!(list.contains("console\tsms\t+251911000000"), "{list}");
 
-    // A patient asks for help by SMS on the console channel: the reply comes back in Amharic.
-    let out = stdout(&fieldline(
-        url,
-        &[
-            "simulate",
-            "--tenant",
-            "addis-care",
-            "--from",
-            "+251911000201",
-            "HELP",
-        ],
-        None,
-    ));
+    let simulate = |from: &str, rest: &[&str]| {
+        let mut args = vec!["simulate", "--tenant", "addis-care", "--from", from];
+        args.extend_from_slice(rest);
+        stdout(&fieldline(url, &args, None))
+    };
+    // A patient asks for help by SMS on the console channel and gets the help text.
+    let out = simulate("+251911000201", &["HELP"]);
     assert!(out.starts_with("<- text [delivered] "), "{out}");
     assert!(out.contains("STOP"), "{out}");
     // A stranger on WhatsApp is told what to do; a location and a button go the same way.
-    let out = stdout(&fieldline(
-        url,
-        &[
-            "simulate",
-            "--tenant",
-            "addis-care",
-            "--from",
-            "+251911999001",
-            "--whatsapp",
-            "hello",
-        ],
-        None,
-    ));
+    let out = simulate("+251911999001", &["--whatsapp", "hello"]);
     assert!(out.contains("not registered"), "{out}");
-    let out = stdout(&fieldline(
-        url,
-        &[
-            "simulate",
-            "--tenant",
-            "addis-care",
-            "--from",
-            "+251911000101",
-            "--whatsapp",
-            "--location",
-            "9.0108,38.7613",
-        ],
-        None,
-    ));
+    let out = simulate(
+        "+251911000101",
+        &["--whatsapp", "--location", "9.0108,38.7613"],
+    );
     assert!(out.contains("<- text [delivered]"), "{out}");
-    let out = stdout(&fieldline(
-        url,
-        &[
-            "simulate",
-            "--tenant",
-            "addis-care",
-            "--from",
-            "+251911000101",
-            "--whatsapp",
-            "--button",
-            "accept",
-        ],
-        None,
-    ));
+    let out = simulate("+251911000101", &["--whatsapp", "--button", "accept"]);
     assert!(out.contains("<- text [delivered]"), "{out}");
     let stored: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM messages WHERE provider = 'console' AND direction = 'inbound' AND routed_at IS NOT NULL",

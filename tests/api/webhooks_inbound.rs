@@ -498,3 +498,52 @@ async fn webhooks_for_unconfigured_providers_say_what_to_set() {
             .contains("TWILIO_AUTH_TOKEN")
     );
 }
+
+#[tokio::test]
+async fn media_over_the_size_cap_is_not_kept() {
+    let app = spawn_messaging_app(&[("MEDIA_MAX_BYTES", "8")]).await;
+    assert_eq!(app.meta(&fixture("meta/image.json")).await.status(), 200);
+    let body = fixture("twilio/whatsapp_image.form").replace(
+        "https%3A%2F%2Fapi.twilio.com",
+        &url::form_urlencoded::byte_serialize(app.fake.base.as_bytes()).collect::<String>(),
+    );
+    assert_eq!(
+        app.twilio("/webhooks/twilio/messages", &body)
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        app.eventually("SELECT count(*) = 2 FROM message_media WHERE fetch_error LIKE '%larger than MEDIA_MAX_BYTES%'")
+            .await
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM message_media WHERE storage_path IS NOT NULL")
+            .await,
+        0
+    );
+    let media_dir = std::env::temp_dir()
+        .join(app.app.database_url.rsplit('/').next().unwrap())
+        .join("media");
+    let files = walk(&media_dir);
+    assert!(
+        files.is_empty(),
+        "no partial file is left behind: {files:?}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                vec![e.path()]
+            }
+        })
+        .collect()
+}
