@@ -262,6 +262,10 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 "created organisation {} ({}), id {}",
                 tenant.name, tenant.slug, tenant.id
             );
+            eprintln!(
+                "next: give it a number to message from, e.g. `fieldline channel add --tenant {} --provider console --kind sms --number +251911000000`",
+                tenant.slug
+            );
             Ok(())
         }
         Command::Tenant {

@@ -453,3 +453,70 @@ async fn amharic_contacts_get_amharic_text() {
         .unwrap();
     assert_eq!(locale, "am");
 }
+
+#[tokio::test]
+async fn sends_from_one_number_are_paced() {
+    let app = spawn_messaging_app(&[("OUTBOUND_PER_NUMBER_PER_SECOND", "2")]).await;
+    for _ in 0..4 {
+        queued(notify_with(&app, |_| {}, "patient").await);
+    }
+    let sends = app.fake.wait_for_sends(4).await;
+    assert_eq!(sends.len(), 4);
+    // Two at once (the burst), then one every half second.
+    let span = sends[3].at - sends[0].at;
+    assert!(
+        span >= Duration::from_millis(900),
+        "4 sends in {span:?} at 2 per second"
+    );
+}
+
+#[tokio::test]
+async fn with_no_provider_credentials_everything_goes_to_the_console() {
+    let app = crate::helpers::spawn_app().await;
+    let tenant = app.tenant("console-org").await;
+    let channel = json!({ "provider": "twilio", "kind": "sms", "phone_number": TWILIO_NUMBER });
+    assert_eq!(
+        app.post(&tenant, "/api/v1/channels", &channel)
+            .await
+            .status(),
+        201
+    );
+    let patient = json!({ "first_name": "Hana", "last_name": "Tesfaye", "phone": PATIENT_PHONE });
+    let (_, patient) =
+        crate::helpers::json(app.post(&tenant, "/api/v1/patients", &patient).await).await;
+    let patient_id: Uuid = patient["id"].as_str().unwrap().parse().unwrap();
+
+    let mut tx = app.pool.begin().await.unwrap();
+    let contact = contacts::for_patient(&mut tx, tenant.id, patient_id)
+        .await
+        .unwrap();
+    let values = Values::new()
+        .with("tenant", "Console Org")
+        .with("text", "hello");
+    let notification = Notification::new(tenant.id, contact, "coordinator_message", values);
+    let id = queued(
+        notify::notify(&mut tx, &templates(), &notification)
+            .await
+            .unwrap(),
+    );
+    tx.commit().await.unwrap();
+
+    let started = std::time::Instant::now();
+    loop {
+        let (status, provider_id): (String, Option<String>) =
+            sqlx::query_as("SELECT status, provider_message_id FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        if status == "delivered" {
+            assert!(provider_id.unwrap().starts_with("console-"));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
