@@ -102,16 +102,16 @@ async fn expire_panel_session(
     Ok(())
 }
 
-/// How often a worker looks for delayed jobs that have come due. New jobs wake workers at once
-/// through NOTIFY; a NOTIFY cannot be delayed, so timers rely on this interval.
+/// How often delayed jobs that have come due are announced. The queue's insert trigger can only
+/// NOTIFY jobs due at insert time, and apalis' interval strategy does not re-arm its timer after
+/// it fires (a worker woken once slept until unrelated traffic): one query a second per process
+/// sends the NOTIFY the trigger could not, and workers wake exactly as for new jobs.
 const DUE_JOB_POLL: Duration = Duration::from_secs(1);
 
 fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Strategy> {
     let storage =
         PostgresStorage::<J>::new(pool).with_config(QueueConfig::default().queue(J::QUEUE));
-    let strategy = Strategy::new()
-        .stream(Pubsub::new(pool.clone(), J::QUEUE.to_owned()))
-        .interval(DUE_JOB_POLL);
+    let strategy = Strategy::new().stream(Pubsub::new(pool.clone(), J::QUEUE.to_owned()));
     PollWith::new(storage, strategy)
 }
 
@@ -142,6 +142,8 @@ pub async fn run_workers(
 ) -> anyhow::Result<()> {
     // Unique per process start, so a restarted process never takes over a live worker's identity.
     let instance = Uuid::now_v7().simple().to_string();
+    let (announcer_stop, announcer_stopped) = tokio::sync::watch::channel(false);
+    let announcer = tokio::spawn(announce_due_jobs(pool.clone(), announcer_stopped));
     let monitor = Monitor::new();
     let monitor = register!(
         monitor,
@@ -175,7 +177,7 @@ pub async fn run_workers(
         media::fetch_media,
         messaging
     );
-    monitor
+    let result = monitor
         // A worker whose poll failed (database restarting, pool briefly exhausted) comes back
         // rather than leaving its queue unserved until the process restarts.
         .should_restart(|worker, error| {
@@ -188,7 +190,36 @@ pub async fn run_workers(
             Ok(())
         })
         .await
-        .map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"))
+        .map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"));
+    let _ = announcer_stop.send(true);
+    let _ = announcer.await;
+    result
+}
+
+/// Sends the NOTIFY for pending jobs whose time has come, once a second, until stopped.
+async fn announce_due_jobs(pool: PgPool, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(DUE_JOB_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        // Recently due only (immediate jobs are dated 5 min back): a job missed by a reconnecting
+        // listener is announced again; the worker's start-up fetch covers anything older.
+        let announced = sqlx::query(
+            "SELECT pg_notify('apalis::job::insert',
+                        json_build_object('job_type', job_type, 'id', id, 'run_at', run_at)::text)
+             FROM apalis.jobs
+             WHERE status = 'Pending' AND run_at <= now() AND run_at > now() - interval '15 minutes'
+             LIMIT 500",
+        )
+        .execute(&pool)
+        .await;
+        if let Err(error) = announced {
+            tracing::warn!(%error, "could not announce due jobs; retrying in a second");
+        }
+    }
 }
 
 /// Queue depth by queue and status, for `/metrics`.
