@@ -9,5 +9,5 @@ pub mod tenancy;
 
 /// The message handlers each domain contributes, in the order the router asks them.
 pub fn message_handlers() -> Vec<Box<dyn crate::messaging::router::Handler>> {
-    Vec::new()
+    vec![Box::new(maintenance::replies::WorkerReplies)]
 }

@@ -4,6 +4,7 @@ mod api_auth;
 mod cli;
 mod crash;
 mod crud;
+mod dispatch;
 mod health;
 mod helpers;
 mod messaging_outbound;

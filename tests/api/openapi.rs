@@ -40,6 +40,14 @@ async fn the_document_matches_the_routes() {
     expected.insert(("GET".to_string(), "/channels".to_string()));
     expected.insert(("POST".to_string(), "/channels".to_string()));
     expected.insert(("GET".to_string(), "/messages".to_string()));
+    for (method, path) in [
+        ("GET", "/work-orders"),
+        ("POST", "/work-orders"),
+        ("GET", "/work-orders/{id}"),
+        ("GET", "/work-orders/{id}/history"),
+    ] {
+        expected.insert((method.to_string(), path.to_string()));
+    }
     assert_eq!(documented, expected);
 
     // Every documented operation reaches a handler: answered by the resource, never by the fallback.

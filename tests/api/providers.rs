@@ -109,10 +109,15 @@ async fn answer(
     };
     let is_send = recorded.is_send();
     let path = recorded.path.clone();
+    // Each provider numbers its own messages, as the status fixtures expect.
     let sends = {
         let mut requests = shared.requests.lock().unwrap();
         requests.push(recorded);
-        requests.iter().filter(|r| r.is_send()).count()
+        let twilio = path.ends_with("/Messages.json");
+        requests
+            .iter()
+            .filter(|r| r.is_send() && r.path.ends_with("/Messages.json") == twilio)
+            .count()
     };
     if is_send && let Some(scripted) = shared.script.lock().unwrap().pop_front() {
         let mut response = (
@@ -211,6 +216,27 @@ impl FakeProvider {
             if sends.len() >= n || started.elapsed() > Duration::from_secs(15) {
                 return sends;
             }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl FakeProvider {
+    /// Waits (up to 15 s) for a send that `matches`, and returns it.
+    pub async fn wait_for(&self, what: &str, matches: impl Fn(&Recorded) -> bool) -> Recorded {
+        let started = Instant::now();
+        loop {
+            if let Some(found) = self.sends().into_iter().find(|r| matches(r)) {
+                return found;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "no send {what} among {:#?}",
+                self.sends()
+                    .iter()
+                    .map(|r| (&r.path, String::from_utf8_lossy(&r.body).into_owned()))
+                    .collect::<Vec<_>>()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

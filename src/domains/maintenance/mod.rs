@@ -1,3 +1,6 @@
 //! Maintenance and housekeeping.
 
 pub mod assets;
+pub mod replies;
+pub mod state;
+pub mod work_orders;

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod channels;
 pub mod messages;
+pub mod work_orders;
 
 use axum::{Json, Router, routing::get};
 use utoipa::{
@@ -49,6 +50,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(domains::ambulance::ambulances::routes())
         .merge(channels::routes())
         .merge(messages::routes())
+        .merge(work_orders::routes())
 }
 
 /// The OpenAPI document, with paths as clients call them (under `/api/v1`).

@@ -1,0 +1,573 @@
+//! Work orders: created, assigned to the right worker, dispatched by message, and moved through
+//! the state machine by whoever acts on them, with a history row for every step.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::state::{self, Action, Status};
+use crate::{
+    error::{AppError, AppResult, FieldErrors},
+    messaging::{
+        contacts,
+        notify::{self, Notification, Notified},
+        templates::{Templates, Values},
+    },
+    types::{optional_text, required_text},
+};
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct WorkOrder {
+    pub id: Uuid,
+    pub reference: String,
+    pub kind: String,
+    pub request_type: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub priority: String,
+    pub status: String,
+    pub site_id: Option<Uuid>,
+    pub location_detail: Option<String>,
+    pub asset_id: Option<Uuid>,
+    pub required_specialty: Option<String>,
+    pub requester_contact_id: Option<Uuid>,
+    pub assigned_worker_id: Option<Uuid>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub labour_hours: Option<f64>,
+    pub parts_used: Option<String>,
+    pub whatsapp_status: Option<String>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, reference, kind, request_type, title, description, priority, status, site_id,
+    location_detail, asset_id, required_specialty, requester_contact_id, assigned_worker_id,
+    scheduled_at, labour_hours::float8 AS labour_hours, parts_used, whatsapp_status, assigned_at,
+    accepted_at, started_at, completed_at, created_at";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWorkOrder {
+    /// `maintenance` or `housekeeping`.
+    pub kind: String,
+    /// Maintenance: corrective, preventive, emergency, inspection. Housekeeping: cleaning,
+    /// disinfection, linen, waste, spill. Defaults to corrective / cleaning.
+    pub request_type: Option<String>,
+    pub title: String,
+    pub description: Option<String>,
+    /// low, medium (default), high, urgent.
+    pub priority: Option<String>,
+    pub site_id: Option<Uuid>,
+    pub location_detail: Option<String>,
+    pub asset_id: Option<Uuid>,
+    /// The trade needed (plumbing, electrical, hvac, cleaning, ...), matched against workers' specialties.
+    pub required_specialty: Option<String>,
+    /// The person to keep informed, by phone number in E.164.
+    pub requester_phone: Option<String>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub expected_duration_minutes: Option<i32>,
+}
+
+/// Who made a change, for the history.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor {
+    System,
+    Coordinator(Option<Uuid>),
+    Worker(Uuid),
+}
+
+impl Actor {
+    fn parts(self) -> (&'static str, Option<Uuid>, Option<Uuid>) {
+        match self {
+            Self::System => ("system", None, None),
+            Self::Coordinator(user) => ("coordinator", user, None),
+            Self::Worker(worker) => ("worker", None, Some(worker)),
+        }
+    }
+}
+
+/// Where a change came from, for the history: `api`, `panel`, `whatsapp`, `sms`, `system`.
+pub type Channel = &'static str;
+
+pub async fn create(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    input: NewWorkOrder,
+    actor: Actor,
+    channel: Channel,
+) -> AppResult<WorkOrder> {
+    let mut errors = FieldErrors::new();
+    let kind = input.kind.trim().to_owned();
+    if !matches!(kind.as_str(), "maintenance" | "housekeeping") {
+        errors.add("kind", "use maintenance or housekeeping");
+    }
+    let request_type = input.request_type.unwrap_or_else(|| {
+        if kind == "housekeeping" {
+            "cleaning"
+        } else {
+            "corrective"
+        }
+        .to_owned()
+    });
+    let priority = input.priority.unwrap_or_else(|| "medium".into());
+    if !matches!(priority.as_str(), "low" | "medium" | "high" | "urgent") {
+        errors.add("priority", "use low, medium, high or urgent");
+    }
+    let title = errors.check("title", required_text(&input.title, 200));
+    let description = errors
+        .check(
+            "description",
+            optional_text(input.description.as_deref(), 4000),
+        )
+        .flatten();
+    let location_detail = errors
+        .check(
+            "location_detail",
+            optional_text(input.location_detail.as_deref(), 500),
+        )
+        .flatten();
+    let requester_phone = match input.requester_phone.as_deref() {
+        Some(raw) => errors.check("requester_phone", crate::types::PhoneNumber::parse(raw)),
+        None => None,
+    };
+    errors.into_result()?;
+
+    let requester_contact_id: Option<Uuid> = match requester_phone {
+        Some(phone) => Some(
+            sqlx::query_scalar(
+                "INSERT INTO contacts (tenant_id, phone) VALUES ($1, $2)
+                 ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET phone = EXCLUDED.phone
+                 RETURNING id",
+            )
+            .bind(tenant_id)
+            .bind(phone.as_str())
+            .fetch_one(&mut *conn)
+            .await?,
+        ),
+        None => None,
+    };
+    let prefix = if kind == "housekeeping" { "H" } else { "M" };
+    let number: i64 = sqlx::query_scalar(
+        "INSERT INTO tenant_counters (tenant_id, name, last_value) VALUES ($1, 'work_order', 1001)
+         ON CONFLICT ON CONSTRAINT tenant_counters_pkey DO UPDATE SET last_value = tenant_counters.last_value + 1
+         RETURNING last_value",
+    )
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let order: WorkOrder = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO work_orders (tenant_id, reference, kind, request_type, title, description, priority,
+             site_id, location_detail, asset_id, required_specialty, requester_contact_id,
+             scheduled_at, expected_duration_minutes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         RETURNING {COLUMNS}"
+    )))
+    .bind(tenant_id)
+    .bind(format!("{prefix}-{number}"))
+    .bind(&kind)
+    .bind(&request_type)
+    .bind(title)
+    .bind(description)
+    .bind(&priority)
+    .bind(input.site_id)
+    .bind(location_detail)
+    .bind(input.asset_id)
+    .bind(input.required_specialty.map(|s| s.trim().to_lowercase()))
+    .bind(requester_contact_id)
+    .bind(input.scheduled_at)
+    .bind(input.expected_duration_minutes)
+    .fetch_one(&mut *conn)
+    .await?;
+    history(
+        conn,
+        tenant_id,
+        order.id,
+        None,
+        Status::Pending,
+        actor,
+        channel,
+        Some("reported"),
+    )
+    .await?;
+    assign_next(conn, templates, tenant_id, order.id, actor, channel).await?;
+    get(conn, tenant_id, order.id).await
+}
+
+pub async fn get(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> AppResult<WorkOrder> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM work_orders WHERE tenant_id = $1 AND id = $2"
+    )))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?
+    .ok_or(AppError::NotFound("work order"))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn history(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    work_order_id: Uuid,
+    from: Option<Status>,
+    to: Status,
+    actor: Actor,
+    channel: Channel,
+    note: Option<&str>,
+) -> sqlx::Result<()> {
+    let (actor_kind, user, worker) = actor.parts();
+    sqlx::query(
+        "INSERT INTO work_order_status_history (tenant_id, work_order_id, from_status, to_status,
+             actor_kind, actor_user_id, actor_worker_id, channel, note)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(tenant_id)
+    .bind(work_order_id)
+    .bind(from.map(Status::as_str))
+    .bind(to.as_str())
+    .bind(actor_kind)
+    .bind(user)
+    .bind(worker)
+    .bind(channel)
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Candidate {
+    id: Uuid,
+    name: String,
+    is_primary: bool,
+    open_orders: i64,
+}
+
+/// Offers the work order to the best worker not yet asked: assigned to its site (primary first),
+/// of the right kind and specialty, active, then the fewest open work orders. The reason is kept
+/// in the history. With nobody left it stays pending and says so.
+pub async fn assign_next(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    id: Uuid,
+    actor: Actor,
+    channel: Channel,
+) -> AppResult<Option<Uuid>> {
+    let order = get(conn, tenant_id, id).await?;
+    let candidate: Option<Candidate> = sqlx::query_as(
+        "SELECT w.id, w.first_name || ' ' || w.last_name AS name, bool_or(ws.is_primary) AS is_primary,
+                (SELECT count(*) FROM work_orders o WHERE o.tenant_id = w.tenant_id AND o.assigned_worker_id = w.id
+                   AND o.status IN ('assigned', 'accepted', 'in_progress', 'on_hold')) AS open_orders
+         FROM workers w
+         JOIN worker_sites ws ON ws.tenant_id = w.tenant_id AND ws.worker_id = w.id
+         LEFT JOIN sites s ON s.tenant_id = w.tenant_id AND s.id = $3
+         WHERE w.tenant_id = $1 AND w.deleted_at IS NULL AND w.status = 'active'
+           AND $2 = ANY (w.kinds)
+           AND ($3::uuid IS NULL OR ws.site_id = $3 OR ws.site_id = s.parent_id)
+           AND ($4::text IS NULL OR $4 = ANY (w.specialties))
+           AND NOT EXISTS (SELECT 1 FROM work_order_offers f WHERE f.tenant_id = w.tenant_id
+                             AND f.work_order_id = $5 AND f.worker_id = w.id)
+         GROUP BY w.id
+         ORDER BY bool_or(ws.is_primary) DESC, open_orders, w.created_at
+         LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(&order.kind)
+    .bind(order.site_id)
+    .bind(&order.required_specialty)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let from: Status = order.status.parse().map_err(AppError::bad_request)?;
+    let Some(candidate) = candidate else {
+        history(
+            conn,
+            tenant_id,
+            id,
+            Some(from),
+            from,
+            Actor::System,
+            "system",
+            Some("no available worker matches: a coordinator must assign it"),
+        )
+        .await?;
+        return Ok(None);
+    };
+    let reason = format!(
+        "{} site worker, {} open work orders{}",
+        if candidate.is_primary {
+            "primary"
+        } else {
+            "secondary"
+        },
+        candidate.open_orders,
+        order
+            .required_specialty
+            .as_deref()
+            .map(|s| format!(", {s}"))
+            .unwrap_or_default()
+    );
+    assign_to(
+        conn,
+        templates,
+        tenant_id,
+        &order,
+        candidate.id,
+        &candidate.name,
+        &reason,
+        actor,
+        channel,
+    )
+    .await?;
+    Ok(Some(candidate.id))
+}
+
+/// Assigns to `worker_id` and sends the dispatch message with Accept and Decline.
+#[allow(clippy::too_many_arguments)]
+async fn assign_to(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    order: &WorkOrder,
+    worker_id: Uuid,
+    worker_name: &str,
+    reason: &str,
+    actor: Actor,
+    channel: Channel,
+) -> AppResult<()> {
+    let from: Status = order.status.parse().map_err(AppError::bad_request)?;
+    let to = state::next(from, Action::Assign).ok_or_else(|| {
+        AppError::bad_request(format!(
+            "{} is {from}: it cannot be assigned",
+            order.reference
+        ))
+    })?;
+    let worker_contact = contacts::for_worker(conn, tenant_id, worker_id).await?;
+    let (location, requester): (String, String) = sqlx::query_as(
+        "SELECT concat_ws(', ', s.name, wo.location_detail), COALESCE(c.display_name || ' ' || c.phone, c.phone, '-')
+         FROM work_orders wo
+         LEFT JOIN sites s ON s.tenant_id = wo.tenant_id AND s.id = wo.site_id
+         LEFT JOIN contacts c ON c.tenant_id = wo.tenant_id AND c.id = wo.requester_contact_id
+         WHERE wo.tenant_id = $1 AND wo.id = $2",
+    )
+    .bind(tenant_id)
+    .bind(order.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let values = Values::new()
+        .with("reference", &order.reference)
+        .with("title", &order.title)
+        .with("priority", &order.priority)
+        .with(
+            "location",
+            if location.is_empty() {
+                "-".to_owned()
+            } else {
+                location
+            },
+        )
+        .with("requester", requester);
+    let mut dispatch = Notification::new(tenant_id, worker_contact, "wo_dispatch", values);
+    dispatch.related = Some(("work_order", order.id));
+    let message_id = match notify::notify(conn, templates, &dispatch).await? {
+        Notified::Queued(id) => Some(id),
+        _ => None,
+    };
+    sqlx::query(
+        "INSERT INTO work_order_offers (tenant_id, work_order_id, worker_id, reason, message_id)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(tenant_id)
+    .bind(order.id)
+    .bind(worker_id)
+    .bind(reason)
+    .bind(message_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE work_orders SET status = $3, assigned_worker_id = $4, assigned_at = now(),
+             accepted_at = NULL, dispatch_message_id = $5, whatsapp_status = CASE WHEN $5 IS NULL THEN NULL ELSE 'queued' END
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(order.id)
+    .bind(to.as_str())
+    .bind(worker_id)
+    .bind(message_id)
+    .execute(&mut *conn)
+    .await?;
+    let note = format!("assigned to {worker_name}: {reason}");
+    history(
+        conn,
+        tenant_id,
+        order.id,
+        Some(from),
+        to,
+        actor,
+        channel,
+        Some(&note),
+    )
+    .await?;
+    tell_requester(
+        conn,
+        templates,
+        tenant_id,
+        order,
+        "wo_requester_assigned",
+        Some(worker_name),
+    )
+    .await?;
+    Ok(())
+}
+
+/// What a worker reported with "done".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Completion {
+    pub labour_hours: Option<f64>,
+    pub parts_used: Option<String>,
+}
+
+/// Moves a work order by `action`. `Ok(Err(status))` is an illegal move from `status`: nothing
+/// changed and the caller says so; a failure is an error and rolls the caller back.
+#[allow(clippy::too_many_arguments)]
+pub async fn act(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    order: &WorkOrder,
+    action: Action,
+    actor: Actor,
+    channel: Channel,
+    note: Option<&str>,
+    completion: Option<Completion>,
+) -> AppResult<Result<Status, Status>> {
+    let from: Status = order.status.parse().map_err(AppError::bad_request)?;
+    let Some(to) = state::next(from, action) else {
+        return Ok(Err(from));
+    };
+    let completion = completion.unwrap_or_default();
+    sqlx::query(
+        "UPDATE work_orders SET status = $3,
+             accepted_at = CASE WHEN $4 = 'accept' THEN now() ELSE accepted_at END,
+             started_at = CASE WHEN $4 = 'start' THEN COALESCE(started_at, now()) ELSE started_at END,
+             completed_at = CASE WHEN $3 = 'completed' THEN now() ELSE completed_at END,
+             cancelled_at = CASE WHEN $3 = 'cancelled' THEN now() ELSE cancelled_at END,
+             assigned_worker_id = CASE WHEN $4 = 'decline' THEN NULL ELSE assigned_worker_id END,
+             labour_hours = COALESCE($5, labour_hours),
+             parts_used = COALESCE($6, parts_used)
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(order.id)
+    .bind(to.as_str())
+    .bind(action_key(action))
+    .bind(completion.labour_hours)
+    .bind(&completion.parts_used)
+    .execute(&mut *conn)
+    .await?;
+    let text = match (action, note) {
+        (Action::OnMyWay, _) => Some("on my way"),
+        (_, note) => note,
+    };
+    history(
+        conn,
+        tenant_id,
+        order.id,
+        Some(from),
+        to,
+        actor,
+        channel,
+        text,
+    )
+    .await?;
+    let worker_name: Option<String> = match order.assigned_worker_id {
+        Some(w) => sqlx::query_scalar(
+            "SELECT first_name || ' ' || last_name FROM workers WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(w)
+        .fetch_optional(&mut *conn)
+        .await?,
+        None => None,
+    };
+    match action {
+        Action::Decline => {
+            if let Actor::Worker(worker) = actor {
+                sqlx::query(
+                    "UPDATE work_order_offers SET declined_at = now(), decline_reason = $4
+                     WHERE tenant_id = $1 AND work_order_id = $2 AND worker_id = $3 AND declined_at IS NULL",
+                )
+                .bind(tenant_id)
+                .bind(order.id)
+                .bind(worker)
+                .bind(note)
+                .execute(&mut *conn)
+                .await?;
+            }
+            // The next candidate is asked at once.
+            assign_next(
+                conn,
+                templates,
+                tenant_id,
+                order.id,
+                Actor::System,
+                "system",
+            )
+            .await?;
+        }
+        Action::OnMyWay => {
+            tell_requester(
+                conn,
+                templates,
+                tenant_id,
+                order,
+                "wo_requester_on_the_way",
+                worker_name.as_deref(),
+            )
+            .await?;
+        }
+        Action::Complete => {
+            tell_requester(conn, templates, tenant_id, order, "wo_requester_done", None).await?;
+        }
+        _ => {}
+    }
+    Ok(Ok(to))
+}
+
+fn action_key(action: Action) -> &'static str {
+    match action {
+        Action::Accept => "accept",
+        Action::Decline => "decline",
+        Action::Start => "start",
+        _ => "other",
+    }
+}
+
+async fn tell_requester(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    order: &WorkOrder,
+    key: &'static str,
+    worker: Option<&str>,
+) -> AppResult<()> {
+    let Some(requester) = order.requester_contact_id else {
+        return Ok(());
+    };
+    let mut values = Values::new().with("reference", &order.reference);
+    if let Some(worker) = worker {
+        values = values.with("worker", worker);
+    }
+    let mut notification = Notification::new(tenant_id, requester, key, values);
+    notification.related = Some(("work_order", order.id));
+    notify::notify(conn, templates, &notification).await?;
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! `/work-orders`: report, read and follow maintenance and housekeeping jobs.
+
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::StatusCode,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::auth::ApiCaller;
+use crate::{
+    app::AppState,
+    domains::{
+        crud,
+        maintenance::work_orders::{self, Actor, NewWorkOrder, WorkOrder},
+    },
+    error::AppResult,
+    http::extract::{self, Path},
+};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_work_orders, create_work_order))
+        .routes(routes!(get_work_order))
+        .routes(routes!(work_order_history))
+}
+
+/// Report a work order. It is assigned to the best available worker at once and dispatched by
+/// WhatsApp (SMS without it); the history says who was chosen and why.
+#[utoipa::path(post, path = "/work-orders", tag = "work orders", request_body = NewWorkOrder,
+    responses((status = 201, body = WorkOrder), (status = 422, body = crate::error::ErrorBody)))]
+async fn create_work_order(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    extract::Json(input): extract::Json<NewWorkOrder>,
+) -> AppResult<(StatusCode, Json<WorkOrder>)> {
+    let mut tx = state.pool.begin().await?;
+    let order = work_orders::create(
+        &mut tx,
+        &state.messaging.templates,
+        caller.tenant_id,
+        input,
+        Actor::Coordinator(None),
+        "api",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WorkOrderFilter {
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    pub site_id: Option<Uuid>,
+    pub worker_id: Option<Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub after: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkOrderPage {
+    pub items: Vec<WorkOrder>,
+    pub next_cursor: Option<Uuid>,
+}
+
+/// List work orders, oldest first.
+#[utoipa::path(get, path = "/work-orders", tag = "work orders", params(WorkOrderFilter),
+    responses((status = 200, body = WorkOrderPage), (status = 401, body = crate::error::ErrorBody)))]
+async fn list_work_orders(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Query(filter): Query<WorkOrderFilter>,
+) -> AppResult<Json<WorkOrderPage>> {
+    let limit = crud::page_size(filter.limit)?;
+    let mut conn = state.pool.acquire().await?;
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM work_orders
+          WHERE tenant_id = $1
+            AND ($2::text IS NULL OR status = $2)
+            AND ($3::text IS NULL OR priority = $3)
+            AND ($4::uuid IS NULL OR site_id = $4)
+            AND ($5::uuid IS NULL OR assigned_worker_id = $5)
+            AND ($6::uuid IS NULL OR id > $6)
+          ORDER BY id LIMIT $7",
+    )
+    .bind(caller.tenant_id)
+    .bind(&filter.status)
+    .bind(&filter.priority)
+    .bind(filter.site_id)
+    .bind(filter.worker_id)
+    .bind(filter.after)
+    .bind(limit + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let next_cursor = (ids.len() as i64 > limit).then(|| ids[limit as usize - 1]);
+    let mut items = Vec::new();
+    for id in ids.into_iter().take(limit as usize) {
+        items.push(work_orders::get(&mut conn, caller.tenant_id, id).await?);
+    }
+    Ok(Json(WorkOrderPage { items, next_cursor }))
+}
+
+#[utoipa::path(get, path = "/work-orders/{id}", tag = "work orders",
+    responses((status = 200, body = WorkOrder), (status = 404, body = crate::error::ErrorBody)))]
+async fn get_work_order(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<Uuid>,
+) -> AppResult<Json<WorkOrder>> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(
+        work_orders::get(&mut conn, caller.tenant_id, id).await?,
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct HistoryEntry {
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub actor_kind: String,
+    pub actor_worker_id: Option<Uuid>,
+    pub channel: String,
+    pub note: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Every step of a work order: who, how and why.
+#[utoipa::path(get, path = "/work-orders/{id}/history", tag = "work orders",
+    responses((status = 200, body = Vec<HistoryEntry>), (status = 404, body = crate::error::ErrorBody)))]
+async fn work_order_history(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<Uuid>,
+) -> AppResult<Json<Vec<HistoryEntry>>> {
+    let mut conn = state.pool.acquire().await?;
+    work_orders::get(&mut conn, caller.tenant_id, id).await?;
+    Ok(Json(
+        sqlx::query_as(
+            "SELECT from_status, to_status, actor_kind, actor_worker_id, channel, note, latitude,
+                    longitude, created_at
+             FROM work_order_status_history WHERE tenant_id = $1 AND work_order_id = $2
+             ORDER BY created_at, id",
+        )
+        .bind(caller.tenant_id)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?,
+    ))
+}
