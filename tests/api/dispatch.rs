@@ -169,6 +169,10 @@ async fn a_work_order_goes_from_report_to_done_by_whatsapp() {
 
     // Accept with a tap that quotes the dispatch.
     assert!(s.app.eventually(&format!("SELECT EXISTS (SELECT 1 FROM messages WHERE provider_message_id = '{META_OUT_FIRST}')")).await);
+    // Its delivery status is kept on the work order.
+    let status = |name: &str| fixture(&format!("meta/{name}.json"));
+    assert_eq!(s.app.meta(&status("status_delivered")).await.status(), 200);
+    assert_eq!(order(&s, id).await["whatsapp_status"], "delivered");
     assert_eq!(
         s.app
             .meta(&fixture("meta/button_reply.json"))
@@ -177,6 +181,8 @@ async fn a_work_order_goes_from_report_to_done_by_whatsapp() {
         200
     );
     wait_status(&s, id, "accepted").await;
+    assert_eq!(s.app.meta(&status("status_read")).await.status(), 200);
+    assert_eq!(order(&s, id).await["whatsapp_status"], "read");
 
     assert_eq!(s.app.meta(&abebe_says(1, "On my way")).await.status(), 200);
     assert!(s.app.eventually(&format!("SELECT count(*) = 1 FROM work_order_status_history WHERE work_order_id = '{id}' AND note = 'on my way'")).await);
