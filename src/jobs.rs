@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domains::maintenance::timers::{self, AcceptanceTimer};
 use crate::messaging::{
     Messaging,
     media::{self, FetchMedia},
@@ -131,7 +132,7 @@ macro_rules! register {
 }
 
 /// Each worker holds one LISTEN connection of its own and needs more to poll and run jobs.
-pub const WORKER_QUEUES: u32 = 4;
+pub const WORKER_QUEUES: u32 = 5;
 
 /// Runs every worker until `shutdown` resolves, then lets running jobs finish within `grace`.
 pub async fn run_workers(
@@ -175,6 +176,14 @@ pub async fn run_workers(
         instance,
         FetchMedia,
         media::fetch_media,
+        messaging
+    );
+    let monitor = register!(
+        monitor,
+        pool,
+        instance,
+        AcceptanceTimer,
+        timers::acceptance_timer,
         messaging
     );
     let result = monitor

@@ -403,3 +403,108 @@ async fn ambiguous_and_illegal_replies_get_a_question_or_a_refusal() {
         "assigned"
     );
 }
+
+#[tokio::test]
+async fn no_answer_means_a_reminder_then_the_next_worker_then_an_alert() {
+    let s = setup().await;
+    // One second per stage instead of the default fifteen minutes for high priority.
+    sqlx::query(
+        "UPDATE tenants SET acceptance_timeout_secs = acceptance_timeout_secs || '{\"high\": 1}'",
+    )
+    .execute(&s.app.app.pool)
+    .await
+    .unwrap();
+    let wo = report(&s, json!({})).await;
+    let id = wo["id"].as_str().unwrap();
+    let bekele = worker_id(&s, "Bekele").await;
+
+    // Abebe is reminded once, then the offer goes to Bekele, who is reminded in turn.
+    let reminder = s
+        .app
+        .fake
+        .wait_for("reminding Abebe", |r| {
+            r.path.ends_with("/messages") && r.json()["template"]["name"] == "fieldline_wo_reminder"
+        })
+        .await;
+    assert_eq!(reminder.json()["to"], "251911000101");
+    assert!(
+        s.app
+            .eventually(&format!(
+                "SELECT assigned_worker_id = '{bekele}' FROM work_orders WHERE id = '{id}'"
+            ))
+            .await
+    );
+    s.app
+        .fake
+        .wait_for("reminding Bekele by SMS", |r| {
+            r.field("To").as_deref() == Some("+251911000102")
+                && r.field("Body").is_some_and(|b| b.starts_with("Reminder"))
+        })
+        .await;
+
+    // Nobody else does plumbing there: the coordinators are alerted and the order waits.
+    assert!(
+        s.app
+            .eventually(
+                "SELECT count(*) = 1 FROM coordinator_alerts WHERE kind = 'no_worker_available'"
+            )
+            .await
+    );
+    let after = order(&s, id).await;
+    assert_eq!(after["status"], "pending");
+    assert_eq!(after["assigned_worker_id"], Value::Null);
+    let expired = s.app.count("SELECT count(*) FROM work_order_offers WHERE expired_at IS NOT NULL AND reminded_at IS NOT NULL").await;
+    assert_eq!(expired, 2);
+    let (_, history) = json(
+        s.app
+            .app
+            .get(&s.app.tenant, &format!("/api/v1/work-orders/{id}/history"))
+            .await,
+    )
+    .await;
+    let notes: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["note"].as_str())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("no answer from Abebe Kebede")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("no available worker")),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_in_time_stops_the_clock() {
+    let s = setup().await;
+    sqlx::query(
+        "UPDATE tenants SET acceptance_timeout_secs = acceptance_timeout_secs || '{\"high\": 2}'",
+    )
+    .execute(&s.app.app.pool)
+    .await
+    .unwrap();
+    let wo = report(&s, json!({})).await;
+    let id = wo["id"].as_str().unwrap();
+    assert_eq!(s.app.meta(&abebe_says(1, "accept")).await.status(), 200);
+    wait_status(&s, id, "accepted").await;
+    // Past the first deadline: the timer ran and did nothing.
+    assert!(
+        s.app
+            .eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'work-order-acceptance' AND status IN ('Pending', 'Queued')")
+            .await
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        s.app
+            .count("SELECT count(*) FROM messages WHERE template_key = 'wo_reminder'")
+            .await,
+        0
+    );
+    assert_eq!(order(&s, id).await["status"], "accepted");
+}

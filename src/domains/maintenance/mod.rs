@@ -3,4 +3,5 @@
 pub mod assets;
 pub mod replies;
 pub mod state;
+pub mod timers;
 pub mod work_orders;

@@ -7,7 +7,10 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::state::{self, Action, Status};
+use super::{
+    state::{self, Action, Status},
+    timers,
+};
 use crate::{
     error::{AppError, AppResult, FieldErrors},
     messaging::{
@@ -288,6 +291,7 @@ pub async fn assign_next(
     .await?;
     let from: Status = order.status.parse().map_err(AppError::bad_request)?;
     let Some(candidate) = candidate else {
+        let note = "no available worker matches: a coordinator must assign it";
         history(
             conn,
             tenant_id,
@@ -296,9 +300,19 @@ pub async fn assign_next(
             from,
             Actor::System,
             "system",
-            Some("no available worker matches: a coordinator must assign it"),
+            Some(note),
         )
         .await?;
+        sqlx::query(
+            "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, message)
+             VALUES ($1, 'no_worker_available', $2, $3)",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(format!("{} ({}): {note}", order.reference, order.title))
+        .execute(&mut *conn)
+        .await?;
+        tracing::warn!(reference = %order.reference, "no worker left to offer the work order to");
         return Ok(None);
     };
     let reason = format!(
@@ -381,17 +395,18 @@ async fn assign_to(
         Notified::Queued(id) => Some(id),
         _ => None,
     };
-    sqlx::query(
+    let offer_id: Uuid = sqlx::query_scalar(
         "INSERT INTO work_order_offers (tenant_id, work_order_id, worker_id, reason, message_id)
-         VALUES ($1, $2, $3, $4, $5)",
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(tenant_id)
     .bind(order.id)
     .bind(worker_id)
     .bind(reason)
     .bind(message_id)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    timers::start(conn, tenant_id, order.id, offer_id, &order.priority).await?;
     sqlx::query(
         "UPDATE work_orders SET status = $3, assigned_worker_id = $4, assigned_at = now(),
              accepted_at = NULL, dispatch_message_id = $5, whatsapp_status = CASE WHEN $5 IS NULL THEN NULL ELSE 'queued' END
