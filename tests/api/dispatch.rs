@@ -508,3 +508,101 @@ async fn an_answer_in_time_stops_the_clock() {
     );
     assert_eq!(order(&s, id).await["status"], "accepted");
 }
+
+#[tokio::test]
+async fn coordinators_reassign_and_cancel_and_other_tenants_see_nothing() {
+    let s = setup().await;
+    let wo = report(&s, json!({})).await;
+    let id = wo["id"].as_str().unwrap();
+    let chaltu = worker_id(&s, "Chaltu").await;
+    let (status, moved) = json(
+        s.app
+            .app
+            .post(
+                &s.app.tenant,
+                &format!("/api/v1/work-orders/{id}/assign"),
+                &json!({ "worker_id": chaltu }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["assigned_worker_id"], chaltu);
+    // Abebe hears that it went to someone else.
+    assert!(
+        s.app
+            .eventually("SELECT count(*) = 1 FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE c.phone = '+251911000101' AND m.template_key = 'wo_reassigned_away'")
+            .await
+    );
+    let (status, body) = json(
+        s.app
+            .app
+            .post(
+                &s.app.tenant,
+                &format!("/api/v1/work-orders/{id}/assign"),
+                &json!({ "worker_id": Uuid::now_v7() }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(crate::helpers::error_fields(&body), ["worker_id"]);
+
+    let (status, cancelled) = json(
+        s.app
+            .app
+            .post(
+                &s.app.tenant,
+                &format!("/api/v1/work-orders/{id}/cancel"),
+                &json!({ "reason": "duplicate report" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(
+        s.app
+            .eventually("SELECT count(*) = 1 FROM messages m JOIN contacts c ON c.id = m.contact_id WHERE c.phone = '+251911000103' AND m.template_key = 'wo_cancelled'")
+            .await
+    );
+    let (status, again) = json(
+        s.app
+            .app
+            .post(
+                &s.app.tenant,
+                &format!("/api/v1/work-orders/{id}/cancel"),
+                &json!({}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled"),
+        "{again}"
+    );
+
+    let other = s.app.app.tenant("other-org").await;
+    for path in [
+        format!("/api/v1/work-orders/{id}"),
+        format!("/api/v1/work-orders/{id}/history"),
+    ] {
+        assert_eq!(s.app.app.get(&other, &path).await.status(), 404, "{path}");
+    }
+    let (_, theirs) = json(s.app.app.get(&other, "/api/v1/work-orders").await).await;
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
+    let steal = s
+        .app
+        .app
+        .post(
+            &other,
+            &format!("/api/v1/work-orders/{id}/assign"),
+            &json!({ "worker_id": chaltu }),
+        )
+        .await;
+    assert_eq!(steal.status(), 404);
+}

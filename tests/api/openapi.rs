@@ -45,6 +45,8 @@ async fn the_document_matches_the_routes() {
         ("POST", "/work-orders"),
         ("GET", "/work-orders/{id}"),
         ("GET", "/work-orders/{id}/history"),
+        ("POST", "/work-orders/{id}/assign"),
+        ("POST", "/work-orders/{id}/cancel"),
     ] {
         expected.insert((method.to_string(), path.to_string()));
     }

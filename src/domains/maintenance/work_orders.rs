@@ -344,6 +344,128 @@ pub async fn assign_next(
     Ok(Some(candidate.id))
 }
 
+/// A coordinator's choice: assigns (or reassigns) to `worker_id`, telling the previous worker.
+pub async fn assign_by_hand(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    id: Uuid,
+    worker_id: Uuid,
+    actor: Actor,
+    channel: Channel,
+) -> AppResult<WorkOrder> {
+    let order = get(conn, tenant_id, id).await?;
+    let worker: Option<(String, String)> = sqlx::query_as(
+        "SELECT first_name || ' ' || last_name, status FROM workers
+         WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND $3 = ANY (kinds)",
+    )
+    .bind(tenant_id)
+    .bind(worker_id)
+    .bind(&order.kind)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((name, status)) = worker else {
+        return Err(AppError::field(
+            "worker_id",
+            format!("no {} worker of this organisation has this id", order.kind),
+        ));
+    };
+    if status != "active" {
+        return Err(AppError::field(
+            "worker_id",
+            format!("{name} is {status}: choose an active worker"),
+        ));
+    }
+    if let Some(previous) = order.assigned_worker_id.filter(|p| *p != worker_id) {
+        sqlx::query(
+            "UPDATE work_order_offers SET expired_at = now()
+             WHERE tenant_id = $1 AND work_order_id = $2 AND worker_id = $3 AND declined_at IS NULL AND expired_at IS NULL",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .bind(previous)
+        .execute(&mut *conn)
+        .await?;
+        tell_worker(
+            conn,
+            templates,
+            tenant_id,
+            &order,
+            previous,
+            "wo_reassigned_away",
+        )
+        .await?;
+    }
+    assign_to(
+        conn,
+        templates,
+        tenant_id,
+        &order,
+        worker_id,
+        &name,
+        "chosen by a coordinator",
+        actor,
+        channel,
+    )
+    .await?;
+    get(conn, tenant_id, id).await
+}
+
+/// A coordinator cancels: the assigned worker is told not to go.
+pub async fn cancel(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    id: Uuid,
+    reason: Option<&str>,
+    actor: Actor,
+    channel: Channel,
+) -> AppResult<WorkOrder> {
+    let order = get(conn, tenant_id, id).await?;
+    if let Err(status) = act(
+        conn,
+        templates,
+        tenant_id,
+        &order,
+        Action::Cancel,
+        actor,
+        channel,
+        reason,
+        None,
+    )
+    .await?
+    {
+        return Err(AppError::bad_request(format!(
+            "{} is {status}: it can no longer be cancelled",
+            order.reference
+        )));
+    }
+    if let Some(worker) = order.assigned_worker_id {
+        tell_worker(conn, templates, tenant_id, &order, worker, "wo_cancelled").await?;
+    }
+    get(conn, tenant_id, id).await
+}
+
+async fn tell_worker(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    order: &WorkOrder,
+    worker_id: Uuid,
+    key: &'static str,
+) -> AppResult<()> {
+    let contact = contacts::for_worker(conn, tenant_id, worker_id).await?;
+    let mut notification = Notification::new(
+        tenant_id,
+        contact,
+        key,
+        Values::new().with("reference", &order.reference),
+    );
+    notification.related = Some(("work_order", order.id));
+    notify::notify(conn, templates, &notification).await?;
+    Ok(())
+}
+
 /// Assigns to `worker_id` and sends the dispatch message with Accept and Decline.
 #[allow(clippy::too_many_arguments)]
 async fn assign_to(

@@ -27,6 +27,71 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_work_orders, create_work_order))
         .routes(routes!(get_work_order))
         .routes(routes!(work_order_history))
+        .routes(routes!(assign_work_order))
+        .routes(routes!(cancel_work_order))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    pub worker_id: Uuid,
+}
+
+/// Assign or reassign by hand. The worker gets the dispatch message; a previous worker is told
+/// the job went to someone else.
+#[utoipa::path(post, path = "/work-orders/{id}/assign", tag = "work orders", request_body = Assignment,
+    responses((status = 200, body = WorkOrder), (status = 400, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn assign_work_order(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<Uuid>,
+    extract::Json(input): extract::Json<Assignment>,
+) -> AppResult<Json<WorkOrder>> {
+    let mut tx = state.pool.begin().await?;
+    let order = work_orders::assign_by_hand(
+        &mut tx,
+        &state.messaging.templates,
+        caller.tenant_id,
+        id,
+        input.worker_id,
+        Actor::Coordinator(None),
+        "api",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(order))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cancellation {
+    pub reason: Option<String>,
+}
+
+/// Cancel. The assigned worker is told not to go.
+#[utoipa::path(post, path = "/work-orders/{id}/cancel", tag = "work orders", request_body = Cancellation,
+    responses((status = 200, body = WorkOrder), (status = 400, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody)))]
+async fn cancel_work_order(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<Uuid>,
+    extract::Json(input): extract::Json<Cancellation>,
+) -> AppResult<Json<WorkOrder>> {
+    let mut tx = state.pool.begin().await?;
+    let order = work_orders::cancel(
+        &mut tx,
+        &state.messaging.templates,
+        caller.tenant_id,
+        id,
+        input.reason.as_deref(),
+        Actor::Coordinator(None),
+        "api",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(order))
 }
 
 /// Report a work order. It is assigned to the best available worker at once and dispatched by
