@@ -121,6 +121,8 @@ pub struct Config {
     pub media_max_bytes: u64,
     /// Off: this process serves HTTP only, and workers run in another (`JOB_WORKERS=off`).
     pub run_job_workers: bool,
+    /// How often due preventive maintenance is looked for.
+    pub preventive_sweep_interval: Duration,
     pub twilio: Option<TwilioConfig>,
     pub meta: Option<MetaConfig>,
 }
@@ -185,7 +187,7 @@ impl Config {
             ),
         };
 
-        let database_max_connections = parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 10)?;
+        let database_max_connections = parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 16)?;
         let minimum = crate::jobs::WORKER_QUEUES * 2;
         if database_max_connections < minimum {
             bail!(
@@ -228,6 +230,11 @@ impl Config {
                 10_000,
             )?),
             media_max_bytes: parse_or(&lookup, "MEDIA_MAX_BYTES", 16 * 1024 * 1024)?,
+            preventive_sweep_interval: Duration::from_secs(parse_or(
+                &lookup,
+                "PREVENTIVE_SWEEP_SECS",
+                3600,
+            )?),
             run_job_workers: match lookup("JOB_WORKERS").as_deref() {
                 None | Some("on") => true,
                 Some("off") => false,

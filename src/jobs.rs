@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domains::maintenance::timers::{self, AcceptanceTimer};
+use crate::domains::maintenance::{
+    preventive::{self, PreventiveSweep},
+    timers::{self, AcceptanceTimer},
+};
 use crate::messaging::{
     Messaging,
     media::{self, FetchMedia},
@@ -132,7 +135,7 @@ macro_rules! register {
 }
 
 /// Each worker holds one LISTEN connection of its own and needs more to poll and run jobs.
-pub const WORKER_QUEUES: u32 = 5;
+pub const WORKER_QUEUES: u32 = 6;
 
 /// Runs every worker until `shutdown` resolves, then lets running jobs finish within `grace`.
 pub async fn run_workers(
@@ -186,6 +189,15 @@ pub async fn run_workers(
         timers::acceptance_timer,
         messaging
     );
+    let monitor = register!(
+        monitor,
+        pool,
+        instance,
+        PreventiveSweep,
+        preventive::preventive_sweep,
+        messaging
+    );
+    preventive::ensure_scheduled(&pool, messaging.config.preventive_sweep_interval).await?;
     let result = monitor
         // A worker whose poll failed (database restarting, pool briefly exhausted) comes back
         // rather than leaving its queue unserved until the process restarts.

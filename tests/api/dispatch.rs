@@ -16,7 +16,11 @@ struct Setup {
 
 /// Abebe (primary, plumbing), Bekele (secondary, plumbing, SMS only), Chaltu (primary, electrical).
 async fn setup() -> Setup {
-    let app = spawn_messaging_app(&[]).await;
+    setup_with(&[]).await
+}
+
+async fn setup_with(env: &[(&str, &str)]) -> Setup {
+    let app = spawn_messaging_app(env).await;
     // WhatsApp goes through Meta in these tests, so the button fixtures answer our dispatch.
     sqlx::query(
         "UPDATE channels SET active = false WHERE provider = 'twilio' AND kind = 'whatsapp'",
@@ -605,4 +609,75 @@ async fn coordinators_reassign_and_cancel_and_other_tenants_see_nothing() {
         )
         .await;
     assert_eq!(steal.status(), 404);
+}
+
+#[tokio::test]
+async fn preventive_work_orders_open_on_schedule_and_completion_moves_the_dates() {
+    let s = setup_with(&[("PREVENTIVE_SWEEP_SECS", "1")]).await;
+    let asset = json!({ "name": "Water pump P-2", "asset_type": "pump", "site_id": s.site,
+        "maintenance_frequency_days": 30, "next_maintenance_at": "2026-01-01T00:00:00Z" });
+    let (status, asset) = json(
+        s.app
+            .app
+            .post(&s.app.tenant, "/api/v1/assets", &asset)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{asset}");
+    let not_due = json!({ "name": "Boiler B-1", "asset_type": "boiler", "site_id": s.site,
+        "maintenance_frequency_days": 90, "next_maintenance_at": "2099-01-01T00:00:00Z" });
+    assert_eq!(
+        s.app
+            .app
+            .post(&s.app.tenant, "/api/v1/assets", &not_due)
+            .await
+            .status(),
+        201
+    );
+
+    assert!(
+        s.app
+            .eventually("SELECT count(*) = 1 FROM work_orders WHERE request_type = 'preventive'")
+            .await
+    );
+    // Later sweeps do not open a second one while it is open.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (_, page) = json(s.app.app.get(&s.app.tenant, "/api/v1/work-orders").await).await;
+    let orders = page["items"].as_array().unwrap();
+    assert_eq!(orders.len(), 1, "{page}");
+    let wo = &orders[0];
+    assert_eq!(wo["title"], "Preventive maintenance: Water pump P-2");
+    assert_eq!(wo["asset_id"], asset["id"]);
+    assert_eq!(
+        wo["status"], "assigned",
+        "dispatched like any other work order"
+    );
+
+    let id = wo["id"].as_str().unwrap();
+    assert_eq!(s.app.meta(&abebe_says(1, "accept")).await.status(), 200);
+    wait_status(&s, id, "accepted").await;
+    assert_eq!(s.app.meta(&abebe_says(2, "done 1h")).await.status(), 200);
+    wait_status(&s, id, "completed").await;
+    let (_, after) = json(
+        s.app
+            .app
+            .get(
+                &s.app.tenant,
+                &format!("/api/v1/assets/{}", asset["id"].as_str().unwrap()),
+            )
+            .await,
+    )
+    .await;
+    let last: chrono::DateTime<chrono::Utc> = after["last_maintenance_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let next: chrono::DateTime<chrono::Utc> = after["next_maintenance_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((chrono::Utc::now() - last).num_seconds() < 60, "{after}");
+    assert_eq!((next - last).num_days(), 30, "{after}");
 }

@@ -1,6 +1,7 @@
 //! Maintenance and housekeeping.
 
 pub mod assets;
+pub mod preventive;
 pub mod replies;
 pub mod state;
 pub mod timers;

@@ -672,6 +672,9 @@ pub async fn act(
             .await?;
         }
         Action::Complete => {
+            if let Some(asset) = order.asset_id {
+                super::preventive::completed(conn, tenant_id, asset).await?;
+            }
             tell_requester(conn, templates, tenant_id, order, "wo_requester_done", None).await?;
         }
         _ => {}
