@@ -65,6 +65,15 @@ async fn setup_with(env: &[(&str, &str)]) -> Setup {
     Setup { app, site }
 }
 
+/// Seconds instead of the default fifteen minutes a worker has to accept a high-priority job.
+async fn high_priority_timeout(s: &Setup, secs: u32) {
+    sqlx::query("UPDATE tenants SET acceptance_timeout_secs = acceptance_timeout_secs || jsonb_build_object('high', $1::int)")
+        .bind(secs as i32)
+        .execute(&s.app.app.pool)
+        .await
+        .unwrap();
+}
+
 async fn report(s: &Setup, extra: Value) -> Value {
     let mut body = json!({ "kind": "maintenance", "title": "Leaking tap", "priority": "high", "site_id": s.site,
         "location_detail": "Block B, flat 4", "required_specialty": "plumbing" });
@@ -411,13 +420,7 @@ async fn ambiguous_and_illegal_replies_get_a_question_or_a_refusal() {
 #[tokio::test]
 async fn no_answer_means_a_reminder_then_the_next_worker_then_an_alert() {
     let s = setup().await;
-    // One second per stage instead of the default fifteen minutes for high priority.
-    sqlx::query(
-        "UPDATE tenants SET acceptance_timeout_secs = acceptance_timeout_secs || '{\"high\": 1}'",
-    )
-    .execute(&s.app.app.pool)
-    .await
-    .unwrap();
+    high_priority_timeout(&s, 1).await;
     let wo = report(&s, json!({})).await;
     let id = wo["id"].as_str().unwrap();
     let bekele = worker_id(&s, "Bekele").await;
@@ -487,12 +490,7 @@ async fn no_answer_means_a_reminder_then_the_next_worker_then_an_alert() {
 #[tokio::test]
 async fn an_answer_in_time_stops_the_clock() {
     let s = setup().await;
-    sqlx::query(
-        "UPDATE tenants SET acceptance_timeout_secs = acceptance_timeout_secs || '{\"high\": 2}'",
-    )
-    .execute(&s.app.app.pool)
-    .await
-    .unwrap();
+    high_priority_timeout(&s, 2).await;
     let wo = report(&s, json!({})).await;
     let id = wo["id"].as_str().unwrap();
     assert_eq!(s.app.meta(&abebe_says(1, "accept")).await.status(), 200);
