@@ -53,15 +53,27 @@ async fn setup_with(env: &[(&str, &str)]) -> Setup {
             201
         );
     }
-    // Site coverage has no API yet; the seed and these tests write it directly.
-    sqlx::query(
-        "INSERT INTO worker_sites (tenant_id, worker_id, site_id, is_primary)
-         SELECT w.tenant_id, w.id, $1::uuid, w.first_name <> 'Bekele' FROM workers w",
-    )
-    .bind(Uuid::parse_str(&site).unwrap())
-    .execute(&app.app.pool)
-    .await
-    .unwrap();
+    // Site coverage through the API: Bekele covers it as a secondary, the others as primaries.
+    let site_id = Uuid::parse_str(&site).unwrap();
+    let workers: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, first_name FROM workers")
+        .fetch_all(&app.app.pool)
+        .await
+        .unwrap();
+    for (id, name) in workers {
+        let coverage = json!([{ "site_id": site_id, "is_primary": name != "Bekele" }]);
+        let (status, body) = json(
+            app.app
+                .put(
+                    &app.tenant,
+                    &format!("/api/v1/workers/{id}/sites"),
+                    &coverage,
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, coverage);
+    }
     Setup { app, site }
 }
 
@@ -678,4 +690,55 @@ async fn preventive_work_orders_open_on_schedule_and_completion_moves_the_dates(
         .unwrap();
     assert!((chrono::Utc::now() - last).num_seconds() < 60, "{after}");
     assert_eq!((next - last).num_days(), 30, "{after}");
+}
+
+#[tokio::test]
+async fn site_coverage_refuses_other_organisations_sites_and_workers() {
+    let s = setup().await;
+    let abebe = worker_id(&s, "Abebe").await;
+    let other = s.app.app.tenant("other-org").await;
+    let (_, their_site) = json(
+        s.app
+            .app
+            .post(
+                &other,
+                "/api/v1/sites",
+                &json!({ "kind": "property", "name": "Theirs" }),
+            )
+            .await,
+    )
+    .await;
+    let (status, body) = json(
+        s.app
+            .app
+            .put(
+                &s.app.tenant,
+                &format!("/api/v1/workers/{abebe}/sites"),
+                &json!([{ "site_id": their_site["id"] }]),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(crate::helpers::error_fields(&body), ["site_id"]);
+    let (_, kept) = json(
+        s.app
+            .app
+            .get(&s.app.tenant, &format!("/api/v1/workers/{abebe}/sites"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        kept.as_array().unwrap().len(),
+        1,
+        "a refused change changes nothing: {kept}"
+    );
+    assert_eq!(
+        s.app
+            .app
+            .get(&other, &format!("/api/v1/workers/{abebe}/sites"))
+            .await
+            .status(),
+        404
+    );
 }

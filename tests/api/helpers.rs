@@ -143,6 +143,16 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn put(&self, tenant: &Tenant, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(&tenant.token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn patch(&self, tenant: &Tenant, path: &str, body: &Value) -> Response {
         self.client
             .patch(self.url(path))

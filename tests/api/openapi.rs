@@ -47,6 +47,8 @@ async fn the_document_matches_the_routes() {
         ("GET", "/work-orders/{id}/history"),
         ("POST", "/work-orders/{id}/assign"),
         ("POST", "/work-orders/{id}/cancel"),
+        ("GET", "/workers/{id}/sites"),
+        ("PUT", "/workers/{id}/sites"),
     ] {
         expected.insert((method.to_string(), path.to_string()));
     }

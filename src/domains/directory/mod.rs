@@ -2,4 +2,5 @@
 
 pub mod patients;
 pub mod sites;
+pub mod worker_sites;
 pub mod workers;

@@ -45,6 +45,7 @@ fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(domains::directory::sites::routes())
         .merge(domains::directory::workers::routes())
+        .merge(domains::directory::worker_sites::routes())
         .merge(domains::directory::patients::routes())
         .merge(domains::maintenance::assets::routes())
         .merge(domains::ambulance::ambulances::routes())
