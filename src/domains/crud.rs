@@ -55,7 +55,7 @@ pub fn page_size(limit: Option<i64>) -> AppResult<i64> {
 }
 
 /// Splits one extra fetched row off to learn whether another page follows.
-pub fn into_page<R: Resource>(
+pub fn into_page<R>(
     mut rows: Vec<R>,
     limit: i64,
     id_of: impl Fn(&R) -> Uuid,

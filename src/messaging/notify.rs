@@ -169,7 +169,7 @@ pub async fn notify(
                  template_key, locale, provider, status, queued_at, essential, whatsapp_template,
                  template_params, related_entity_type, related_entity_id, caused_by_message_id)
              SELECT $1, conversation.id, $3, $2, 'outbound', $4, $5, $6, $7, $8,
-                    (SELECT provider FROM channels WHERE id = $3), 'queued', now(), $9, $10, $11, $12, $13, $14
+                    $15, 'queued', now(), $9, $10, $11, $12, $13, $14
              FROM conversation
              RETURNING id",
         )
@@ -183,10 +183,15 @@ pub async fn notify(
         .bind(&rendered.locale)
         .bind(n.essential)
         .bind(template.as_ref().map(|(name, _, _)| name.clone()))
-        .bind(template.as_ref().map(|(_, params, sid)| json!({ "parameters": params, "twilio_content_sid": sid })))
+        .bind(
+            template
+                .as_ref()
+                .map(|(_, params, sid)| json!({ "parameters": params, "twilio_content_sid": sid })),
+        )
         .bind(n.related.map(|(kind, _)| kind))
         .bind(n.related.map(|(_, id)| id))
         .bind(n.caused_by)
+        .bind(&candidate.provider)
         .fetch_one(&mut *conn)
         .await?;
         jobs::enqueue(

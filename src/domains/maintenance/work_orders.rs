@@ -203,6 +203,44 @@ pub async fn create(
     get(conn, tenant_id, order.id).await
 }
 
+/// What a list of work orders can be narrowed by.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    pub site_id: Option<Uuid>,
+    pub worker_id: Option<Uuid>,
+    pub after: Option<Uuid>,
+}
+
+/// Oldest first, keyset-paged: `limit + 1` rows, so the caller can tell whether more follow.
+pub async fn list(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    filter: &Filter,
+    limit: i64,
+) -> sqlx::Result<Vec<WorkOrder>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM work_orders
+         WHERE tenant_id = $1
+           AND ($2::text IS NULL OR status = $2)
+           AND ($3::text IS NULL OR priority = $3)
+           AND ($4::uuid IS NULL OR site_id = $4)
+           AND ($5::uuid IS NULL OR assigned_worker_id = $5)
+           AND ($6::uuid IS NULL OR id > $6)
+         ORDER BY id LIMIT $7"
+    )))
+    .bind(tenant_id)
+    .bind(&filter.status)
+    .bind(&filter.priority)
+    .bind(filter.site_id)
+    .bind(filter.worker_id)
+    .bind(filter.after)
+    .bind(limit + 1)
+    .fetch_all(conn)
+    .await
+}
+
 pub async fn get(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> AppResult<WorkOrder> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM work_orders WHERE tenant_id = $1 AND id = $2"

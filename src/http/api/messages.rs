@@ -69,7 +69,7 @@ async fn list_messages(
     Query(filter): Query<MessageFilter>,
 ) -> AppResult<Json<MessagePage>> {
     let limit = crud::page_size(filter.limit)?;
-    let mut items: Vec<MessageView> = sqlx::query_as(
+    let rows: Vec<MessageView> = sqlx::query_as(
         "SELECT m.id, m.direction, m.kind, ch.kind AS channel_kind, m.provider, m.contact_id,
                 c.phone AS contact_phone, m.body, m.template_key, m.locale, m.status, m.error_code,
                 m.error_message, m.attempts, m.handled_by, m.related_entity_type,
@@ -93,11 +93,6 @@ async fn list_messages(
     .bind(limit + 1)
     .fetch_all(&state.pool)
     .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|m| m.id)
-    } else {
-        None
-    };
+    let (items, next_cursor) = crud::into_page(rows, limit, |m| m.id);
     Ok(Json(MessagePage { items, next_cursor }))
 }

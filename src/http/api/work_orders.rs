@@ -145,31 +145,16 @@ async fn list_work_orders(
     Query(filter): Query<WorkOrderFilter>,
 ) -> AppResult<Json<WorkOrderPage>> {
     let limit = crud::page_size(filter.limit)?;
+    let wanted = work_orders::Filter {
+        status: filter.status,
+        priority: filter.priority,
+        site_id: filter.site_id,
+        worker_id: filter.worker_id,
+        after: filter.after,
+    };
     let mut conn = state.pool.acquire().await?;
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM work_orders
-          WHERE tenant_id = $1
-            AND ($2::text IS NULL OR status = $2)
-            AND ($3::text IS NULL OR priority = $3)
-            AND ($4::uuid IS NULL OR site_id = $4)
-            AND ($5::uuid IS NULL OR assigned_worker_id = $5)
-            AND ($6::uuid IS NULL OR id > $6)
-          ORDER BY id LIMIT $7",
-    )
-    .bind(caller.tenant_id)
-    .bind(&filter.status)
-    .bind(&filter.priority)
-    .bind(filter.site_id)
-    .bind(filter.worker_id)
-    .bind(filter.after)
-    .bind(limit + 1)
-    .fetch_all(&mut *conn)
-    .await?;
-    let next_cursor = (ids.len() as i64 > limit).then(|| ids[limit as usize - 1]);
-    let mut items = Vec::new();
-    for id in ids.into_iter().take(limit as usize) {
-        items.push(work_orders::get(&mut conn, caller.tenant_id, id).await?);
-    }
+    let rows = work_orders::list(&mut conn, caller.tenant_id, &wanted, limit).await?;
+    let (items, next_cursor) = crud::into_page(rows, limit, |w| w.id);
     Ok(Json(WorkOrderPage { items, next_cursor }))
 }
 
