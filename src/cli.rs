@@ -168,6 +168,9 @@ pub enum UserCommand {
         /// The person's name, as the panel shows it.
         #[arg(long)]
         name: Option<String>,
+        /// A number in E.164 that coordinator alerts are also sent to, by WhatsApp or SMS.
+        #[arg(long)]
+        phone: Option<String>,
     },
 }
 
@@ -284,11 +287,18 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                     email,
                     role,
                     name,
+                    phone,
                 },
         } => {
             let email = Email::parse(&email)
                 .map_err(anyhow::Error::msg)
                 .context("--email")?;
+            let phone = phone
+                .as_deref()
+                .map(PhoneNumber::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)
+                .context("--phone")?;
             let pool = connect(&config).await?;
             let tenant = tenancy::find_tenant(&pool, &tenant).await?;
             let password = read_password()?;
@@ -303,6 +313,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 false,
             )
             .await?;
+            tenancy::set_user_phone(&mut tx, tenant.id, id, phone.as_ref()).await?;
             tx.commit().await?;
             println!(
                 "created {} {} in {}, id {id}",

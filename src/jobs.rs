@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::domains::maintenance::{
     preventive::{self, PreventiveSweep},
-    timers::{self, AcceptanceTimer},
+    timers::{self, WorkOrderTimer},
 };
 use crate::messaging::{
     Messaging,
@@ -185,8 +185,8 @@ pub async fn run_workers(
         monitor,
         pool,
         instance,
-        AcceptanceTimer,
-        timers::acceptance_timer,
+        WorkOrderTimer,
+        timers::work_order_timer,
         messaging
     );
     let monitor = register!(

@@ -12,11 +12,13 @@ use crate::{
     audit::Actor,
     auth,
     domains::tenancy::{self, NewTenant, Role},
-    types::{Email, Locale, Slug, TimeZone},
+    types::{Email, Locale, PhoneNumber, Slug, TimeZone},
 };
 
 pub const DEMO_SLUG: &str = "addis-care";
 const DEMO_TOKEN_NAME: &str = "demo";
+/// The demo coordinator's number: alerts go to it.
+const COORDINATOR_PHONE: &str = "+251911000900";
 
 #[derive(Debug, Serialize)]
 pub struct DemoData {
@@ -367,7 +369,7 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoData> {
     let password = auth::new_password();
     let coordinator = Email::parse("coordinator@addis-care.example").map_err(anyhow::Error::msg)?;
     let admin = Email::parse("admin@addis-care.example").map_err(anyhow::Error::msg)?;
-    tenancy::upsert_user(
+    let coordinator_id = tenancy::upsert_user(
         &mut tx,
         tenant_id,
         &coordinator,
@@ -377,6 +379,9 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoData> {
         true,
     )
     .await?;
+    // Alerts reach Liya by message too (on the console channel in the demo).
+    let coordinator_phone = PhoneNumber::parse(COORDINATOR_PHONE).map_err(anyhow::Error::msg)?;
+    tenancy::set_user_phone(&mut tx, tenant_id, coordinator_id, Some(&coordinator_phone)).await?;
     tenancy::upsert_user(
         &mut tx,
         tenant_id,

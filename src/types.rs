@@ -70,6 +70,16 @@ impl Coordinates {
         })
     }
 
+    /// Great-circle distance in metres (haversine, mean Earth radius): plenty for "is the
+    /// phone near the place" at the scale of a city.
+    pub fn metres_to(self, other: Self) -> f64 {
+        use geo::{Distance, Haversine, Point};
+        Haversine.distance(
+            Point::new(self.longitude, self.latitude),
+            Point::new(other.longitude, other.latitude),
+        )
+    }
+
     /// Both or neither: a lone latitude is a mistake worth reporting.
     pub fn from_optional(
         latitude: Option<f64>,
@@ -260,5 +270,15 @@ mod tests {
             "Africa/Addis_Ababa"
         );
         assert!(TimeZone::parse("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn measures_metres_between_places() {
+        // Bole Gardens to St. Gabriel hospital in Addis Ababa: about 2.7 km.
+        let a = Coordinates::new(8.9936, 38.7866).unwrap();
+        let b = Coordinates::new(9.0155, 38.8017).unwrap();
+        let metres = a.metres_to(b);
+        assert!((2_800.0..3_000.0).contains(&metres), "{metres}");
+        assert_eq!(a.metres_to(a), 0.0);
     }
 }

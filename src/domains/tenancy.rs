@@ -164,6 +164,22 @@ pub async fn upsert_user(
     Ok(id)
 }
 
+/// Gives a user the number coordinator alerts are messaged to (`None` stops them).
+pub async fn set_user_phone(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    phone: Option<&crate::types::PhoneNumber>,
+) -> Result<(), TenancyError> {
+    sqlx::query("UPDATE users SET phone = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(phone.map(|p| p.as_str()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Creates an API token and returns it; it is never retrievable again.
 pub async fn create_api_token(
     conn: &mut PgConnection,

@@ -46,6 +46,8 @@ pub enum Sender {
         id: Uuid,
         name: String,
     },
+    /// A panel user who gave this number for alerts.
+    Coordinator,
     /// Someone who has reported work before (a renter, ward staff).
     Requester,
     Unknown,
@@ -293,6 +295,7 @@ struct SenderRow {
     kinds: Option<Vec<String>>,
     patient_id: Option<Uuid>,
     patient_name: Option<String>,
+    coordinator: bool,
     requester: bool,
 }
 
@@ -324,6 +327,7 @@ async fn resolve_sender(
     let row: SenderRow = sqlx::query_as(
         "SELECT w.id AS worker_id, w.first_name || ' ' || w.last_name AS worker_name, w.kinds,
                 p.id AS patient_id, p.first_name || ' ' || p.last_name AS patient_name,
+                EXISTS (SELECT 1 FROM users u WHERE u.tenant_id = c.tenant_id AND u.phone = c.phone AND u.active) AS coordinator,
                 EXISTS (SELECT 1 FROM work_orders wo WHERE wo.tenant_id = c.tenant_id AND wo.requester_contact_id = c.id) AS requester
          FROM contacts c
          LEFT JOIN workers w ON w.tenant_id = c.tenant_id AND w.id = c.worker_id AND w.deleted_at IS NULL
@@ -346,6 +350,9 @@ async fn resolve_sender(
             patient_name: Some(name),
             ..
         } => Sender::Patient { id, name },
+        SenderRow {
+            coordinator: true, ..
+        } => Sender::Coordinator,
         SenderRow {
             requester: true, ..
         } => Sender::Requester,

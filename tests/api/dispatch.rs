@@ -9,13 +9,13 @@ use crate::{helpers::json, providers::*};
 const META_OUT_FIRST: &str =
     "wamid.HBgMMjUxOTExMDAwMTAxFQIAEhgg00000000000000000000000000000900AA==";
 
-struct Setup {
-    app: MessagingApp,
-    site: String,
+pub(crate) struct Setup {
+    pub app: MessagingApp,
+    pub site: String,
 }
 
 /// Abebe (primary, plumbing), Bekele (secondary, plumbing, SMS only), Chaltu (primary, electrical).
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     setup_with(&[]).await
 }
 
@@ -103,7 +103,7 @@ async fn report(s: &Setup, extra: Value) -> Value {
     order
 }
 
-async fn order(s: &Setup, id: &str) -> Value {
+pub(crate) async fn order(s: &Setup, id: &str) -> Value {
     json(
         s.app
             .app
@@ -114,7 +114,7 @@ async fn order(s: &Setup, id: &str) -> Value {
     .1
 }
 
-async fn worker_id(s: &Setup, first_name: &str) -> String {
+pub(crate) async fn worker_id(s: &Setup, first_name: &str) -> String {
     sqlx::query_scalar::<_, Uuid>("SELECT id FROM workers WHERE first_name = $1")
         .bind(first_name)
         .fetch_one(&s.app.app.pool)
@@ -124,7 +124,7 @@ async fn worker_id(s: &Setup, first_name: &str) -> String {
 }
 
 /// A Meta text from Abebe with `text`, under a fresh message id.
-fn abebe_says(n: u32, text: &str) -> String {
+pub(crate) fn abebe_says(n: u32, text: &str) -> String {
     fixture("meta/text.json")
         .replace("On my way!", text)
         .replace(
@@ -133,7 +133,7 @@ fn abebe_says(n: u32, text: &str) -> String {
         )
 }
 
-async fn wait_status(s: &Setup, id: &str, status: &str) -> Value {
+pub(crate) async fn wait_status(s: &Setup, id: &str, status: &str) -> Value {
     let sql = format!("SELECT status = '{status}' FROM work_orders WHERE id = '{id}'");
     assert!(
         s.app.eventually(&sql).await,
@@ -510,7 +510,7 @@ async fn an_answer_in_time_stops_the_clock() {
     // Past the first deadline: the timer ran and did nothing.
     assert!(
         s.app
-            .eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'work-order-acceptance' AND status IN ('Pending', 'Queued')")
+            .eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'work-order-timers' AND status IN ('Pending', 'Queued')")
             .await
     );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -740,5 +740,120 @@ async fn site_coverage_refuses_other_organisations_sites_and_workers() {
             .await
             .status(),
         404
+    );
+}
+
+#[tokio::test]
+async fn late_and_overrunning_work_alerts_the_coordinators_once() {
+    let s = setup().await;
+    // A coordinator who gave a number for alerts.
+    s.app
+        .app
+        .user(&s.app.tenant, "liya@example.org", "correct horse battery")
+        .await;
+    sqlx::query("UPDATE users SET phone = '+251911000900'")
+        .execute(&s.app.app.pool)
+        .await
+        .unwrap();
+    let soon = (chrono::Utc::now() + chrono::TimeDelta::seconds(2)).to_rfc3339();
+
+    // B is accepted and started before its time: its timer finds nothing to say.
+    let b = report(
+        &s,
+        json!({ "scheduled_at": soon, "title": "Blocked drain" }),
+    )
+    .await;
+    let b_id = b["id"].as_str().unwrap().to_owned();
+    let b_ref = b["reference"].as_str().unwrap().to_owned();
+    assert_eq!(s.app.meta(&abebe_says(1, "accept")).await.status(), 200);
+    wait_status(&s, &b_id, "accepted").await;
+    assert_eq!(s.app.meta(&abebe_says(2, "started")).await.status(), 200);
+    wait_status(&s, &b_id, "in_progress").await;
+
+    // A is accepted and not started by its scheduled time.
+    let a = report(
+        &s,
+        json!({ "scheduled_at": soon, "expected_duration_minutes": 30 }),
+    )
+    .await;
+    let a_id = a["id"].as_str().unwrap().to_owned();
+    let a_ref = a["reference"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.app
+            .meta(&abebe_says(3, &format!("{a_ref} accept")))
+            .await
+            .status(),
+        200
+    );
+    wait_status(&s, &a_id, "accepted").await;
+    assert!(
+        s.app
+            .eventually(&format!("SELECT count(*) = 1 FROM coordinator_alerts WHERE kind = 'not_started' AND work_order_id = '{a_id}'"))
+            .await
+    );
+    // The coordinator hears it by SMS (no WhatsApp on record for them).
+    let alert = s
+        .app
+        .fake
+        .wait_for("the coordinator's alert", |r| {
+            r.field("To").as_deref() == Some("+251911000900")
+        })
+        .await;
+    let text = alert.field("Body").unwrap();
+    assert!(
+        text.contains(&a_ref) && text.contains("has not started"),
+        "{text}"
+    );
+
+    // Started, then past its expected duration (the clock is wound forward rather than waited for).
+    assert_eq!(
+        s.app
+            .meta(&abebe_says(4, &format!("{a_ref} started")))
+            .await
+            .status(),
+        200
+    );
+    wait_status(&s, &a_id, "in_progress").await;
+    sqlx::query(
+        "UPDATE work_orders SET started_at = now() - interval '31 minutes' WHERE id = $1::uuid",
+    )
+    .bind(&a_id)
+    .execute(&s.app.app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE apalis.jobs SET run_at = now() - interval '1 second' WHERE job_type = 'work-order-timers' AND status = 'Pending' AND run_at > now() + interval '10 minutes' AND run_at < now() + interval '40 minutes'")
+        .execute(&s.app.app.pool)
+        .await
+        .unwrap();
+    assert!(
+        s.app
+            .eventually(&format!("SELECT count(*) = 1 FROM coordinator_alerts WHERE kind = 'overdue' AND work_order_id = '{a_id}'"))
+            .await
+    );
+    // Every timer that is due has run: B never raised anything, and nothing was raised twice.
+    assert!(
+        s.app
+            .eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'work-order-timers' AND status IN ('Pending', 'Queued') AND run_at <= now()")
+            .await
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        s.app
+            .count(&format!(
+                "SELECT count(*) FROM coordinator_alerts WHERE work_order_id = '{b_id}'"
+            ))
+            .await,
+        0,
+        "{b_ref} started in time"
+    );
+    assert_eq!(
+        s.app.count("SELECT count(*) FROM coordinator_alerts").await,
+        2
+    );
+    assert_eq!(
+        s.app
+            .count("SELECT count(*) FROM messages WHERE template_key = 'coordinator_alert'")
+            .await,
+        2
     );
 }

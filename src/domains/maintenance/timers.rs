@@ -1,16 +1,21 @@
-//! Acceptance timers: no answer within the priority's time (per tenant) and the worker is
-//! reminded once; still none and the next candidate is asked; nobody left and the coordinators
-//! are alerted. Each timer does nothing if the work order has moved on.
+//! Work-order timers, all delayed jobs that do nothing if the work order has moved on.
+//!
+//! - Acceptance: no answer within the priority's time (per tenant) and the worker is reminded
+//!   once; still none and the next candidate is asked; nobody left and the coordinators are alerted.
+//! - Not started: accepted but not started by its scheduled time: the coordinators are alerted.
+//! - Overdue: in progress past its expected duration: the coordinators are alerted.
 
 use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::{BoxDynError, Data};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::work_orders::{self, Actor};
 use crate::{
+    domains::alerts::{self, AlertKind},
     jobs::{self, Job},
     messaging::{
         Messaging, contacts,
@@ -20,21 +25,26 @@ use crate::{
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Stage {
-    Remind,
-    Reassign,
+pub enum Check {
+    /// Remind the worker of an unanswered offer.
+    Remind { offer_id: Uuid },
+    /// Still unanswered: offer to the next candidate.
+    Reassign { offer_id: Uuid },
+    /// Accepted, and its scheduled time has come.
+    NotStarted,
+    /// Started, and its expected duration has passed.
+    Overdue,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct AcceptanceTimer {
+pub struct WorkOrderTimer {
     pub tenant_id: Uuid,
     pub work_order_id: Uuid,
-    pub offer_id: Uuid,
-    pub stage: Stage,
+    pub check: Check,
 }
 
-impl Job for AcceptanceTimer {
-    const QUEUE: &'static str = "work-order-acceptance";
+impl Job for WorkOrderTimer {
+    const QUEUE: &'static str = "work-order-timers";
 }
 
 /// How long a worker has to accept a work order of `priority`, from the tenant's settings.
@@ -62,13 +72,46 @@ pub async fn start(
     priority: &str,
 ) -> anyhow::Result<()> {
     let wait = timeout(conn, tenant_id, priority).await?;
-    let timer = AcceptanceTimer {
+    let timer = WorkOrderTimer {
         tenant_id,
         work_order_id,
-        offer_id,
-        stage: Stage::Remind,
+        check: Check::Remind { offer_id },
     };
     jobs::enqueue(conn, &timer, wait).await
+}
+
+/// Once accepted: check at its scheduled time that it has started.
+pub async fn watch_start(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    work_order_id: Uuid,
+    scheduled_at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let timer = WorkOrderTimer {
+        tenant_id,
+        work_order_id,
+        check: Check::NotStarted,
+    };
+    jobs::enqueue(conn, &timer, until(scheduled_at)).await
+}
+
+/// Once started: check when its expected duration is up that it is done.
+pub async fn watch_duration(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    work_order_id: Uuid,
+    due_at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let timer = WorkOrderTimer {
+        tenant_id,
+        work_order_id,
+        check: Check::Overdue,
+    };
+    jobs::enqueue(conn, &timer, until(due_at)).await
+}
+
+fn until(at: DateTime<Utc>) -> Duration {
+    (at - Utc::now()).to_std().unwrap_or(Duration::ZERO)
 }
 
 #[derive(sqlx::FromRow)]
@@ -80,10 +123,83 @@ struct Pending {
     worker_name: String,
 }
 
-#[tracing::instrument(skip_all, fields(work_order_id = %job.work_order_id, stage = ?job.stage))]
-pub async fn acceptance_timer(
-    job: AcceptanceTimer,
+#[tracing::instrument(skip_all, fields(work_order_id = %job.work_order_id, check = ?job.check))]
+pub async fn work_order_timer(
+    job: WorkOrderTimer,
     messaging: Data<Arc<Messaging>>,
+) -> Result<(), BoxDynError> {
+    match job.check {
+        Check::Remind { offer_id } | Check::Reassign { offer_id } => {
+            acceptance(job, offer_id, &messaging).await
+        }
+        Check::NotStarted | Check::Overdue => watch(job, &messaging).await,
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Watched {
+    reference: String,
+    title: String,
+    worker_name: Option<String>,
+}
+
+/// Alerts once if the work order is still accepted-not-started, or still in progress, past its time.
+async fn watch(job: WorkOrderTimer, messaging: &Messaging) -> Result<(), BoxDynError> {
+    let mut tx = messaging.pool.begin().await?;
+    let (condition, kind) = match job.check {
+        Check::NotStarted => (
+            "wo.status = 'accepted' AND wo.started_at IS NULL AND wo.scheduled_at <= now()",
+            AlertKind::NotStarted,
+        ),
+        _ => (
+            "wo.status = 'in_progress'
+             AND wo.started_at + make_interval(mins => wo.expected_duration_minutes) <= now()",
+            AlertKind::Overdue,
+        ),
+    };
+    let watched: Option<Watched> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT wo.reference, wo.title, w.first_name || ' ' || w.last_name AS worker_name
+         FROM work_orders wo
+         LEFT JOIN workers w ON w.tenant_id = wo.tenant_id AND w.id = wo.assigned_worker_id
+         WHERE wo.tenant_id = $1 AND wo.id = $2 AND {condition}
+         FOR UPDATE OF wo"
+    )))
+    .bind(job.tenant_id)
+    .bind(job.work_order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(watched) = watched else {
+        tracing::debug!("the work order has moved on: nothing to do");
+        return Ok(());
+    };
+    let worker = watched.worker_name.as_deref().unwrap_or("nobody");
+    let text = match kind {
+        AlertKind::NotStarted => format!(
+            "{} ({}) was accepted by {worker} but has not started at its scheduled time",
+            watched.reference, watched.title
+        ),
+        _ => format!(
+            "{} ({}) is still in progress with {worker}, past its expected duration",
+            watched.reference, watched.title
+        ),
+    };
+    alerts::raise(
+        &mut tx,
+        &messaging.templates,
+        job.tenant_id,
+        kind,
+        Some(job.work_order_id),
+        &text,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn acceptance(
+    job: WorkOrderTimer,
+    offer_id: Uuid,
+    messaging: &Messaging,
 ) -> Result<(), BoxDynError> {
     let mut tx = messaging.pool.begin().await?;
     // Still assigned, on this very offer, unanswered: otherwise the work order has moved on.
@@ -98,15 +214,15 @@ pub async fn acceptance_timer(
     )
     .bind(job.tenant_id)
     .bind(job.work_order_id)
-    .bind(job.offer_id)
+    .bind(offer_id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(pending) = pending else {
         tracing::debug!("the work order has moved on: nothing to do");
         return Ok(());
     };
-    match job.stage {
-        Stage::Remind => {
+    match job.check {
+        Check::Remind { .. } => {
             let contact = contacts::for_worker(&mut tx, job.tenant_id, pending.worker_id).await?;
             let values = Values::new()
                 .with("reference", &pending.reference)
@@ -118,14 +234,14 @@ pub async fn acceptance_timer(
                 "UPDATE work_order_offers SET reminded_at = now() WHERE tenant_id = $1 AND id = $2",
             )
             .bind(job.tenant_id)
-            .bind(job.offer_id)
+            .bind(offer_id)
             .execute(&mut *tx)
             .await?;
             let wait = timeout(&mut tx, job.tenant_id, &pending.priority).await?;
             jobs::enqueue(
                 &mut tx,
-                &AcceptanceTimer {
-                    stage: Stage::Reassign,
+                &WorkOrderTimer {
+                    check: Check::Reassign { offer_id },
                     ..job
                 },
                 wait,
@@ -133,12 +249,12 @@ pub async fn acceptance_timer(
             .await?;
             tracing::info!(reference = %pending.reference, "acceptance reminder sent");
         }
-        Stage::Reassign => {
+        _ => {
             sqlx::query(
                 "UPDATE work_order_offers SET expired_at = now() WHERE tenant_id = $1 AND id = $2",
             )
             .bind(job.tenant_id)
-            .bind(job.offer_id)
+            .bind(offer_id)
             .execute(&mut *tx)
             .await?;
             let order = work_orders::get(&mut tx, job.tenant_id, job.work_order_id).await?;

@@ -12,6 +12,7 @@ use super::{
     timers,
 };
 use crate::{
+    domains::alerts::{self, AlertKind},
     error::{AppError, AppResult, FieldErrors},
     messaging::{
         contacts,
@@ -38,6 +39,7 @@ pub struct WorkOrder {
     pub requester_contact_id: Option<Uuid>,
     pub assigned_worker_id: Option<Uuid>,
     pub scheduled_at: Option<DateTime<Utc>>,
+    pub expected_duration_minutes: Option<i32>,
     pub labour_hours: Option<f64>,
     pub parts_used: Option<String>,
     pub whatsapp_status: Option<String>,
@@ -51,7 +53,7 @@ pub struct WorkOrder {
 const COLUMNS: &str =
     "id, reference, kind, request_type, title, description, priority, status, site_id,
     location_detail, asset_id, required_specialty, requester_contact_id, assigned_worker_id,
-    scheduled_at, labour_hours::float8 AS labour_hours, parts_used, whatsapp_status, assigned_at,
+    scheduled_at, expected_duration_minutes, labour_hours::float8 AS labour_hours, parts_used, whatsapp_status, assigned_at,
     accepted_at, started_at, completed_at, created_at";
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -83,6 +85,8 @@ pub enum Actor {
     System,
     Coordinator(Option<Uuid>),
     Worker(Uuid),
+    /// The person who reported it, by message.
+    Requester,
 }
 
 impl Actor {
@@ -91,6 +95,7 @@ impl Actor {
             Self::System => ("system", None, None),
             Self::Coordinator(user) => ("coordinator", user, None),
             Self::Worker(worker) => ("worker", None, Some(worker)),
+            Self::Requester => ("requester", None, None),
         }
     }
 }
@@ -140,6 +145,15 @@ pub async fn create(
         Some(raw) => errors.check("requester_phone", crate::types::PhoneNumber::parse(raw)),
         None => None,
     };
+    if input
+        .expected_duration_minutes
+        .is_some_and(|m| !(1..=10_080).contains(&m))
+    {
+        errors.add(
+            "expected_duration_minutes",
+            "use a number of minutes from 1 to 10080 (a week)",
+        );
+    }
     errors.into_result()?;
 
     let requester_contact_id: Option<Uuid> = match requester_phone {
@@ -341,14 +355,14 @@ pub async fn assign_next(
             Some(note),
         )
         .await?;
-        sqlx::query(
-            "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, message)
-             VALUES ($1, 'no_worker_available', $2, $3)",
+        alerts::raise(
+            conn,
+            templates,
+            tenant_id,
+            AlertKind::NoWorkerAvailable,
+            Some(id),
+            &format!("{} ({}): {note}", order.reference, order.title),
         )
-        .bind(tenant_id)
-        .bind(id)
-        .bind(format!("{} ({}): {note}", order.reference, order.title))
-        .execute(&mut *conn)
         .await?;
         tracing::warn!(reference = %order.reference, "no worker left to offer the work order to");
         return Ok(None);
@@ -629,7 +643,7 @@ pub async fn act(
         return Ok(Err(from));
     };
     let completion = completion.unwrap_or_default();
-    sqlx::query(
+    let started_at: Option<DateTime<Utc>> = sqlx::query_scalar(
         "UPDATE work_orders SET status = $3,
              accepted_at = CASE WHEN $4 = 'accept' THEN now() ELSE accepted_at END,
              started_at = CASE WHEN $4 = 'start' THEN COALESCE(started_at, now()) ELSE started_at END,
@@ -638,7 +652,8 @@ pub async fn act(
              assigned_worker_id = CASE WHEN $4 = 'decline' THEN NULL ELSE assigned_worker_id END,
              labour_hours = COALESCE($5, labour_hours),
              parts_used = COALESCE($6, parts_used)
-         WHERE tenant_id = $1 AND id = $2",
+         WHERE tenant_id = $1 AND id = $2
+         RETURNING started_at",
     )
     .bind(tenant_id)
     .bind(order.id)
@@ -646,8 +661,23 @@ pub async fn act(
     .bind(action_key(action))
     .bind(completion.labour_hours)
     .bind(&completion.parts_used)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
+    match action {
+        Action::Accept => {
+            if let Some(at) = order.scheduled_at {
+                timers::watch_start(conn, tenant_id, order.id, at).await?;
+            }
+        }
+        // The clock runs from the first start; resuming after a hold does not reset it.
+        Action::Start if order.started_at.is_none() => {
+            if let (Some(started), Some(minutes)) = (started_at, order.expected_duration_minutes) {
+                let due = started + chrono::TimeDelta::minutes(minutes.into());
+                timers::watch_duration(conn, tenant_id, order.id, due).await?;
+            }
+        }
+        _ => {}
+    }
     let text = match (action, note) {
         (Action::OnMyWay, _) => Some("on my way"),
         (_, note) => note,

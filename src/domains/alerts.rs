@@ -1,0 +1,84 @@
+//! What coordinators must act on: a row the panel shows until someone resolves it, and a message
+//! to every active coordinator who gave a phone number.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::messaging::{
+    notify::{self, Notification},
+    templates::{Templates, Values},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    /// Nobody left to offer a work order to.
+    NoWorkerAvailable,
+    /// Accepted but not started by its scheduled time.
+    NotStarted,
+    /// In progress past its expected duration.
+    Overdue,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoWorkerAvailable => "no_worker_available",
+            Self::NotStarted => "not_started",
+            Self::Overdue => "overdue",
+        }
+    }
+}
+
+/// Records the alert and messages the coordinators. `NotStarted` and `Overdue` are raised once
+/// per work order (a unique index): a second call returns `false` and sends nothing.
+#[tracing::instrument(skip(conn, templates, text))]
+pub async fn raise(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    kind: AlertKind,
+    work_order_id: Option<Uuid>,
+    text: &str,
+) -> anyhow::Result<bool> {
+    let raised: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, message)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING
+         RETURNING id",
+    )
+    .bind(tenant_id)
+    .bind(kind.as_str())
+    .bind(work_order_id)
+    .bind(text)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if raised.is_none() {
+        return Ok(false);
+    }
+    let recipients: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO contacts (tenant_id, phone, display_name)
+         SELECT tenant_id, phone, full_name FROM users
+         WHERE tenant_id = $1 AND active AND phone IS NOT NULL
+         ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET phone = EXCLUDED.phone
+         RETURNING id",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let tenant: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    for contact in recipients {
+        let values = Values::new().with("tenant", &tenant).with("text", text);
+        let mut alert = Notification::new(tenant_id, contact, "coordinator_alert", values);
+        // Someone who replied STOP does not get alerts by message; the panel still shows them.
+        alert.essential = false;
+        if let Some(id) = work_order_id {
+            alert.related = Some(("work_order", id));
+        }
+        notify::notify(conn, templates, &alert).await?;
+    }
+    tracing::warn!(kind = kind.as_str(), "coordinators alerted");
+    Ok(true)
+}
