@@ -1,5 +1,6 @@
 //! Domains: the records and rules of each field of work. None of them names a provider.
 
+pub mod alerts;
 pub mod ambulance;
 pub mod crud;
 pub mod dashboard;
@@ -9,5 +10,8 @@ pub mod tenancy;
 
 /// The message handlers each domain contributes, in the order the router asks them.
 pub fn message_handlers() -> Vec<Box<dyn crate::messaging::router::Handler>> {
-    vec![Box::new(maintenance::replies::WorkerReplies)]
+    vec![
+        Box::new(maintenance::replies::WorkerReplies),
+        Box::new(maintenance::requests::RequesterReports),
+    ]
 }

@@ -399,9 +399,9 @@ async fn channels_are_added_and_listed_and_simulate_shows_a_round_trip() {
     let out = simulate("+251911000201", &["HELP"]);
     assert!(out.starts_with("<- text [delivered] "), "{out}");
     assert!(out.contains("STOP"), "{out}");
-    // A stranger on WhatsApp is told what to do; a location and a button go the same way.
+    // A stranger on WhatsApp is asked what needs fixing; a location and a button go the same way.
     let out = simulate("+251911999001", &["--whatsapp", "hello"]);
-    assert!(out.contains("not registered"), "{out}");
+    assert!(out.contains("What needs fixing"), "{out}");
     let out = simulate(
         "+251911000101",
         &["--whatsapp", "--location", "9.0108,38.7613"],

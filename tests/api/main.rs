@@ -11,6 +11,7 @@ mod messaging_outbound;
 mod openapi;
 mod panel;
 mod providers;
+mod reporting;
 mod schema;
 mod spec;
 mod webhooks_inbound;

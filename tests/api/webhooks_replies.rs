@@ -305,6 +305,11 @@ async fn help_gets_the_help_text_and_strangers_a_polite_answer() {
         own.field("Body")
     );
 
+    // An organisation that takes no reports from strangers tells them so.
+    sqlx::query("UPDATE tenants SET reports_by_message = false")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
     assert_eq!(
         app.twilio(
             "/webhooks/twilio/messages",

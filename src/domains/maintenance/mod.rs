@@ -3,6 +3,7 @@
 pub mod assets;
 pub mod preventive;
 pub mod replies;
+pub mod requests;
 pub mod state;
 pub mod timers;
 pub mod work_orders;

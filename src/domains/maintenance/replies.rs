@@ -137,7 +137,9 @@ fn leading(words: &[String], list: &[&str]) -> Option<usize> {
 pub fn find_reference(text: &str) -> Option<String> {
     text.split(|c: char| c.is_whitespace() || c == ',' || c == ':' || c == '.')
         .find_map(|token| {
-            let token = token.trim().to_uppercase();
+            let token = token
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_uppercase();
             let (prefix, digits) = token.split_at_checked(1)?;
             let digits = digits.trim_start_matches('-');
             (matches!(prefix, "M" | "H")
@@ -286,8 +288,12 @@ impl Handler for WorkerReplies {
             .as_deref()
             .and_then(|id| id.strip_prefix("wo:"))
         {
+            // Read once: a later tap on an old question must not replay the words again.
             let pending: Option<String> = sqlx::query_scalar(
-                "SELECT bot_state->'maintenance'->>'pending_text' FROM conversations WHERE tenant_id = $1 AND id = $2",
+                "UPDATE conversations c SET bot_state = c.bot_state - 'maintenance'
+                 FROM conversations old WHERE old.tenant_id = c.tenant_id AND old.id = c.id
+                   AND c.tenant_id = $1 AND c.id = $2
+                 RETURNING old.bot_state->'maintenance'->>'pending_text'",
             )
             .bind(tenant_id)
             .bind(message.conversation_id)
@@ -559,6 +565,7 @@ mod tests {
         assert_eq!(find_reference("done m1042"), Some("M-1042".into()));
         assert_eq!(find_reference("h-1003: started"), Some("H-1003".into()));
         assert_eq!(find_reference("done 2h"), None);
+        assert_eq!(find_reference("(M-1042)?"), Some("M-1042".into()));
         assert_eq!(
             parse("M-1042 started"),
             Some(Command::Act {

@@ -1,0 +1,691 @@
+//! Renters and ward staff report problems by message, ask how their requests are going, and rate
+//! the work when it is done.
+//!
+//! A report is a short conversation kept in `conversations.bot_state.report`: what is wrong, where
+//! (words naming a site and a room, or a shared WhatsApp location), an optional photo; then the
+//! work order is created and dispatched, and the reference comes back. A photo with a caption
+//! answers two questions at once; every answer may come in any order the person likes.
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{
+    replies::find_reference,
+    work_orders::{self, Actor, NewWorkOrder},
+};
+use crate::{
+    channels::ChannelKind,
+    messaging::{
+        keywords::normalize,
+        router::{Handler, Outcome, Sender, Turn},
+        templates::Values,
+    },
+    types::Coordinates,
+};
+
+pub struct RequesterReports;
+
+/// An unfinished report is forgotten after this long without an answer.
+const DRAFT_LIFETIME: TimeDelta = TimeDelta::hours(2);
+/// A rating is taken as the answer to "how did we do?" for this long.
+const RATING_WINDOW: TimeDelta = TimeDelta::days(7);
+/// A shared location further than this from every site names no site.
+const NEAREST_SITE_MAX_METRES: f64 = 2_000.0;
+
+const OPENERS: &[&str] = &[
+    "hi",
+    "hello",
+    "hey",
+    "report",
+    "repair",
+    "problem",
+    "issue",
+    "fix",
+    "new",
+    "request",
+    "selam",
+    "salam",
+    "ሰላም",
+    "ጤና ይስጥልኝ",
+];
+const STATUS: &[&str] = &[
+    "status",
+    "my requests",
+    "my request",
+    "status please",
+    "ሁኔታ",
+];
+const SKIP_PHOTO: &[&str] = &["skip", "no", "none", "no photo", "0", "ዝለል", "የለም"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Step {
+    What,
+    Where,
+    Photo,
+}
+
+/// What has been gathered so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Draft {
+    step: Step,
+    description: Option<String>,
+    site_id: Option<Uuid>,
+    location_detail: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    #[serde(default)]
+    media_ids: Vec<Uuid>,
+    /// "Skip" was the answer to the photo question.
+    #[serde(default)]
+    photo_declined: bool,
+    updated_at: DateTime<Utc>,
+}
+
+impl Draft {
+    fn new() -> Self {
+        Self {
+            step: Step::What,
+            description: None,
+            site_id: None,
+            location_detail: None,
+            latitude: None,
+            longitude: None,
+            media_ids: Vec::new(),
+            photo_declined: false,
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn knows_where(&self) -> bool {
+        self.site_id.is_some() || self.location_detail.is_some() || self.latitude.is_some()
+    }
+}
+
+/// Kind, trade and urgency read from the words of a report; a coordinator can correct them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub kind: &'static str,
+    pub request_type: &'static str,
+    pub specialty: Option<&'static str>,
+    pub priority: &'static str,
+}
+
+const TRADES: &[(&str, &str, &str, &[&str])] = &[
+    // (kind, request type, specialty, words)
+    (
+        "housekeeping",
+        "spill",
+        "cleaning",
+        &["spill", "spilled", "spilt", "vomit"],
+    ),
+    (
+        "housekeeping",
+        "waste",
+        "cleaning",
+        &["trash", "garbage", "rubbish", "waste", "bin", "bins"],
+    ),
+    (
+        "housekeeping",
+        "linen",
+        "linen",
+        &["linen", "sheets", "towels", "bedding"],
+    ),
+    (
+        "housekeeping",
+        "cleaning",
+        "cleaning",
+        &[
+            "clean", "cleaning", "dirty", "mop", "dust", "smell", "smells",
+        ],
+    ),
+    (
+        "maintenance",
+        "corrective",
+        "plumbing",
+        &[
+            "leak", "leaking", "leaks", "pipe", "pipes", "tap", "faucet", "toilet", "sink",
+            "drain", "blocked", "clogged", "flush", "shower", "water", "plumbing",
+        ],
+    ),
+    (
+        "maintenance",
+        "corrective",
+        "electrical",
+        &[
+            "light",
+            "lights",
+            "power",
+            "socket",
+            "sockets",
+            "electric",
+            "electrical",
+            "electricity",
+            "switch",
+            "bulb",
+            "fuse",
+            "outlet",
+            "wire",
+            "wiring",
+        ],
+    ),
+    (
+        "maintenance",
+        "corrective",
+        "hvac",
+        &[
+            "ac",
+            "aircon",
+            "air-conditioning",
+            "conditioning",
+            "heating",
+            "heater",
+            "ventilation",
+            "hvac",
+            "fan",
+        ],
+    ),
+];
+const URGENT: &[&str] = &[
+    "urgent",
+    "emergency",
+    "fire",
+    "flood",
+    "flooding",
+    "sparks",
+    "smoke",
+    "gas",
+    "danger",
+    "dangerous",
+];
+
+pub fn classify(description: &str) -> Classified {
+    let normalized = normalize(description);
+    let words: Vec<&str> = normalized.split(' ').collect();
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
+    let urgent = has(URGENT);
+    let (kind, request_type, specialty) = TRADES
+        .iter()
+        .find(|(_, _, _, list)| has(list))
+        .map(|(kind, request_type, specialty, _)| (*kind, *request_type, Some(*specialty)))
+        .unwrap_or(("maintenance", "corrective", None));
+    Classified {
+        kind,
+        request_type: if urgent && kind == "maintenance" {
+            "emergency"
+        } else {
+            request_type
+        },
+        specialty,
+        priority: if urgent { "urgent" } else { "medium" },
+    }
+}
+
+/// A title from the first words of the description's first line.
+fn title(description: &str) -> String {
+    const MAX: usize = 80;
+    let first_line = description
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let one_line = first_line.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= MAX {
+        return one_line;
+    }
+    let mut cut: String = one_line.chars().take(MAX).collect();
+    if let Some(space) = cut.rfind(' ') {
+        cut.truncate(space);
+    }
+    format!("{cut}…")
+}
+
+#[derive(sqlx::FromRow)]
+struct Site {
+    id: Uuid,
+    name: String,
+    code: Option<String>,
+    has_parent: bool,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+/// The site the words name: by code, by name (before any bracket or comma), or by its first two
+/// words; the longest match wins and a ward beats its hospital.
+fn site_named<'s>(sites: &'s [Site], text: &str) -> Option<&'s Site> {
+    let haystack = format!(" {} ", normalize(&text.replace('-', " ")));
+    sites
+        .iter()
+        .filter_map(|site| {
+            let name = site.name.split(['(', ',']).next().unwrap_or(&site.name);
+            let name = normalize(&name.replace('-', " "));
+            let first_two = name.split(' ').take(2).collect::<Vec<_>>().join(" ");
+            let code = site
+                .code
+                .as_deref()
+                .map(|c| normalize(&c.replace('-', " ")));
+            [Some(name), Some(first_two), code]
+                .into_iter()
+                .flatten()
+                .filter(|phrase| phrase.len() >= 2 && haystack.contains(&format!(" {phrase} ")))
+                .map(|phrase| phrase.len())
+                .max()
+                .map(|len| ((site.has_parent, len), site))
+        })
+        .max_by_key(|(rank, _)| *rank)
+        .map(|(_, site)| site)
+}
+
+fn nearest_site(sites: &[Site], at: Coordinates) -> Option<&Site> {
+    sites
+        .iter()
+        .filter_map(|site| {
+            let here = Coordinates::new(site.latitude?, site.longitude?).ok()?;
+            Some((at.metres_to(here), site))
+        })
+        .filter(|(metres, _)| *metres <= NEAREST_SITE_MAX_METRES)
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, site)| site)
+}
+
+#[async_trait]
+impl Handler for RequesterReports {
+    fn name(&self) -> &'static str {
+        "maintenance_requests"
+    }
+
+    async fn handle(&self, turn: &mut Turn<'_>) -> anyhow::Result<Outcome> {
+        match turn.sender {
+            Sender::Requester => {}
+            Sender::Unknown => {
+                let open: bool =
+                    sqlx::query_scalar("SELECT reports_by_message FROM tenants WHERE id = $1")
+                        .bind(turn.tenant.id)
+                        .fetch_one(&mut *turn.tx)
+                        .await?;
+                if !open {
+                    return Ok(Outcome::Pass);
+                }
+            }
+            _ => return Ok(Outcome::Pass),
+        }
+        let message = turn.message.clone();
+        let text = message.text.clone().unwrap_or_default();
+        if STATUS.contains(&message.normalized.as_str())
+            || (find_reference(&text).is_some() && text.split_whitespace().count() <= 3)
+        {
+            status(turn, find_reference(&text)).await?;
+            return Ok(Outcome::Handled);
+        }
+        let draft = load_draft(turn).await?;
+        if draft.is_none() && rating(turn).await? {
+            return Ok(Outcome::Handled);
+        }
+        let opening = draft.is_none();
+        let mut draft = draft.unwrap_or_else(Draft::new);
+        draft.media_ids.extend(message.media_ids.iter().copied());
+        let words = text.trim();
+        let sites: Vec<Site> = sqlx::query_as(
+            "SELECT id, name, code, parent_id IS NOT NULL AS has_parent, latitude::float8 AS latitude,
+                    longitude::float8 AS longitude
+             FROM sites WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY created_at",
+        )
+        .bind(turn.tenant.id)
+        .fetch_all(&mut *turn.tx)
+        .await?;
+        if let Some(at) = message.location {
+            draft.latitude = Some(at.latitude);
+            draft.longitude = Some(at.longitude);
+            draft.site_id = draft
+                .site_id
+                .or_else(|| nearest_site(&sites, at).map(|s| s.id));
+        } else if !words.is_empty() {
+            match draft.step {
+                Step::What => {
+                    if !(opening && OPENERS.contains(&message.normalized.as_str())) {
+                        draft.description = Some(words.to_owned());
+                    }
+                }
+                Step::Where => {
+                    draft.site_id = site_named(&sites, words).map(|s| s.id);
+                    draft.location_detail = Some(words.to_owned());
+                }
+                Step::Photo => {
+                    if SKIP_PHOTO.contains(&message.normalized.as_str()) {
+                        draft.photo_declined = true;
+                    } else {
+                        // More words at the photo question add to the description.
+                        let before = draft.description.take().unwrap_or_default();
+                        draft.description = Some(format!("{before}\n{words}").trim().to_owned());
+                        draft.photo_declined = true;
+                    }
+                }
+            }
+        }
+        if draft.site_id.is_none() && draft.knows_where() && sites.len() == 1 {
+            draft.site_id = Some(sites[0].id);
+        }
+
+        let next = if draft.description.is_none() {
+            Some((Step::What, "wo_report_what"))
+        } else if !draft.knows_where() {
+            Some((Step::Where, "wo_report_where"))
+        } else if draft.media_ids.is_empty() && !draft.photo_declined {
+            Some((Step::Photo, "wo_report_photo"))
+        } else {
+            None
+        };
+        match next {
+            Some((step, key)) => {
+                draft.step = step;
+                draft.updated_at = Utc::now();
+                save_draft(turn, Some(&draft)).await?;
+                turn.reply(key, Values::new().with("tenant", &turn.tenant.name))
+                    .await?;
+            }
+            None => {
+                save_draft(turn, None).await?;
+                file_report(turn, draft).await?;
+            }
+        }
+        Ok(Outcome::Handled)
+    }
+}
+
+async fn load_draft(turn: &mut Turn<'_>) -> anyhow::Result<Option<Draft>> {
+    let raw: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT bot_state->'report' FROM conversations WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(turn.tenant.id)
+    .bind(turn.message.conversation_id)
+    .fetch_one(&mut *turn.tx)
+    .await?;
+    Ok(raw
+        .and_then(|raw| serde_json::from_value::<Draft>(raw).ok())
+        .filter(|draft| Utc::now() - draft.updated_at < DRAFT_LIFETIME))
+}
+
+async fn save_draft(turn: &mut Turn<'_>, draft: Option<&Draft>) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE conversations SET bot_state = CASE WHEN $3::jsonb IS NULL THEN bot_state - 'report'
+                                                   ELSE jsonb_set(bot_state, '{report}', $3) END
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(turn.tenant.id)
+    .bind(turn.message.conversation_id)
+    .bind(draft.map(serde_json::to_value).transpose()?)
+    .execute(&mut *turn.tx)
+    .await?;
+    Ok(())
+}
+
+/// Creates the work order (assignment and dispatch happen in the same transaction) and answers
+/// with its reference.
+async fn file_report(turn: &mut Turn<'_>, draft: Draft) -> anyhow::Result<()> {
+    let tenant_id = turn.tenant.id;
+    let description = draft.description.unwrap_or_default();
+    let classified = classify(&description);
+    let phone: String =
+        sqlx::query_scalar("SELECT phone FROM contacts WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(turn.message.contact_id)
+            .fetch_one(&mut *turn.tx)
+            .await?;
+    let location_detail = match (&draft.location_detail, draft.latitude.zip(draft.longitude)) {
+        (Some(words), _) => Some(words.clone()),
+        (None, Some((lat, lon))) => Some(format!("https://maps.google.com/?q={lat:.5},{lon:.5}")),
+        (None, None) => None,
+    };
+    let channel = match turn.message.channel_kind {
+        ChannelKind::Whatsapp => "whatsapp",
+        ChannelKind::Sms => "sms",
+    };
+    let input = NewWorkOrder {
+        kind: classified.kind.to_owned(),
+        request_type: Some(classified.request_type.to_owned()),
+        title: title(&description),
+        description: Some(description.clone()),
+        priority: Some(classified.priority.to_owned()),
+        site_id: draft.site_id,
+        location_detail,
+        asset_id: None,
+        required_specialty: classified.specialty.map(str::to_owned),
+        requester_phone: Some(phone),
+        scheduled_at: None,
+        expected_duration_minutes: None,
+    };
+    let order = work_orders::create(
+        &mut turn.tx,
+        &turn.messaging.templates,
+        tenant_id,
+        input,
+        Actor::Requester,
+        channel,
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE work_orders SET latitude = $3, longitude = $4 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(order.id)
+    .bind(draft.latitude)
+    .bind(draft.longitude)
+    .execute(&mut *turn.tx)
+    .await?;
+    for media_id in &draft.media_ids {
+        sqlx::query(
+            "INSERT INTO work_order_attachments (tenant_id, work_order_id, uploaded_by_kind,
+                 uploaded_by_contact_id, media_id, message_id)
+             SELECT tenant_id, $2, 'requester', $3, id, message_id FROM message_media
+             WHERE tenant_id = $1 AND id = $4
+             ON CONFLICT ON CONSTRAINT wo_attachments_media_unique DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(order.id)
+        .bind(turn.message.contact_id)
+        .bind(media_id)
+        .execute(&mut *turn.tx)
+        .await?;
+    }
+    tracing::info!(reference = %order.reference, kind = classified.kind, "work order reported by message");
+    turn.reply(
+        "wo_report_logged",
+        Values::new()
+            .with("reference", &order.reference)
+            .with("title", &order.title),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Mine {
+    reference: String,
+    title: String,
+    status: String,
+    worker: Option<String>,
+}
+
+/// "status": the person's open requests and those done in the last week; with a reference, that one.
+async fn status(turn: &mut Turn<'_>, reference: Option<String>) -> anyhow::Result<()> {
+    let mine: Vec<Mine> = sqlx::query_as(
+        "SELECT wo.reference, wo.title, wo.status, w.first_name AS worker
+         FROM work_orders wo
+         LEFT JOIN workers w ON w.tenant_id = wo.tenant_id AND w.id = wo.assigned_worker_id
+         WHERE wo.tenant_id = $1 AND wo.requester_contact_id = $2
+           AND ($3::text IS NULL OR wo.reference = $3)
+           AND ($3::text IS NOT NULL OR wo.status NOT IN ('completed', 'cancelled')
+                OR COALESCE(wo.completed_at, wo.cancelled_at) > now() - interval '7 days')
+         ORDER BY wo.created_at DESC LIMIT 5",
+    )
+    .bind(turn.tenant.id)
+    .bind(turn.message.contact_id)
+    .bind(&reference)
+    .fetch_all(&mut *turn.tx)
+    .await?;
+    if mine.is_empty() {
+        let key = if reference.is_some() {
+            "wo_status_unknown"
+        } else {
+            "wo_status_none"
+        };
+        turn.reply(
+            key,
+            Values::new().with("reference", reference.unwrap_or_default()),
+        )
+        .await?;
+        return Ok(());
+    }
+    let lines = mine
+        .iter()
+        .map(|m| {
+            let state = match (m.status.as_str(), &m.worker) {
+                ("pending", _) => "waiting for a worker".to_owned(),
+                ("assigned", Some(w)) => format!("offered to {w}"),
+                ("accepted", Some(w)) => format!("{w} is coming"),
+                ("in_progress", Some(w)) => format!("{w} is working on it"),
+                ("on_hold", _) => "on hold".to_owned(),
+                ("completed", _) => "done".to_owned(),
+                ("cancelled", _) => "cancelled".to_owned(),
+                (other, _) => other.replace('_', " "),
+            };
+            format!("{} {}: {state}", m.reference, m.title)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    turn.reply("wo_status_list", Values::new().with("lines", lines))
+        .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Asked {
+    work_order_id: Uuid,
+    worker_id: Option<Uuid>,
+}
+
+/// A number from 1 to 5 in answer to "how did we do?": kept as a service rating for the work
+/// order (a second answer corrects the first). Anything else is not a rating.
+async fn rating(turn: &mut Turn<'_>) -> anyhow::Result<bool> {
+    let normalized = turn.message.normalized.clone();
+    let mut words = normalized.splitn(2, ' ');
+    let Some(score) = words
+        .next()
+        .and_then(|w| w.parse::<i16>().ok())
+        .filter(|n| (1..=5).contains(n))
+    else {
+        return Ok(false);
+    };
+    let comment = turn
+        .message
+        .text
+        .as_deref()
+        .and_then(|t| t.trim().split_once(char::is_whitespace))
+        .map(|(_, rest)| rest.trim().to_owned())
+        .filter(|rest| !rest.is_empty());
+    let asked: Option<Asked> = sqlx::query_as(
+        "SELECT wo.id AS work_order_id, wo.assigned_worker_id AS worker_id
+         FROM messages m
+         JOIN work_orders wo ON wo.tenant_id = m.tenant_id AND wo.id = m.related_entity_id
+         WHERE m.tenant_id = $1 AND m.contact_id = $2 AND m.direction = 'outbound'
+           AND m.template_key = 'wo_requester_done' AND m.created_at > $3
+         ORDER BY m.created_at DESC LIMIT 1",
+    )
+    .bind(turn.tenant.id)
+    .bind(turn.message.contact_id)
+    .bind(Utc::now() - RATING_WINDOW)
+    .fetch_optional(&mut *turn.tx)
+    .await?;
+    let Some(asked) = asked else {
+        return Ok(false);
+    };
+    let channel = match turn.message.channel_kind {
+        ChannelKind::Whatsapp => "whatsapp",
+        ChannelKind::Sms => "sms",
+    };
+    sqlx::query(
+        "INSERT INTO feedback (tenant_id, contact_id, work_order_id, worker_id, feedback_type, rating,
+             comments, channel, message_id)
+         VALUES ($1, $2, $3, $4, 'service_rating', $5, $6, $7, $8)
+         ON CONFLICT (tenant_id, work_order_id, contact_id)
+             WHERE feedback_type = 'service_rating' AND work_order_id IS NOT NULL
+         DO UPDATE SET rating = EXCLUDED.rating, comments = COALESCE(EXCLUDED.comments, feedback.comments),
+             message_id = EXCLUDED.message_id",
+    )
+    .bind(turn.tenant.id)
+    .bind(turn.message.contact_id)
+    .bind(asked.work_order_id)
+    .bind(asked.worker_id)
+    .bind(score)
+    .bind(comment)
+    .bind(channel)
+    .bind(turn.message.id)
+    .execute(&mut *turn.tx)
+    .await?;
+    turn.reply("wo_rating_thanks", Values::new()).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_kind_trade_and_urgency_from_the_words() {
+        let c = classify("The kitchen tap is leaking");
+        assert_eq!(
+            (c.kind, c.specialty, c.priority),
+            ("maintenance", Some("plumbing"), "medium")
+        );
+        let c = classify("URGENT: sparks from the socket!");
+        assert_eq!(
+            (c.kind, c.request_type, c.specialty, c.priority),
+            ("maintenance", "emergency", Some("electrical"), "urgent")
+        );
+        let c = classify("Someone spilled juice in the corridor");
+        assert_eq!(
+            (c.kind, c.request_type, c.specialty),
+            ("housekeeping", "spill", Some("cleaning"))
+        );
+        let c = classify("the door does not close");
+        assert_eq!((c.kind, c.specialty), ("maintenance", None));
+    }
+
+    fn site(name: &str, code: &str, has_parent: bool) -> Site {
+        Site {
+            id: Uuid::now_v7(),
+            name: name.into(),
+            code: Some(code.into()),
+            has_parent,
+            latitude: None,
+            longitude: None,
+        }
+    }
+
+    #[test]
+    fn finds_the_site_the_words_name() {
+        let sites = [
+            site("Bole Gardens", "BOLE-GDN", false),
+            site("St. Gabriel Support Hospital", "SGH", false),
+            site("Ward 3 (medical)", "SGH-W3", true),
+        ];
+        let named = |text| site_named(&sites, text).map(|s| s.name.as_str());
+        assert_eq!(named("Bole gardens block B flat 12"), Some("Bole Gardens"));
+        assert_eq!(named("bole-gdn B12"), Some("Bole Gardens"));
+        assert_eq!(named("St Gabriel, ward 3 bed 4"), Some("Ward 3 (medical)"));
+        assert_eq!(
+            named("st gabriel main entrance"),
+            Some("St. Gabriel Support Hospital")
+        );
+        assert_eq!(named("flat 12"), None);
+    }
+
+    #[test]
+    fn titles_are_the_first_words() {
+        assert_eq!(title("Leaking  tap\nwater everywhere"), "Leaking tap");
+        let long = "word ".repeat(40);
+        let t = title(&long);
+        assert!(t.ends_with('…') && t.chars().count() <= 81, "{t}");
+    }
+}
