@@ -104,6 +104,10 @@ impl AppError {
         format!("{message} ({})", fields.join("; "))
     }
 
+    pub fn status_code(&self) -> StatusCode {
+        self.parts().0
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(message.into())
     }

@@ -1,12 +1,16 @@
 //! What coordinators must act on: a row the panel shows until someone resolves it, and a message
 //! to every active coordinator who gave a phone number.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::messaging::{
-    notify::{self, Notification},
-    templates::{Templates, Values},
+use crate::{
+    error::{AppError, AppResult},
+    messaging::{
+        notify::{self, Notification},
+        templates::{Templates, Values},
+    },
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,4 +85,47 @@ pub async fn raise(
     }
     tracing::warn!(kind = kind.as_str(), "coordinators alerted");
     Ok(true)
+}
+
+/// An alert nobody has dealt with yet.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenAlert {
+    pub id: Uuid,
+    pub kind: String,
+    pub work_order_id: Option<Uuid>,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Unresolved alerts, newest first.
+pub async fn open(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Vec<OpenAlert>> {
+    sqlx::query_as(
+        "SELECT id, kind, work_order_id, message, created_at FROM coordinator_alerts
+         WHERE tenant_id = $1 AND resolved_at IS NULL ORDER BY created_at DESC LIMIT 100",
+    )
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// A coordinator has dealt with it.
+pub async fn resolve(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    user_id: Uuid,
+) -> AppResult<()> {
+    let done = sqlx::query(
+        "UPDATE coordinator_alerts SET resolved_at = now(), resolved_by = $3
+         WHERE tenant_id = $1 AND id = $2 AND resolved_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(AppError::NotFound("open alert"));
+    }
+    Ok(())
 }

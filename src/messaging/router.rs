@@ -95,9 +95,28 @@ pub struct Turn<'m> {
     pub message: Message,
     pub sender: Sender,
     pub tenant: TenantInfo,
+    /// What the message turned out to be about: set by [`Turn::relate`], carried by the replies.
+    pub related: Option<(&'static str, Uuid)>,
 }
 
 impl Turn<'_> {
+    /// Files the message (and every reply after this) under a work order, visit or trip, so
+    /// it shows on that record's timeline.
+    pub async fn relate(&mut self, entity_type: &'static str, id: Uuid) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE messages SET related_entity_type = $3, related_entity_id = $4
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(self.tenant.id)
+        .bind(self.message.id)
+        .bind(entity_type)
+        .bind(id)
+        .execute(&mut *self.tx)
+        .await?;
+        self.related = Some((entity_type, id));
+        Ok(())
+    }
+
     /// Answers on the channel the message came in on.
     pub async fn reply(&mut self, key: &'static str, values: Values) -> anyhow::Result<Notified> {
         self.reply_with(key, values, None).await
@@ -114,6 +133,7 @@ impl Turn<'_> {
         notification.via_channel = Some(self.message.channel_id);
         notification.caused_by = Some(self.message.id);
         notification.buttons = buttons;
+        notification.related = self.related;
         notify::notify(&mut self.tx, &self.messaging.templates, &notification).await
     }
 }
@@ -254,6 +274,7 @@ pub async fn route_inbound(
             name: loaded.tenant_name,
             help_text: loaded.help_text,
         },
+        related: None,
     };
     let mut handled_by = None;
     for handler in &messaging.handlers.0 {

@@ -393,6 +393,7 @@ impl Handler for WorkerReplies {
             ChannelKind::Whatsapp => "whatsapp",
             ChannelKind::Sms => "sms",
         };
+        turn.relate("work_order", order.id).await?;
         let values = Values::new().with("reference", &order.reference);
         match command {
             Command::Act {

@@ -70,6 +70,8 @@ enum Step {
 /// What has been gathered so far.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Draft {
+    /// The message that opened the report: from it on, the conversation goes on the timeline.
+    first_message_id: Uuid,
     step: Step,
     description: Option<String>,
     site_id: Option<Uuid>,
@@ -85,8 +87,9 @@ struct Draft {
 }
 
 impl Draft {
-    fn new() -> Self {
+    fn new(first_message_id: Uuid) -> Self {
         Self {
+            first_message_id,
             step: Step::What,
             description: None,
             site_id: None,
@@ -323,7 +326,7 @@ impl Handler for RequesterReports {
             return Ok(Outcome::Handled);
         }
         let opening = draft.is_none();
-        let mut draft = draft.unwrap_or_else(Draft::new);
+        let mut draft = draft.unwrap_or_else(|| Draft::new(message.id));
         draft.media_ids.extend(message.media_ids.iter().copied());
         let words = text.trim();
         let sites: Vec<Site> = sqlx::query_as(
@@ -488,6 +491,19 @@ async fn file_report(turn: &mut Turn<'_>, draft: Draft) -> anyhow::Result<()> {
         .execute(&mut *turn.tx)
         .await?;
     }
+    // The conversation that made it belongs on its timeline.
+    sqlx::query(
+        "UPDATE messages SET related_entity_type = 'work_order', related_entity_id = $3
+         WHERE tenant_id = $1 AND conversation_id = $2 AND related_entity_id IS NULL
+           AND created_at >= (SELECT created_at FROM messages WHERE tenant_id = $1 AND id = $4)",
+    )
+    .bind(tenant_id)
+    .bind(turn.message.conversation_id)
+    .bind(order.id)
+    .bind(draft.first_message_id)
+    .execute(&mut *turn.tx)
+    .await?;
+    turn.related = Some(("work_order", order.id));
     tracing::info!(reference = %order.reference, kind = classified.kind, "work order reported by message");
     turn.reply(
         "wo_report_logged",

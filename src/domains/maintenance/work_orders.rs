@@ -224,8 +224,15 @@ pub struct Filter {
     pub priority: Option<String>,
     pub site_id: Option<Uuid>,
     pub worker_id: Option<Uuid>,
+    /// Past its scheduled time and not started, or in progress past its expected duration.
+    pub overdue: bool,
     pub after: Option<Uuid>,
 }
+
+/// The SQL behind [`Filter::overdue`], for lists and counts.
+pub const OVERDUE: &str =
+    "((status IN ('pending', 'assigned', 'accepted') AND scheduled_at < now())
+      OR (status = 'in_progress' AND started_at + make_interval(mins => expected_duration_minutes) < now()))";
 
 /// Oldest first, keyset-paged: `limit + 1` rows, so the caller can tell whether more follow.
 pub async fn list(
@@ -242,6 +249,7 @@ pub async fn list(
            AND ($4::uuid IS NULL OR site_id = $4)
            AND ($5::uuid IS NULL OR assigned_worker_id = $5)
            AND ($6::uuid IS NULL OR id > $6)
+           AND (NOT $8 OR {OVERDUE})
          ORDER BY id LIMIT $7"
     )))
     .bind(tenant_id)
@@ -251,6 +259,7 @@ pub async fn list(
     .bind(filter.worker_id)
     .bind(filter.after)
     .bind(limit + 1)
+    .bind(filter.overdue)
     .fetch_all(conn)
     .await
 }
@@ -496,6 +505,103 @@ pub async fn cancel(
         tell_worker(conn, templates, tenant_id, &order, worker, "wo_cancelled").await?;
     }
     get(conn, tenant_id, id).await
+}
+
+/// A coordinator puts the work on hold; the assigned worker is told why.
+pub async fn hold(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    id: Uuid,
+    reason: &str,
+    actor: Actor,
+    channel: Channel,
+) -> AppResult<WorkOrder> {
+    let reason = required_text(reason, 500).map_err(|e| AppError::field("reason", e))?;
+    let order = get(conn, tenant_id, id).await?;
+    if let Err(status) = act(
+        conn,
+        templates,
+        tenant_id,
+        &order,
+        Action::Hold,
+        actor,
+        channel,
+        Some(&reason),
+        None,
+    )
+    .await?
+    {
+        return Err(AppError::bad_request(format!(
+            "{} is {status}: only accepted or started work can be put on hold",
+            order.reference
+        )));
+    }
+    if let Some(worker) = order.assigned_worker_id {
+        let contact = contacts::for_worker(conn, tenant_id, worker).await?;
+        let values = Values::new()
+            .with("reference", &order.reference)
+            .with("reason", &reason);
+        let mut notification = Notification::new(tenant_id, contact, "wo_put_on_hold", values);
+        notification.related = Some(("work_order", order.id));
+        notify::notify(conn, templates, &notification).await?;
+    }
+    get(conn, tenant_id, id).await
+}
+
+/// A coordinator's note on the work order.
+pub async fn comment(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    user_id: Uuid,
+    body: &str,
+) -> AppResult<()> {
+    let body = required_text(body, 2000).map_err(|e| AppError::field("body", e))?;
+    get(conn, tenant_id, id).await?;
+    sqlx::query(
+        "INSERT INTO work_order_comments (tenant_id, work_order_id, author_kind, author_user_id, body)
+         VALUES ($1, $2, 'coordinator', $3, $4)",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(user_id)
+    .bind(body)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A coordinator's own words to the assigned worker, on the work order's timeline.
+pub async fn message_worker(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    id: Uuid,
+    text: &str,
+) -> AppResult<()> {
+    let text = required_text(text, 1000).map_err(|e| AppError::field("text", e))?;
+    let order = get(conn, tenant_id, id).await?;
+    let Some(worker) = order.assigned_worker_id else {
+        return Err(AppError::bad_request(format!(
+            "{} has no worker yet: assign one first",
+            order.reference
+        )));
+    };
+    let tenant: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let contact = contacts::for_worker(conn, tenant_id, worker).await?;
+    let values = Values::new().with("tenant", tenant).with("text", text);
+    let mut notification = Notification::new(tenant_id, contact, "coordinator_message", values);
+    notification.related = Some(("work_order", order.id));
+    match notify::notify(conn, templates, &notification).await? {
+        Notified::Queued(_) => Ok(()),
+        Notified::OptedOut | Notified::NoChannel => Err(AppError::bad_request(
+            "the worker cannot be reached: no channel of this organisation can message their number",
+        )),
+    }
 }
 
 async fn tell_worker(

@@ -124,6 +124,8 @@ pub struct WorkOrderFilter {
     pub priority: Option<String>,
     pub site_id: Option<Uuid>,
     pub worker_id: Option<Uuid>,
+    /// `true`: only work past its scheduled time and not started, or past its expected duration.
+    pub overdue: Option<bool>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
@@ -150,6 +152,7 @@ async fn list_work_orders(
         priority: filter.priority,
         site_id: filter.site_id,
         worker_id: filter.worker_id,
+        overdue: filter.overdue.unwrap_or(false),
         after: filter.after,
     };
     let mut conn = state.pool.acquire().await?;
