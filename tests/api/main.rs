@@ -10,6 +10,7 @@ mod helpers;
 mod messaging_outbound;
 mod openapi;
 mod panel;
+mod panel_work_orders;
 mod providers;
 mod reporting;
 mod schema;

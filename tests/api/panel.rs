@@ -2,15 +2,15 @@ use std::time::Duration;
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
-fn csrf_in(html: &str) -> String {
+pub(crate) fn csrf_in(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
     let start = html.find(marker).expect("a CSRF field") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
 }
 
-async fn login_form(app: &TestApp) -> String {
+pub(crate) async fn login_form(app: &TestApp) -> String {
     let page = app
         .client
         .get(app.url("/panel/login"))
@@ -21,7 +21,7 @@ async fn login_form(app: &TestApp) -> String {
     csrf_in(&page.text().await.unwrap())
 }
 
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     organisation: &str,
     email: &str,

@@ -2,6 +2,8 @@
 
 mod session;
 mod views;
+mod work_order_views;
+mod work_orders;
 
 use std::net::SocketAddr;
 
@@ -27,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", axum::routing::post(logout))
         .route("/static/panel.css", get(stylesheet))
+        .merge(work_orders::routes())
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -5,7 +5,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::session::Coordinator;
 use crate::domains::dashboard::Counts;
 
-fn layout(title: &str, coordinator: Option<&Coordinator>, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -19,6 +19,10 @@ fn layout(title: &str, coordinator: Option<&Coordinator>, body: Markup) -> Marku
                 header.top {
                     a.brand href="/panel" { "Fieldline" }
                     @if let Some(c) = coordinator {
+                        nav aria-label="Sections" {
+                            a href="/panel" { "Dashboard" } " · "
+                            a href="/panel/work-orders" { "Work orders" }
+                        }
                         nav aria-label="Account" {
                             span.muted { (c.full_name.as_deref().unwrap_or(&c.email)) " · " (c.tenant_name) " · " }
                             form method="post" action="/panel/logout" style="display:inline" {
@@ -103,6 +107,19 @@ pub fn message_page(title: &str, message: &str) -> Markup {
             h1 { (title) }
             p { (message) }
             p { a href="/panel/login" { "Back to sign-in" } }
+        },
+    )
+}
+
+/// A short page for a signed-in coordinator: not found and the like.
+pub fn signed_in_message(coordinator: &Coordinator, title: &str, message: &str) -> Markup {
+    layout(
+        title,
+        Some(coordinator),
+        html! {
+            h1 { (title) }
+            p { (message) }
+            p { a href="/panel/work-orders" { "Back to work orders" } }
         },
     )
 }

@@ -1,0 +1,541 @@
+//! Work orders in the panel: the list with filters and open alerts, the detail page with its
+//! timeline, and the coordinator's actions (assign, hold, cancel, comment, message the worker).
+//! Every query is scoped by the signed-in coordinator's tenant; another tenant's id is a 404.
+
+use std::collections::HashMap;
+
+use axum::{
+    Form, Router,
+    extract::{Path, Query, State},
+    http::{StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{session, views, work_order_views as page};
+use crate::{
+    app::AppState,
+    auth,
+    domains::{
+        alerts,
+        maintenance::{
+            timeline,
+            work_orders::{self, Actor},
+        },
+    },
+    error::{AppError, AppResult},
+};
+
+use super::Coordinator;
+
+const PAGE_SIZE: i64 = 50;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/work-orders", get(list))
+        .route("/work-orders/{id}", get(detail))
+        .route("/work-orders/{id}/assign", post(assign))
+        .route("/work-orders/{id}/hold", post(hold))
+        .route("/work-orders/{id}/cancel", post(cancel))
+        .route("/work-orders/{id}/comment", post(comment))
+        .route("/work-orders/{id}/message", post(message))
+        .route("/alerts/{id}/resolve", post(resolve_alert))
+        .route("/media/{id}", get(media))
+}
+
+/// The list's filters, as the GET form sends them: empty fields mean "any".
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub priority: String,
+    #[serde(default)]
+    pub site: String,
+    #[serde(default)]
+    pub worker: String,
+    #[serde(default)]
+    pub overdue: Option<String>,
+    pub after: Option<Uuid>,
+}
+
+fn some(text: &str) -> Option<String> {
+    Some(text.trim())
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+fn uuid_or_error(field: &str, text: &str) -> AppResult<Option<Uuid>> {
+    some(text)
+        .map(|t| {
+            Uuid::parse_str(&t).map_err(|_| AppError::field(field, "choose one from the list"))
+        })
+        .transpose()
+}
+
+/// Names for ids: the tenant's sites and its maintenance and housekeeping workers.
+pub struct Lookups {
+    pub sites: Vec<(Uuid, String)>,
+    pub workers: Vec<page::WorkerOption>,
+}
+
+impl Lookups {
+    async fn load(state: &AppState, tenant_id: Uuid) -> AppResult<Self> {
+        let mut conn = state.pool.acquire().await?;
+        let sites = sqlx::query_as(
+            "SELECT id, name FROM sites WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let workers = sqlx::query_as(
+            "SELECT id, first_name || ' ' || last_name AS name, kinds, status FROM workers
+             WHERE tenant_id = $1 AND deleted_at IS NULL
+               AND kinds && ARRAY['maintenance', 'housekeeping']
+             ORDER BY first_name, last_name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Self { sites, workers })
+    }
+
+    pub fn site(&self, id: Option<Uuid>) -> Option<&str> {
+        let id = id?;
+        self.sites
+            .iter()
+            .find(|(s, _)| *s == id)
+            .map(|(_, n)| n.as_str())
+    }
+
+    pub fn worker(&self, id: Option<Uuid>) -> Option<&str> {
+        let id = id?;
+        self.workers
+            .iter()
+            .find(|w| w.id == id)
+            .map(|w| w.name.as_str())
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, AppError> {
+    let lookups = Lookups::load(&state, coordinator.tenant_id).await?;
+    let filter = (|| -> AppResult<work_orders::Filter> {
+        Ok(work_orders::Filter {
+            status: some(&query.status),
+            priority: some(&query.priority),
+            site_id: uuid_or_error("site", &query.site)?,
+            worker_id: uuid_or_error("worker", &query.worker)?,
+            overdue: query.overdue.is_some(),
+            after: query.after,
+        })
+    })();
+    let filter = match filter {
+        Ok(filter) => filter,
+        Err(error) => {
+            let html = page::list(
+                &coordinator,
+                &query,
+                &lookups,
+                &[],
+                None,
+                &[],
+                &[],
+                Some(&error.explain()),
+            );
+            return Ok((error.status_code(), Html(html.into_string())).into_response());
+        }
+    };
+    let mut conn = state.pool.acquire().await?;
+    let mut rows = work_orders::list(&mut conn, coordinator.tenant_id, &filter, PAGE_SIZE).await?;
+    let next = (rows.len() as i64 > PAGE_SIZE).then(|| {
+        rows.truncate(PAGE_SIZE as usize);
+        rows.last().map(|r| r.id)
+    });
+    let overdue: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM work_orders WHERE tenant_id = $1 AND id = ANY($2) AND {}",
+        work_orders::OVERDUE
+    )))
+    .bind(coordinator.tenant_id)
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let open_alerts = alerts::open(&mut conn, coordinator.tenant_id).await?;
+    let references: HashMap<Uuid, String> = sqlx::query_as(
+        "SELECT id, reference FROM work_orders WHERE tenant_id = $1 AND id = ANY($2)",
+    )
+    .bind(coordinator.tenant_id)
+    .bind(
+        open_alerts
+            .iter()
+            .filter_map(|a| a.work_order_id)
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let alerts: Vec<page::AlertRow> = open_alerts
+        .into_iter()
+        .map(|a| page::AlertRow {
+            reference: a.work_order_id.and_then(|id| references.get(&id).cloned()),
+            alert: a,
+        })
+        .collect();
+    let html = page::list(
+        &coordinator,
+        &query,
+        &lookups,
+        &rows,
+        next.flatten(),
+        &overdue,
+        &alerts,
+        None,
+    );
+    Ok(Html(html.into_string()).into_response())
+}
+
+/// A finished action's one-line confirmation, or what went wrong.
+pub enum Notice {
+    Done(&'static str),
+    Failed(String),
+}
+
+#[derive(Deserialize)]
+struct DetailQuery {
+    done: Option<String>,
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Query(query): Query<DetailQuery>,
+) -> Result<Response, AppError> {
+    let notice = query
+        .done
+        .as_deref()
+        .and_then(done_notice)
+        .map(Notice::Done);
+    render_detail(&state, &coordinator, id, notice, StatusCode::OK).await
+}
+
+fn done_notice(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "assigned" => "Assigned: the worker has been sent the work order.",
+        "held" => "Put on hold: the worker has been told.",
+        "cancelled" => "Cancelled: the worker has been told not to go.",
+        "commented" => "Comment added.",
+        "messaged" => "Message queued to the worker.",
+        _ => return None,
+    })
+}
+
+async fn render_detail(
+    state: &AppState,
+    coordinator: &Coordinator,
+    id: Uuid,
+    notice: Option<Notice>,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let mut conn = state.pool.acquire().await?;
+    let order = match work_orders::get(&mut conn, coordinator.tenant_id, id).await {
+        Ok(order) => order,
+        Err(AppError::NotFound(_)) => return Ok(not_found(coordinator)),
+        Err(other) => return Err(other),
+    };
+    let entries = timeline::timeline(&mut conn, coordinator.tenant_id, id).await?;
+    let requester: Option<String> = sqlx::query_scalar(
+        "SELECT COALESCE(display_name || ' ' || phone, phone) FROM contacts WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(coordinator.tenant_id)
+    .bind(order.requester_contact_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    drop(conn);
+    let lookups = Lookups::load(state, coordinator.tenant_id).await?;
+    let html = page::detail(
+        coordinator,
+        &order,
+        requester.as_deref(),
+        &lookups,
+        &entries,
+        notice.as_ref(),
+    );
+    Ok((status, Html(html.into_string())).into_response())
+}
+
+fn not_found(coordinator: &Coordinator) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(
+            views::signed_in_message(
+                coordinator,
+                "Not found",
+                "There is no such work order in your organisation.",
+            )
+            .into_string(),
+        ),
+    )
+        .into_response()
+}
+
+/// Runs a coordinator's action: CSRF first, then the change in one transaction, then back to
+/// the detail page (303) or the page again with what to fix.
+async fn perform<F>(
+    state: &AppState,
+    coordinator: &Coordinator,
+    id: Uuid,
+    csrf_token: &str,
+    done: &'static str,
+    action: F,
+) -> Result<Response, AppError>
+where
+    F: AsyncFnOnce(&mut sqlx::PgConnection) -> AppResult<()>,
+{
+    if !auth::constant_time_eq(csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let mut tx = state.pool.begin().await?;
+    match action(&mut tx).await {
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(Redirect::to(&format!("/panel/work-orders/{id}?done={done}")).into_response())
+        }
+        Err(AppError::NotFound(_)) => Ok(not_found(coordinator)),
+        Err(error) if error.status_code().is_client_error() => {
+            drop(tx);
+            let status = error.status_code();
+            render_detail(
+                state,
+                coordinator,
+                id,
+                Some(Notice::Failed(error.explain())),
+                status,
+            )
+            .await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+#[derive(Deserialize)]
+struct AssignInput {
+    csrf_token: String,
+    #[serde(default)]
+    worker_id: String,
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(input): Form<AssignInput>,
+) -> Result<Response, AppError> {
+    let templates = &state.messaging.templates;
+    let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
+    perform(
+        &state,
+        &coordinator,
+        id,
+        &input.csrf_token,
+        "assigned",
+        async |conn| {
+            let worker = uuid_or_error("worker_id", &input.worker_id)?
+                .ok_or_else(|| AppError::field("worker_id", "choose a worker"))?;
+            work_orders::assign_by_hand(
+                conn,
+                templates,
+                tenant,
+                id,
+                worker,
+                Actor::Coordinator(Some(user)),
+                "panel",
+            )
+            .await
+            .map(drop)
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct ReasonInput {
+    csrf_token: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn hold(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(input): Form<ReasonInput>,
+) -> Result<Response, AppError> {
+    let templates = &state.messaging.templates;
+    let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
+    perform(
+        &state,
+        &coordinator,
+        id,
+        &input.csrf_token,
+        "held",
+        async |conn| {
+            work_orders::hold(
+                conn,
+                templates,
+                tenant,
+                id,
+                &input.reason,
+                Actor::Coordinator(Some(user)),
+                "panel",
+            )
+            .await
+            .map(drop)
+        },
+    )
+    .await
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(input): Form<ReasonInput>,
+) -> Result<Response, AppError> {
+    let templates = &state.messaging.templates;
+    let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
+    perform(
+        &state,
+        &coordinator,
+        id,
+        &input.csrf_token,
+        "cancelled",
+        async |conn| {
+            let reason = some(&input.reason);
+            work_orders::cancel(
+                conn,
+                templates,
+                tenant,
+                id,
+                reason.as_deref(),
+                Actor::Coordinator(Some(user)),
+                "panel",
+            )
+            .await
+            .map(drop)
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct TextInput {
+    csrf_token: String,
+    #[serde(default)]
+    text: String,
+}
+
+async fn comment(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(input): Form<TextInput>,
+) -> Result<Response, AppError> {
+    let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
+    perform(
+        &state,
+        &coordinator,
+        id,
+        &input.csrf_token,
+        "commented",
+        async |conn| work_orders::comment(conn, tenant, id, user, &input.text).await,
+    )
+    .await
+}
+
+async fn message(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(input): Form<TextInput>,
+) -> Result<Response, AppError> {
+    let templates = &state.messaging.templates;
+    let tenant = coordinator.tenant_id;
+    perform(
+        &state,
+        &coordinator,
+        id,
+        &input.csrf_token,
+        "messaged",
+        async |conn| work_orders::message_worker(conn, templates, tenant, id, &input.text).await,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct CsrfInput {
+    csrf_token: String,
+}
+
+async fn resolve_alert(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(input): Form<CsrfInput>,
+) -> Result<Response, AppError> {
+    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let mut conn = state.pool.acquire().await?;
+    match alerts::resolve(&mut conn, coordinator.tenant_id, id, coordinator.user_id).await {
+        Ok(()) | Err(AppError::NotFound(_)) => {
+            // Already resolved by someone else is fine: the list shows what is left.
+            Ok(Redirect::to("/panel/work-orders").into_response())
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// A photo from a message, if it belongs to the coordinator's tenant and has been fetched.
+async fn media(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+) -> Result<Response, AppError> {
+    let stored: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT storage_path, content_type FROM message_media WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(coordinator.tenant_id)
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some((Some(path), content_type)) = stored else {
+        return Ok(not_found(&coordinator));
+    };
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("reading media {path}: {e}")))?;
+    let content_type = content_type
+        .filter(|c| {
+            c.starts_with("image/")
+                || c.starts_with("audio/")
+                || c.starts_with("video/")
+                || c == "application/pdf"
+        })
+        .unwrap_or_else(|| "application/octet-stream".into());
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "private, max-age=3600".into()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,336 @@
+//! The coordinators' work-order pages: list with filters and alerts, detail with the timeline,
+//! the actions, and nothing of another tenant's.
+
+use serde_json::json;
+
+use crate::{
+    dispatch::{abebe_says, setup, wait_status, worker_id},
+    helpers::json,
+    panel::{PASSWORD, csrf_in, login_form, sign_in},
+    providers::*,
+};
+
+async fn page(s: &crate::dispatch::Setup, path: &str) -> (u16, String) {
+    let response = s
+        .app
+        .app
+        .client
+        .get(s.app.app.url(path))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn post_form(
+    s: &crate::dispatch::Setup,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    s.app
+        .app
+        .client
+        .post(s.app.app.url(path))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
+    let s = setup().await;
+    s.app
+        .app
+        .user(&s.app.tenant, "liya@panel.example", PASSWORD)
+        .await;
+    let csrf = login_form(&s.app.app).await;
+    let signed_in = sign_in(&s.app.app, "msg-org", "liya@panel.example", PASSWORD, &csrf).await;
+    assert_eq!(signed_in.status(), 303);
+    let (_, dashboard) = page(&s, "/panel").await;
+    let csrf = csrf_in(&dashboard);
+
+    // Two work orders: one Abebe works on by WhatsApp, one scheduled yesterday and not started.
+    let (_, wo) = json(
+        s.app
+            .app
+            .post(
+                &s.app.tenant,
+                "/api/v1/work-orders",
+                &json!({ "kind": "maintenance", "title": "Leaking tap", "priority": "high", "site_id": s.site,
+                         "required_specialty": "plumbing", "requester_phone": PATIENT_PHONE }),
+            )
+            .await,
+    )
+    .await;
+    let id = wo["id"].as_str().unwrap().to_owned();
+    let reference = wo["reference"].as_str().unwrap().to_owned();
+    assert_eq!(s.app.meta(&abebe_says(1, "accept")).await.status(), 200);
+    wait_status(&s, &id, "accepted").await;
+    assert_eq!(s.app.meta(&fixture("meta/image.json")).await.status(), 200);
+    assert!(
+        s.app
+            .eventually("SELECT bool_and(fetched_at IS NOT NULL) FROM message_media")
+            .await
+    );
+    let yesterday = (chrono::Utc::now() - chrono::TimeDelta::days(1)).to_rfc3339();
+    let (_, late) = json(
+        s.app
+            .app
+            .post(
+                &s.app.tenant,
+                "/api/v1/work-orders",
+                &json!({ "kind": "maintenance", "title": "Broken light", "site_id": s.site,
+                         "required_specialty": "electrical", "scheduled_at": yesterday }),
+            )
+            .await,
+    )
+    .await;
+    let late_ref = late["reference"].as_str().unwrap().to_owned();
+
+    // The list: both, with names; the filters narrow it.
+    let (status, list) = page(&s, "/panel/work-orders").await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(&reference) && list.contains(&late_ref),
+        "{list}"
+    );
+    assert!(list.contains("Abebe Kebede") && list.contains("Bole Garden"));
+    let (_, overdue) = page(&s, "/panel/work-orders?overdue=1").await;
+    assert!(
+        overdue.contains(&late_ref) && !overdue.contains(&reference),
+        "{overdue}"
+    );
+    let (_, accepted) = page(&s, "/panel/work-orders?status=accepted&priority=high").await;
+    assert!(accepted.contains(&reference) && !accepted.contains(&late_ref));
+    let chaltu = worker_id(&s, "Chaltu").await;
+    let (_, chaltus) = page(&s, &format!("/panel/work-orders?worker={chaltu}")).await;
+    assert!(chaltus.contains(&late_ref) && !chaltus.contains(&reference));
+    let (status, bad) = page(&s, "/panel/work-orders?site=nonsense").await;
+    assert_eq!(status, 422);
+    assert!(bad.contains("site: choose one from the list"), "{bad}");
+
+    // The detail page: facts, the dispatch and the reply with their status, the photo.
+    let path = format!("/panel/work-orders/{id}");
+    let (status, detail) = page(&s, &path).await;
+    assert_eq!(status, 200);
+    assert!(
+        detail.contains("Leaking tap") && detail.contains("To Abebe Kebede"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("From Abebe Kebede") && detail.contains("accept"),
+        "{detail}"
+    );
+    assert!(detail.contains("assigned → accepted"), "{detail}");
+    let media_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM message_media")
+        .fetch_one(&s.app.app.pool)
+        .await
+        .unwrap();
+    assert!(
+        detail.contains(&format!("src=\"/panel/media/{media_id}\"")),
+        "{detail}"
+    );
+    let photo = s
+        .app
+        .app
+        .client
+        .get(s.app.app.url(&format!("/panel/media/{media_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(photo.status(), 200);
+    assert_eq!(photo.headers()["content-type"], "image/jpeg");
+    assert_eq!(photo.bytes().await.unwrap().as_ref(), MEDIA_BYTES);
+
+    // Actions: a comment, a message to the worker, a hold; each lands on the timeline.
+    let done = post_form(
+        &s,
+        &format!("{path}/comment"),
+        &[("csrf_token", &csrf), ("text", "Tenant is home after 2pm")],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()["location"], format!("{path}?done=commented"));
+    let done = post_form(
+        &s,
+        &format!("{path}/message"),
+        &[("csrf_token", &csrf), ("text", "Bring a spare valve")],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
+    let to_abebe = s
+        .app
+        .fake
+        .wait_for("the coordinator's message", |r| {
+            r.path.ends_with("/messages") && r.json().to_string().contains("Bring a spare valve")
+        })
+        .await;
+    assert_eq!(to_abebe.json()["to"], "251911000101");
+    let done = post_form(
+        &s,
+        &format!("{path}/hold"),
+        &[
+            ("csrf_token", &csrf),
+            ("reason", "waiting for the landlord"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
+    wait_status(&s, &id, "on_hold").await;
+    let (_, detail) = page(&s, &format!("{path}?done=held")).await;
+    assert!(
+        detail.contains("Put on hold: the worker has been told."),
+        "{detail}"
+    );
+    assert!(detail.contains("Tenant is home after 2pm") && detail.contains("Bring a spare valve"));
+    assert!(
+        detail.contains("waiting for the landlord")
+            && detail.contains("liya@panel.example (coordinator) via panel"),
+        "{detail}"
+    );
+    assert_eq!(
+        s.app
+            .count("SELECT count(*) FROM messages WHERE template_key = 'wo_put_on_hold'")
+            .await,
+        1
+    );
+
+    // What cannot be done is refused on the page, saying why; a forged form changes nothing.
+    let refused = post_form(
+        &s,
+        &format!("{path}/hold"),
+        &[("csrf_token", &csrf), ("reason", "")],
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("reason: must not be empty")
+    );
+    let refused = post_form(
+        &s,
+        &format!("{path}/assign"),
+        &[
+            ("csrf_token", &csrf),
+            ("worker_id", &uuid::Uuid::now_v7().to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("no maintenance worker of this organisation")
+    );
+    let forged = post_form(&s, &format!("{path}/cancel"), &[("csrf_token", "forged")]).await;
+    assert_eq!(forged.status(), 403);
+    assert_eq!(
+        s.app
+            .count(&format!(
+                "SELECT count(*) FROM work_orders WHERE id = '{id}' AND status = 'on_hold'"
+            ))
+            .await,
+        1
+    );
+
+    // Reassign to Bekele, then cancel.
+    let bekele = worker_id(&s, "Bekele").await;
+    let done = post_form(
+        &s,
+        &format!("{path}/assign"),
+        &[("csrf_token", &csrf), ("worker_id", &bekele)],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
+    assert!(
+        s.app
+            .eventually(&format!("SELECT assigned_worker_id = '{bekele}' AND status = 'assigned' FROM work_orders WHERE id = '{id}'"))
+            .await
+    );
+    let done = post_form(
+        &s,
+        &format!("{path}/cancel"),
+        &[("csrf_token", &csrf), ("reason", "tenant fixed it")],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
+    wait_status(&s, &id, "cancelled").await;
+
+    // Alerts show until someone marks them handled.
+    sqlx::query("INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, message) VALUES ($1, 'no_worker_available', $2::uuid, 'nobody left')")
+        .bind(s.app.tenant.id)
+        .bind(&id)
+        .execute(&s.app.app.pool)
+        .await
+        .unwrap();
+    let (_, list) = page(&s, "/panel/work-orders").await;
+    assert!(
+        list.contains("Needs attention (1)") && list.contains("nobody left"),
+        "{list}"
+    );
+    let alert: uuid::Uuid = sqlx::query_scalar("SELECT id FROM coordinator_alerts")
+        .fetch_one(&s.app.app.pool)
+        .await
+        .unwrap();
+    let done = post_form(
+        &s,
+        &format!("/panel/alerts/{alert}/resolve"),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(done.status(), 303);
+    let (_, list) = page(&s, "/panel/work-orders").await;
+    assert!(!list.contains("Needs attention"), "{list}");
+
+    // Another organisation's coordinator sees none of it and changes none of it.
+    let other = s.app.app.tenant("other-org").await;
+    s.app.app.user(&other, "eve@other.example", PASSWORD).await;
+    let logout_csrf = csrf_in(&page(&s, "/panel").await.1);
+    post_form(&s, "/panel/logout", &[("csrf_token", &logout_csrf)]).await;
+    let csrf = login_form(&s.app.app).await;
+    assert_eq!(
+        sign_in(
+            &s.app.app,
+            "other-org",
+            "eve@other.example",
+            PASSWORD,
+            &csrf
+        )
+        .await
+        .status(),
+        303
+    );
+    let csrf = csrf_in(&page(&s, "/panel").await.1);
+    let (_, list) = page(&s, "/panel/work-orders").await;
+    assert!(
+        !list.contains(&reference) && !list.contains(&late_ref),
+        "{list}"
+    );
+    let (status, _) = page(&s, &path).await;
+    assert_eq!(status, 404);
+    let (status, _) = page(&s, &format!("/panel/media/{media_id}")).await;
+    assert_eq!(status, 404);
+    let comments_before = s
+        .app
+        .count("SELECT count(*) FROM work_order_comments")
+        .await;
+    let refused = post_form(
+        &s,
+        &format!("{path}/comment"),
+        &[("csrf_token", &csrf), ("text", "sneaky")],
+    )
+    .await;
+    assert_eq!(refused.status(), 404);
+    assert_eq!(
+        s.app
+            .count("SELECT count(*) FROM work_order_comments")
+            .await,
+        comments_before
+    );
+}
