@@ -434,8 +434,12 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 println!("(no reply)");
             }
             for reply in replies {
+                let arrow = match &reply.to_other {
+                    None => "<-".to_owned(),
+                    Some(phone) => format!("-> {phone}"),
+                };
                 println!(
-                    "<- {} [{}] {}",
+                    "{arrow} {} [{}] {}",
                     reply.kind,
                     reply.status,
                     reply.body.unwrap_or_default()

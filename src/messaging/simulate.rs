@@ -1,5 +1,6 @@
 //! `fieldline simulate`: an inbound message on a tenant's console channel, through the same
-//! ingest, routing and send jobs as a real webhook, and the replies it caused.
+//! ingest, routing and send jobs as a real webhook, and every message it caused: the replies
+//! to the sender and what went to others (a dispatch to a worker, an alert to a coordinator).
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,6 +20,8 @@ use crate::{
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Reply {
+    /// `None` for the sender; someone else's number otherwise.
+    pub to_other: Option<String>,
     pub kind: String,
     pub status: String,
     pub body: Option<String>,
@@ -83,7 +86,8 @@ pub async fn simulate(
         let pending: Option<i64> = sqlx::query_scalar(
             "SELECT CASE WHEN m.routed_at IS NULL THEN NULL ELSE
                  (SELECT count(*) FROM messages r WHERE r.tenant_id = m.tenant_id
-                    AND r.caused_by_message_id = m.id AND r.status IN ('queued', 'sending')) END
+                    AND r.direction = 'outbound' AND r.created_at = m.routed_at
+                    AND r.status IN ('queued', 'sending')) END
              FROM messages m WHERE m.tenant_id = $1 AND m.id = $2",
         )
         .bind(tenant_id)
@@ -106,9 +110,15 @@ pub async fn simulate(
             wait.as_secs()
         );
     }
+    // The routing transaction wrote the replies and `routed_at`: they share its timestamp.
     Ok(sqlx::query_as(
-        "SELECT kind, status, body, buttons, whatsapp_template, error_code FROM messages
-         WHERE tenant_id = $1 AND caused_by_message_id = $2 ORDER BY created_at",
+        "SELECT CASE WHEN r.contact_id = m.contact_id THEN NULL ELSE c.phone END AS to_other,
+                r.kind, r.status, r.body, r.buttons, r.whatsapp_template, r.error_code
+         FROM messages m
+         JOIN messages r ON r.tenant_id = m.tenant_id AND r.direction = 'outbound' AND r.created_at = m.routed_at
+         JOIN contacts c ON c.tenant_id = r.tenant_id AND c.id = r.contact_id
+         WHERE m.tenant_id = $1 AND m.id = $2
+         ORDER BY (r.contact_id = m.contact_id) DESC, r.id",
     )
     .bind(tenant_id)
     .bind(message_id)

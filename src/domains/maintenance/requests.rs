@@ -321,10 +321,10 @@ impl Handler for RequesterReports {
             status(turn, find_reference(&text)).await?;
             return Ok(Outcome::Handled);
         }
-        let draft = load_draft(turn).await?;
-        if draft.is_none() && rating(turn).await? {
+        if rating(turn).await? {
             return Ok(Outcome::Handled);
         }
+        let draft = load_draft(turn).await?;
         let opening = draft.is_none();
         let mut draft = draft.unwrap_or_else(|| Draft::new(message.id));
         draft.media_ids.extend(message.media_ids.iter().copied());
@@ -348,6 +348,10 @@ impl Handler for RequesterReports {
                 Step::What => {
                     if !(opening && OPENERS.contains(&message.normalized.as_str())) {
                         draft.description = Some(words.to_owned());
+                        // "No power in flat 7, CMC Heights" already says where.
+                        if let Some(site) = site_named(&sites, words) {
+                            draft.site_id = Some(site.id);
+                        }
                     }
                 }
                 Step::Where => {
@@ -458,15 +462,8 @@ async fn file_report(turn: &mut Turn<'_>, draft: Draft) -> anyhow::Result<()> {
         scheduled_at: None,
         expected_duration_minutes: None,
     };
-    let order = work_orders::create(
-        &mut turn.tx,
-        &turn.messaging.templates,
-        tenant_id,
-        input,
-        Actor::Requester,
-        channel,
-    )
-    .await?;
+    let order =
+        work_orders::record(&mut turn.tx, tenant_id, input, Actor::Requester, channel).await?;
     sqlx::query(
         "UPDATE work_orders SET latitude = $3, longitude = $4 WHERE tenant_id = $1 AND id = $2",
     )
@@ -510,6 +507,16 @@ async fn file_report(turn: &mut Turn<'_>, draft: Draft) -> anyhow::Result<()> {
         Values::new()
             .with("reference", &order.reference)
             .with("title", &order.title),
+    )
+    .await?;
+    // After the reference, so the person hears "logged" before "given to".
+    work_orders::assign_next(
+        &mut turn.tx,
+        &turn.messaging.templates,
+        tenant_id,
+        order.id,
+        Actor::Requester,
+        channel,
     )
     .await?;
     Ok(())
@@ -581,8 +588,9 @@ struct Asked {
     worker_id: Option<Uuid>,
 }
 
-/// A number from 1 to 5 in answer to "how did we do?": kept as a service rating for the work
-/// order (a second answer corrects the first). Anything else is not a rating.
+/// A number from 1 to 5 in answer to "how did we do?" (the last thing we asked this person):
+/// kept as a service rating for the work order, a second answer correcting the first.
+/// Anything else is not a rating.
 async fn rating(turn: &mut Turn<'_>) -> anyhow::Result<bool> {
     let normalized = turn.message.normalized.clone();
     let mut words = normalized.splitn(2, ' ');
@@ -606,6 +614,11 @@ async fn rating(turn: &mut Turn<'_>) -> anyhow::Result<bool> {
          JOIN work_orders wo ON wo.tenant_id = m.tenant_id AND wo.id = m.related_entity_id
          WHERE m.tenant_id = $1 AND m.contact_id = $2 AND m.direction = 'outbound'
            AND m.template_key = 'wo_requester_done' AND m.created_at > $3
+           -- Only while it is the last thing we asked (a thank-you for a rating does not count).
+           AND NOT EXISTS (SELECT 1 FROM messages later
+                           WHERE later.tenant_id = m.tenant_id AND later.contact_id = m.contact_id
+                             AND later.direction = 'outbound' AND later.created_at > m.created_at
+                             AND later.template_key IS DISTINCT FROM 'wo_rating_thanks')
          ORDER BY m.created_at DESC LIMIT 1",
     )
     .bind(turn.tenant.id)
@@ -639,6 +652,7 @@ async fn rating(turn: &mut Turn<'_>) -> anyhow::Result<bool> {
     .bind(turn.message.id)
     .execute(&mut *turn.tx)
     .await?;
+    turn.relate("work_order", asked.work_order_id).await?;
     turn.reply("wo_rating_thanks", Values::new()).await?;
     Ok(true)
 }

@@ -103,9 +103,24 @@ impl Actor {
 /// Where a change came from, for the history: `api`, `panel`, `whatsapp`, `sms`, `system`.
 pub type Channel = &'static str;
 
+/// Records a new work order and offers it to the best worker.
 pub async fn create(
     conn: &mut PgConnection,
     templates: &Templates,
+    tenant_id: Uuid,
+    input: NewWorkOrder,
+    actor: Actor,
+    channel: Channel,
+) -> AppResult<WorkOrder> {
+    let order = record(conn, tenant_id, input, actor, channel).await?;
+    assign_next(conn, templates, tenant_id, order.id, actor, channel).await?;
+    get(conn, tenant_id, order.id).await
+}
+
+/// Records a new, pending work order: validated, referenced, in the history. Nobody is asked
+/// yet; [`assign_next`] does that.
+pub async fn record(
+    conn: &mut PgConnection,
     tenant_id: Uuid,
     input: NewWorkOrder,
     actor: Actor,
@@ -213,8 +228,7 @@ pub async fn create(
         Some("reported"),
     )
     .await?;
-    assign_next(conn, templates, tenant_id, order.id, actor, channel).await?;
-    get(conn, tenant_id, order.id).await
+    Ok(order)
 }
 
 /// What a list of work orders can be narrowed by.
