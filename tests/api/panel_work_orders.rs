@@ -73,20 +73,61 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
             .eventually("SELECT bool_and(fetched_at IS NOT NULL) FROM message_media")
             .await
     );
-    let yesterday = (chrono::Utc::now() - chrono::TimeDelta::days(1)).to_rfc3339();
-    let (_, late) = json(
-        s.app
-            .app
-            .post(
-                &s.app.tenant,
-                "/api/v1/work-orders",
-                &json!({ "kind": "maintenance", "title": "Broken light", "site_id": s.site,
-                         "required_specialty": "electrical", "scheduled_at": yesterday }),
-            )
-            .await,
+    // The second through the panel's form, in the organisation's local time.
+    let (status, form) = page(&s, "/panel/work-orders/new").await;
+    assert_eq!(status, 200);
+    assert!(form.contains("Bole Garden"), "{form}");
+    let refused = post_form(
+        &s,
+        "/panel/work-orders",
+        &[
+            ("csrf_token", &csrf),
+            ("kind", "maintenance"),
+            ("title", " "),
+            ("requester_phone", "0911"),
+        ],
     )
     .await;
-    let late_ref = late["reference"].as_str().unwrap().to_owned();
+    assert_eq!(refused.status(), 422);
+    let refused = refused.text().await.unwrap();
+    assert!(
+        refused.contains("title: must not be empty") && refused.contains("requester_phone"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("value=\"0911\""),
+        "what was typed is kept: {refused}"
+    );
+    let yesterday = (chrono::Utc::now() - chrono::TimeDelta::days(1))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let created = post_form(
+        &s,
+        "/panel/work-orders",
+        &[
+            ("csrf_token", &csrf),
+            ("kind", "maintenance"),
+            ("title", "Broken light"),
+            ("priority", "medium"),
+            ("site", &s.site),
+            ("required_specialty", "electrical"),
+            ("scheduled_at", &yesterday),
+            ("expected_duration_minutes", "45"),
+        ],
+    )
+    .await;
+    assert_eq!(created.status(), 303);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.ends_with("?done=created"), "{location}");
+    let (_, late_page) = page(&s, &location).await;
+    assert!(
+        late_page.contains("Work order created") && late_page.contains("Chaltu Abdi"),
+        "{late_page}"
+    );
+    let late_ref: String = sqlx::query_scalar("SELECT reference FROM work_orders WHERE title = 'Broken light' AND expected_duration_minutes = 45 AND scheduled_at < now()")
+        .fetch_one(&s.app.app.pool)
+        .await
+        .unwrap();
 
     // The list: both, with names; the filters narrow it.
     let (status, list) = page(&s, "/panel/work-orders").await;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{
     session::Coordinator,
     views::layout,
-    work_orders::{ListQuery, Lookups, Notice},
+    work_orders::{ListQuery, Lookups, NewInput, Notice},
 };
 use crate::domains::{
     alerts::OpenAlert,
@@ -103,6 +103,7 @@ pub fn list(
         Some(coordinator),
         html! {
             h1 { "Work orders" }
+            p { a href="/panel/work-orders/new" { "New work order" } }
             @if let Some(error) = error {
                 p.alert role="alert" { (error) }
             }
@@ -345,6 +346,65 @@ pub fn detail(
             h2 { "Timeline" }
             ol.timeline {
                 @for entry in timeline { (event(coordinator, entry)) }
+            }
+        },
+    )
+}
+
+pub fn new_form(
+    coordinator: &Coordinator,
+    lookups: &Lookups,
+    input: &NewInput,
+    error: Option<&str>,
+) -> Markup {
+    let choose = |name: &str, label: &str, chosen: &str, options: &[(Uuid, String)]| {
+        html! {
+            label { (label)
+                select name=(name) {
+                    option value="" { "None" }
+                    @for (id, text) in options {
+                        @let value = id.to_string();
+                        option value=(value) selected[value == chosen] { (text) }
+                    }
+                }
+            }
+        }
+    };
+    layout(
+        "New work order",
+        Some(coordinator),
+        html! {
+            p { a href="/panel/work-orders" { "← Work orders" } }
+            h1 { "New work order" }
+            @if let Some(error) = error {
+                p.alert role="alert" { (error) }
+            }
+            form.stack.wide method="post" action="/panel/work-orders" {
+                input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+                label { "Kind"
+                    select name="kind" {
+                        @for kind in ["maintenance", "housekeeping"] {
+                            option value=(kind) selected[input.kind == kind] { (kind) }
+                        }
+                    }
+                }
+                label { "Title" input type="text" name="title" value=(input.title) required maxlength="200"; }
+                label { "Description" textarea name="description" maxlength="4000" rows="3" { (input.description) } }
+                label { "Priority"
+                    select name="priority" {
+                        @for p in PRIORITIES {
+                            option value=(p) selected[input.priority == *p] { (p) }
+                        }
+                    }
+                }
+                (choose("site", "Site", &input.site, &lookups.sites))
+                label { "Room, floor or spot" input type="text" name="location_detail" value=(input.location_detail) maxlength="500"; }
+                (choose("asset", "Asset", &input.asset, &lookups.assets))
+                label { "Trade needed (plumbing, electrical, hvac, cleaning, ...)" input type="text" name="required_specialty" value=(input.required_specialty); }
+                label { "Requester's phone (kept informed by message)" input type="text" name="requester_phone" value=(input.requester_phone) placeholder="+251911234567" autocomplete="off"; }
+                label { "Scheduled for (" (coordinator.time_zone) ")" input type="datetime-local" name="scheduled_at" value=(input.scheduled_at); }
+                label { "Expected duration, minutes" input type="text" name="expected_duration_minutes" value=(input.expected_duration_minutes) inputmode="numeric"; }
+                button type="submit" { "Create and dispatch" }
             }
         },
     )

@@ -34,7 +34,8 @@ const PAGE_SIZE: i64 = 50;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/work-orders", get(list))
+        .route("/work-orders", get(list).post(create))
+        .route("/work-orders/new", get(new_form))
         .route("/work-orders/{id}", get(detail))
         .route("/work-orders/{id}/assign", post(assign))
         .route("/work-orders/{id}/hold", post(hold))
@@ -75,9 +76,10 @@ fn uuid_or_error(field: &str, text: &str) -> AppResult<Option<Uuid>> {
         .transpose()
 }
 
-/// Names for ids: the tenant's sites and its maintenance and housekeeping workers.
+/// Names for ids: the tenant's sites, assets, and maintenance and housekeeping workers.
 pub struct Lookups {
     pub sites: Vec<(Uuid, String)>,
+    pub assets: Vec<(Uuid, String)>,
     pub workers: Vec<page::WorkerOption>,
 }
 
@@ -99,7 +101,17 @@ impl Lookups {
         .bind(tenant_id)
         .fetch_all(&mut *conn)
         .await?;
-        Ok(Self { sites, workers })
+        let assets = sqlx::query_as(
+            "SELECT id, name FROM assets WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Self {
+            sites,
+            assets,
+            workers,
+        })
     }
 
     pub fn site(&self, id: Option<Uuid>) -> Option<&str> {
@@ -200,6 +212,127 @@ async fn list(
     Ok(Html(html.into_string()).into_response())
 }
 
+/// The "new work order" form as typed: kept to show again when something needs fixing.
+#[derive(Debug, Default, Deserialize)]
+pub struct NewInput {
+    #[serde(default)]
+    pub csrf_token: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub priority: String,
+    #[serde(default)]
+    pub site: String,
+    #[serde(default)]
+    pub location_detail: String,
+    #[serde(default)]
+    pub asset: String,
+    #[serde(default)]
+    pub required_specialty: String,
+    #[serde(default)]
+    pub requester_phone: String,
+    /// `datetime-local`: the organisation's local time.
+    #[serde(default)]
+    pub scheduled_at: String,
+    #[serde(default)]
+    pub expected_duration_minutes: String,
+}
+
+impl NewInput {
+    fn to_new_work_order(&self, time_zone: &str) -> AppResult<work_orders::NewWorkOrder> {
+        let scheduled_at = match some(&self.scheduled_at) {
+            None => None,
+            Some(local) => {
+                let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::UTC);
+                let naive = chrono::NaiveDateTime::parse_from_str(&local, "%Y-%m-%dT%H:%M")
+                    .map_err(|_| AppError::field("scheduled_at", "give a date and time"))?;
+                let at = naive.and_local_timezone(tz).earliest().ok_or_else(|| {
+                    AppError::field("scheduled_at", "that time does not exist in this time zone")
+                })?;
+                Some(at.with_timezone(&chrono::Utc))
+            }
+        };
+        let expected_duration_minutes = some(&self.expected_duration_minutes)
+            .map(|m| {
+                m.parse::<i32>().map_err(|_| {
+                    AppError::field(
+                        "expected_duration_minutes",
+                        "give a whole number of minutes",
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(work_orders::NewWorkOrder {
+            kind: self.kind.clone(),
+            request_type: None,
+            title: self.title.clone(),
+            description: some(&self.description),
+            priority: some(&self.priority),
+            site_id: uuid_or_error("site", &self.site)?,
+            location_detail: some(&self.location_detail),
+            asset_id: uuid_or_error("asset", &self.asset)?,
+            required_specialty: some(&self.required_specialty),
+            requester_phone: some(&self.requester_phone),
+            scheduled_at,
+            expected_duration_minutes,
+        })
+    }
+}
+
+async fn new_form(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+) -> Result<Response, AppError> {
+    let lookups = Lookups::load(&state, coordinator.tenant_id).await?;
+    let input = NewInput {
+        kind: "maintenance".into(),
+        priority: "medium".into(),
+        ..NewInput::default()
+    };
+    Ok(Html(page::new_form(&coordinator, &lookups, &input, None).into_string()).into_response())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Form(input): Form<NewInput>,
+) -> Result<Response, AppError> {
+    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let created = async {
+        let new = input.to_new_work_order(&coordinator.time_zone)?;
+        let mut tx = state.pool.begin().await?;
+        let order = work_orders::create(
+            &mut tx,
+            &state.messaging.templates,
+            coordinator.tenant_id,
+            new,
+            Actor::Coordinator(Some(coordinator.user_id)),
+            "panel",
+        )
+        .await?;
+        tx.commit().await?;
+        AppResult::Ok(order)
+    }
+    .await;
+    match created {
+        Ok(order) => Ok(
+            Redirect::to(&format!("/panel/work-orders/{}?done=created", order.id)).into_response(),
+        ),
+        Err(error) if error.status_code().is_client_error() => {
+            let lookups = Lookups::load(&state, coordinator.tenant_id).await?;
+            let html = page::new_form(&coordinator, &lookups, &input, Some(&error.explain()));
+            Ok((error.status_code(), Html(html.into_string())).into_response())
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// A finished action's one-line confirmation, or what went wrong.
 pub enum Notice {
     Done(&'static str),
@@ -227,6 +360,7 @@ async fn detail(
 
 fn done_notice(action: &str) -> Option<&'static str> {
     Some(match action {
+        "created" => "Work order created and offered to the best worker (see the timeline).",
         "assigned" => "Assigned: the worker has been sent the work order.",
         "held" => "Put on hold: the worker has been told.",
         "cancelled" => "Cancelled: the worker has been told not to go.",
