@@ -59,6 +59,11 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The request is valid but the record is not in a state that allows it.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     /// A webhook for a provider this deployment has no credentials for.
     #[error("{0} is not configured here: set {1}")]
     ProviderNotConfigured(&'static str, &'static str),
@@ -194,6 +199,13 @@ impl AppError {
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m.clone(), vec![]),
             Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), vec![]),
             Self::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), vec![]),
+            Self::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), vec![]),
+            Self::TooManyRequests(m) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                m.clone(),
+                vec![],
+            ),
             Self::ProviderNotConfigured(..) => (
                 StatusCode::NOT_FOUND,
                 "provider_not_configured",

@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod ambulance;
+pub mod care;
 pub mod crud;
 pub mod dashboard;
 pub mod directory;
@@ -11,6 +12,7 @@ pub mod tenancy;
 /// The message handlers each domain contributes, in the order the router asks them.
 pub fn message_handlers() -> Vec<Box<dyn crate::messaging::router::Handler>> {
     vec![
+        Box::new(care::replies::CaregiverReplies),
         Box::new(maintenance::replies::WorkerReplies),
         Box::new(maintenance::requests::RequesterReports),
     ]

@@ -15,5 +15,6 @@ mod providers;
 mod reporting;
 mod schema;
 mod spec;
+mod visits;
 mod webhooks_inbound;
 mod webhooks_replies;

@@ -49,6 +49,15 @@ async fn the_document_matches_the_routes() {
         ("POST", "/work-orders/{id}/cancel"),
         ("GET", "/workers/{id}/sites"),
         ("PUT", "/workers/{id}/sites"),
+        ("POST", "/workers/{id}/app-tokens/revoke"),
+        ("GET", "/visits"),
+        ("POST", "/visits"),
+        ("GET", "/visits/{id}"),
+        ("POST", "/app/login"),
+        ("POST", "/app/verify"),
+        ("GET", "/app/visits"),
+        ("POST", "/app/visits/{id}/check-in"),
+        ("POST", "/app/visits/{id}/check-out"),
     ] {
         expected.insert((method.to_string(), path.to_string()));
     }

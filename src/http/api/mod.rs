@@ -1,8 +1,10 @@
 //! The JSON API under `/api/v1`: bearer-token auth scoped to one tenant, and its OpenAPI document.
 
+pub mod app;
 pub mod auth;
 pub mod channels;
 pub mod messages;
+pub mod visits;
 pub mod work_orders;
 
 use axum::{Json, Router, routing::get};
@@ -52,6 +54,8 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(channels::routes())
         .merge(messages::routes())
         .merge(work_orders::routes())
+        .merge(visits::routes())
+        .merge(app::routes())
 }
 
 /// The OpenAPI document, with paths as clients call them (under `/api/v1`).

@@ -1,0 +1,671 @@
+//! Caregiver visits: phone sign-in, check-in and check-out from the app and by message, and the
+//! verification rules, through the real server and the fake providers.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{helpers::json, providers::*};
+
+const CAREGIVER: &str = "+251911000401";
+const OTHER_CAREGIVER: &str = "+251911000402";
+/// Hana's home.
+const HOME: (f64, f64) = (9.0300, 38.7500);
+
+struct Care {
+    app: MessagingApp,
+    caregiver: String,
+    other: String,
+    patient: String,
+}
+
+async fn care() -> Care {
+    let app = spawn_messaging_app(&[]).await;
+    let mut ids = Vec::new();
+    for (name, phone) in [("Selam", CAREGIVER), ("Tigist", OTHER_CAREGIVER)] {
+        let (status, worker) = json(
+            app.app
+                .post(
+                    &app.tenant,
+                    "/api/v1/workers",
+                    &json!({ "first_name": name, "last_name": "Bekele", "phone": phone,
+                             "whatsapp_enabled": false, "kinds": ["caregiver"] }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{worker}");
+        ids.push(worker["id"].as_str().unwrap().to_owned());
+    }
+    let patient: Uuid = sqlx::query_scalar(
+        "UPDATE patients SET latitude = $1, longitude = $2, address_line = 'Kebele 05, house 12' RETURNING id",
+    )
+    .bind(HOME.0)
+    .bind(HOME.1)
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap();
+    Care {
+        app,
+        caregiver: ids[0].clone(),
+        other: ids[1].clone(),
+        patient: patient.to_string(),
+    }
+}
+
+impl Care {
+    async fn visit(&self, caregiver: &str, start_in_minutes: i64) -> String {
+        let start = Utc::now() + TimeDelta::minutes(start_in_minutes);
+        let (status, visit) = json(
+            self.app
+                .app
+                .post(
+                    &self.app.tenant,
+                    "/api/v1/visits",
+                    &json!({ "caregiver_id": caregiver, "patient_id": self.patient, "service_type": "personal_care",
+                             "scheduled_start": start, "scheduled_end": start + TimeDelta::hours(1) }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{visit}");
+        visit["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self.app.app.client.post(self.app.app.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self
+            .app
+            .app
+            .client
+            .get(self.app.app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The code in the n-th sign-in SMS to `phone`, once it has been sent.
+    async fn code_sent(&self, phone: &str, n: usize) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let codes: Vec<String> = self
+                .app
+                .fake
+                .sends()
+                .iter()
+                .filter(|r| r.field("To").as_deref() == Some(phone))
+                .filter_map(|r| r.field("Body"))
+                .filter(|b| b.contains("sign-in code"))
+                .map(|b| {
+                    b.split(|c: char| !c.is_ascii_digit())
+                        .find(|t| t.len() == 6)
+                        .expect("six digits in the message")
+                        .to_owned()
+                })
+                .collect();
+            if let Some(code) = codes.get(n - 1) {
+                return code.clone();
+            }
+            assert!(
+                started.elapsed().as_secs() < 15,
+                "sign-in code {n} never reached {phone}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn sign_in(&self, phone: &str) -> String {
+        let (status, _) = self
+            .post("/api/v1/app/login", None, &json!({ "phone": phone }))
+            .await;
+        assert_eq!(status, 202);
+        let code = self.code_sent(phone, 1).await;
+        let (status, session) = self
+            .post(
+                "/api/v1/app/verify",
+                None,
+                &json!({ "phone": phone, "code": code }),
+            )
+            .await;
+        assert_eq!(status, 200, "{session}");
+        session["token"].as_str().unwrap().to_owned()
+    }
+}
+
+fn reading(lat: f64, lon: f64, accuracy: f64, at: DateTime<Utc>, id: &str) -> Value {
+    json!({ "latitude": lat, "longitude": lon, "accuracy_m": accuracy, "device_time": at, "client_event_id": id })
+}
+
+async fn sms_count(c: &Care, phone: &str) -> usize {
+    c.app
+        .fake
+        .sends()
+        .iter()
+        .filter(|r| r.field("To").as_deref() == Some(phone))
+        .count()
+}
+
+#[tokio::test]
+async fn caregivers_sign_in_by_phone_code_and_coordinators_can_sign_them_out() {
+    let c = care().await;
+    // Unknown numbers get the same answer and no message; malformed ones are told what to fix.
+    let (status, body) = c
+        .post(
+            "/api/v1/app/login",
+            None,
+            &json!({ "phone": "+251911999999" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = c
+        .post("/api/v1/app/login", None, &json!({ "phone": "0911" }))
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["details"][0]["field"], "phone");
+
+    let (status, _) = c
+        .post("/api/v1/app/login", None, &json!({ "phone": CAREGIVER }))
+        .await;
+    assert_eq!(status, 202);
+    let code = c.code_sent(CAREGIVER, 1).await;
+    assert_eq!(sms_count(&c, "+251911999999").await, 0);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let (status, body) = c
+        .post(
+            "/api/v1/app/verify",
+            None,
+            &json!({ "phone": CAREGIVER, "code": wrong }),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["message"], "wrong code: 4 attempts left");
+    let (status, session) = c
+        .post(
+            "/api/v1/app/verify",
+            None,
+            &json!({ "phone": CAREGIVER, "code": code }),
+        )
+        .await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["worker_id"], c.caregiver.as_str());
+    let token = session["token"].as_str().unwrap().to_owned();
+    // Used once: the same code does not sign in twice.
+    let (status, _) = c
+        .post(
+            "/api/v1/app/verify",
+            None,
+            &json!({ "phone": CAREGIVER, "code": code }),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        c.app
+            .count("SELECT count(*) FROM app_tokens WHERE token_hash IS NOT NULL AND length(token_hash) = 32")
+            .await,
+        1,
+        "only the hash is kept"
+    );
+
+    // The token shows Selam's visits, with the patient's name, address and position.
+    let visit = c.visit(&c.caregiver, 5).await;
+    c.visit(&c.other, 5).await;
+    let (status, mine) = c.get("/api/v1/app/visits", &token).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["id"], visit.as_str());
+    assert_eq!(mine[0]["patient_name"], "Hana Tesfaye");
+    assert_eq!(mine[0]["address"], "Kebele 05, house 12");
+    assert_eq!(mine[0]["latitude"], HOME.0);
+
+    // Five wrong codes and the code is dead, even the right one.
+    let (status, _) = c
+        .post("/api/v1/app/login", None, &json!({ "phone": CAREGIVER }))
+        .await;
+    assert_eq!(status, 202);
+    let second = c.code_sent(CAREGIVER, 2).await;
+    let wrong = if second == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for left in (0..5).rev() {
+        let (status, body) = c
+            .post(
+                "/api/v1/app/verify",
+                None,
+                &json!({ "phone": CAREGIVER, "code": wrong }),
+            )
+            .await;
+        if left > 0 {
+            assert_eq!(
+                (status, body["error"]["message"].as_str().unwrap()),
+                (401, format!("wrong code: {left} attempts left").as_str())
+            );
+        } else {
+            assert_eq!(status, 429, "{body}");
+        }
+    }
+    let (status, _) = c
+        .post(
+            "/api/v1/app/verify",
+            None,
+            &json!({ "phone": CAREGIVER, "code": second }),
+        )
+        .await;
+    assert_eq!(status, 429);
+
+    // An expired code is refused.
+    let (status, _) = c
+        .post("/api/v1/app/login", None, &json!({ "phone": CAREGIVER }))
+        .await;
+    assert_eq!(status, 202);
+    let third = c.code_sent(CAREGIVER, 3).await;
+    sqlx::query("UPDATE app_login_codes SET expires_at = now() - interval '1 second' WHERE consumed_at IS NULL")
+        .execute(&c.app.app.pool)
+        .await
+        .unwrap();
+    let (status, body) = c
+        .post(
+            "/api/v1/app/verify",
+            None,
+            &json!({ "phone": CAREGIVER, "code": third }),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
+    // A fourth code within ten minutes is refused.
+    let (status, body) = c
+        .post("/api/v1/app/login", None, &json!({ "phone": CAREGIVER }))
+        .await;
+    assert_eq!(status, 429, "{body}");
+
+    // A coordinator signs Selam's phone out; the token stops working, and another tenant cannot.
+    let other_tenant = c.app.app.tenant("other-care").await;
+    let (status, _) = json(
+        c.app
+            .app
+            .post(
+                &other_tenant,
+                &format!("/api/v1/workers/{}/app-tokens/revoke", c.caregiver),
+                &json!({}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(c.get("/api/v1/app/visits", &token).await.0, 200);
+    let (status, revoked) = json(
+        c.app
+            .app
+            .post(
+                &c.app.tenant,
+                &format!("/api/v1/workers/{}/app-tokens/revoke", c.caregiver),
+                &json!({}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((status, revoked["revoked"].as_u64()), (200, Some(1)));
+    let (status, body) = c.get("/api/v1/app/visits", &token).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    // The coordinators' API token is not an app token, and the reverse.
+    assert_eq!(
+        c.get("/api/v1/app/visits", &c.app.tenant.token).await.0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn check_in_and_out_from_the_app_with_retries_and_refusals() {
+    let c = care().await;
+    let token = c.sign_in(CAREGIVER).await;
+    let visit = c.visit(&c.caregiver, 5).await;
+    let now = Utc::now();
+    let path = format!("/api/v1/app/visits/{visit}/check-in");
+
+    // About 110 m from the door, 15 m accuracy: verified.
+    let first = reading(9.0310, HOME.1, 15.0, now, "ev-1");
+    let (status, result) = c.post(&path, Some(&token), &first).await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["verified"], true);
+    assert_eq!(result["exceptions"], json!([]));
+    assert_eq!(result["patient_name"], "Hana Tesfaye");
+    let distance = result["distance_m"].as_f64().unwrap();
+    assert!((100.0..120.0).contains(&distance), "{distance}");
+    // The phone retries: same answer, nothing new.
+    let (status, again) = c.post(&path, Some(&token), &first).await;
+    assert_eq!((status, &again), (200, &result));
+    assert_eq!(c.app.count("SELECT count(*) FROM visit_events").await, 1);
+    // A second, different check-in is refused.
+    let (status, body) = c
+        .post(
+            &path,
+            Some(&token),
+            &reading(9.0310, HOME.1, 15.0, now, "ev-2"),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already checked in")
+    );
+
+    // Check-out: implausible vitals are refused field by field; then notes and vitals are kept.
+    let out = format!("/api/v1/app/visits/{visit}/check-out");
+    let mut body = reading(9.0301, HOME.1, 10.0, now + TimeDelta::seconds(5), "ev-3");
+    body["notes"] = json!("Bathed, lunch, meds taken");
+    body["vitals"] =
+        json!({ "systolic_mmhg": 120, "diastolic_mmhg": 80, "pulse_bpm": 400, "spo2_percent": 97 });
+    let (status, refused) = c.post(&out, Some(&token), &body).await;
+    assert_eq!(status, 422);
+    assert_eq!(refused["error"]["details"][0]["field"], "vitals.pulse_bpm");
+    body["vitals"]["pulse_bpm"] = json!(72);
+    body["vitals"]["temperature_c"] = json!(36.8);
+    let (status, done) = c.post(&out, Some(&token), &body).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        (done["status"].as_str(), done["verified"].as_bool()),
+        (Some("completed"), Some(true))
+    );
+    let (notes, pulse): (String, i32) =
+        sqlx::query_as("SELECT notes, (vitals->>'pulse_bpm')::int FROM visits WHERE id = $1::uuid")
+            .bind(&visit)
+            .fetch_one(&c.app.app.pool)
+            .await
+            .unwrap();
+    assert_eq!((notes.as_str(), pulse), ("Bathed, lunch, meds taken", 72));
+    let (status, _) = c
+        .post(
+            &out,
+            Some(&token),
+            &reading(9.0301, HOME.1, 10.0, now, "ev-4"),
+        )
+        .await;
+    assert_eq!(status, 409, "a second check-out");
+
+    // Check-out before check-in; a cancelled visit; another caregiver's visit; a bad position.
+    let later = c.visit(&c.caregiver, 120).await;
+    let (status, body) = c
+        .post(
+            &format!("/api/v1/app/visits/{later}/check-out"),
+            Some(&token),
+            &reading(HOME.0, HOME.1, 10.0, now, "ev-5"),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("check in first")
+    );
+    sqlx::query("UPDATE visits SET status = 'cancelled' WHERE id = $1::uuid")
+        .bind(&later)
+        .execute(&c.app.app.pool)
+        .await
+        .unwrap();
+    let (status, body) = c
+        .post(
+            &format!("/api/v1/app/visits/{later}/check-in"),
+            Some(&token),
+            &reading(HOME.0, HOME.1, 10.0, now, "ev-6"),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled")
+    );
+    let theirs = c.visit(&c.other, 5).await;
+    let theirs_path = format!("/api/v1/app/visits/{theirs}/check-in");
+    let (status, body) = c
+        .post(
+            &theirs_path,
+            Some(&token),
+            &reading(HOME.0, HOME.1, 10.0, now, "ev-7"),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another caregiver")
+    );
+    let (status, body) = c
+        .post(
+            &theirs_path,
+            Some(&token),
+            &reading(91.0, HOME.1, 10.0, now, "ev-8"),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["details"][0]["field"], "latitude");
+    // Standing in is possible, and is an exception for the coordinators.
+    let mut covering = reading(HOME.0, HOME.1, 10.0, now, "ev-9");
+    covering["covering"] = json!(true);
+    let (status, result) = c.post(&theirs_path, Some(&token), &covering).await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["exceptions"], json!(["wrong_caregiver"]));
+    assert_eq!(result["verified"], true);
+    // Another organisation's visit does not exist for this caregiver.
+    let (status, _) = c
+        .post(
+            &format!("/api/v1/app/visits/{}/check-in", Uuid::now_v7()),
+            Some(&token),
+            &reading(HOME.0, HOME.1, 10.0, now, "ev-10"),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn readings_that_break_the_rules_raise_exceptions() {
+    let c = care().await;
+    let token = c.sign_in(CAREGIVER).await;
+    let now = Utc::now();
+    let check_in = async |visit: &str, body: Value| {
+        let (status, result) = c
+            .post(
+                &format!("/api/v1/app/visits/{visit}/check-in"),
+                Some(&token),
+                &body,
+            )
+            .await;
+        assert_eq!(status, 200, "{result}");
+        result
+    };
+    let codes = |r: &Value| -> Vec<String> {
+        r["exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Outside the geofence: about 2.2 km away. Readings are hours apart: no journey question.
+    let v = c.visit(&c.caregiver, 0).await;
+    let r = check_in(
+        &v,
+        reading(9.0500, HOME.1, 20.0, now - TimeDelta::hours(6), "far"),
+    )
+    .await;
+    // The device time is six hours old: the reading is kept at that time and flagged.
+    assert_eq!(
+        codes(&r),
+        ["device_time_skew", "outside_geofence", "early_check_in"]
+    );
+    assert_eq!(r["verified"], false);
+    assert!((2_100.0..2_300.0).contains(&r["distance_m"].as_f64().unwrap()));
+
+    // Poor accuracy at the door.
+    let v = c.visit(&c.caregiver, 0).await;
+    let r = check_in(
+        &v,
+        reading(HOME.0, HOME.1, 800.0, now - TimeDelta::hours(3), "vague"),
+    )
+    .await;
+    assert!(codes(&r).contains(&"poor_accuracy".to_owned()), "{r}");
+    assert_eq!(r["verified"], false);
+
+    // Read 90 minutes ago for a visit 40 minutes ahead: early (and a late-sent reading); 40
+    // minutes after the start: late.
+    let v = c.visit(&c.caregiver, 40).await;
+    let r = check_in(
+        &v,
+        reading(HOME.0, HOME.1, 10.0, now - TimeDelta::minutes(90), "early"),
+    )
+    .await;
+    assert_eq!(codes(&r), ["device_time_skew", "early_check_in"]);
+    let v = c.visit(&c.caregiver, -40).await;
+    let r = check_in(&v, reading(HOME.0, HOME.1, 10.0, now, "late")).await;
+    assert_eq!(codes(&r), ["late_check_in"]);
+    assert_eq!(r["verified"], true);
+
+    // An offline reading sent four minutes late keeps its own time, with no exception.
+    let v = c.visit(&c.caregiver, -4).await;
+    let taken = now - TimeDelta::minutes(4);
+    let r = check_in(&v, reading(HOME.0, HOME.1, 10.0, taken, "offline")).await;
+    assert_eq!(codes(&r), Vec::<String>::new());
+    let at: DateTime<Utc> = serde_json::from_value(r["at"].clone()).unwrap();
+    assert!((at - taken).num_milliseconds().abs() < 5, "{at} vs {taken}");
+
+    // Then 11 km away one minute later: no car does that.
+    let v = c.visit(&c.caregiver, -3).await;
+    let r = check_in(
+        &v,
+        reading(9.1300, HOME.1, 10.0, taken + TimeDelta::minutes(1), "jump"),
+    )
+    .await;
+    assert!(codes(&r).contains(&"impossible_journey".to_owned()), "{r}");
+
+    // Every exception is stored with its detail, for the coordinators.
+    assert!(
+        c.app
+            .count("SELECT count(*) FROM visit_exceptions WHERE code = 'impossible_journey' AND detail LIKE '%km/h%'")
+            .await
+            == 1
+    );
+    let early = c
+        .app
+        .count("SELECT count(*) FROM visit_exceptions WHERE code = 'early_check_in'")
+        .await;
+    assert_eq!(early, 3);
+}
+
+#[tokio::test]
+async fn caregivers_check_in_by_whatsapp_location_and_out_by_sms_words() {
+    let c = care().await;
+    // Selam's "in" with no visit coming up.
+    let sms = |n: u32, text: &str| {
+        fixture("twilio/sms_text.form")
+            .replace("%2B251911000101", &urlencode(CAREGIVER))
+            .replace("On+my+way%21", &urlencode(text))
+            .replace("SM10000000000000000000000000000001", &format!("SM3{n:031}"))
+    };
+    c.app
+        .twilio("/webhooks/twilio/messages", &sms(1, "in"))
+        .await;
+    let none = c
+        .app
+        .fake
+        .wait_for("no visit", |r| {
+            r.field("To").as_deref() == Some(CAREGIVER)
+                && r.field("Body").is_some_and(|b| b.contains("no visit"))
+        })
+        .await;
+    assert!(none.field("Body").unwrap().starts_with("You have no visit"));
+
+    let visit = c.visit(&c.caregiver, 5).await;
+    // A shared WhatsApp location at the door checks in.
+    let location = fixture("meta/location.json")
+        .replace("251911000101", &CAREGIVER[1..])
+        .replace("9.0108", &HOME.0.to_string())
+        .replace("38.7613", &HOME.1.to_string());
+    assert_eq!(c.app.meta(&location).await.status(), 200);
+    assert!(
+        c.app
+            .eventually(&format!("SELECT status = 'in_progress' AND check_in_verified AND check_in_method = 'whatsapp' FROM visits WHERE id = '{visit}'"))
+            .await
+    );
+    let confirmed: String = sqlx::query_scalar(
+        "SELECT body FROM messages WHERE template_key = 'visit_checked_in_verified'",
+    )
+    .fetch_one(&c.app.app.pool)
+    .await
+    .unwrap();
+    assert!(
+        confirmed.starts_with("Checked in at Hana Tesfaye's at "),
+        "{confirmed}"
+    );
+    // The message and the reply are on the visit's record.
+    assert_eq!(
+        c.app
+            .count(&format!("SELECT count(*) FROM messages WHERE related_entity_type = 'visit' AND related_entity_id = '{visit}'"))
+            .await,
+        2
+    );
+
+    // "out" by SMS: checked out, unverified (no position), and said so.
+    c.app
+        .twilio("/webhooks/twilio/messages", &sms(2, "Out"))
+        .await;
+    assert!(
+        c.app
+            .eventually(&format!("SELECT status = 'completed' AND NOT check_out_verified AND check_out_method = 'sms' FROM visits WHERE id = '{visit}'"))
+            .await
+    );
+    c.app
+        .fake
+        .wait_for("the check-out reply", |r| {
+            r.field("To").as_deref() == Some(CAREGIVER)
+                && r.field("Body")
+                    .is_some_and(|b| b.contains("Position NOT verified"))
+        })
+        .await;
+    assert_eq!(
+        c.app
+            .count(&format!("SELECT count(*) FROM visit_exceptions WHERE visit_id = '{visit}' AND code = 'no_position'"))
+            .await,
+        1
+    );
+    // The same webhook again changes nothing.
+    c.app
+        .twilio("/webhooks/twilio/messages", &sms(2, "Out"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(c.app.count("SELECT count(*) FROM visit_events").await, 2);
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
