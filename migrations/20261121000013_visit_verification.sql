@@ -64,3 +64,15 @@ CREATE INDEX visit_exceptions_visit_idx ON visit_exceptions (tenant_id, visit_id
 ALTER TABLE visits ADD COLUMN late_at timestamptz;
 -- The event that a visit's check-in or check-out came from.
 ALTER TABLE visit_events ADD COLUMN event_time timestamptz;
+
+-- Alerts about visits as well as work orders.
+ALTER TABLE coordinator_alerts
+    ADD COLUMN visit_id uuid,
+    ADD CONSTRAINT coordinator_alerts_visit_fkey FOREIGN KEY (tenant_id, visit_id) REFERENCES visits (tenant_id, id),
+    DROP CONSTRAINT coordinator_alerts_kind_check,
+    ADD CONSTRAINT coordinator_alerts_kind_check CHECK (kind IN ('no_worker_available', 'not_started', 'overdue', 'visit_late'));
+CREATE UNIQUE INDEX coordinator_alerts_visit_once_key ON coordinator_alerts (tenant_id, visit_id, kind)
+    WHERE visit_id IS NOT NULL;
+
+-- Recurring visits are generated ahead; a cancelled one is not generated again.
+ALTER TABLE visits ADD COLUMN cancelled_at timestamptz;

@@ -123,6 +123,8 @@ pub struct Config {
     pub run_job_workers: bool,
     /// How often due preventive maintenance is looked for.
     pub preventive_sweep_interval: Duration,
+    /// How often recurring visits are generated ahead.
+    pub visit_schedule_interval: Duration,
     pub twilio: Option<TwilioConfig>,
     pub meta: Option<MetaConfig>,
 }
@@ -187,7 +189,7 @@ impl Config {
             ),
         };
 
-        let database_max_connections = parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 16)?;
+        let database_max_connections = parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 20)?;
         let minimum = crate::jobs::WORKER_QUEUES * 2;
         if database_max_connections < minimum {
             bail!(
@@ -233,6 +235,11 @@ impl Config {
             preventive_sweep_interval: Duration::from_secs(parse_or(
                 &lookup,
                 "PREVENTIVE_SWEEP_SECS",
+                3600,
+            )?),
+            visit_schedule_interval: Duration::from_secs(parse_or(
+                &lookup,
+                "VISIT_SCHEDULE_SECS",
                 3600,
             )?),
             run_job_workers: match lookup("JOB_WORKERS").as_deref() {

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domains::care::{
+    schedule::{self, VisitSchedule},
+    timers::{self as visit_timers, VisitTimer},
+};
 use crate::domains::maintenance::{
     preventive::{self, PreventiveSweep},
     timers::{self, WorkOrderTimer},
@@ -61,6 +65,46 @@ pub async fn enqueue<J: Job>(
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task])
         .await
         .map_err(|e| anyhow::anyhow!("queueing a {} job: {e}", J::QUEUE))
+}
+
+/// Keeps exactly one run of a recurring sweep scheduled, however many processes start: the
+/// first run now. Two processes starting together take turns on an advisory lock.
+pub async fn ensure_recurring<J: Job + Default>(pool: &PgPool) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(J::QUEUE)
+        .execute(&mut *tx)
+        .await?;
+    schedule_recurring::<J>(&mut tx, Duration::ZERO).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Schedules the next run of a recurring sweep after `every`, unless one is already waiting.
+/// Called by the sweep itself, inside its transaction and holding the same advisory lock.
+pub async fn schedule_recurring<J: Job + Default>(
+    conn: &mut PgConnection,
+    every: Duration,
+) -> anyhow::Result<()> {
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status IN ('Pending', 'Queued')",
+    )
+    .bind(J::QUEUE)
+    .fetch_one(&mut *conn)
+    .await?;
+    if waiting == 0 {
+        enqueue(conn, &J::default(), every).await?;
+    }
+    Ok(())
+}
+
+/// One run of a recurring sweep at a time, across processes: held until the transaction ends.
+pub async fn lock_recurring<J: Job>(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(J::QUEUE)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Removes a panel session once it has expired, so the table holds only live sessions.
@@ -135,7 +179,7 @@ macro_rules! register {
 }
 
 /// Each worker holds one LISTEN connection of its own and needs more to poll and run jobs.
-pub const WORKER_QUEUES: u32 = 6;
+pub const WORKER_QUEUES: u32 = 8;
 
 /// Runs every worker until `shutdown` resolves, then lets running jobs finish within `grace`.
 pub async fn run_workers(
@@ -197,7 +241,24 @@ pub async fn run_workers(
         preventive::preventive_sweep,
         messaging
     );
-    preventive::ensure_scheduled(&pool, messaging.config.preventive_sweep_interval).await?;
+    let monitor = register!(
+        monitor,
+        pool,
+        instance,
+        VisitTimer,
+        visit_timers::visit_timer,
+        messaging
+    );
+    let monitor = register!(
+        monitor,
+        pool,
+        instance,
+        VisitSchedule,
+        schedule::visit_schedule,
+        messaging
+    );
+    ensure_recurring::<PreventiveSweep>(&pool).await?;
+    ensure_recurring::<VisitSchedule>(&pool).await?;
     let result = monitor
         // A worker whose poll failed (database restarting, pool briefly exhausted) comes back
         // rather than leaving its queue unserved until the process restarts.

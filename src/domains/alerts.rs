@@ -21,6 +21,15 @@ pub enum AlertKind {
     NotStarted,
     /// In progress past its expected duration.
     Overdue,
+    /// No check-in half an hour after a visit's start.
+    VisitLate,
+}
+
+/// What an alert is about: the panel links to it, and messages go on its timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum About {
+    WorkOrder(Uuid),
+    Visit(Uuid),
 }
 
 impl AlertKind {
@@ -29,30 +38,37 @@ impl AlertKind {
             Self::NoWorkerAvailable => "no_worker_available",
             Self::NotStarted => "not_started",
             Self::Overdue => "overdue",
+            Self::VisitLate => "visit_late",
         }
     }
 }
 
 /// Records the alert and messages the coordinators. `NotStarted` and `Overdue` are raised once
-/// per work order (a unique index): a second call returns `false` and sends nothing.
+/// per work order, and visit alerts once per visit (unique indexes): a second call returns
+/// `false` and sends nothing.
 #[tracing::instrument(skip(conn, templates, text))]
 pub async fn raise(
     conn: &mut PgConnection,
     templates: &Templates,
     tenant_id: Uuid,
     kind: AlertKind,
-    work_order_id: Option<Uuid>,
+    about: About,
     text: &str,
 ) -> anyhow::Result<bool> {
+    let (work_order_id, visit_id) = match about {
+        About::WorkOrder(id) => (Some(id), None),
+        About::Visit(id) => (None, Some(id)),
+    };
     let raised: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, message)
-         VALUES ($1, $2, $3, $4)
+        "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, visit_id, message)
+         VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT DO NOTHING
          RETURNING id",
     )
     .bind(tenant_id)
     .bind(kind.as_str())
     .bind(work_order_id)
+    .bind(visit_id)
     .bind(text)
     .fetch_optional(&mut *conn)
     .await?;
@@ -78,9 +94,10 @@ pub async fn raise(
         let mut alert = Notification::new(tenant_id, contact, "coordinator_alert", values);
         // Someone who replied STOP does not get alerts by message; the panel still shows them.
         alert.essential = false;
-        if let Some(id) = work_order_id {
-            alert.related = Some(("work_order", id));
-        }
+        alert.related = Some(match about {
+            About::WorkOrder(id) => ("work_order", id),
+            About::Visit(id) => ("visit", id),
+        });
         notify::notify(conn, templates, &alert).await?;
     }
     tracing::warn!(kind = kind.as_str(), "coordinators alerted");
@@ -93,6 +110,7 @@ pub struct OpenAlert {
     pub id: Uuid,
     pub kind: String,
     pub work_order_id: Option<Uuid>,
+    pub visit_id: Option<Uuid>,
     pub message: String,
     pub created_at: DateTime<Utc>,
 }
@@ -100,7 +118,7 @@ pub struct OpenAlert {
 /// Unresolved alerts, newest first.
 pub async fn open(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Vec<OpenAlert>> {
     sqlx::query_as(
-        "SELECT id, kind, work_order_id, message, created_at FROM coordinator_alerts
+        "SELECT id, kind, work_order_id, visit_id, message, created_at FROM coordinator_alerts
          WHERE tenant_id = $1 AND resolved_at IS NULL ORDER BY created_at DESC LIMIT 100",
     )
     .bind(tenant_id)

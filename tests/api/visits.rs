@@ -627,12 +627,22 @@ async fn caregivers_check_in_by_whatsapp_location_and_out_by_sms_words() {
         confirmed.starts_with("Checked in at Hana Tesfaye's at "),
         "{confirmed}"
     );
-    // The message and the reply are on the visit's record.
+    // The message and the reply are on the visit's record (so is the reminder, when its timer
+    // ran before the check-in: that race is not what this test is about).
+    let filed: Vec<String> = sqlx::query_scalar(
+        "SELECT direction || ':' || COALESCE(template_key, kind) FROM messages
+         WHERE related_entity_type = 'visit' AND related_entity_id = $1::uuid
+           AND template_key IS DISTINCT FROM 'visit_reminder'",
+    )
+    .bind(&visit)
+    .fetch_all(&c.app.app.pool)
+    .await
+    .unwrap();
+    let mut filed = filed;
+    filed.sort();
     assert_eq!(
-        c.app
-            .count(&format!("SELECT count(*) FROM messages WHERE related_entity_type = 'visit' AND related_entity_id = '{visit}'"))
-            .await,
-        2
+        filed,
+        ["inbound:location", "outbound:visit_checked_in_verified",]
     );
 
     // "out" by SMS: checked out, unverified (no position), and said so.
@@ -668,4 +678,288 @@ async fn caregivers_check_in_by_whatsapp_location_and_out_by_sms_words() {
 
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn recurring_visits_are_generated_ahead_across_daylight_saving_without_duplicates() {
+    let c = care().await;
+    sqlx::query("UPDATE tenants SET time_zone = 'Europe/London'")
+        .execute(&c.app.app.pool)
+        .await
+        .unwrap();
+    // Every day at 08:00 London time, over the night the clocks go forward (28 March 2027).
+    let (status, assignment) = json(
+        c.app
+            .app
+            .post(
+                &c.app.tenant,
+                "/api/v1/assignments",
+                &json!({ "caregiver_id": c.caregiver, "patient_id": c.patient, "service_type": "personal_care",
+                         "starts_on": "2027-03-25", "ends_on": "2027-04-01", "shift_start": "08:00", "shift_end": "09:00",
+                         "days_of_week": [1, 2, 3, 4, 5, 6, 7] }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{assignment}");
+    let starts: Vec<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT scheduled_start FROM visits ORDER BY scheduled_start")
+            .fetch_all(&c.app.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(starts.len(), 8);
+    assert_eq!(starts[2].to_rfc3339(), "2027-03-27T08:00:00+00:00", "GMT");
+    assert_eq!(
+        starts[3].to_rfc3339(),
+        "2027-03-28T07:00:00+00:00",
+        "BST: still 08:00 in London"
+    );
+    let (_, day) = json(
+        c.app
+            .app
+            .get(&c.app.tenant, "/api/v1/visits?date=2027-03-28")
+            .await,
+    )
+    .await;
+    assert_eq!(day.as_array().unwrap().len(), 1, "{day}");
+
+    // The recurring job runs at start and again on demand: nothing is made twice.
+    assert!(
+        c.app
+            .eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'visit-schedule' AND status IN ('Pending', 'Queued') AND run_at <= now()")
+            .await
+    );
+    assert_eq!(c.app.count("SELECT count(*) FROM visits").await, 8);
+
+    // Refused with what to fix.
+    let (status, body) = json(
+        c.app
+            .app
+            .post(
+                &c.app.tenant,
+                "/api/v1/assignments",
+                &json!({ "caregiver_id": c.caregiver, "patient_id": c.patient, "service_type": "nursing",
+                         "starts_on": "2027-03-25", "shift_start": "8am", "shift_end": "09:00", "days_of_week": [] }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["shift_start", "days_of_week"]);
+
+    // Reassigned to Tigist: every visit to come moves and both caregivers hear; then cancelled.
+    let id = assignment["id"].as_str().unwrap();
+    let (status, moved) = json(
+        c.app
+            .app
+            .post(
+                &c.app.tenant,
+                &format!("/api/v1/assignments/{id}/reassign"),
+                &json!({ "caregiver_id": c.other }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((status, moved["visits"].as_u64()), (200, Some(8)));
+    assert_eq!(
+        c.app
+            .count(&format!(
+                "SELECT count(*) FROM visits WHERE caregiver_id = '{}'",
+                c.other
+            ))
+            .await,
+        8
+    );
+    assert_eq!(
+        c.app
+            .count("SELECT count(*) FROM messages WHERE template_key = 'visit_reassigned_away'")
+            .await,
+        8
+    );
+    assert_eq!(
+        c.app
+            .count("SELECT count(*) FROM messages WHERE template_key = 'visit_assigned_to_you'")
+            .await,
+        8
+    );
+    let (status, cancelled) = json(
+        c.app
+            .app
+            .post(
+                &c.app.tenant,
+                &format!("/api/v1/assignments/{id}/cancel"),
+                &json!({ "reason": "moved to a care home" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((status, cancelled["visits"].as_u64()), (200, Some(8)));
+    assert_eq!(c.app.count("SELECT count(*) FROM visits WHERE status = 'cancelled' AND cancelled_reason = 'moved to a care home'").await, 8);
+    let told = c
+        .app
+        .fake
+        .wait_for("Tigist told of a cancellation", |r| {
+            r.field("To").as_deref() == Some(OTHER_CAREGIVER)
+                && r.field("Body").is_some_and(|b| {
+                    b.starts_with("Cancelled: your visit to Hana Tesfaye on Sun 28 Mar 08:00")
+                })
+        })
+        .await;
+    let _ = told;
+    // Cancelled visits are not generated again.
+    assert_eq!(c.app.count("SELECT count(*) FROM visits").await, 8);
+}
+
+#[tokio::test]
+async fn timers_remind_nudge_mark_late_and_missed_and_ask_for_the_check_out() {
+    let c = care().await;
+    c.app
+        .app
+        .user(&c.app.tenant, "liya@care.example", "correct horse battery")
+        .await;
+    sqlx::query("UPDATE users SET phone = '+251911000900'")
+        .execute(&c.app.app.pool)
+        .await
+        .unwrap();
+    let token = c.sign_in(CAREGIVER).await;
+    // Tigist has opted out of SMS: she is not nudged, but coordinators still hear she is late.
+    let stop =
+        fixture("twilio/sms_stop.form").replace("%2B251911000201", &urlencode(OTHER_CAREGIVER));
+    c.app.twilio("/webhooks/twilio/messages", &stop).await;
+    assert!(
+        c.app
+            .eventually(&format!("SELECT count(*) = 1 FROM opt_outs o JOIN contacts c ON c.id = o.contact_id WHERE c.phone = '{OTHER_CAREGIVER}'"))
+            .await
+    );
+
+    let now = Utc::now();
+    let visit = async |caregiver: &str, start: DateTime<Utc>, end: DateTime<Utc>| -> String {
+        let (status, v) = json(
+            c.app
+                .app
+                .post(
+                    &c.app.tenant,
+                    "/api/v1/visits",
+                    &json!({ "caregiver_id": caregiver, "patient_id": c.patient, "service_type": "personal_care",
+                             "scheduled_start": start, "scheduled_end": end }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    };
+    // Starts in an hour and three seconds: reminded in three seconds.
+    let soon = visit(
+        &c.caregiver,
+        now + TimeDelta::minutes(60) + TimeDelta::seconds(3),
+        now + TimeDelta::minutes(120),
+    )
+    .await;
+    // Started nearly half an hour ago, nobody came: nudged now, late in 3 s, missed at its end in 8 s.
+    let start = now - TimeDelta::minutes(30) + TimeDelta::seconds(3);
+    let absent = visit(&c.caregiver, start, now + TimeDelta::seconds(8)).await;
+    let tigist = visit(&c.other, start, now + TimeDelta::seconds(8)).await;
+    // Checked in 20 minutes after its start; then its end is moved to nearly fifteen minutes ago
+    // and its timers wound forward (rather than waited for): asked to check out.
+    let overrun = visit(
+        &c.caregiver,
+        now - TimeDelta::minutes(20),
+        now + TimeDelta::hours(1),
+    )
+    .await;
+    let (status, _) = c
+        .post(
+            &format!("/api/v1/app/visits/{overrun}/check-in"),
+            Some(&token),
+            &reading(HOME.0, HOME.1, 10.0, now, "in-1"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    sqlx::query("UPDATE visits SET scheduled_end = now() - interval '15 minutes' + interval '3 seconds' WHERE id = $1::uuid")
+        .bind(&overrun)
+        .execute(&c.app.app.pool)
+        .await
+        .unwrap();
+    // Every pending visit timer runs now; those not yet due wait again for their own time.
+    sqlx::query("UPDATE apalis.jobs SET run_at = now() - interval '1 second' WHERE job_type = 'visit-timers' AND status = 'Pending'")
+        .execute(&c.app.app.pool)
+        .await
+        .unwrap();
+
+    let sent_to = async |visit: &str, key: &str| -> i64 {
+        c.app
+            .count(&format!("SELECT count(*) FROM messages WHERE related_entity_id = '{visit}' AND template_key = '{key}'"))
+            .await
+    };
+    assert!(c.app.eventually(&format!("SELECT count(*) = 1 FROM messages WHERE related_entity_id = '{soon}' AND template_key = 'visit_reminder'")).await);
+    assert!(
+        c.app
+            .eventually(&format!(
+                "SELECT late_at IS NOT NULL FROM visits WHERE id = '{absent}'"
+            ))
+            .await
+    );
+    assert_eq!(sent_to(&absent, "visit_nudge").await, 1);
+    assert!(c.app.eventually(&format!("SELECT count(*) = 1 FROM coordinator_alerts WHERE kind = 'visit_late' AND visit_id = '{absent}'")).await);
+    c.app
+        .fake
+        .wait_for("the coordinator hears", |r| {
+            r.field("To").as_deref() == Some("+251911000900")
+                && r.field("Body").is_some_and(|b| {
+                    b.contains("Selam Bekele has not checked in at Hana Tesfaye's")
+                })
+        })
+        .await;
+    assert!(
+        c.app
+            .eventually(&format!(
+                "SELECT status = 'missed' FROM visits WHERE id = '{absent}'"
+            ))
+            .await
+    );
+    assert!(
+        c.app
+            .eventually(&format!(
+                "SELECT status = 'missed' AND late_at IS NOT NULL FROM visits WHERE id = '{tigist}'"
+            ))
+            .await
+    );
+    assert_eq!(
+        sent_to(&tigist, "visit_nudge").await,
+        0,
+        "opted out: not nudged"
+    );
+    assert!(
+        c.app
+            .eventually(&format!(
+                "SELECT count(*) = 1 FROM coordinator_alerts WHERE visit_id = '{tigist}'"
+            ))
+            .await
+    );
+    assert!(c.app.eventually(&format!("SELECT count(*) = 1 FROM messages WHERE related_entity_id = '{overrun}' AND template_key = 'visit_check_out_reminder'")).await);
+    let codes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT v.id::text, e.code FROM visit_exceptions e JOIN visits v ON v.id = e.visit_id ORDER BY e.created_at, e.code",
+    )
+    .fetch_all(&c.app.app.pool)
+    .await
+    .unwrap();
+    let of = |id: &str| -> Vec<&str> {
+        codes
+            .iter()
+            .filter(|(v, _)| v == id)
+            .map(|(_, code)| code.as_str())
+            .collect()
+    };
+    assert_eq!(of(&absent), ["late", "missed"]);
+    assert_eq!(of(&overrun), ["late_check_in", "no_check_out"]);
+    assert_eq!(of(&soon), Vec::<&str>::new());
+    // The reminded visit did not get nudged: its start has not come.
+    assert_eq!(sent_to(&soon, "visit_nudge").await, 0);
 }

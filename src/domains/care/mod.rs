@@ -2,5 +2,7 @@
 
 pub mod app_auth;
 pub mod replies;
+pub mod schedule;
+pub mod timers;
 pub mod verify;
 pub mod visits;

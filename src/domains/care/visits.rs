@@ -91,6 +91,7 @@ pub async fn create(conn: &mut PgConnection, tenant_id: Uuid, input: NewVisit) -
     .bind(input.scheduled_end)
     .fetch_one(&mut *conn)
     .await?;
+    super::timers::start(conn, tenant_id, id).await?;
     get(conn, tenant_id, id).await
 }
 

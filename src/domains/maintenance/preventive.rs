@@ -1,11 +1,11 @@
 //! Preventive maintenance: a recurring sweep opens a work order for every asset whose
 //! maintenance has come due, once; completing it moves the asset's last and next dates.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::work_orders::{self, Actor, NewWorkOrder};
@@ -19,32 +19,6 @@ pub struct PreventiveSweep {}
 
 impl Job for PreventiveSweep {
     const QUEUE: &'static str = "preventive-maintenance";
-}
-
-/// Keeps exactly one sweep scheduled, however many processes start.
-pub async fn ensure_scheduled(pool: &PgPool, every: Duration) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
-    // One process at a time decides, so two starting together do not both schedule one.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fieldline.preventive-sweep'))")
-        .execute(&mut *tx)
-        .await?;
-    schedule_next(&mut tx, every, true).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn schedule_next(conn: &mut PgConnection, every: Duration, now: bool) -> anyhow::Result<()> {
-    let waiting: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status IN ('Pending', 'Queued')",
-    )
-    .bind(PreventiveSweep::QUEUE)
-    .fetch_one(&mut *conn)
-    .await?;
-    if waiting == 0 {
-        let delay = if now { Duration::ZERO } else { every };
-        jobs::enqueue(conn, &PreventiveSweep {}, delay).await?;
-    }
-    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -62,9 +36,7 @@ pub async fn preventive_sweep(
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
     let mut tx = messaging.pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fieldline.preventive-sweep'))")
-        .execute(&mut *tx)
-        .await?;
+    jobs::lock_recurring::<PreventiveSweep>(&mut tx).await?;
     // Due, and without an open preventive work order already.
     let due: Vec<DueAsset> = sqlx::query_as(
         "SELECT a.tenant_id, a.id, a.name, a.site_id, a.location_detail
@@ -109,7 +81,11 @@ pub async fn preventive_sweep(
         .map_err(|e| format!("preventive work order for asset {}: {e}", asset.id))?;
         tracing::info!(reference = %order.reference, asset = %asset.name, "preventive work order opened");
     }
-    schedule_next(&mut tx, messaging.config.preventive_sweep_interval, false).await?;
+    jobs::schedule_recurring::<PreventiveSweep>(
+        &mut tx,
+        messaging.config.preventive_sweep_interval,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::work_orders::{self, Actor};
 use crate::{
-    domains::alerts::{self, AlertKind},
+    domains::alerts::{self, About, AlertKind},
     jobs::{self, Job},
     messaging::{
         Messaging, contacts,
@@ -188,7 +188,7 @@ async fn watch(job: WorkOrderTimer, messaging: &Messaging) -> Result<(), BoxDynE
         &messaging.templates,
         job.tenant_id,
         kind,
-        Some(job.work_order_id),
+        About::WorkOrder(job.work_order_id),
         &text,
     )
     .await?;

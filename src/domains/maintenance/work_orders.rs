@@ -12,7 +12,7 @@ use super::{
     timers,
 };
 use crate::{
-    domains::alerts::{self, AlertKind},
+    domains::alerts::{self, About, AlertKind},
     error::{AppError, AppResult, FieldErrors},
     messaging::{
         contacts,
@@ -383,7 +383,7 @@ pub async fn assign_next(
             templates,
             tenant_id,
             AlertKind::NoWorkerAvailable,
-            Some(id),
+            About::WorkOrder(id),
             &format!("{} ({}): {note}", order.reference, order.title),
         )
         .await?;

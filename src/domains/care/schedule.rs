@@ -1,0 +1,567 @@
+//! Caregiver assignments (who visits whom, which days, which hours) and the visits generated
+//! from them: ahead of time, in the organisation's time zone, never twice.
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::timers;
+use crate::{
+    error::{AppError, AppResult, FieldErrors},
+    jobs::{self, Job},
+    messaging::{
+        Messaging, contacts,
+        notify::{self, Notification},
+        templates::{Templates, Values},
+    },
+    types::required_text,
+};
+
+/// How far ahead recurring visits exist.
+pub const HORIZON: TimeDelta = TimeDelta::days(14);
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Assignment {
+    pub id: Uuid,
+    pub caregiver_id: Uuid,
+    pub patient_id: Uuid,
+    pub service_type: String,
+    pub starts_on: NaiveDate,
+    pub ends_on: Option<NaiveDate>,
+    /// Local time, HH:MM:SS.
+    pub shift_start: NaiveTime,
+    pub shift_end: NaiveTime,
+    /// 1 = Monday ... 7 = Sunday.
+    pub days_of_week: Vec<i16>,
+    /// active, paused, ended, cancelled.
+    pub status: String,
+}
+
+const COLUMNS: &str = "id, caregiver_id, patient_id, service_type, starts_on, ends_on, shift_start, \
+    shift_end, days_of_week, status";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAssignment {
+    pub caregiver_id: Uuid,
+    pub patient_id: Uuid,
+    pub service_type: String,
+    pub starts_on: NaiveDate,
+    pub ends_on: Option<NaiveDate>,
+    /// Local time in the organisation's time zone, "08:00".
+    pub shift_start: String,
+    /// "09:00"; earlier than the start means the shift ends the next day.
+    pub shift_end: String,
+    /// 1 = Monday ... 7 = Sunday; at least one.
+    pub days_of_week: Vec<i16>,
+}
+
+fn parse_time(field: &str, raw: &str, errors: &mut FieldErrors) -> Option<NaiveTime> {
+    let parsed = NaiveTime::parse_from_str(raw.trim(), "%H:%M")
+        .or_else(|_| NaiveTime::parse_from_str(raw.trim(), "%H:%M:%S"));
+    match parsed {
+        Ok(t) => Some(t),
+        Err(_) => {
+            errors.add(
+                field,
+                format!("{raw:?} is not a time: write it as HH:MM, e.g. 08:30"),
+            );
+            None
+        }
+    }
+}
+
+/// The local moment `date` + `time` in `tz`, as UTC. A time the clocks skip (spring forward)
+/// becomes the same wall time an hour later; a time that happens twice (fall back) the first.
+pub fn local_to_utc<Tz: TimeZone>(tz: &Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+    let naive = date.and_time(time);
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .or_else(|| {
+            tz.from_local_datetime(&(naive + TimeDelta::hours(1)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| naive.and_utc())
+}
+
+/// The visits an assignment makes from `from` to `to` (inclusive), as UTC start and end.
+pub fn occurrences<Tz: TimeZone>(
+    tz: &Tz,
+    days_of_week: &[i16],
+    shift_start: NaiveTime,
+    shift_end: NaiveTime,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    from.iter_days()
+        .take_while(|d| *d <= to)
+        .filter(|d| days_of_week.contains(&(d.weekday().number_from_monday() as i16)))
+        .map(|d| {
+            let end_date = if shift_end <= shift_start {
+                d.succ_opt().unwrap_or(d)
+            } else {
+                d
+            };
+            (
+                local_to_utc(tz, d, shift_start),
+                local_to_utc(tz, end_date, shift_end),
+            )
+        })
+        .collect()
+}
+
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    input: NewAssignment,
+) -> AppResult<Assignment> {
+    let mut errors = FieldErrors::new();
+    let service = errors.check("service_type", required_text(&input.service_type, 100));
+    let start = parse_time("shift_start", &input.shift_start, &mut errors);
+    let end = parse_time("shift_end", &input.shift_end, &mut errors);
+    if start.is_some() && start == end {
+        errors.add("shift_end", "must differ from shift_start");
+    }
+    let mut days = input.days_of_week.clone();
+    days.sort_unstable();
+    days.dedup();
+    if days.is_empty() || days.iter().any(|d| !(1..=7).contains(d)) {
+        errors.add(
+            "days_of_week",
+            "give at least one day, 1 (Monday) to 7 (Sunday); a single visit goes to POST /visits",
+        );
+    }
+    if input.ends_on.is_some_and(|e| e < input.starts_on) {
+        errors.add("ends_on", "must not be before starts_on");
+    }
+    errors.into_result()?;
+    let caregiver: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM workers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND 'caregiver' = ANY (kinds))",
+    )
+    .bind(tenant_id)
+    .bind(input.caregiver_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !caregiver {
+        return Err(AppError::field(
+            "caregiver_id",
+            "no caregiver of this organisation has this id",
+        ));
+    }
+    let assignment: Assignment = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO caregiver_assignments (tenant_id, caregiver_id, patient_id, service_type, starts_on,
+             ends_on, shift_start, shift_end, days_of_week)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+    )))
+    .bind(tenant_id)
+    .bind(input.caregiver_id)
+    .bind(input.patient_id)
+    .bind(service.map(|s| s.to_lowercase()))
+    .bind(input.starts_on)
+    .bind(input.ends_on)
+    .bind(start)
+    .bind(end)
+    .bind(&days)
+    .fetch_one(&mut *conn)
+    .await?;
+    generate(conn, tenant_id, Some(assignment.id)).await?;
+    Ok(assignment)
+}
+
+pub async fn list(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Vec<Assignment>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM caregiver_assignments WHERE tenant_id = $1 ORDER BY created_at"
+    )))
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await
+}
+
+#[derive(sqlx::FromRow)]
+struct Active {
+    id: Uuid,
+    tenant_id: Uuid,
+    caregiver_id: Uuid,
+    patient_id: Uuid,
+    service_type: String,
+    starts_on: NaiveDate,
+    ends_on: Option<NaiveDate>,
+    shift_start: NaiveTime,
+    shift_end: NaiveTime,
+    days_of_week: Vec<i16>,
+    time_zone: String,
+    today: NaiveDate,
+}
+
+/// Creates the missing visits of active assignments (one tenant's, or one assignment) from
+/// today, or the first day, for [`HORIZON`]. Running it again creates nothing new. Returns how
+/// many visits were made.
+#[tracing::instrument(skip(conn))]
+pub async fn generate(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    assignment_id: Option<Uuid>,
+) -> anyhow::Result<u64> {
+    let active: Vec<Active> = sqlx::query_as(
+        "SELECT a.id, a.tenant_id, a.caregiver_id, a.patient_id, a.service_type, a.starts_on, a.ends_on,
+                a.shift_start, a.shift_end, a.days_of_week, t.time_zone,
+                (now() AT TIME ZONE t.time_zone)::date AS today
+         FROM caregiver_assignments a JOIN tenants t ON t.id = a.tenant_id
+         WHERE a.tenant_id = $1 AND ($2::uuid IS NULL OR a.id = $2) AND a.status = 'active'",
+    )
+    .bind(tenant_id)
+    .bind(assignment_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    generate_for(conn, &active).await
+}
+
+async fn generate_for(conn: &mut PgConnection, active: &[Active]) -> anyhow::Result<u64> {
+    let mut made = 0;
+    for a in active {
+        let tz: chrono_tz::Tz = a.time_zone.parse().unwrap_or(chrono_tz::UTC);
+        let from = a.today.max(a.starts_on);
+        let mut to = from + HORIZON;
+        if let Some(ends) = a.ends_on {
+            to = to.min(ends);
+        }
+        for (start, end) in occurrences(&tz, &a.days_of_week, a.shift_start, a.shift_end, from, to)
+        {
+            if end <= Utc::now() {
+                continue;
+            }
+            let created: Option<Uuid> = sqlx::query_scalar(
+                "INSERT INTO visits (tenant_id, assignment_id, caregiver_id, patient_id, service_type,
+                     scheduled_start, scheduled_end)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT ON CONSTRAINT visits_assignment_start_key DO NOTHING
+                 RETURNING id",
+            )
+            .bind(a.tenant_id)
+            .bind(a.id)
+            .bind(a.caregiver_id)
+            .bind(a.patient_id)
+            .bind(&a.service_type)
+            .bind(start)
+            .bind(end)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(visit) = created {
+                timers::start(conn, a.tenant_id, visit).await?;
+                made += 1;
+            }
+        }
+    }
+    Ok(made)
+}
+
+/// The recurring job that keeps every tenant's visits generated ahead.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct VisitSchedule {}
+
+impl Job for VisitSchedule {
+    const QUEUE: &'static str = "visit-schedule";
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn visit_schedule(
+    _: VisitSchedule,
+    messaging: Data<Arc<Messaging>>,
+) -> Result<(), BoxDynError> {
+    let mut tx = messaging.pool.begin().await?;
+    jobs::lock_recurring::<VisitSchedule>(&mut tx).await?;
+    let active: Vec<Active> = sqlx::query_as(
+        "SELECT a.id, a.tenant_id, a.caregiver_id, a.patient_id, a.service_type, a.starts_on, a.ends_on,
+                a.shift_start, a.shift_end, a.days_of_week, t.time_zone,
+                (now() AT TIME ZONE t.time_zone)::date AS today
+         FROM caregiver_assignments a JOIN tenants t ON t.id = a.tenant_id
+         WHERE a.status = 'active' AND t.deleted_at IS NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let made = generate_for(&mut tx, &active).await?;
+    jobs::schedule_recurring::<VisitSchedule>(&mut tx, messaging.config.visit_schedule_interval)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(made, assignments = active.len(), "visits generated ahead");
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Upcoming {
+    id: Uuid,
+    caregiver_id: Uuid,
+    scheduled_start: DateTime<Utc>,
+    patient_name: String,
+    time_zone: String,
+}
+
+async fn upcoming(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    assignment_id: Option<Uuid>,
+    visit_id: Option<Uuid>,
+) -> sqlx::Result<Vec<Upcoming>> {
+    sqlx::query_as(
+        "SELECT v.id, v.caregiver_id, v.scheduled_start, p.first_name || ' ' || p.last_name AS patient_name, t.time_zone
+         FROM visits v JOIN patients p ON p.tenant_id = v.tenant_id AND p.id = v.patient_id
+         JOIN tenants t ON t.id = v.tenant_id
+         WHERE v.tenant_id = $1 AND v.status = 'scheduled' AND v.scheduled_end > now()
+           AND ($2::uuid IS NULL OR v.assignment_id = $2) AND ($3::uuid IS NULL OR v.id = $3)
+         ORDER BY v.scheduled_start
+         FOR UPDATE OF v",
+    )
+    .bind(tenant_id)
+    .bind(assignment_id)
+    .bind(visit_id)
+    .fetch_all(conn)
+    .await
+}
+
+fn when(at: DateTime<Utc>, time_zone: &str) -> String {
+    let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::UTC);
+    at.with_timezone(&tz).format("%a %d %b %H:%M").to_string()
+}
+
+async fn tell(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    caregiver: Uuid,
+    key: &'static str,
+    visit: &Upcoming,
+) -> anyhow::Result<()> {
+    let contact = contacts::for_worker(conn, tenant_id, caregiver).await?;
+    let values = Values::new()
+        .with("patient", &visit.patient_name)
+        .with("time", when(visit.scheduled_start, &visit.time_zone));
+    let mut notification = Notification::new(tenant_id, contact, key, values);
+    notification.related = Some(("visit", visit.id));
+    notify::notify(conn, templates, &notification).await?;
+    Ok(())
+}
+
+/// What a cancellation or reassignment touches: one visit, or an assignment and its visits to come.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    Visit(Uuid),
+    Assignment(Uuid),
+}
+
+/// Cancels the visit, or the assignment and all its visits to come; each caregiver is told.
+pub async fn cancel(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    scope: Scope,
+    reason: Option<&str>,
+) -> AppResult<u64> {
+    let visits = match scope {
+        Scope::Visit(id) => {
+            let visits = upcoming(conn, tenant_id, None, Some(id)).await?;
+            if visits.is_empty() {
+                let exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM visits WHERE tenant_id = $1 AND id = $2)",
+                )
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?;
+                return Err(if exists {
+                    AppError::Conflict(
+                        "only a scheduled visit still to come can be cancelled".into(),
+                    )
+                } else {
+                    AppError::NotFound("visit")
+                });
+            }
+            visits
+        }
+        Scope::Assignment(id) => {
+            let done = sqlx::query(
+                "UPDATE caregiver_assignments SET status = 'cancelled' WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(AppError::NotFound("assignment"));
+            }
+            upcoming(conn, tenant_id, Some(id), None).await?
+        }
+    };
+    for visit in &visits {
+        sqlx::query(
+            "UPDATE visits SET status = 'cancelled', cancelled_at = now(), cancelled_reason = $3
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(visit.id)
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?;
+        tell(
+            conn,
+            templates,
+            tenant_id,
+            visit.caregiver_id,
+            "visit_cancelled",
+            visit,
+        )
+        .await?;
+    }
+    Ok(visits.len() as u64)
+}
+
+/// Gives the visit, or the assignment and its visits to come, to another caregiver; both hear.
+pub async fn reassign(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    scope: Scope,
+    caregiver_id: Uuid,
+) -> AppResult<u64> {
+    let caregiver: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM workers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
+                          AND status = 'active' AND 'caregiver' = ANY (kinds))",
+    )
+    .bind(tenant_id)
+    .bind(caregiver_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !caregiver {
+        return Err(AppError::field(
+            "caregiver_id",
+            "no active caregiver of this organisation has this id",
+        ));
+    }
+    let visits = match scope {
+        Scope::Visit(id) => upcoming(conn, tenant_id, None, Some(id)).await?,
+        Scope::Assignment(id) => {
+            let done = sqlx::query(
+                "UPDATE caregiver_assignments SET caregiver_id = $3 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(id)
+            .bind(caregiver_id)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(AppError::NotFound("assignment"));
+            }
+            upcoming(conn, tenant_id, Some(id), None).await?
+        }
+    };
+    if visits.is_empty() && matches!(scope, Scope::Visit(_)) {
+        return Err(AppError::NotFound("scheduled visit"));
+    }
+    let mut moved = 0;
+    for visit in visits.iter().filter(|v| v.caregiver_id != caregiver_id) {
+        sqlx::query("UPDATE visits SET caregiver_id = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(visit.id)
+            .bind(caregiver_id)
+            .execute(&mut *conn)
+            .await?;
+        tell(
+            conn,
+            templates,
+            tenant_id,
+            visit.caregiver_id,
+            "visit_reassigned_away",
+            visit,
+        )
+        .await?;
+        tell(
+            conn,
+            templates,
+            tenant_id,
+            caregiver_id,
+            "visit_assigned_to_you",
+            visit,
+        )
+        .await?;
+        moved += 1;
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+    fn time(s: &str) -> NaiveTime {
+        NaiveTime::parse_from_str(s, "%H:%M").unwrap()
+    }
+
+    #[test]
+    fn recurring_visits_keep_local_time_across_daylight_saving() {
+        let london = chrono_tz::Europe::London;
+        // Clocks go forward on Sunday 28 March 2027.
+        let visits = occurrences(
+            &london,
+            &[1, 2, 3, 4, 5, 6, 7],
+            time("08:00"),
+            time("09:00"),
+            day("2027-03-27"),
+            day("2027-03-29"),
+        );
+        let starts: Vec<String> = visits.iter().map(|(s, _)| s.to_rfc3339()).collect();
+        assert_eq!(
+            starts,
+            [
+                "2027-03-27T08:00:00+00:00",
+                "2027-03-28T07:00:00+00:00",
+                "2027-03-29T07:00:00+00:00"
+            ]
+        );
+        assert!(visits.iter().all(|(s, e)| *e - *s == TimeDelta::hours(1)));
+    }
+
+    #[test]
+    fn skipped_and_doubled_hours_and_overnight_shifts() {
+        let london = chrono_tz::Europe::London;
+        // 01:30 does not exist on 28 March 2027: the visit is at 02:30 BST (01:30 UTC).
+        let gap = occurrences(
+            &london,
+            &[7],
+            time("01:30"),
+            time("03:00"),
+            day("2027-03-28"),
+            day("2027-03-28"),
+        );
+        assert_eq!(gap[0].0.to_rfc3339(), "2027-03-28T01:30:00+00:00");
+        // 01:30 happens twice on 31 October 2027: the first (BST).
+        let twice = occurrences(
+            &london,
+            &[7],
+            time("01:30"),
+            time("03:00"),
+            day("2027-10-31"),
+            day("2027-10-31"),
+        );
+        assert_eq!(twice[0].0.to_rfc3339(), "2027-10-31T00:30:00+00:00");
+        // 22:00 to 06:00 ends the next morning; only the chosen weekdays (Monday 29 March 2027).
+        let night = occurrences(
+            &london,
+            &[1],
+            time("22:00"),
+            time("06:00"),
+            day("2027-03-27"),
+            day("2027-04-04"),
+        );
+        assert_eq!(night.len(), 1);
+        assert_eq!(night[0].0.to_rfc3339(), "2027-03-29T21:00:00+00:00");
+        assert_eq!(night[0].1.to_rfc3339(), "2027-03-30T05:00:00+00:00");
+    }
+}
