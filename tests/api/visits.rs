@@ -963,3 +963,210 @@ async fn timers_remind_nudge_mark_late_and_missed_and_ask_for_the_check_out() {
     // The reminded visit did not get nudged: its start has not come.
     assert_eq!(sent_to(&soon, "visit_nudge").await, 0);
 }
+
+#[tokio::test]
+async fn exceptions_are_resolved_times_corrected_with_their_originals_and_visits_exported() {
+    let c = care().await;
+    let token = c.sign_in(CAREGIVER).await;
+    let now = Utc::now();
+    // A check-in 2 km away: an exception to resolve.
+    let visit = c.visit(&c.caregiver, 5).await;
+    let (status, _) = c
+        .post(
+            &format!("/api/v1/app/visits/{visit}/check-in"),
+            Some(&token),
+            &reading(9.0500, HOME.1, 20.0, now, "far-in"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, queue) = json(
+        c.app
+            .app
+            .get(&c.app.tenant, "/api/v1/visit-exceptions")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(queue.as_array().unwrap().len(), 1, "{queue}");
+    assert_eq!(queue[0]["code"], "outside_geofence");
+    assert_eq!(queue[0]["caregiver_name"], "Selam Bekele");
+    let exception = queue[0]["id"].as_str().unwrap().to_owned();
+    let resolve = format!("/api/v1/visit-exceptions/{exception}/resolve");
+    let (status, body) = json(
+        c.app
+            .app
+            .post(
+                &c.app.tenant,
+                &resolve,
+                &json!({ "resolution_code": "because", "note": "" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["resolution_code", "note"]);
+    // Another organisation cannot see or resolve it.
+    let other = c.app.app.tenant("other-care").await;
+    let (_, theirs) = json(c.app.app.get(&other, "/api/v1/visit-exceptions").await).await;
+    assert_eq!(theirs, json!([]));
+    let refused = c
+        .app
+        .app
+        .post(
+            &other,
+            &resolve,
+            &json!({ "resolution_code": "gps_problem", "note": "x" }),
+        )
+        .await;
+    assert_eq!(refused.status(), 404);
+    let done = c
+        .app
+        .app
+        .post(&c.app.tenant, &resolve, &json!({ "resolution_code": "confirmed_with_patient", "note": "Hana confirms Selam came at 10:05" }))
+        .await;
+    assert_eq!(done.status(), 204);
+    let (_, open) = json(
+        c.app
+            .app
+            .get(&c.app.tenant, "/api/v1/visit-exceptions")
+            .await,
+    )
+    .await;
+    assert_eq!(open, json!([]));
+    let again = c
+        .app
+        .app
+        .post(
+            &c.app.tenant,
+            &resolve,
+            &json!({ "resolution_code": "other", "note": "twice" }),
+        )
+        .await;
+    assert_eq!(again.status(), 409);
+
+    // The check-out was forgotten: a coordinator sets both times by hand, with a reason.
+    let check_in = now - TimeDelta::minutes(50);
+    let check_out = now - TimeDelta::minutes(5);
+    let (status, corrected) = json(
+        c.app
+            .app
+            .post(
+                &c.app.tenant,
+                &format!("/api/v1/visits/{visit}/correct"),
+                &json!({ "check_in_at": check_in, "check_out_at": check_out, "reason": "Selam's phone died; times from the patient's log" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{corrected}");
+    assert_eq!(corrected["status"], "completed");
+    assert_eq!(corrected["manually_edited"], true);
+    let (before, after, actor): (Value, Value, String) = sqlx::query_as(
+        "SELECT before, after, actor_kind FROM audit_log WHERE action = 'visit.times_corrected' AND entity_id = $1::uuid",
+    )
+    .bind(&visit)
+    .fetch_one(&c.app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(actor, "api_token");
+    assert_eq!(before["status"], "in_progress");
+    assert_eq!(before["check_out_at"], Value::Null);
+    assert!(
+        before["check_in_at"].is_string(),
+        "the original time is kept: {before}"
+    );
+    assert_eq!(after["check_in_method"], "manual");
+    assert_eq!(
+        after["reason"],
+        "Selam's phone died; times from the patient's log"
+    );
+    let (status, body) = json(
+        c.app
+            .app
+            .post(
+                &c.app.tenant,
+                &format!("/api/v1/visits/{visit}/correct"),
+                &json!({ "check_out_at": check_in - TimeDelta::minutes(1), "reason": "x" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "check_out_at");
+
+    // The export: one row per visit with the six elements, the verdict, the codes, the flag.
+    let today = (now).date_naive();
+    let path = format!(
+        "/api/v1/visits/export?from={}&to={}",
+        today - TimeDelta::days(1),
+        today + TimeDelta::days(1)
+    );
+    let (status, rows) = json(
+        c.app
+            .app
+            .get(&c.app.tenant, &format!("{path}&format=json"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    let row = &rows[0];
+    assert_eq!(row["service_type"], "personal_care");
+    assert_eq!(row["patient_name"], "Hana Tesfaye");
+    assert_eq!(row["caregiver_name"], "Selam Bekele");
+    assert_eq!(row["address"], "Kebele 05, house 12");
+    assert_eq!(row["exception_codes"], "outside_geofence");
+    assert_eq!(row["verified"], false);
+    assert_eq!(row["manually_edited"], true);
+    assert_eq!(row["check_in_method"], "manual");
+    let csv = c.app.app.get(&c.app.tenant, &path).await;
+    assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().starts_with(
+        "visit_id,service_type,patient_id,patient_name,caregiver_id,caregiver_name,date,address"
+    ));
+    let line = lines.next().unwrap();
+    assert!(
+        line.contains("Hana Tesfaye")
+            && line.contains("\"Kebele 05, house 12\"")
+            && line.ends_with(",outside_geofence,true"),
+        "{line}"
+    );
+    assert!(lines.next().is_none());
+    // Another organisation exports nothing of it; bad ranges are explained.
+    let (_, none) = json(c.app.app.get(&other, &format!("{path}&format=json")).await).await;
+    assert_eq!(none, json!([]));
+    let (status, body) = json(
+        c.app
+            .app
+            .get(
+                &c.app.tenant,
+                "/api/v1/visits/export?from=2026-12-01&to=2026-11-01",
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["details"][0]["field"].as_str()),
+        (422, Some("to"))
+    );
+    let (status, body) = json(
+        c.app
+            .app
+            .get(&c.app.tenant, &format!("{path}&format=xml"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["details"][0]["field"].as_str()),
+        (422, Some("format"))
+    );
+}

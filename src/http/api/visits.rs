@@ -1,9 +1,15 @@
 //! `/visits` and `/assignments`: coordinators schedule home-care visits (one-off, or recurring
 //! from an assignment), cancel and reassign them, and sign caregivers' phones out.
 
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -12,10 +18,12 @@ use crate::{
     app::AppState,
     domains::care::{
         app_auth,
+        exceptions::{self, Correction, Resolution, VisitException},
+        export::{self, ExportRow},
         schedule::{self, Assignment, NewAssignment, Scope},
         visits::{self, NewVisit, Visit},
     },
-    error::AppResult,
+    error::{AppError, AppResult},
     http::extract::{self, Path, Query},
 };
 
@@ -24,6 +32,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_visits, create_visit))
         .routes(routes!(get_visit))
         .routes(routes!(revoke_app_tokens))
+        .routes(routes!(export_visits))
+        .routes(routes!(correct_visit))
+        .routes(routes!(list_exceptions))
+        .routes(routes!(resolve_exception))
         .routes(routes!(cancel_visit))
         .routes(routes!(reassign_visit))
         .routes(routes!(list_assignments, create_assignment))
@@ -222,4 +234,120 @@ async fn revoke_app_tokens(
     let mut conn = state.pool.acquire().await?;
     let revoked = app_auth::revoke(&mut conn, caller.tenant_id, id).await?;
     Ok(Json(Revoked { revoked }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// First day, YYYY-MM-DD (the organisation's time zone).
+    pub from: NaiveDate,
+    /// Last day, inclusive.
+    pub to: NaiveDate,
+    /// csv (default) or json.
+    pub format: Option<String>,
+}
+
+/// Electronic visit verification export: one row per visit with the six elements (service,
+/// patient, caregiver, date, location, start and end), verification, exception codes and the
+/// manual-edit flag. At most 366 days at a time.
+#[utoipa::path(get, path = "/visits/export", tag = "visits", params(ExportQuery),
+    responses((status = 200, body = [ExportRow], description = "JSON, or text/csv with the same columns"),
+              (status = 422, body = crate::error::ErrorBody)))]
+async fn export_visits(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Query(query): Query<ExportQuery>,
+) -> AppResult<Response> {
+    if query.to < query.from {
+        return Err(AppError::field("to", "must not be before from"));
+    }
+    if (query.to - query.from).num_days() > 366 {
+        return Err(AppError::field("to", "export at most 366 days at a time"));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let rows = export::rows(&mut conn, caller.tenant_id, query.from, query.to).await?;
+    match query.format.as_deref().unwrap_or("csv") {
+        "json" => Ok(Json(rows).into_response()),
+        "csv" => {
+            let body = export::to_csv(&rows)?;
+            let file = format!(
+                "attachment; filename=\"visits-{}-{}.csv\"",
+                query.from, query.to
+            );
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (header::CONTENT_DISPOSITION, file),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        other => Err(AppError::field(
+            "format",
+            format!("{other:?}: use csv or json"),
+        )),
+    }
+}
+
+/// Correct a visit's check-in and/or check-out time by hand. The visit is marked manually
+/// edited and the audit log keeps the original times, who changed them, when and why.
+#[utoipa::path(post, path = "/visits/{id}/correct", tag = "visits", request_body = Correction,
+    responses((status = 200, body = Visit), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn correct_visit(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<Uuid>,
+    extract::Json(input): extract::Json<Correction>,
+) -> AppResult<Json<Visit>> {
+    let mut tx = state.pool.begin().await?;
+    exceptions::correct(&mut tx, caller.tenant_id, id, &input, caller.actor()).await?;
+    let visit = visits::get(&mut tx, caller.tenant_id, id).await?;
+    tx.commit().await?;
+    Ok(Json(visit))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExceptionQuery {
+    /// false: resolved ones too (default true).
+    pub open: Option<bool>,
+    pub visit_id: Option<Uuid>,
+}
+
+/// The exception queue.
+#[utoipa::path(get, path = "/visit-exceptions", tag = "visits", params(ExceptionQuery),
+    responses((status = 200, body = [VisitException])))]
+async fn list_exceptions(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Query(query): Query<ExceptionQuery>,
+) -> AppResult<Json<Vec<VisitException>>> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(
+        exceptions::list(
+            &mut conn,
+            caller.tenant_id,
+            query.open.unwrap_or(true),
+            query.visit_id,
+        )
+        .await?,
+    ))
+}
+
+/// Resolve an exception with a reason code and a note.
+#[utoipa::path(post, path = "/visit-exceptions/{id}/resolve", tag = "visits", request_body = Resolution,
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn resolve_exception(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<Uuid>,
+    extract::Json(input): extract::Json<Resolution>,
+) -> AppResult<StatusCode> {
+    let mut tx = state.pool.begin().await?;
+    exceptions::resolve(&mut tx, caller.tenant_id, id, &input, None, caller.actor()).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,245 @@
+//! The exception queue: what did not go by the book on a visit, resolved by a coordinator with
+//! a reason; and manual corrections of visit times, kept with their originals in the audit log.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, Actor},
+    error::{AppError, AppResult, FieldErrors},
+    types::required_text,
+};
+
+/// Why an exception was closed.
+pub const RESOLUTIONS: &[&str] = &[
+    "confirmed_with_patient",
+    "confirmed_with_caregiver",
+    "gps_problem",
+    "schedule_changed",
+    "substitute_approved",
+    "corrected_times",
+    "not_a_problem",
+    "other",
+];
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct VisitException {
+    pub id: Uuid,
+    pub visit_id: Uuid,
+    pub code: String,
+    pub detail: String,
+    pub created_at: DateTime<Utc>,
+    pub patient_name: String,
+    pub caregiver_name: String,
+    pub scheduled_start: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution_code: Option<String>,
+    pub resolution_note: Option<String>,
+}
+
+/// Open exceptions first, newest first; or one visit's, all of them.
+pub async fn list(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    open_only: bool,
+    visit_id: Option<Uuid>,
+) -> sqlx::Result<Vec<VisitException>> {
+    sqlx::query_as(
+        "SELECT e.id, e.visit_id, e.code, e.detail, e.created_at,
+                p.first_name || ' ' || p.last_name AS patient_name,
+                w.first_name || ' ' || w.last_name AS caregiver_name, v.scheduled_start,
+                e.resolved_at, e.resolution_code, e.resolution_note
+         FROM visit_exceptions e
+         JOIN visits v ON v.tenant_id = e.tenant_id AND v.id = e.visit_id
+         JOIN patients p ON p.tenant_id = v.tenant_id AND p.id = v.patient_id
+         JOIN workers w ON w.tenant_id = v.tenant_id AND w.id = v.caregiver_id
+         WHERE e.tenant_id = $1 AND (NOT $2 OR e.resolved_at IS NULL) AND ($3::uuid IS NULL OR e.visit_id = $3)
+         ORDER BY e.resolved_at IS NULL DESC, e.created_at DESC
+         LIMIT 500",
+    )
+    .bind(tenant_id)
+    .bind(open_only)
+    .bind(visit_id)
+    .fetch_all(conn)
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    /// confirmed_with_patient, confirmed_with_caregiver, gps_problem, schedule_changed,
+    /// substitute_approved, corrected_times, not_a_problem, other.
+    pub resolution_code: String,
+    pub note: String,
+}
+
+pub async fn resolve(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    input: &Resolution,
+    user_id: Option<Uuid>,
+    actor: Actor,
+) -> AppResult<()> {
+    let mut errors = FieldErrors::new();
+    if !RESOLUTIONS.contains(&input.resolution_code.as_str()) {
+        errors.add(
+            "resolution_code",
+            format!("use one of: {}", RESOLUTIONS.join(", ")),
+        );
+    }
+    let note = errors.check("note", required_text(&input.note, 2000));
+    errors.into_result()?;
+    let resolved: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE visit_exceptions SET resolved_at = now(), resolved_by = $3, resolution_code = $4, resolution_note = $5
+         WHERE tenant_id = $1 AND id = $2 AND resolved_at IS NULL
+         RETURNING visit_id",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(user_id)
+    .bind(&input.resolution_code)
+    .bind(&note)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(visit_id) = resolved else {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM visit_exceptions WHERE tenant_id = $1 AND id = $2)",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        return Err(if exists {
+            AppError::Conflict("this exception is already resolved".into())
+        } else {
+            AppError::NotFound("visit exception")
+        });
+    };
+    audit::record(
+        conn,
+        audit::Entry {
+            tenant_id: Some(tenant_id),
+            actor,
+            action: "visit_exception.resolved",
+            entity_type: "visit",
+            entity_id: Some(visit_id),
+            before: None,
+            after: Some(json!({ "exception_id": id, "resolution_code": input.resolution_code, "note": note })),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Correction {
+    pub check_in_at: Option<DateTime<Utc>>,
+    pub check_out_at: Option<DateTime<Utc>>,
+    /// Why the recorded times were wrong: kept in the audit log with the originals.
+    pub reason: String,
+}
+
+#[derive(sqlx::FromRow, Serialize)]
+struct Times {
+    status: String,
+    check_in_at: Option<DateTime<Utc>>,
+    check_out_at: Option<DateTime<Utc>>,
+    check_in_method: Option<String>,
+    check_out_method: Option<String>,
+}
+
+/// A coordinator sets the check-in and/or check-out time by hand. The visit is marked manually
+/// edited; the audit log keeps the original times, who changed them, when and why.
+pub async fn correct(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    visit_id: Uuid,
+    input: &Correction,
+    actor: Actor,
+) -> AppResult<()> {
+    let mut errors = FieldErrors::new();
+    let reason = errors.check("reason", required_text(&input.reason, 2000));
+    if input.check_in_at.is_none() && input.check_out_at.is_none() {
+        errors.add("check_in_at", "give check_in_at, check_out_at or both");
+    }
+    if let Some(at) = input.check_in_at.or(input.check_out_at)
+        && at > Utc::now()
+    {
+        errors.add("check_in_at", "a visit time cannot be in the future");
+    }
+    errors.into_result()?;
+    let before: Times = sqlx::query_as(
+        "SELECT status, check_in_at, check_out_at, check_in_method, check_out_method FROM visits
+         WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .bind(visit_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(AppError::NotFound("visit"))?;
+    if before.status == "cancelled" {
+        return Err(AppError::Conflict(
+            "a cancelled visit has no times to correct".into(),
+        ));
+    }
+    let check_in = input.check_in_at.or(before.check_in_at);
+    let check_out = input.check_out_at.or(before.check_out_at);
+    match (check_in, check_out) {
+        (None, Some(_)) => {
+            return Err(AppError::field(
+                "check_in_at",
+                "a check-out needs a check-in: give both",
+            ));
+        }
+        (Some(i), Some(o)) if o < i => {
+            return Err(AppError::field(
+                "check_out_at",
+                "must not be before the check-in",
+            ));
+        }
+        _ => {}
+    }
+    let status = if check_out.is_some() {
+        "completed"
+    } else {
+        "in_progress"
+    };
+    let after: Times = sqlx::query_as(
+        "UPDATE visits SET check_in_at = $3, check_out_at = $4, status = $5, manually_edited = true,
+             check_in_method = CASE WHEN $6 THEN 'manual' ELSE check_in_method END,
+             check_out_method = CASE WHEN $7 THEN 'manual' ELSE check_out_method END
+         WHERE tenant_id = $1 AND id = $2
+         RETURNING status, check_in_at, check_out_at, check_in_method, check_out_method",
+    )
+    .bind(tenant_id)
+    .bind(visit_id)
+    .bind(check_in)
+    .bind(check_out)
+    .bind(status)
+    .bind(input.check_in_at.is_some())
+    .bind(input.check_out_at.is_some())
+    .fetch_one(&mut *conn)
+    .await?;
+    let mut after_json = serde_json::to_value(&after).map_err(anyhow::Error::from)?;
+    after_json["reason"] = json!(reason);
+    audit::record(
+        conn,
+        audit::Entry {
+            tenant_id: Some(tenant_id),
+            actor,
+            action: "visit.times_corrected",
+            entity_type: "visit",
+            entity_id: Some(visit_id),
+            before: Some(serde_json::to_value(&before).map_err(anyhow::Error::from)?),
+            after: Some(after_json),
+        },
+    )
+    .await?;
+    Ok(())
+}
