@@ -414,6 +414,7 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoData> {
         ensure_asset(&mut tx, tenant_id, a).await?;
     }
     ensure_ambulances(&mut tx, tenant_id).await?;
+    ensure_assignments(&mut tx, tenant_id, &workers, &patients).await?;
     for c in CHANNELS {
         sqlx::query(
             "INSERT INTO channels (id, tenant_id, provider, kind, phone_number, display_name) VALUES ($1, $2, $3, $4, $5, 'Demo console')
@@ -451,6 +452,51 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoData> {
         workers,
         patients,
     })
+}
+
+/// Caregiver, patient, days (1 = Monday), local start and end.
+const ASSIGNMENTS: &[(&str, &str, &[i16], &str, &str)] = &[
+    ("Hirut", "Almaz", &[1, 2, 3, 4, 5, 6, 7], "09:00", "10:00"),
+    ("Meron", "Kebede", &[1, 2, 3, 4, 5], "14:00", "15:30"),
+    ("Hirut", "Fatuma", &[2, 4], "16:00", "17:00"),
+];
+
+/// Recurring home visits from today, and their visits for the next two weeks.
+async fn ensure_assignments(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    workers: &[DemoPerson],
+    patients: &[DemoPerson],
+) -> anyhow::Result<()> {
+    let id_of = |people: &[DemoPerson], first: &str| {
+        people
+            .iter()
+            .find(|p| p.name.starts_with(first))
+            .map(|p| p.id)
+            .ok_or_else(|| anyhow::anyhow!("demo data has no {first}"))
+    };
+    for (caregiver, patient, days, start, end) in ASSIGNMENTS {
+        let caregiver = id_of(workers, caregiver)?;
+        let patient = id_of(patients, patient)?;
+        sqlx::query(
+            "INSERT INTO caregiver_assignments (tenant_id, caregiver_id, patient_id, service_type, starts_on,
+                 shift_start, shift_end, days_of_week)
+             SELECT $1, $2, $3, 'personal_care', (now() AT TIME ZONE t.time_zone)::date, $4::time, $5::time, $6
+             FROM tenants t WHERE t.id = $1
+               AND NOT EXISTS (SELECT 1 FROM caregiver_assignments a WHERE a.tenant_id = $1 AND a.caregiver_id = $2
+                                 AND a.patient_id = $3 AND a.shift_start = $4::time)",
+        )
+        .bind(tenant_id)
+        .bind(caregiver)
+        .bind(patient)
+        .bind(start)
+        .bind(end)
+        .bind(days.to_vec())
+        .execute(&mut *tx)
+        .await?;
+    }
+    crate::domains::care::schedule::generate(tx, tenant_id, None).await?;
+    Ok(())
 }
 
 async fn ensure_tenant(tx: &mut PgConnection) -> anyhow::Result<Uuid> {

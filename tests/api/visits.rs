@@ -1170,3 +1170,200 @@ async fn exceptions_are_resolved_times_corrected_with_their_originals_and_visits
         (422, Some("format"))
     );
 }
+
+#[tokio::test]
+async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_panel() {
+    use crate::panel::{PASSWORD, csrf_in, login_form, sign_in};
+    let c = care().await;
+    let token = c.sign_in(CAREGIVER).await;
+    let now = Utc::now();
+    let done = c.visit(&c.caregiver, 5).await;
+    c.post(
+        &format!("/api/v1/app/visits/{done}/check-in"),
+        Some(&token),
+        &reading(9.0310, HOME.1, 15.0, now, "a"),
+    )
+    .await;
+    let far = c.visit(&c.other, 10).await;
+    let tigist = c.sign_in(OTHER_CAREGIVER).await;
+    c.post(
+        &format!("/api/v1/app/visits/{far}/check-in"),
+        Some(&tigist),
+        &reading(9.0500, HOME.1, 20.0, now, "b"),
+    )
+    .await;
+    c.visit(&c.caregiver, 120).await;
+
+    c.app
+        .app
+        .user(&c.app.tenant, "liya@care.example", PASSWORD)
+        .await;
+    let csrf = login_form(&c.app.app).await;
+    assert_eq!(
+        sign_in(&c.app.app, "msg-org", "liya@care.example", PASSWORD, &csrf)
+            .await
+            .status(),
+        303
+    );
+    let page = async |path: &str| -> (u16, String) {
+        let r = c
+            .app
+            .app
+            .client
+            .get(c.app.app.url(path))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let csrf = csrf_in(&page("/panel").await.1);
+
+    let (status, board) = page("/panel/visits").await;
+    assert_eq!(status, 200);
+    assert!(
+        board.contains("Selam Bekele") && board.contains("Tigist Bekele"),
+        "{board}"
+    );
+    assert!(
+        board.contains("<h2>in progress</h2><div class=\"figure\">2</div>"),
+        "{board}"
+    );
+    assert!(
+        board.contains("<h2>scheduled</h2><div class=\"figure\">1</div>"),
+        "{board}"
+    );
+    assert!(
+        board.contains("outside geofence") && board.contains(" m ✓"),
+        "{board}"
+    );
+
+    let (status, queue) = page("/panel/visit-exceptions").await;
+    assert_eq!(status, 200);
+    assert!(
+        queue.contains("Exception queue (1)") && queue.contains("Tigist Bekele"),
+        "{queue}"
+    );
+    let exception: Uuid = sqlx::query_scalar("SELECT id FROM visit_exceptions")
+        .fetch_one(&c.app.app.pool)
+        .await
+        .unwrap();
+    let post = async |path: String, form: &[(&str, &str)]| {
+        c.app
+            .app
+            .client
+            .post(c.app.app.url(&path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    };
+    let refused = post(
+        format!("/panel/visit-exceptions/{exception}/resolve"),
+        &[
+            ("csrf_token", &csrf),
+            ("resolution_code", "gps_problem"),
+            ("note", ""),
+            ("back", "queue"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("note: must not be empty")
+    );
+    let resolved = post(
+        format!("/panel/visit-exceptions/{exception}/resolve"),
+        &[
+            ("csrf_token", &csrf),
+            ("resolution_code", "gps_problem"),
+            ("note", "phone GPS was off"),
+            ("back", "queue"),
+        ],
+    )
+    .await;
+    assert_eq!(resolved.status(), 303);
+    assert_eq!(resolved.headers()["location"], "/panel/visit-exceptions");
+    let (_, queue) = page("/panel/visit-exceptions").await;
+    assert!(queue.contains("Exception queue (0)"), "{queue}");
+    assert_eq!(
+        c.app.count("SELECT count(*) FROM visit_exceptions e JOIN users u ON u.id = e.resolved_by WHERE u.email = 'liya@care.example'").await,
+        1
+    );
+
+    // The visit's page, and a correction in local time.
+    let (status, detail) = page(&format!("/panel/visits/{far}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        detail.contains("resolved: gps problem")
+            && detail.contains("check in</strong> by Tigist Bekele via app"),
+        "{detail}"
+    );
+    let local = (now - TimeDelta::minutes(3))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let corrected = post(
+        format!("/panel/visits/{far}/correct"),
+        &[
+            ("csrf_token", &csrf),
+            ("check_in_at", &local),
+            ("check_out_at", ""),
+            ("reason", "checked in at the door, GPS lagged"),
+        ],
+    )
+    .await;
+    assert_eq!(corrected.status(), 303);
+    assert_eq!(c.app.count(&format!("SELECT count(*) FROM visits WHERE id = '{far}' AND manually_edited AND check_in_method = 'manual'")).await, 1);
+    assert_eq!(c.app.count("SELECT count(*) FROM audit_log WHERE action = 'visit.times_corrected' AND actor_kind = 'user'").await, 1);
+    let forged = post(
+        format!("/panel/visits/{far}/correct"),
+        &[
+            ("csrf_token", "forged"),
+            ("check_in_at", &local),
+            ("reason", "x"),
+        ],
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+
+    // Another organisation's coordinator sees none of it.
+    let other = c.app.app.tenant("other-care").await;
+    c.app.app.user(&other, "eve@other.example", PASSWORD).await;
+    post("/panel/logout".into(), &[("csrf_token", &csrf)]).await;
+    let csrf = login_form(&c.app.app).await;
+    assert_eq!(
+        sign_in(
+            &c.app.app,
+            "other-care",
+            "eve@other.example",
+            PASSWORD,
+            &csrf
+        )
+        .await
+        .status(),
+        303
+    );
+    let csrf = csrf_in(&page("/panel").await.1);
+    let (_, board) = page("/panel/visits").await;
+    assert!(!board.contains("Hana Tesfaye"), "{board}");
+    assert_eq!(page(&format!("/panel/visits/{far}")).await.0, 404);
+    let refused = post(
+        format!("/panel/visits/{far}/correct"),
+        &[
+            ("csrf_token", &csrf),
+            ("check_in_at", &local),
+            ("reason", "sneaky"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), 404);
+    assert_eq!(
+        c.app
+            .count("SELECT count(*) FROM audit_log WHERE action = 'visit.times_corrected'")
+            .await,
+        1
+    );
+}

@@ -2,6 +2,8 @@
 
 mod session;
 mod views;
+mod visit_views;
+mod visits;
 mod work_order_views;
 mod work_orders;
 
@@ -30,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", axum::routing::post(logout))
         .route("/static/panel.css", get(stylesheet))
         .merge(work_orders::routes())
+        .merge(visits::routes())
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -21,7 +21,8 @@ pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Marku
                     @if let Some(c) = coordinator {
                         nav aria-label="Sections" {
                             a href="/panel" { "Dashboard" } " · "
-                            a href="/panel/work-orders" { "Work orders" }
+                            a href="/panel/work-orders" { "Work orders" } " · "
+                            a href="/panel/visits" { "Visits" }
                         }
                         nav aria-label="Account" {
                             span.muted { (c.full_name.as_deref().unwrap_or(&c.email)) " · " (c.tenant_name) " · " }

@@ -1,0 +1,279 @@
+//! The visit pages' HTML.
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use maud::{Markup, html};
+use uuid::Uuid;
+
+use super::{session::Coordinator, views::layout};
+use crate::domains::care::{
+    exceptions::{RESOLUTIONS, VisitException},
+    visits::Visit,
+};
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct EventRow {
+    pub kind: String,
+    pub method: String,
+    pub at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub accuracy_m: Option<f64>,
+    pub distance_m: Option<f64>,
+    pub verified: bool,
+    pub worker: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct MessageRow {
+    pub created_at: DateTime<Utc>,
+    pub inbound: bool,
+    pub body: Option<String>,
+    pub status: String,
+}
+
+fn tz(coordinator: &Coordinator) -> chrono_tz::Tz {
+    coordinator.time_zone.parse().unwrap_or(chrono_tz::UTC)
+}
+
+fn hm(coordinator: &Coordinator, at: DateTime<Utc>) -> String {
+    at.with_timezone(&tz(coordinator))
+        .format("%H:%M")
+        .to_string()
+}
+
+fn when(coordinator: &Coordinator, at: DateTime<Utc>) -> String {
+    at.with_timezone(&tz(coordinator))
+        .format("%d %b %H:%M")
+        .to_string()
+}
+
+fn words(s: &str) -> String {
+    s.replace('_', " ")
+}
+
+/// What the board calls the visit: late is a flag on a scheduled visit, not a status.
+fn board_state(v: &Visit) -> &'static str {
+    match v.status.as_str() {
+        "scheduled" if v.late => "late",
+        "scheduled" => "scheduled",
+        "in_progress" => "in progress",
+        "completed" => "completed",
+        "missed" => "missed",
+        _ => "cancelled",
+    }
+}
+
+fn metres(m: Option<f64>) -> String {
+    m.map(|m| format!("{m:.0} m")).unwrap_or_else(|| "-".into())
+}
+
+pub fn board(
+    coordinator: &Coordinator,
+    date: NaiveDate,
+    rows: &[Visit],
+    caregivers: &[(Uuid, String)],
+    open: &[(Uuid, String)],
+) -> Markup {
+    let name = |id: Uuid| {
+        caregivers
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, n)| n.as_str())
+            .unwrap_or("-")
+    };
+    let states = ["scheduled", "in progress", "late", "missed", "completed"];
+    let count = |state: &str| rows.iter().filter(|v| board_state(v) == state).count();
+    layout(
+        "Visits",
+        Some(coordinator),
+        html! {
+            h1 { "Visits on " (date.format("%A %d %B %Y")) }
+            p {
+                a href=(format!("/panel/visits?date={}", date - TimeDelta::days(1))) { "← previous day" } " · "
+                a href=(format!("/panel/visits?date={}", date + TimeDelta::days(1))) { "next day →" } " · "
+                a href="/panel/visit-exceptions" { "Exception queue" }
+            }
+            ul.cards aria-label="Visits by state" {
+                @for state in states {
+                    li.card { h2 { (state) } div.figure { (count(state)) } }
+                }
+            }
+            @if rows.is_empty() {
+                p.muted { "No visits on this day." }
+            } @else {
+                table.list {
+                    thead { tr {
+                        th scope="col" { "Time" } th scope="col" { "Patient" } th scope="col" { "Caregiver" }
+                        th scope="col" { "Service" } th scope="col" { "State" } th scope="col" { "Check-in" }
+                        th scope="col" { "Check-out" } th scope="col" { "Exceptions" }
+                    } }
+                    tbody {
+                        @for v in rows {
+                            @let codes: Vec<&str> = open.iter().filter(|(id, _)| *id == v.id).map(|(_, c)| c.as_str()).collect();
+                            tr {
+                                td { a href=(format!("/panel/visits/{}", v.id)) { (hm(coordinator, v.scheduled_start)) "–" (hm(coordinator, v.scheduled_end)) } }
+                                td { (v.patient_name) }
+                                td { (name(v.caregiver_id)) }
+                                td { (words(&v.service_type)) }
+                                td { span class=(format!("badge state-{}", board_state(v).replace(' ', "-"))) { (board_state(v)) } }
+                                td {
+                                    @if let Some(at) = v.check_in_at {
+                                        (hm(coordinator, at)) " · " (metres(v.check_in_distance_m))
+                                        @if v.check_in_verified == Some(true) { " ✓" } @else { " " span.badge.overdue { "unverified" } }
+                                    } @else { "-" }
+                                }
+                                td {
+                                    @if let Some(at) = v.check_out_at {
+                                        (hm(coordinator, at)) " · " (metres(v.check_out_distance_m))
+                                        @if v.check_out_verified == Some(true) { " ✓" } @else { " " span.badge.overdue { "unverified" } }
+                                    } @else { "-" }
+                                }
+                                td {
+                                    @for code in &codes { span.badge.overdue { (words(code)) } " " }
+                                    @if v.manually_edited { span.badge { "edited" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn resolve_form(coordinator: &Coordinator, e: &VisitException, back: &str) -> Markup {
+    html! {
+        form.inline-grid method="post" action=(format!("/panel/visit-exceptions/{}/resolve", e.id)) {
+            input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+            input type="hidden" name="back" value=(back);
+            label { "Reason"
+                select name="resolution_code" required {
+                    option value="" { "Choose" }
+                    @for r in RESOLUTIONS { option value=(r) { (words(r)) } }
+                }
+            }
+            label { "Note" input type="text" name="note" required maxlength="2000"; }
+            button type="submit" { "Resolve" }
+        }
+    }
+}
+
+pub fn detail(
+    coordinator: &Coordinator,
+    v: &Visit,
+    caregiver: &str,
+    events: &[EventRow],
+    messages: &[MessageRow],
+    found: &[VisitException],
+    error: Option<&str>,
+) -> Markup {
+    let local_input = |at: Option<DateTime<Utc>>| {
+        at.map(|at| {
+            at.with_timezone(&tz(coordinator))
+                .format("%Y-%m-%dT%H:%M")
+                .to_string()
+        })
+        .unwrap_or_default()
+    };
+    layout(
+        "Visit",
+        Some(coordinator),
+        html! {
+            p { a href=(format!("/panel/visits?date={}", v.scheduled_start.with_timezone(&tz(coordinator)).date_naive())) { "← Visits" } }
+            h1 { (v.patient_name) " · " (when(coordinator, v.scheduled_start)) }
+            @if let Some(error) = error { p.alert role="alert" { (error) } }
+            dl.facts {
+                dt { "Service" } dd { (words(&v.service_type)) }
+                dt { "Patient" } dd { (v.patient_name) @if let Some(a) = &v.address { ", " (a) } }
+                dt { "Caregiver" } dd { (caregiver) }
+                dt { "Window" } dd { (when(coordinator, v.scheduled_start)) "–" (hm(coordinator, v.scheduled_end)) }
+                dt { "State" } dd { (board_state(v)) @if v.manually_edited { " · times edited by hand" } }
+                dt { "Check-in" } dd {
+                    @if let Some(at) = v.check_in_at { (when(coordinator, at)) " · " (metres(v.check_in_distance_m)) " from home · " (if v.check_in_verified == Some(true) { "verified" } else { "not verified" }) } @else { "-" }
+                }
+                dt { "Check-out" } dd {
+                    @if let Some(at) = v.check_out_at { (when(coordinator, at)) " · " (metres(v.check_out_distance_m)) " from home · " (if v.check_out_verified == Some(true) { "verified" } else { "not verified" }) } @else { "-" }
+                }
+            }
+            h2 { "Exceptions" }
+            @if found.is_empty() { p.muted { "None." } }
+            ul.exceptions {
+                @for e in found {
+                    li {
+                        span.badge.overdue { (words(&e.code)) } " " (e.detail) " "
+                        span.muted { "(" (when(coordinator, e.created_at)) ")" }
+                        @if let Some(code) = &e.resolution_code {
+                            " · resolved: " (words(code)) " — " (e.resolution_note.as_deref().unwrap_or(""))
+                        } @else {
+                            (resolve_form(coordinator, e, "visit"))
+                        }
+                    }
+                }
+            }
+            h2 { "Readings" }
+            @if events.is_empty() { p.muted { "No check-in or check-out yet." } }
+            ol.timeline {
+                @for e in events {
+                    li {
+                        span.time { (when(coordinator, e.at)) }
+                        strong { (words(&e.kind)) } " by " (e.worker) " via " (e.method) " · " (metres(e.distance_m)) " from home"
+                        @if let Some(a) = e.accuracy_m { " (±" (format!("{a:.0}")) " m)" }
+                        " · " (if e.verified { "verified" } else { "not verified" })
+                        @if (e.received_at - e.at).num_minutes().abs() >= 1 { " · arrived " (hm(coordinator, e.received_at)) }
+                        @if let (Some(lat), Some(lon)) = (e.latitude, e.longitude) {
+                            " · " a href=(format!("https://maps.google.com/?q={lat:.5},{lon:.5}")) rel="noopener noreferrer" { "map" }
+                        }
+                    }
+                }
+            }
+            h2 { "Messages" }
+            ol.timeline {
+                @for m in messages {
+                    li class=(if m.inbound { "message inbound" } else { "message outbound" }) {
+                        span.time { (when(coordinator, m.created_at)) }
+                        (if m.inbound { "From the caregiver" } else { "To the caregiver" })
+                        @if !m.inbound { " · " span.badge { (m.status) } }
+                        blockquote { (m.body.as_deref().unwrap_or("(shared location)")) }
+                    }
+                }
+            }
+            @if v.status != "cancelled" {
+                h2 { "Correct the times" }
+                form.stack.wide method="post" action=(format!("/panel/visits/{}/correct", v.id)) {
+                    input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+                    label { "Check-in (" (coordinator.time_zone) ")" input type="datetime-local" name="check_in_at" value=(local_input(v.check_in_at)); }
+                    label { "Check-out" input type="datetime-local" name="check_out_at" value=(local_input(v.check_out_at)); }
+                    label { "Why (kept in the audit log with the original times)" input type="text" name="reason" required maxlength="2000"; }
+                    button type="submit" { "Save correction" }
+                }
+            }
+        },
+    )
+}
+
+pub fn queue(coordinator: &Coordinator, open: &[VisitException]) -> Markup {
+    layout(
+        "Exception queue",
+        Some(coordinator),
+        html! {
+            p { a href="/panel/visits" { "← Visits" } }
+            h1 { "Exception queue (" (open.len()) ")" }
+            @if open.is_empty() { p.muted { "Nothing to look at." } }
+            table.list {
+                tbody {
+                    @for e in open {
+                        tr {
+                            td { span.badge.overdue { (words(&e.code)) } }
+                            td {
+                                a href=(format!("/panel/visits/{}", e.visit_id)) { (e.patient_name) " · " (when(coordinator, e.scheduled_start)) }
+                                " · " (e.caregiver_name) div.muted { (e.detail) }
+                            }
+                            td { (resolve_form(coordinator, e, "queue")) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
