@@ -62,6 +62,7 @@ async fn the_document_matches_the_routes() {
         ("GET", "/assignments"),
         ("POST", "/assignments"),
         ("POST", "/assignments/{id}/cancel"),
+        ("POST", "/assignments/{id}/change"),
         ("POST", "/assignments/{id}/reassign"),
         ("POST", "/app/login"),
         ("POST", "/app/verify"),

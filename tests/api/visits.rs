@@ -753,8 +753,56 @@ async fn recurring_visits_are_generated_ahead_across_daylight_saving_without_dup
         .collect();
     assert_eq!(fields, ["shift_start", "days_of_week"]);
 
-    // Reassigned to Tigist: every visit to come moves and both caregivers hear; then cancelled.
+    // Weekends only: the weekday visits go (Selam is told of each); Saturday and Sunday stay.
     let id = assignment["id"].as_str().unwrap();
+    let change = async |body: Value| {
+        json(
+            c.app
+                .app
+                .post(
+                    &c.app.tenant,
+                    &format!("/api/v1/assignments/{id}/change"),
+                    &body,
+                )
+                .await,
+        )
+        .await
+    };
+    let (status, changed) = change(json!({ "days_of_week": [6, 7] })).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(c.app.count("SELECT count(*) FROM visits").await, 2);
+    assert_eq!(
+        c.app
+            .count("SELECT count(*) FROM messages WHERE template_key = 'visit_cancelled'")
+            .await,
+        6
+    );
+    // An hour later: the two move, in local time on both sides of the change.
+    let (status, _) = change(json!({ "shift_start": "09:00", "shift_end": "10:00" })).await;
+    assert_eq!(status, 200);
+    let starts: Vec<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT scheduled_start FROM visits ORDER BY scheduled_start")
+            .fetch_all(&c.app.app.pool)
+            .await
+            .unwrap();
+    let starts: Vec<String> = starts.iter().map(|s| s.to_rfc3339()).collect();
+    assert_eq!(
+        starts,
+        ["2027-03-27T09:00:00+00:00", "2027-03-28T08:00:00+00:00"]
+    );
+    assert_eq!(
+        c.app
+            .count("SELECT count(*) FROM messages WHERE template_key = 'visit_assigned_to_you'")
+            .await,
+        2
+    );
+    let (status, body) = change(json!({ "days_of_week": [8] })).await;
+    assert_eq!(
+        (status, body["error"]["details"][0]["field"].as_str()),
+        (422, Some("days_of_week"))
+    );
+
+    // Reassigned to Tigist: every visit to come moves and both caregivers hear; then cancelled.
     let (status, moved) = json(
         c.app
             .app
@@ -766,7 +814,7 @@ async fn recurring_visits_are_generated_ahead_across_daylight_saving_without_dup
             .await,
     )
     .await;
-    assert_eq!((status, moved["visits"].as_u64()), (200, Some(8)));
+    assert_eq!((status, moved["visits"].as_u64()), (200, Some(2)));
     assert_eq!(
         c.app
             .count(&format!(
@@ -774,19 +822,19 @@ async fn recurring_visits_are_generated_ahead_across_daylight_saving_without_dup
                 c.other
             ))
             .await,
-        8
+        2
     );
     assert_eq!(
         c.app
             .count("SELECT count(*) FROM messages WHERE template_key = 'visit_reassigned_away'")
             .await,
-        8
+        2
     );
     assert_eq!(
         c.app
             .count("SELECT count(*) FROM messages WHERE template_key = 'visit_assigned_to_you'")
             .await,
-        8
+        4
     );
     let (status, cancelled) = json(
         c.app
@@ -799,21 +847,21 @@ async fn recurring_visits_are_generated_ahead_across_daylight_saving_without_dup
             .await,
     )
     .await;
-    assert_eq!((status, cancelled["visits"].as_u64()), (200, Some(8)));
-    assert_eq!(c.app.count("SELECT count(*) FROM visits WHERE status = 'cancelled' AND cancelled_reason = 'moved to a care home'").await, 8);
-    let told = c
-        .app
+    assert_eq!((status, cancelled["visits"].as_u64()), (200, Some(2)));
+    assert_eq!(c.app.count("SELECT count(*) FROM visits WHERE status = 'cancelled' AND cancelled_reason = 'moved to a care home'").await, 2);
+    c.app
         .fake
         .wait_for("Tigist told of a cancellation", |r| {
             r.field("To").as_deref() == Some(OTHER_CAREGIVER)
                 && r.field("Body").is_some_and(|b| {
-                    b.starts_with("Cancelled: your visit to Hana Tesfaye on Sun 28 Mar 08:00")
+                    b.starts_with("Cancelled: your visit to Hana Tesfaye on Sun 28 Mar 09:00")
                 })
         })
         .await;
-    let _ = told;
-    // Cancelled visits are not generated again.
-    assert_eq!(c.app.count("SELECT count(*) FROM visits").await, 8);
+    // A cancelled assignment makes nothing more and cannot change.
+    assert_eq!(c.app.count("SELECT count(*) FROM visits").await, 2);
+    let (status, _) = change(json!({ "days_of_week": [1] })).await;
+    assert_eq!(status, 409);
 }
 
 #[tokio::test]
@@ -1328,6 +1376,85 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
     )
     .await;
     assert_eq!(forged.status(), 403);
+
+    // Recurring assignments from the panel: refused without days, then made with two.
+    let (status, page_html) = page("/panel/assignments").await;
+    assert_eq!(status, 200);
+    assert!(
+        page_html.contains("Selam Bekele") && page_html.contains("Hana Tesfaye"),
+        "{page_html}"
+    );
+    let first_day = (now + TimeDelta::days(1)).date_naive().to_string();
+    let refused = post(
+        "/panel/assignments".into(),
+        &[
+            ("csrf_token", &csrf),
+            ("caregiver_id", &c.caregiver),
+            ("patient_id", &c.patient),
+            ("service_type", "personal_care"),
+            ("shift_start", "09:00"),
+            ("shift_end", "10:00"),
+            ("starts_on", &first_day),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("days_of_week: give at least one day")
+    );
+    let before = c.app.count("SELECT count(*) FROM visits").await;
+    let made = post(
+        "/panel/assignments".into(),
+        &[
+            ("csrf_token", &csrf),
+            ("caregiver_id", &c.caregiver),
+            ("patient_id", &c.patient),
+            ("service_type", "personal_care"),
+            ("shift_start", "09:00"),
+            ("shift_end", "10:00"),
+            ("starts_on", &first_day),
+            ("day", "1"),
+            ("day", "4"),
+        ],
+    )
+    .await;
+    assert_eq!(made.status(), 303);
+    let (_, page_html) = page("/panel/assignments").await;
+    assert!(
+        page_html.contains("Mon Thu") && page_html.contains("09:00–10:00"),
+        "{page_html}"
+    );
+    let generated = c.app.count("SELECT count(*) FROM visits").await - before;
+    assert!(
+        (4..=5).contains(&generated),
+        "two weekdays over 15 days: {generated}"
+    );
+    // A visit to come is cancelled from its page; the caregiver hears.
+    let later: Uuid = sqlx::query_scalar(
+        "SELECT id FROM visits WHERE assignment_id IS NOT NULL ORDER BY scheduled_start LIMIT 1",
+    )
+    .fetch_one(&c.app.app.pool)
+    .await
+    .unwrap();
+    let cancelled = post(
+        format!("/panel/visits/{later}/cancel"),
+        &[("csrf_token", &csrf), ("reason", "patient in hospital")],
+    )
+    .await;
+    assert_eq!(cancelled.status(), 303);
+    assert_eq!(
+        c.app
+            .count(&format!(
+                "SELECT count(*) FROM visits WHERE id = '{later}' AND status = 'cancelled'"
+            ))
+            .await,
+        1
+    );
+    assert_eq!(c.app.count(&format!("SELECT count(*) FROM messages WHERE related_entity_id = '{later}' AND template_key = 'visit_cancelled'")).await, 1);
 
     // Another organisation's coordinator sees none of it.
     let other = c.app.app.tenant("other-care").await;

@@ -200,14 +200,14 @@ struct Active {
 }
 
 /// Creates the missing visits of active assignments (one tenant's, or one assignment) from
-/// today, or the first day, for [`HORIZON`]. Running it again creates nothing new. Returns how
-/// many visits were made.
+/// today, or the first day, for [`HORIZON`]. Running it again creates nothing new. Returns the
+/// visits made.
 #[tracing::instrument(skip(conn))]
 pub async fn generate(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     assignment_id: Option<Uuid>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Vec<Uuid>> {
     let active: Vec<Active> = sqlx::query_as(
         "SELECT a.id, a.tenant_id, a.caregiver_id, a.patient_id, a.service_type, a.starts_on, a.ends_on,
                 a.shift_start, a.shift_end, a.days_of_week, t.time_zone,
@@ -222,8 +222,8 @@ pub async fn generate(
     generate_for(conn, &active).await
 }
 
-async fn generate_for(conn: &mut PgConnection, active: &[Active]) -> anyhow::Result<u64> {
-    let mut made = 0;
+async fn generate_for(conn: &mut PgConnection, active: &[Active]) -> anyhow::Result<Vec<Uuid>> {
+    let mut made = Vec::new();
     for a in active {
         let tz: chrono_tz::Tz = a.time_zone.parse().unwrap_or(chrono_tz::UTC);
         let from = a.today.max(a.starts_on);
@@ -254,7 +254,7 @@ async fn generate_for(conn: &mut PgConnection, active: &[Active]) -> anyhow::Res
             .await?;
             if let Some(visit) = created {
                 timers::start(conn, a.tenant_id, visit).await?;
-                made += 1;
+                made.push(visit);
             }
         }
     }
@@ -285,7 +285,7 @@ pub async fn visit_schedule(
     )
     .fetch_all(&mut *tx)
     .await?;
-    let made = generate_for(&mut tx, &active).await?;
+    let made = generate_for(&mut tx, &active).await?.len();
     jobs::schedule_recurring::<VisitSchedule>(&mut tx, messaging.config.visit_schedule_interval)
         .await?;
     tx.commit().await?;
@@ -298,6 +298,7 @@ struct Upcoming {
     id: Uuid,
     caregiver_id: Uuid,
     scheduled_start: DateTime<Utc>,
+    scheduled_end: DateTime<Utc>,
     patient_name: String,
     time_zone: String,
 }
@@ -309,7 +310,7 @@ async fn upcoming(
     visit_id: Option<Uuid>,
 ) -> sqlx::Result<Vec<Upcoming>> {
     sqlx::query_as(
-        "SELECT v.id, v.caregiver_id, v.scheduled_start, p.first_name || ' ' || p.last_name AS patient_name, t.time_zone
+        "SELECT v.id, v.caregiver_id, v.scheduled_start, v.scheduled_end, p.first_name || ' ' || p.last_name AS patient_name, t.time_zone
          FROM visits v JOIN patients p ON p.tenant_id = v.tenant_id AND p.id = v.patient_id
          JOIN tenants t ON t.id = v.tenant_id
          WHERE v.tenant_id = $1 AND v.status = 'scheduled' AND v.scheduled_end > now()
@@ -491,6 +492,137 @@ pub async fn reassign(
         moved += 1;
     }
     Ok(moved)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentChange {
+    pub days_of_week: Option<Vec<i16>>,
+    pub shift_start: Option<String>,
+    pub shift_end: Option<String>,
+    /// The last day; `null` leaves it as it is.
+    pub ends_on: Option<NaiveDate>,
+}
+
+/// Changes an assignment's days, hours or last day. Visits to come that no longer fit are
+/// removed (the caregiver is told), new ones are made (and announced); the rest stay as they
+/// are, with their reminders.
+pub async fn change(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    id: Uuid,
+    input: AssignmentChange,
+) -> AppResult<Assignment> {
+    let current: Assignment = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM caregiver_assignments WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
+    )))
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(AppError::NotFound("assignment"))?;
+    if current.status != "active" {
+        return Err(AppError::Conflict(format!(
+            "this assignment is {}: only an active one can change",
+            current.status
+        )));
+    }
+    let mut errors = FieldErrors::new();
+    let start = match &input.shift_start {
+        Some(raw) => parse_time("shift_start", raw, &mut errors),
+        None => Some(current.shift_start),
+    };
+    let end = match &input.shift_end {
+        Some(raw) => parse_time("shift_end", raw, &mut errors),
+        None => Some(current.shift_end),
+    };
+    let mut days = input
+        .days_of_week
+        .clone()
+        .unwrap_or(current.days_of_week.clone());
+    days.sort_unstable();
+    days.dedup();
+    if days.is_empty() || days.iter().any(|d| !(1..=7).contains(d)) {
+        errors.add(
+            "days_of_week",
+            "give at least one day, 1 (Monday) to 7 (Sunday)",
+        );
+    }
+    if start.is_some() && start == end {
+        errors.add("shift_end", "must differ from shift_start");
+    }
+    let ends_on = input.ends_on.or(current.ends_on);
+    if ends_on.is_some_and(|e| e < current.starts_on) {
+        errors.add("ends_on", "must not be before starts_on");
+    }
+    errors.into_result()?;
+    let updated: Assignment = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE caregiver_assignments SET days_of_week = $3, shift_start = $4, shift_end = $5, ends_on = $6
+         WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    )))
+    .bind(tenant_id)
+    .bind(id)
+    .bind(&days)
+    .bind(start)
+    .bind(end)
+    .bind(ends_on)
+    .fetch_one(&mut *conn)
+    .await?;
+    // Visits to come that the new pattern does not make go; generate() adds the new ones.
+    let (tz_name, today): (String, NaiveDate) = sqlx::query_as(
+        "SELECT time_zone, (now() AT TIME ZONE time_zone)::date FROM tenants WHERE id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let tz: chrono_tz::Tz = tz_name.parse().unwrap_or(chrono_tz::UTC);
+    let horizon_end = today.max(updated.starts_on) + HORIZON + TimeDelta::days(1);
+    let wanted = occurrences(
+        &tz,
+        &updated.days_of_week,
+        updated.shift_start,
+        updated.shift_end,
+        today.max(updated.starts_on),
+        updated.ends_on.map_or(horizon_end, |e| e.min(horizon_end)),
+    );
+    for visit in upcoming(conn, tenant_id, Some(id), None).await? {
+        let fits = wanted
+            .iter()
+            .any(|(s, e)| *s == visit.scheduled_start && *e == visit.scheduled_end);
+        // A visit already under way stays whatever the new pattern says.
+        if fits || visit.scheduled_start <= Utc::now() {
+            continue;
+        }
+        sqlx::query("DELETE FROM visits WHERE tenant_id = $1 AND id = $2 AND status = 'scheduled'")
+            .bind(tenant_id)
+            .bind(visit.id)
+            .execute(&mut *conn)
+            .await?;
+        tell(
+            conn,
+            templates,
+            tenant_id,
+            visit.caregiver_id,
+            "visit_cancelled",
+            &visit,
+        )
+        .await?;
+    }
+    for new in generate(conn, tenant_id, Some(id)).await? {
+        for visit in upcoming(conn, tenant_id, None, Some(new)).await? {
+            tell(
+                conn,
+                templates,
+                tenant_id,
+                visit.caregiver_id,
+                "visit_assigned_to_you",
+                &visit,
+            )
+            .await?;
+        }
+    }
+    Ok(updated)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::{
         app_auth,
         exceptions::{self, Correction, Resolution, VisitException},
         export::{self, ExportRow},
-        schedule::{self, Assignment, NewAssignment, Scope},
+        schedule::{self, Assignment, AssignmentChange, NewAssignment, Scope},
         visits::{self, NewVisit, Visit},
     },
     error::{AppError, AppResult},
@@ -40,6 +40,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reassign_visit))
         .routes(routes!(list_assignments, create_assignment))
         .routes(routes!(cancel_assignment))
+        .routes(routes!(change_assignment))
         .routes(routes!(reassign_assignment))
 }
 
@@ -350,4 +351,28 @@ async fn resolve_exception(
     exceptions::resolve(&mut tx, caller.tenant_id, id, &input, None, caller.actor()).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change an assignment's days, hours or last day. Visits to come that no longer fit are
+/// removed and new ones made; the caregiver hears of each.
+#[utoipa::path(post, path = "/assignments/{id}/change", tag = "visits", request_body = AssignmentChange,
+    responses((status = 200, body = Assignment), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+async fn change_assignment(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<Uuid>,
+    extract::Json(input): extract::Json<AssignmentChange>,
+) -> AppResult<Json<Assignment>> {
+    let mut tx = state.pool.begin().await?;
+    let assignment = schedule::change(
+        &mut tx,
+        &state.messaging.templates,
+        caller.tenant_id,
+        id,
+        input,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(assignment))
 }

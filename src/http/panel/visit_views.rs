@@ -92,7 +92,8 @@ pub fn board(
             p {
                 a href=(format!("/panel/visits?date={}", date - TimeDelta::days(1))) { "← previous day" } " · "
                 a href=(format!("/panel/visits?date={}", date + TimeDelta::days(1))) { "next day →" } " · "
-                a href="/panel/visit-exceptions" { "Exception queue" }
+                a href="/panel/visit-exceptions" { "Exception queue" } " · "
+                a href="/panel/assignments" { "Recurring assignments" }
             }
             ul.cards aria-label="Visits by state" {
                 @for state in states {
@@ -238,6 +239,14 @@ pub fn detail(
                     }
                 }
             }
+            @if v.status == "scheduled" && v.scheduled_start > Utc::now() {
+                h2 { "Cancel" }
+                form.stack.wide method="post" action=(format!("/panel/visits/{}/cancel", v.id)) {
+                    input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+                    label { "Reason (optional)" input type="text" name="reason" maxlength="500"; }
+                    button.danger type="submit" { "Cancel this visit (the caregiver is told)" }
+                }
+            }
             @if v.status != "cancelled" {
                 h2 { "Correct the times" }
                 form.stack.wide method="post" action=(format!("/panel/visits/{}/correct", v.id)) {
@@ -273,6 +282,137 @@ pub fn queue(coordinator: &Coordinator, open: &[VisitException]) -> Markup {
                         }
                     }
                 }
+            }
+        },
+    )
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct AssignmentRow {
+    pub id: Uuid,
+    pub caregiver: String,
+    pub patient: String,
+    pub service_type: String,
+    pub days_of_week: Vec<i16>,
+    pub shift_start: chrono::NaiveTime,
+    pub shift_end: chrono::NaiveTime,
+    pub starts_on: NaiveDate,
+    pub ends_on: Option<NaiveDate>,
+    pub status: String,
+}
+
+/// The "new assignment" form as typed (days come as repeated checkboxes).
+#[derive(Debug, Default)]
+pub struct AssignmentForm {
+    pub csrf_token: String,
+    pub caregiver_id: String,
+    pub patient_id: String,
+    pub service_type: String,
+    pub starts_on: String,
+    pub ends_on: String,
+    pub shift_start: String,
+    pub shift_end: String,
+    pub days: Vec<i16>,
+}
+
+impl AssignmentForm {
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let mut form = Self::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "csrf_token" => form.csrf_token = value.clone(),
+                "caregiver_id" => form.caregiver_id = value.clone(),
+                "patient_id" => form.patient_id = value.clone(),
+                "service_type" => form.service_type = value.clone(),
+                "starts_on" => form.starts_on = value.clone(),
+                "ends_on" => form.ends_on = value.clone(),
+                "shift_start" => form.shift_start = value.clone(),
+                "shift_end" => form.shift_end = value.clone(),
+                "day" => form.days.extend(value.parse::<i16>().ok()),
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+pub fn assignments(
+    coordinator: &Coordinator,
+    rows: &[AssignmentRow],
+    caregivers: &[(Uuid, String)],
+    patients: &[(Uuid, String)],
+    form: &AssignmentForm,
+    error: Option<&str>,
+) -> Markup {
+    let days = |d: &[i16]| {
+        d.iter()
+            .filter_map(|n| DAY_NAMES.get((*n as usize).wrapping_sub(1)))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    layout(
+        "Assignments",
+        Some(coordinator),
+        html! {
+            p { a href="/panel/visits" { "← Visits" } }
+            h1 { "Recurring assignments" }
+            @if let Some(error) = error { p.alert role="alert" { (error) } }
+            table.list {
+                thead { tr {
+                    th scope="col" { "Caregiver" } th scope="col" { "Patient" } th scope="col" { "Service" }
+                    th scope="col" { "Days" } th scope="col" { "Hours" } th scope="col" { "From – to" }
+                    th scope="col" { "Status" } th scope="col" { "" }
+                } }
+                tbody {
+                    @for a in rows {
+                        tr {
+                            td { (a.caregiver) } td { (a.patient) } td { (words(&a.service_type)) }
+                            td { (days(&a.days_of_week)) }
+                            td { (a.shift_start.format("%H:%M")) "–" (a.shift_end.format("%H:%M")) }
+                            td { (a.starts_on) " – " (a.ends_on.map(|d| d.to_string()).unwrap_or_else(|| "…".into())) }
+                            td { (a.status) }
+                            td {
+                                @if a.status == "active" {
+                                    form.inline method="post" action=(format!("/panel/assignments/{}/cancel", a.id)) {
+                                        input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+                                        button.link type="submit" { "End it (visits to come are cancelled)" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "New assignment" }
+            form.stack.wide method="post" action="/panel/assignments" {
+                input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+                label { "Caregiver"
+                    select name="caregiver_id" required {
+                        option value="" { "Choose" }
+                        @for (id, name) in caregivers { option value=(id) selected[id.to_string() == form.caregiver_id] { (name) } }
+                    }
+                }
+                label { "Patient"
+                    select name="patient_id" required {
+                        option value="" { "Choose" }
+                        @for (id, name) in patients { option value=(id) selected[id.to_string() == form.patient_id] { (name) } }
+                    }
+                }
+                label { "Service" input type="text" name="service_type" value=(form.service_type) required; }
+                fieldset {
+                    legend { "Days" }
+                    @for (i, name) in DAY_NAMES.iter().enumerate() {
+                        label.check { input type="checkbox" name="day" value=(i + 1) checked[form.days.contains(&((i + 1) as i16))]; (name) }
+                    }
+                }
+                label { "From (" (coordinator.time_zone) ")" input type="time" name="shift_start" value=(form.shift_start) required; }
+                label { "To" input type="time" name="shift_end" value=(form.shift_end) required; }
+                label { "First day" input type="date" name="starts_on" value=(form.starts_on) required; }
+                label { "Last day (optional)" input type="date" name="ends_on" value=(form.ends_on); }
+                button type="submit" { "Create (visits are made 14 days ahead)" }
             }
         },
     )

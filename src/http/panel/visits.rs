@@ -19,6 +19,7 @@ use crate::{
     auth,
     domains::care::{
         exceptions::{self, Correction, Resolution},
+        schedule::{self, NewAssignment, Scope},
         visits,
     },
     error::{AppError, AppResult},
@@ -29,6 +30,9 @@ pub fn routes() -> Router<AppState> {
         .route("/visits", get(board))
         .route("/visits/{id}", get(detail))
         .route("/visits/{id}/correct", post(correct))
+        .route("/visits/{id}/cancel", post(cancel))
+        .route("/assignments", get(assignments).post(create_assignment))
+        .route("/assignments/{id}/cancel", post(cancel_assignment))
         .route("/visit-exceptions", get(queue))
         .route("/visit-exceptions/{id}/resolve", post(resolve))
 }
@@ -279,4 +283,174 @@ async fn resolve(
         drop(tx);
     }
     finish(&state, &coordinator, visit_id, outcome).await
+}
+
+#[derive(Deserialize)]
+struct ReasonInput {
+    csrf_token: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(input): Form<ReasonInput>,
+) -> Result<Response, AppError> {
+    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let mut tx = state.pool.begin().await?;
+    let reason = Some(input.reason.trim()).filter(|r| !r.is_empty());
+    let outcome = schedule::cancel(
+        &mut tx,
+        &state.messaging.templates,
+        coordinator.tenant_id,
+        Scope::Visit(id),
+        reason,
+    )
+    .await
+    .map(drop);
+    if outcome.is_ok() {
+        tx.commit().await?;
+    } else {
+        drop(tx);
+    }
+    finish(&state, &coordinator, id, outcome).await
+}
+
+/// The assignments page's data: the list, and the people to choose from.
+async fn assignments_page(
+    state: &AppState,
+    coordinator: &Coordinator,
+    form: &page::AssignmentForm,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let mut conn = state.pool.acquire().await?;
+    let rows: Vec<page::AssignmentRow> = sqlx::query_as(
+        "SELECT a.id, w.first_name || ' ' || w.last_name AS caregiver, p.first_name || ' ' || p.last_name AS patient,
+                a.service_type, a.days_of_week, a.shift_start, a.shift_end, a.starts_on, a.ends_on, a.status
+         FROM caregiver_assignments a
+         JOIN workers w ON w.tenant_id = a.tenant_id AND w.id = a.caregiver_id
+         JOIN patients p ON p.tenant_id = a.tenant_id AND p.id = a.patient_id
+         WHERE a.tenant_id = $1 ORDER BY a.status = 'active' DESC, a.created_at DESC",
+    )
+    .bind(coordinator.tenant_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let caregivers: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, first_name || ' ' || last_name FROM workers
+         WHERE tenant_id = $1 AND deleted_at IS NULL AND status = 'active' AND 'caregiver' = ANY (kinds) ORDER BY first_name",
+    )
+    .bind(coordinator.tenant_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let patients: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, first_name || ' ' || last_name FROM patients WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY first_name",
+    )
+    .bind(coordinator.tenant_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let html = page::assignments(
+        coordinator,
+        &rows,
+        &caregivers,
+        &patients,
+        form,
+        error.as_deref(),
+    );
+    Ok((status, Html(html.into_string())).into_response())
+}
+
+async fn assignments(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+) -> Result<Response, AppError> {
+    let form = page::AssignmentForm {
+        service_type: "personal_care".into(),
+        shift_start: "09:00".into(),
+        shift_end: "10:00".into(),
+        ..page::AssignmentForm::default()
+    };
+    assignments_page(&state, &coordinator, &form, None, StatusCode::OK).await
+}
+
+async fn create_assignment(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let form = page::AssignmentForm::from_pairs(&pairs);
+    if !auth::constant_time_eq(&form.csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let outcome = async {
+        let field_uuid = |field: &str, raw: &str| {
+            Uuid::parse_str(raw).map_err(|_| AppError::field(field, "choose one from the list"))
+        };
+        let date = |field: &str, raw: &str| -> AppResult<Option<NaiveDate>> {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                return Ok(None);
+            }
+            raw.parse()
+                .map(Some)
+                .map_err(|_| AppError::field(field, "give a date"))
+        };
+        let input = NewAssignment {
+            caregiver_id: field_uuid("caregiver_id", &form.caregiver_id)?,
+            patient_id: field_uuid("patient_id", &form.patient_id)?,
+            service_type: form.service_type.clone(),
+            starts_on: date("starts_on", &form.starts_on)?
+                .ok_or_else(|| AppError::field("starts_on", "give the first day"))?,
+            ends_on: date("ends_on", &form.ends_on)?,
+            shift_start: form.shift_start.clone(),
+            shift_end: form.shift_end.clone(),
+            days_of_week: form.days.clone(),
+        };
+        let mut tx = state.pool.begin().await?;
+        schedule::create(&mut tx, coordinator.tenant_id, input).await?;
+        tx.commit().await?;
+        AppResult::Ok(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => Ok(Redirect::to("/panel/assignments").into_response()),
+        Err(error) if error.status_code().is_client_error() => {
+            let status = error.status_code();
+            assignments_page(&state, &coordinator, &form, Some(error.explain()), status).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn cancel_assignment(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(input): Form<ReasonInput>,
+) -> Result<Response, AppError> {
+    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let mut tx = state.pool.begin().await?;
+    let reason = Some(input.reason.trim()).filter(|r| !r.is_empty());
+    match schedule::cancel(
+        &mut tx,
+        &state.messaging.templates,
+        coordinator.tenant_id,
+        Scope::Assignment(id),
+        reason,
+    )
+    .await
+    {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(Redirect::to("/panel/assignments").into_response())
+        }
+        Err(AppError::NotFound(_)) => Ok(not_found(&coordinator)),
+        Err(error) => Err(error),
+    }
 }
