@@ -16,7 +16,14 @@ CREATE TABLE app_login_codes (
     CONSTRAINT app_login_codes_attempts_range CHECK (attempts BETWEEN 0 AND 5)
 );
 CREATE INDEX app_login_codes_worker_idx ON app_login_codes (tenant_id, worker_id, created_at);
-CREATE INDEX app_login_codes_address_idx ON app_login_codes (requested_from, created_at);
+
+-- Every sign-in request by address, known number or not, so guessing numbers is rate-limited too.
+CREATE TABLE app_login_requests (
+    id              uuid PRIMARY KEY DEFAULT uuid_generate_v7(),
+    requested_from  inet NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX app_login_requests_address_idx ON app_login_requests (requested_from, created_at);
 
 -- The app's bearer tokens, tied to one worker; only the SHA-256 is kept.
 CREATE TABLE app_tokens (

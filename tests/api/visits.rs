@@ -332,6 +332,30 @@ async fn caregivers_sign_in_by_phone_code_and_coordinators_can_sign_them_out() {
             .unwrap()
             .contains("revoked")
     );
+    // Guessing numbers from one address is cut off too, known numbers or not.
+    let mut refused = None;
+    for n in 0..25 {
+        let (status, body) = c
+            .post(
+                "/api/v1/app/login",
+                None,
+                &json!({ "phone": format!("+2519119990{n:02}") }),
+            )
+            .await;
+        if status == 429 {
+            refused = Some((n, body));
+            break;
+        }
+    }
+    let (n, body) = refused.expect("the address is rate-limited");
+    assert!(n < 20, "20 requests in ten minutes at most: refused at {n}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("from this address"),
+        "{body}"
+    );
     // The coordinators' API token is not an app token, and the reverse.
     assert_eq!(
         c.get("/api/v1/app/visits", &c.app.tenant.token).await.0,
@@ -674,6 +698,27 @@ async fn caregivers_check_in_by_whatsapp_location_and_out_by_sms_words() {
         .await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(c.app.count("SELECT count(*) FROM visit_events").await, 2);
+
+    // The next visit: "in" by SMS checks in, unverified; the Amharic word checks out.
+    let next = c.visit(&c.caregiver, 10).await;
+    c.app
+        .twilio("/webhooks/twilio/messages", &sms(3, "In"))
+        .await;
+    assert!(
+        c.app
+            .eventually(&format!("SELECT status = 'in_progress' AND NOT check_in_verified AND check_in_method = 'sms' FROM visits WHERE id = '{next}'"))
+            .await
+    );
+    c.app
+        .twilio("/webhooks/twilio/messages", &sms(4, "ወጥቻለሁ"))
+        .await;
+    assert!(
+        c.app
+            .eventually(&format!(
+                "SELECT status = 'completed' FROM visits WHERE id = '{next}'"
+            ))
+            .await
+    );
 }
 
 fn urlencode(text: &str) -> String {

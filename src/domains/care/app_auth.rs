@@ -71,20 +71,23 @@ pub async fn request_code(
     address: Option<std::net::IpAddr>,
 ) -> AppResult<()> {
     let phone = PhoneNumber::parse(phone).map_err(|e| AppError::field("phone", e))?;
-    let mut tx = pool.begin().await?;
     if let Some(address) = address {
+        // Counted in its own statement, committed whatever happens next.
         let recent: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM app_login_codes WHERE requested_from = $1::inet AND created_at > now() - interval '10 minutes'",
+            "WITH counted AS (INSERT INTO app_login_requests (requested_from) VALUES ($1::inet))
+             SELECT count(*) FROM app_login_requests WHERE requested_from = $1::inet AND created_at > now() - interval '10 minutes'",
         )
         .bind(address.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(pool)
         .await?;
+        // The row this request added is not visible to the statement that added it.
         if recent >= REQUESTS_PER_ADDRESS {
             return Err(AppError::TooManyRequests(
-                "too many sign-in codes asked for from this address: wait ten minutes".into(),
+                "too many sign-in requests from this address: wait ten minutes".into(),
             ));
         }
     }
+    let mut tx = pool.begin().await?;
     let Some((tenant_id, worker_id)) = worker_for(&mut tx, &phone, organisation).await? else {
         tracing::info!("sign-in code asked for a number that is no worker's");
         return Ok(());
@@ -277,4 +280,15 @@ pub async fn revoke(conn: &mut PgConnection, tenant_id: Uuid, worker_id: Uuid) -
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Forgets sign-in requests and codes older than a day: they only ever count for ten minutes.
+pub async fn prune(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM app_login_requests WHERE created_at < now() - interval '1 day'")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM app_login_codes WHERE created_at < now() - interval '1 day'")
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -286,6 +286,8 @@ pub async fn visit_schedule(
     .fetch_all(&mut *tx)
     .await?;
     let made = generate_for(&mut tx, &active).await?.len();
+    // Hourly housekeeping rides along: old sign-in requests and codes.
+    super::app_auth::prune(&mut tx).await?;
     jobs::schedule_recurring::<VisitSchedule>(&mut tx, messaging.config.visit_schedule_interval)
         .await?;
     tx.commit().await?;
