@@ -1478,6 +1478,37 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
         (4..=5).contains(&generated),
         "two weekdays over 15 days: {generated}"
     );
+    // Changed to Thursdays only, then given to Tigist, from the same page.
+    let assignment: Uuid = sqlx::query_scalar("SELECT id FROM caregiver_assignments")
+        .fetch_one(&c.app.app.pool)
+        .await
+        .unwrap();
+    let changed = post(
+        format!("/panel/assignments/{assignment}/change"),
+        &[
+            ("csrf_token", &csrf),
+            ("day", "4"),
+            ("shift_start", "09:00"),
+            ("shift_end", "10:00"),
+            ("ends_on", ""),
+        ],
+    )
+    .await;
+    assert_eq!(changed.status(), 303);
+    assert_eq!(
+        c.app.count("SELECT count(*) FROM visits WHERE assignment_id IS NOT NULL AND extract(isodow FROM scheduled_start AT TIME ZONE 'UTC') <> 4").await,
+        0
+    );
+    let reassigned = post(
+        format!("/panel/assignments/{assignment}/reassign"),
+        &[("csrf_token", &csrf), ("caregiver_id", &c.other)],
+    )
+    .await;
+    assert_eq!(reassigned.status(), 303);
+    assert_eq!(
+        c.app.count(&format!("SELECT count(*) FROM visits WHERE assignment_id IS NOT NULL AND caregiver_id <> '{}'", c.other)).await,
+        0
+    );
     // A visit to come is cancelled from its page; the caregiver hears.
     let later: Uuid = sqlx::query_scalar(
         "SELECT id FROM visits WHERE assignment_id IS NOT NULL ORDER BY scheduled_start LIMIT 1",

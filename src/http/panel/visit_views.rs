@@ -380,6 +380,29 @@ pub fn assignments(
                                         input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
                                         button.link type="submit" { "End it (visits to come are cancelled)" }
                                     }
+                                    details {
+                                        summary { "Change" }
+                                        form.inline-grid method="post" action=(format!("/panel/assignments/{}/change", a.id)) {
+                                            input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+                                            @for (i, name) in DAY_NAMES.iter().enumerate() {
+                                                label.check { input type="checkbox" name="day" value=(i + 1) checked[a.days_of_week.contains(&((i + 1) as i16))]; (name) }
+                                            }
+                                            label { "From" input type="time" name="shift_start" value=(a.shift_start.format("%H:%M")) required; }
+                                            label { "To" input type="time" name="shift_end" value=(a.shift_end.format("%H:%M")) required; }
+                                            label { "Last day" input type="date" name="ends_on" value=(a.ends_on.map(|d| d.to_string()).unwrap_or_default()); }
+                                            button type="submit" { "Save" }
+                                        }
+                                        form.inline-grid method="post" action=(format!("/panel/assignments/{}/reassign", a.id)) {
+                                            input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+                                            label { "Give to"
+                                                select name="caregiver_id" required {
+                                                    option value="" { "Choose" }
+                                                    @for (id, name) in caregivers { option value=(id) { (name) } }
+                                                }
+                                            }
+                                            button type="submit" { "Reassign" }
+                                        }
+                                    }
                                 }
                             }
                         }

@@ -19,7 +19,7 @@ use crate::{
     auth,
     domains::care::{
         exceptions::{self, Correction, Resolution},
-        schedule::{self, NewAssignment, Scope},
+        schedule::{self, AssignmentChange, NewAssignment, Scope},
         visits,
     },
     error::{AppError, AppResult},
@@ -33,6 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route("/visits/{id}/cancel", post(cancel))
         .route("/assignments", get(assignments).post(create_assignment))
         .route("/assignments/{id}/cancel", post(cancel_assignment))
+        .route("/assignments/{id}/change", post(change_assignment))
+        .route("/assignments/{id}/reassign", post(reassign_assignment))
         .route("/visit-exceptions", get(queue))
         .route("/visit-exceptions/{id}/resolve", post(resolve))
 }
@@ -453,4 +455,97 @@ async fn cancel_assignment(
         Err(AppError::NotFound(_)) => Ok(not_found(&coordinator)),
         Err(error) => Err(error),
     }
+}
+
+/// After a change to an assignment: back to the list, or the list again with what to fix.
+async fn assignment_outcome(
+    state: &AppState,
+    coordinator: &Coordinator,
+    outcome: AppResult<()>,
+) -> Result<Response, AppError> {
+    match outcome {
+        Ok(()) => Ok(Redirect::to("/panel/assignments").into_response()),
+        Err(AppError::NotFound(_)) => Ok(not_found(coordinator)),
+        Err(error) if error.status_code().is_client_error() => {
+            let status = error.status_code();
+            let form = page::AssignmentForm::default();
+            assignments_page(state, coordinator, &form, Some(error.explain()), status).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+async fn change_assignment(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let form = page::AssignmentForm::from_pairs(&pairs);
+    if !auth::constant_time_eq(&form.csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let outcome = async {
+        let ends_on = match form.ends_on.trim() {
+            "" => None,
+            raw => Some(
+                raw.parse()
+                    .map_err(|_| AppError::field("ends_on", "give a date"))?,
+            ),
+        };
+        let change = AssignmentChange {
+            days_of_week: Some(form.days.clone()),
+            shift_start: Some(form.shift_start.clone()),
+            shift_end: Some(form.shift_end.clone()),
+            ends_on,
+        };
+        let mut tx = state.pool.begin().await?;
+        schedule::change(
+            &mut tx,
+            &state.messaging.templates,
+            coordinator.tenant_id,
+            id,
+            change,
+        )
+        .await?;
+        tx.commit().await?;
+        AppResult::Ok(())
+    }
+    .await;
+    assignment_outcome(&state, &coordinator, outcome).await
+}
+
+#[derive(Deserialize)]
+struct ReassignInput {
+    csrf_token: String,
+    #[serde(default)]
+    caregiver_id: String,
+}
+
+async fn reassign_assignment(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Form(input): Form<ReassignInput>,
+) -> Result<Response, AppError> {
+    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let outcome = async {
+        let caregiver = Uuid::parse_str(&input.caregiver_id)
+            .map_err(|_| AppError::field("caregiver_id", "choose one from the list"))?;
+        let mut tx = state.pool.begin().await?;
+        schedule::reassign(
+            &mut tx,
+            &state.messaging.templates,
+            coordinator.tenant_id,
+            Scope::Assignment(id),
+            caregiver,
+        )
+        .await?;
+        tx.commit().await?;
+        AppResult::Ok(())
+    }
+    .await;
+    assignment_outcome(&state, &coordinator, outcome).await
 }
