@@ -1422,6 +1422,48 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
     .await;
     assert_eq!(forged.status(), 403);
 
+    // One visit from the board's form, in local time.
+    let tomorrow = (now + TimeDelta::days(1)).date_naive().to_string();
+    let refused = post(
+        "/panel/visits".into(),
+        &[
+            ("csrf_token", &csrf),
+            ("caregiver_id", &c.caregiver),
+            ("patient_id", &c.patient),
+            ("service_type", "nursing"),
+            ("date", &tomorrow),
+            ("from", "11:00"),
+            ("to", "10:00"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("scheduled_end: must be after scheduled_start")
+    );
+    let one = post(
+        "/panel/visits".into(),
+        &[
+            ("csrf_token", &csrf),
+            ("caregiver_id", &c.caregiver),
+            ("patient_id", &c.patient),
+            ("service_type", "nursing"),
+            ("date", &tomorrow),
+            ("from", "11:00"),
+            ("to", "12:00"),
+        ],
+    )
+    .await;
+    assert_eq!(one.status(), 303);
+    assert_eq!(
+        c.app.count(&format!("SELECT count(*) FROM visits v JOIN tenants t ON t.id = v.tenant_id WHERE v.service_type = 'nursing' AND v.scheduled_start AT TIME ZONE t.time_zone = '{tomorrow} 11:00:00'")).await,
+        1
+    );
+
     // Recurring assignments from the panel: refused without days, then made with two.
     let (status, page_html) = page("/panel/assignments").await;
     assert_eq!(status, 200);

@@ -68,12 +68,16 @@ fn metres(m: Option<f64>) -> String {
     m.map(|m| format!("{m:.0} m")).unwrap_or_else(|| "-".into())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn board(
     coordinator: &Coordinator,
     date: NaiveDate,
     rows: &[Visit],
     caregivers: &[(Uuid, String)],
     open: &[(Uuid, String)],
+    choosable_caregivers: &[(Uuid, String)],
+    patients: &[(Uuid, String)],
+    error: Option<&str>,
 ) -> Markup {
     let name = |id: Uuid| {
         caregivers
@@ -89,6 +93,7 @@ pub fn board(
         Some(coordinator),
         html! {
             h1 { "Visits on " (date.format("%A %d %B %Y")) }
+            @if let Some(error) = error { p.alert role="alert" { (error) } }
             p {
                 a href=(format!("/panel/visits?date={}", date - TimeDelta::days(1))) { "← previous day" } " · "
                 a href=(format!("/panel/visits?date={}", date + TimeDelta::days(1))) { "next day →" } " · "
@@ -98,6 +103,29 @@ pub fn board(
             ul.cards aria-label="Visits by state" {
                 @for state in states {
                     li.card { h2 { (state) } div.figure { (count(state)) } }
+                }
+            }
+            details {
+                summary { "Schedule one visit" }
+                form.stack.wide method="post" action="/panel/visits" {
+                    input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+                    label { "Caregiver"
+                        select name="caregiver_id" required {
+                            option value="" { "Choose" }
+                            @for (id, name) in choosable_caregivers { option value=(id) { (name) } }
+                        }
+                    }
+                    label { "Patient"
+                        select name="patient_id" required {
+                            option value="" { "Choose" }
+                            @for (id, name) in patients { option value=(id) { (name) } }
+                        }
+                    }
+                    label { "Service" input type="text" name="service_type" value="personal_care" required; }
+                    label { "Day" input type="date" name="date" value=(date) required; }
+                    label { "From (" (coordinator.time_zone) ")" input type="time" name="from" required; }
+                    label { "To" input type="time" name="to" required; }
+                    button type="submit" { "Schedule (the caregiver gets the reminder)" }
                 }
             }
             @if rows.is_empty() {

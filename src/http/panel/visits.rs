@@ -20,14 +20,14 @@ use crate::{
     domains::care::{
         exceptions::{self, Correction, Resolution},
         schedule::{self, AssignmentChange, NewAssignment, Scope},
-        visits,
+        visits::{self, NewVisit},
     },
     error::{AppError, AppResult},
 };
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/visits", get(board))
+        .route("/visits", get(board).post(create_visit))
         .route("/visits/{id}", get(detail))
         .route("/visits/{id}/correct", post(correct))
         .route("/visits/{id}/cancel", post(cancel))
@@ -68,8 +68,127 @@ async fn board(
     .bind(rows.iter().map(|v| v.id).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
-    let html = page::board(&coordinator, date, &rows, &caregivers, &open);
+    let choices = Choices::load(&state, coordinator.tenant_id).await?;
+    let html = page::board(
+        &coordinator,
+        date,
+        &rows,
+        &caregivers,
+        &open,
+        &choices.caregivers,
+        &choices.patients,
+        None,
+    );
     Ok(Html(html.into_string()).into_response())
+}
+
+/// Who can be chosen in the forms: active caregivers and patients.
+struct Choices {
+    caregivers: Vec<(Uuid, String)>,
+    patients: Vec<(Uuid, String)>,
+}
+
+impl Choices {
+    async fn load(state: &AppState, tenant_id: Uuid) -> AppResult<Self> {
+        let mut conn = state.pool.acquire().await?;
+        let caregivers = sqlx::query_as(
+            "SELECT id, first_name || ' ' || last_name FROM workers
+             WHERE tenant_id = $1 AND deleted_at IS NULL AND status = 'active' AND 'caregiver' = ANY (kinds) ORDER BY first_name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let patients = sqlx::query_as(
+            "SELECT id, first_name || ' ' || last_name FROM patients WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY first_name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Self {
+            caregivers,
+            patients,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct OneVisitInput {
+    csrf_token: String,
+    #[serde(default)]
+    caregiver_id: String,
+    #[serde(default)]
+    patient_id: String,
+    #[serde(default)]
+    service_type: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// A one-off visit from the board's form, in the organisation's local time.
+async fn create_visit(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Form(input): Form<OneVisitInput>,
+) -> Result<Response, AppError> {
+    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
+        return Ok(session::csrf_refused());
+    }
+    let outcome = async {
+        let uuid = |field: &str, raw: &str| {
+            Uuid::parse_str(raw).map_err(|_| AppError::field(field, "choose one from the list"))
+        };
+        let start = local(
+            "from",
+            &format!("{}T{}", input.date.trim(), input.from.trim()),
+            &coordinator.time_zone,
+        )?
+        .ok_or_else(|| AppError::field("from", "give the date and time"))?;
+        let end = local(
+            "to",
+            &format!("{}T{}", input.date.trim(), input.to.trim()),
+            &coordinator.time_zone,
+        )?
+        .ok_or_else(|| AppError::field("to", "give the end time"))?;
+        let new = NewVisit {
+            caregiver_id: uuid("caregiver_id", &input.caregiver_id)?,
+            patient_id: uuid("patient_id", &input.patient_id)?,
+            service_type: input.service_type.clone(),
+            scheduled_start: start,
+            scheduled_end: end,
+        };
+        let mut tx = state.pool.begin().await?;
+        let visit = visits::create(&mut tx, coordinator.tenant_id, new).await?;
+        tx.commit().await?;
+        AppResult::Ok(visit.id)
+    }
+    .await;
+    match outcome {
+        Ok(id) => Ok(Redirect::to(&format!("/panel/visits/{id}")).into_response()),
+        Err(error) if error.status_code().is_client_error() => {
+            let status = error.status_code();
+            let mut conn = state.pool.acquire().await?;
+            let date = visits::today(&mut conn, coordinator.tenant_id).await?;
+            let rows = visits::on_date(&mut conn, coordinator.tenant_id, date, None).await?;
+            drop(conn);
+            let choices = Choices::load(&state, coordinator.tenant_id).await?;
+            let html = page::board(
+                &coordinator,
+                date,
+                &rows,
+                &choices.caregivers,
+                &[],
+                &choices.caregivers,
+                &choices.patients,
+                Some(&error.explain()),
+            );
+            Ok((status, Html(html.into_string())).into_response())
+        }
+        Err(error) => Err(error),
+    }
 }
 
 async fn detail(
