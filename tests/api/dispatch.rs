@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{helpers::json, providers::*};
 
-const META_OUT_FIRST: &str =
+pub(crate) const META_OUT_FIRST: &str =
     "wamid.HBgMMjUxOTExMDAwMTAxFQIAEhgg00000000000000000000000000000900AA==";
 
 pub(crate) struct Setup {

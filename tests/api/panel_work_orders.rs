@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::{
-    dispatch::{abebe_says, setup, wait_status, worker_id},
+    dispatch::{META_OUT_FIRST, setup, wait_status, worker_id},
     helpers::json,
     panel::{PASSWORD, csrf_in, login_form, sign_in},
     providers::*,
@@ -65,7 +65,21 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
     .await;
     let id = wo["id"].as_str().unwrap().to_owned();
     let reference = wo["reference"].as_str().unwrap().to_owned();
-    assert_eq!(s.app.meta(&abebe_says(1, "accept")).await.status(), 200);
+    // Accepted with a tap on the dispatch's button.
+    assert!(
+        s.app
+            .eventually(&format!(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE provider_message_id = '{META_OUT_FIRST}')"
+            ))
+            .await
+    );
+    assert_eq!(
+        s.app
+            .meta(&fixture("meta/button_reply.json"))
+            .await
+            .status(),
+        200
+    );
     wait_status(&s, &id, "accepted").await;
     assert_eq!(s.app.meta(&fixture("meta/image.json")).await.status(), 200);
     assert!(
@@ -160,7 +174,7 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
         "{detail}"
     );
     assert!(
-        detail.contains("From Abebe Kebede") && detail.contains("accept"),
+        detail.contains("From Abebe Kebede") && detail.contains("<blockquote>Accept</blockquote>"),
         "{detail}"
     );
     assert!(detail.contains("assigned → accepted"), "{detail}");

@@ -1574,6 +1574,21 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
     );
     assert_eq!(c.app.count(&format!("SELECT count(*) FROM messages WHERE related_entity_id = '{later}' AND template_key = 'visit_cancelled'")).await, 1);
 
+    // Ended from the list, with a reason: its visits to come are cancelled.
+    let ended = post(
+        format!("/panel/assignments/{assignment}/cancel"),
+        &[("csrf_token", &csrf), ("reason", "family moved")],
+    )
+    .await;
+    assert_eq!(ended.status(), 303);
+    assert_eq!(
+        c.app.count(&format!("SELECT count(*) FROM caregiver_assignments WHERE id = '{assignment}' AND status = 'cancelled'")).await,
+        1
+    );
+    assert_eq!(
+        c.app.count(&format!("SELECT count(*) FROM visits WHERE assignment_id = '{assignment}' AND status <> 'cancelled'")).await,
+        0
+    );
     // Another organisation's coordinator sees none of it.
     let other = c.app.app.tenant("other-care").await;
     c.app.app.user(&other, "eve@other.example", PASSWORD).await;

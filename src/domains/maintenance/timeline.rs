@@ -110,7 +110,11 @@ pub async fn timeline(
     .await?;
     let messages: Vec<MessageRow> = sqlx::query_as(
         "SELECT m.created_at, m.direction, COALESCE(c.display_name || ' ' || c.phone, c.phone) AS party,
-                ch.kind AS channel_kind, m.body, m.status,
+                ch.kind AS channel_kind,
+                -- A tap or a shared place has no text: say what it was.
+                COALESCE(m.body, CASE WHEN m.interactive_reply_id IS NOT NULL THEN 'tapped: ' || m.interactive_reply_id
+                                      ELSE '(' || m.kind || ')' END) AS body,
+                m.status,
                 concat_ws(': ', m.error_code, m.error_message) AS error
          FROM messages m
          JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id

@@ -100,7 +100,7 @@ pub fn board(
                 a href="/panel/visit-exceptions" { "Exception queue" } " · "
                 a href="/panel/assignments" { "Recurring assignments" }
             }
-            ul.cards aria-label="Visits by state" {
+            ul.cards.compact aria-label="Visits by state" {
                 @for state in states {
                     li.card { h2 { (state) } div.figure { (count(state)) } }
                 }
@@ -404,12 +404,8 @@ pub fn assignments(
                             td { (a.status) }
                             td {
                                 @if a.status == "active" {
-                                    form.inline method="post" action=(format!("/panel/assignments/{}/cancel", a.id)) {
-                                        input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
-                                        button.link type="submit" { "End it (visits to come are cancelled)" }
-                                    }
                                     details {
-                                        summary { "Change" }
+                                        summary { "Change or end" }
                                         form.inline-grid method="post" action=(format!("/panel/assignments/{}/change", a.id)) {
                                             input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
                                             @for (i, name) in DAY_NAMES.iter().enumerate() {
@@ -429,6 +425,11 @@ pub fn assignments(
                                                 }
                                             }
                                             button type="submit" { "Reassign" }
+                                        }
+                                        form.inline-grid method="post" action=(format!("/panel/assignments/{}/cancel", a.id)) {
+                                            input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
+                                            label { "Reason (optional)" input type="text" name="reason" maxlength="500"; }
+                                            button.danger type="submit" { "End it: visits to come are cancelled" }
                                         }
                                     }
                                 }
