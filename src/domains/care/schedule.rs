@@ -213,7 +213,8 @@ pub async fn generate(
                 a.shift_start, a.shift_end, a.days_of_week, t.time_zone,
                 (now() AT TIME ZONE t.time_zone)::date AS today
          FROM caregiver_assignments a JOIN tenants t ON t.id = a.tenant_id
-         WHERE a.tenant_id = $1 AND ($2::uuid IS NULL OR a.id = $2) AND a.status = 'active'",
+         WHERE a.tenant_id = $1 AND ($2::uuid IS NULL OR a.id = $2) AND a.status = 'active'
+         FOR UPDATE OF a",
     )
     .bind(tenant_id)
     .bind(assignment_id)
@@ -281,7 +282,10 @@ pub async fn visit_schedule(
                 a.shift_start, a.shift_end, a.days_of_week, t.time_zone,
                 (now() AT TIME ZONE t.time_zone)::date AS today
          FROM caregiver_assignments a JOIN tenants t ON t.id = a.tenant_id
-         WHERE a.status = 'active' AND t.deleted_at IS NULL",
+         WHERE a.status = 'active' AND t.deleted_at IS NULL
+         -- A change or cancellation in flight either finishes first (and is read here) or waits
+         -- for this run and then sees what it made; never stale rows that resurrect visits.
+         FOR UPDATE OF a",
     )
     .fetch_all(&mut *tx)
     .await?;
