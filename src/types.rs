@@ -194,6 +194,12 @@ impl TimeZone {
     pub fn name(&self) -> &'static str {
         self.0.name()
     }
+
+    /// The zone a stored organisation has: validated when it was saved, so a name that no longer
+    /// parses (a zone removed from the tz database) falls back to UTC rather than failing.
+    pub fn stored(name: &str) -> chrono_tz::Tz {
+        Self::parse(name).map_or(chrono_tz::UTC, |z| z.0)
+    }
 }
 
 /// Text that must not be blank; surrounding spaces are dropped.

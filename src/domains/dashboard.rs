@@ -20,7 +20,7 @@ pub struct Counts {
 
 /// Counts for one tenant; "today" is the tenant's own calendar day.
 pub async fn counts(pool: &PgPool, tenant_id: Uuid, time_zone: &str) -> sqlx::Result<Counts> {
-    let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::types::TimeZone::stored(time_zone);
     let today = Utc::now().with_timezone(&tz).date_naive();
     let day_start = |date: chrono::NaiveDate| {
         tz.from_local_datetime(&date.and_time(NaiveTime::MIN))

@@ -14,6 +14,32 @@ use crate::{
     types::required_text,
 };
 
+/// Raises an exception on a visit. A reading's exceptions belong to its event; a timer's (no
+/// event) are raised once per visit and code, however often the timer runs.
+pub async fn raise(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    visit_id: Uuid,
+    event_id: Option<Uuid>,
+    code: &str,
+    detail: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO visit_exceptions (tenant_id, visit_id, event_id, code, detail)
+         SELECT $1, $2, $3, $4, $5
+         WHERE $3::uuid IS NOT NULL
+            OR NOT EXISTS (SELECT 1 FROM visit_exceptions WHERE tenant_id = $1 AND visit_id = $2 AND code = $4)",
+    )
+    .bind(tenant_id)
+    .bind(visit_id)
+    .bind(event_id)
+    .bind(code)
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Why an exception was closed.
 pub const RESOLUTIONS: &[&str] = &[
     "confirmed_with_patient",

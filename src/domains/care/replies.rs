@@ -149,6 +149,6 @@ impl Handler for CaregiverReplies {
 }
 
 fn local_time(at: DateTime<Utc>, time_zone: &str) -> String {
-    let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::types::TimeZone::stored(time_zone);
     at.with_timezone(&tz).format("%H:%M").to_string()
 }

@@ -141,19 +141,7 @@ pub async fn create(
         errors.add("ends_on", "must not be before starts_on");
     }
     errors.into_result()?;
-    let caregiver: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM workers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND 'caregiver' = ANY (kinds))",
-    )
-    .bind(tenant_id)
-    .bind(input.caregiver_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !caregiver {
-        return Err(AppError::field(
-            "caregiver_id",
-            "no caregiver of this organisation has this id",
-        ));
-    }
+    super::visits::check_caregiver(conn, tenant_id, input.caregiver_id).await?;
     let assignment: Assignment = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO caregiver_assignments (tenant_id, caregiver_id, patient_id, service_type, starts_on,
              ends_on, shift_start, shift_end, days_of_week)
@@ -226,7 +214,7 @@ pub async fn generate(
 async fn generate_for(conn: &mut PgConnection, active: &[Active]) -> anyhow::Result<Vec<Uuid>> {
     let mut made = Vec::new();
     for a in active {
-        let tz: chrono_tz::Tz = a.time_zone.parse().unwrap_or(chrono_tz::UTC);
+        let tz = crate::types::TimeZone::stored(&a.time_zone);
         let from = a.today.max(a.starts_on);
         let mut to = from + HORIZON;
         if let Some(ends) = a.ends_on {
@@ -332,7 +320,7 @@ async fn upcoming(
 }
 
 fn when(at: DateTime<Utc>, time_zone: &str) -> String {
-    let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::types::TimeZone::stored(time_zone);
     at.with_timezone(&tz).format("%a %d %b %H:%M").to_string()
 }
 
@@ -435,20 +423,7 @@ pub async fn reassign(
     scope: Scope,
     caregiver_id: Uuid,
 ) -> AppResult<u64> {
-    let caregiver: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM workers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
-                          AND status = 'active' AND 'caregiver' = ANY (kinds))",
-    )
-    .bind(tenant_id)
-    .bind(caregiver_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !caregiver {
-        return Err(AppError::field(
-            "caregiver_id",
-            "no active caregiver of this organisation has this id",
-        ));
-    }
+    super::visits::check_caregiver(conn, tenant_id, caregiver_id).await?;
     let visits = match scope {
         Scope::Visit(id) => upcoming(conn, tenant_id, None, Some(id)).await?,
         Scope::Assignment(id) => {
@@ -582,7 +557,7 @@ pub async fn change(
     .bind(tenant_id)
     .fetch_one(&mut *conn)
     .await?;
-    let tz: chrono_tz::Tz = tz_name.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::types::TimeZone::stored(&tz_name);
     let horizon_end = today.max(updated.starts_on) + HORIZON + TimeDelta::days(1);
     let wanted = occurrences(
         &tz,

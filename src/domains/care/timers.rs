@@ -147,7 +147,7 @@ pub async fn visit_timer(
         tx.commit().await?;
         return Ok(());
     }
-    let tz: chrono_tz::Tz = visit.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::types::TimeZone::stored(&visit.time_zone);
     let time = visit
         .scheduled_start
         .with_timezone(&tz)
@@ -178,10 +178,11 @@ pub async fn visit_timer(
                 .bind(job.visit_id)
                 .execute(&mut *tx)
                 .await?;
-            exception(
+            super::exceptions::raise(
                 &mut tx,
                 job.tenant_id,
                 job.visit_id,
+                None,
                 "late",
                 "no check-in 30 min after the start",
             )
@@ -206,10 +207,11 @@ pub async fn visit_timer(
                 .bind(job.visit_id)
                 .execute(&mut *tx)
                 .await?;
-            exception(
+            super::exceptions::raise(
                 &mut tx,
                 job.tenant_id,
                 job.visit_id,
+                None,
                 "missed",
                 "no check-in by the end of the visit's window",
             )
@@ -219,10 +221,11 @@ pub async fn visit_timer(
             return Ok(());
         }
         Stage::CheckOutReminder if visit.status == "in_progress" => {
-            exception(
+            super::exceptions::raise(
                 &mut tx,
                 job.tenant_id,
                 job.visit_id,
+                None,
                 "no_check_out",
                 "no check-out 15 min after the scheduled end",
             )
@@ -241,26 +244,5 @@ pub async fn visit_timer(
         .await?;
     }
     tx.commit().await?;
-    Ok(())
-}
-
-async fn exception(
-    conn: &mut PgConnection,
-    tenant_id: Uuid,
-    visit_id: Uuid,
-    code: &str,
-    detail: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO visit_exceptions (tenant_id, visit_id, code, detail)
-         SELECT $1, $2, $3, $4
-         WHERE NOT EXISTS (SELECT 1 FROM visit_exceptions WHERE tenant_id = $1 AND visit_id = $2 AND code = $3)",
-    )
-    .bind(tenant_id)
-    .bind(visit_id)
-    .bind(code)
-    .bind(detail)
-    .execute(conn)
-    .await?;
     Ok(())
 }

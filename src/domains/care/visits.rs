@@ -58,6 +58,30 @@ pub struct NewVisit {
     pub scheduled_end: DateTime<Utc>,
 }
 
+/// Visits go to active caregivers of the organisation only (the API field is `caregiver_id`).
+pub async fn check_caregiver(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    caregiver_id: Uuid,
+) -> AppResult<()> {
+    let caregiver: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM workers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
+                          AND status = 'active' AND 'caregiver' = ANY (kinds))",
+    )
+    .bind(tenant_id)
+    .bind(caregiver_id)
+    .fetch_one(conn)
+    .await?;
+    if caregiver {
+        Ok(())
+    } else {
+        Err(AppError::field(
+            "caregiver_id",
+            "no active caregiver of this organisation has this id",
+        ))
+    }
+}
+
 /// A one-off visit.
 pub async fn create(conn: &mut PgConnection, tenant_id: Uuid, input: NewVisit) -> AppResult<Visit> {
     let mut errors = FieldErrors::new();
@@ -66,19 +90,7 @@ pub async fn create(conn: &mut PgConnection, tenant_id: Uuid, input: NewVisit) -
         errors.add("scheduled_end", "must be after scheduled_start");
     }
     errors.into_result()?;
-    let caregiver: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM workers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL AND 'caregiver' = ANY (kinds))",
-    )
-    .bind(tenant_id)
-    .bind(input.caregiver_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !caregiver {
-        return Err(AppError::field(
-            "caregiver_id",
-            "no caregiver of this organisation has this id",
-        ));
-    }
+    check_caregiver(conn, tenant_id, input.caregiver_id).await?;
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO visits (tenant_id, caregiver_id, patient_id, service_type, scheduled_start, scheduled_end)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -493,15 +505,14 @@ pub async fn record(
     .execute(&mut *conn)
     .await?;
     for exception in &exceptions {
-        sqlx::query(
-            "INSERT INTO visit_exceptions (tenant_id, visit_id, event_id, code, detail) VALUES ($1, $2, $3, $4, $5)",
+        super::exceptions::raise(
+            conn,
+            tenant_id,
+            visit_id,
+            Some(event_id),
+            exception.code.as_str(),
+            &exception.detail,
         )
-        .bind(tenant_id)
-        .bind(visit_id)
-        .bind(event_id)
-        .bind(exception.code.as_str())
-        .bind(&exception.detail)
-        .execute(&mut *conn)
         .await?;
     }
     tracing::info!(kind = kind.as_str(), verified = place.verified, exceptions = ?result.exceptions, "visit event recorded");

@@ -468,6 +468,7 @@ pub async fn assign_by_hand(
             &order,
             previous,
             "wo_reassigned_away",
+            Values::new(),
         )
         .await?;
     }
@@ -516,7 +517,16 @@ pub async fn cancel(
         )));
     }
     if let Some(worker) = order.assigned_worker_id {
-        tell_worker(conn, templates, tenant_id, &order, worker, "wo_cancelled").await?;
+        tell_worker(
+            conn,
+            templates,
+            tenant_id,
+            &order,
+            worker,
+            "wo_cancelled",
+            Values::new(),
+        )
+        .await?;
     }
     get(conn, tenant_id, id).await
 }
@@ -552,13 +562,17 @@ pub async fn hold(
         )));
     }
     if let Some(worker) = order.assigned_worker_id {
-        let contact = contacts::for_worker(conn, tenant_id, worker).await?;
-        let values = Values::new()
-            .with("reference", &order.reference)
-            .with("reason", &reason);
-        let mut notification = Notification::new(tenant_id, contact, "wo_put_on_hold", values);
-        notification.related = Some(("work_order", order.id));
-        notify::notify(conn, templates, &notification).await?;
+        let values = Values::new().with("reason", &reason);
+        tell_worker(
+            conn,
+            templates,
+            tenant_id,
+            &order,
+            worker,
+            "wo_put_on_hold",
+            values,
+        )
+        .await?;
     }
     get(conn, tenant_id, id).await
 }
@@ -618,6 +632,7 @@ pub async fn message_worker(
     }
 }
 
+/// Messages a worker about the work order: `values` has the reference added.
 async fn tell_worker(
     conn: &mut PgConnection,
     templates: &Templates,
@@ -625,13 +640,14 @@ async fn tell_worker(
     order: &WorkOrder,
     worker_id: Uuid,
     key: &'static str,
+    values: Values,
 ) -> AppResult<()> {
     let contact = contacts::for_worker(conn, tenant_id, worker_id).await?;
     let mut notification = Notification::new(
         tenant_id,
         contact,
         key,
-        Values::new().with("reference", &order.reference),
+        values.with("reference", &order.reference),
     );
     notification.related = Some(("work_order", order.id));
     notify::notify(conn, templates, &notification).await?;

@@ -33,7 +33,7 @@ pub struct MessageRow {
 }
 
 fn tz(coordinator: &Coordinator) -> chrono_tz::Tz {
-    coordinator.time_zone.parse().unwrap_or(chrono_tz::UTC)
+    crate::types::TimeZone::stored(&coordinator.time_zone)
 }
 
 fn hm(coordinator: &Coordinator, at: DateTime<Utc>) -> String {

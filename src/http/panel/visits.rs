@@ -283,7 +283,7 @@ fn local(field: &str, raw: &str, time_zone: &str) -> AppResult<Option<chrono::Da
     if raw.is_empty() {
         return Ok(None);
     }
-    let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::types::TimeZone::stored(time_zone);
     let naive = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
         .map_err(|_| AppError::field(field, "give a date and time"))?;
     let at = naive

@@ -42,7 +42,7 @@ const STATUSES: &[&str] = &[
 const PRIORITIES: &[&str] = &["urgent", "high", "medium", "low"];
 
 fn when(coordinator: &Coordinator, at: DateTime<Utc>) -> String {
-    let tz: chrono_tz::Tz = coordinator.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let tz = crate::types::TimeZone::stored(&coordinator.time_zone);
     at.with_timezone(&tz).format("%d %b %H:%M").to_string()
 }
 

@@ -247,7 +247,7 @@ impl NewInput {
         let scheduled_at = match some(&self.scheduled_at) {
             None => None,
             Some(local) => {
-                let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::UTC);
+                let tz = crate::types::TimeZone::stored(time_zone);
                 let naive = chrono::NaiveDateTime::parse_from_str(&local, "%Y-%m-%dT%H:%M")
                     .map_err(|_| AppError::field("scheduled_at", "give a date and time"))?;
                 let at = naive.and_local_timezone(tz).earliest().ok_or_else(|| {
