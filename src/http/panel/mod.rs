@@ -23,6 +23,41 @@ use crate::{app::AppState, auth, domains::dashboard, error::AppError};
 
 pub use session::Coordinator;
 
+/// 404 for a record another organisation has, or nobody: the same page either way.
+fn not_found(coordinator: &Coordinator, what: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(
+            views::signed_in_message(
+                coordinator,
+                "Not found",
+                &format!("There is no such {what} in your organisation."),
+            )
+            .into_string(),
+        ),
+    )
+        .into_response()
+}
+
+/// A `datetime-local` field, in the organisation's time zone; empty is `None`.
+fn local_time(
+    field: &str,
+    raw: &str,
+    time_zone: &str,
+) -> crate::error::AppResult<Option<chrono::DateTime<chrono::Utc>>> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .map_err(|_| AppError::field(field, "give a date and time"))?;
+    let at = naive
+        .and_local_timezone(crate::types::TimeZone::stored(time_zone))
+        .earliest()
+        .ok_or_else(|| AppError::field(field, "that time does not exist in this time zone"))?;
+    Ok(Some(at.with_timezone(&chrono::Utc)))
+}
+
 const STYLESHEET: &str = include_str!("static/panel.css");
 
 pub fn router() -> Router<AppState> {

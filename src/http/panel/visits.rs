@@ -8,11 +8,11 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use chrono::{NaiveDate, NaiveDateTime, Utc};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Coordinator, session, views, visit_views as page};
+use super::{Coordinator, local_time, not_found, session, visit_views as page};
 use crate::{
     app::AppState,
     audit::Actor,
@@ -141,13 +141,13 @@ async fn create_visit(
         let uuid = |field: &str, raw: &str| {
             Uuid::parse_str(raw).map_err(|_| AppError::field(field, "choose one from the list"))
         };
-        let start = local(
+        let start = local_time(
             "from",
             &format!("{}T{}", input.date.trim(), input.from.trim()),
             &coordinator.time_zone,
         )?
         .ok_or_else(|| AppError::field("from", "give the date and time"))?;
-        let end = local(
+        let end = local_time(
             "to",
             &format!("{}T{}", input.date.trim(), input.to.trim()),
             &coordinator.time_zone,
@@ -209,7 +209,7 @@ async fn render_detail(
     let mut conn = state.pool.acquire().await?;
     let visit = match visits::get(&mut conn, coordinator.tenant_id, id).await {
         Ok(visit) => visit,
-        Err(AppError::NotFound(_)) => return Ok(not_found(coordinator)),
+        Err(AppError::NotFound(_)) => return Ok(not_found(coordinator, "visit")),
         Err(other) => return Err(other),
     };
     let caregiver: String = sqlx::query_scalar(
@@ -252,21 +252,6 @@ async fn render_detail(
     Ok((status, Html(html.into_string())).into_response())
 }
 
-fn not_found(coordinator: &Coordinator) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html(
-            views::signed_in_message(
-                coordinator,
-                "Not found",
-                "There is no such visit in your organisation.",
-            )
-            .into_string(),
-        ),
-    )
-        .into_response()
-}
-
 #[derive(Deserialize)]
 struct CorrectInput {
     csrf_token: String,
@@ -276,21 +261,6 @@ struct CorrectInput {
     check_out_at: String,
     #[serde(default)]
     reason: String,
-}
-
-fn local(field: &str, raw: &str, time_zone: &str) -> AppResult<Option<chrono::DateTime<Utc>>> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    let tz = crate::types::TimeZone::stored(time_zone);
-    let naive = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-        .map_err(|_| AppError::field(field, "give a date and time"))?;
-    let at = naive
-        .and_local_timezone(tz)
-        .earliest()
-        .ok_or_else(|| AppError::field(field, "that time does not exist in this time zone"))?;
-    Ok(Some(at.with_timezone(&Utc)))
 }
 
 async fn correct(
@@ -304,8 +274,8 @@ async fn correct(
     }
     let outcome = async {
         let correction = Correction {
-            check_in_at: local("check_in_at", &input.check_in_at, &coordinator.time_zone)?,
-            check_out_at: local("check_out_at", &input.check_out_at, &coordinator.time_zone)?,
+            check_in_at: local_time("check_in_at", &input.check_in_at, &coordinator.time_zone)?,
+            check_out_at: local_time("check_out_at", &input.check_out_at, &coordinator.time_zone)?,
             reason: input.reason.clone(),
         };
         let mut tx = state.pool.begin().await?;
@@ -332,7 +302,7 @@ async fn finish(
 ) -> Result<Response, AppError> {
     match outcome {
         Ok(()) => Ok(Redirect::to(&format!("/panel/visits/{visit_id}")).into_response()),
-        Err(AppError::NotFound(_)) => Ok(not_found(coordinator)),
+        Err(AppError::NotFound(_)) => Ok(not_found(coordinator, "visit")),
         Err(error) if error.status_code().is_client_error() => {
             let status = error.status_code();
             render_detail(state, coordinator, visit_id, Some(error.explain()), status).await
@@ -379,7 +349,7 @@ async fn resolve(
     .fetch_optional(&state.pool)
     .await?;
     let Some(visit_id) = visit_id else {
-        return Ok(not_found(&coordinator));
+        return Ok(not_found(&coordinator, "visit"));
     };
     let resolution = Resolution {
         resolution_code: input.resolution_code.clone(),
@@ -461,24 +431,13 @@ async fn assignments_page(
     .bind(coordinator.tenant_id)
     .fetch_all(&mut *conn)
     .await?;
-    let caregivers: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, first_name || ' ' || last_name FROM workers
-         WHERE tenant_id = $1 AND deleted_at IS NULL AND status = 'active' AND 'caregiver' = ANY (kinds) ORDER BY first_name",
-    )
-    .bind(coordinator.tenant_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let patients: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, first_name || ' ' || last_name FROM patients WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY first_name",
-    )
-    .bind(coordinator.tenant_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    drop(conn);
+    let choices = Choices::load(state, coordinator.tenant_id).await?;
     let html = page::assignments(
         coordinator,
         &rows,
-        &caregivers,
-        &patients,
+        &choices.caregivers,
+        &choices.patients,
         form,
         error.as_deref(),
     );
@@ -571,7 +530,7 @@ async fn cancel_assignment(
             tx.commit().await?;
             Ok(Redirect::to("/panel/assignments").into_response())
         }
-        Err(AppError::NotFound(_)) => Ok(not_found(&coordinator)),
+        Err(AppError::NotFound(_)) => Ok(not_found(&coordinator, "visit")),
         Err(error) => Err(error),
     }
 }
@@ -584,7 +543,7 @@ async fn assignment_outcome(
 ) -> Result<Response, AppError> {
     match outcome {
         Ok(()) => Ok(Redirect::to("/panel/assignments").into_response()),
-        Err(AppError::NotFound(_)) => Ok(not_found(coordinator)),
+        Err(AppError::NotFound(_)) => Ok(not_found(coordinator, "visit")),
         Err(error) if error.status_code().is_client_error() => {
             let status = error.status_code();
             let form = page::AssignmentForm::default();

@@ -14,7 +14,7 @@ use axum::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{session, views, work_order_views as page};
+use super::{Coordinator, local_time, not_found, session, work_order_views as page};
 use crate::{
     app::AppState,
     auth,
@@ -27,8 +27,6 @@ use crate::{
     },
     error::{AppError, AppResult},
 };
-
-use super::Coordinator;
 
 const PAGE_SIZE: i64 = 50;
 
@@ -244,18 +242,7 @@ pub struct NewInput {
 
 impl NewInput {
     fn to_new_work_order(&self, time_zone: &str) -> AppResult<work_orders::NewWorkOrder> {
-        let scheduled_at = match some(&self.scheduled_at) {
-            None => None,
-            Some(local) => {
-                let tz = crate::types::TimeZone::stored(time_zone);
-                let naive = chrono::NaiveDateTime::parse_from_str(&local, "%Y-%m-%dT%H:%M")
-                    .map_err(|_| AppError::field("scheduled_at", "give a date and time"))?;
-                let at = naive.and_local_timezone(tz).earliest().ok_or_else(|| {
-                    AppError::field("scheduled_at", "that time does not exist in this time zone")
-                })?;
-                Some(at.with_timezone(&chrono::Utc))
-            }
-        };
+        let scheduled_at = local_time("scheduled_at", &self.scheduled_at, time_zone)?;
         let expected_duration_minutes = some(&self.expected_duration_minutes)
             .map(|m| {
                 m.parse::<i32>().map_err(|_| {
@@ -380,7 +367,7 @@ async fn render_detail(
     let mut conn = state.pool.acquire().await?;
     let order = match work_orders::get(&mut conn, coordinator.tenant_id, id).await {
         Ok(order) => order,
-        Err(AppError::NotFound(_)) => return Ok(not_found(coordinator)),
+        Err(AppError::NotFound(_)) => return Ok(not_found(coordinator, "work order")),
         Err(other) => return Err(other),
     };
     let entries = timeline::timeline(&mut conn, coordinator.tenant_id, id).await?;
@@ -402,21 +389,6 @@ async fn render_detail(
         notice.as_ref(),
     );
     Ok((status, Html(html.into_string())).into_response())
-}
-
-fn not_found(coordinator: &Coordinator) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html(
-            views::signed_in_message(
-                coordinator,
-                "Not found",
-                "There is no such work order in your organisation.",
-            )
-            .into_string(),
-        ),
-    )
-        .into_response()
 }
 
 /// Runs a coordinator's action: CSRF first, then the change in one transaction, then back to
@@ -441,7 +413,7 @@ where
             tx.commit().await?;
             Ok(Redirect::to(&format!("/panel/work-orders/{id}?done={done}")).into_response())
         }
-        Err(AppError::NotFound(_)) => Ok(not_found(coordinator)),
+        Err(AppError::NotFound(_)) => Ok(not_found(coordinator, "work order")),
         Err(error) if error.status_code().is_client_error() => {
             drop(tx);
             let status = error.status_code();
@@ -650,7 +622,7 @@ async fn media(
     .fetch_optional(&state.pool)
     .await?;
     let Some((Some(path), content_type)) = stored else {
-        return Ok(not_found(&coordinator));
+        return Ok(not_found(&coordinator, "work order"));
     };
     let bytes = tokio::fs::read(&path)
         .await
