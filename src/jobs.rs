@@ -86,8 +86,10 @@ pub async fn schedule_recurring<J: Job + Default>(
     conn: &mut PgConnection,
     every: Duration,
 ) -> anyhow::Result<()> {
+    // Only 'Pending' counts: apalis marks a fetched job 'Queued' and may not have moved it on to
+    // 'Running' yet, so the run calling this would count itself and book no next run.
     let waiting: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status IN ('Pending', 'Queued')",
+        "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending'",
     )
     .bind(J::QUEUE)
     .fetch_one(&mut *conn)

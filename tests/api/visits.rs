@@ -768,10 +768,19 @@ async fn recurring_visits_are_generated_ahead_across_daylight_saving_without_dup
     .await;
     assert_eq!(day.as_array().unwrap().len(), 1, "{day}");
 
-    // The recurring job runs at start and again on demand: nothing is made twice.
+    // The recurring sweep runs at start and books its next run an hour on; that run is pulled
+    // forward. Each run commits its visits together with the booking of the next, so a third
+    // booking means the second run is done: and it made nothing twice.
+    let booked_ahead = "SELECT count(*) = 1 FROM apalis.jobs WHERE job_type = 'visit-schedule'
+                          AND status = 'Pending' AND run_at > now() + interval '30 minutes'";
+    assert!(c.app.eventually(booked_ahead).await);
+    sqlx::query("UPDATE apalis.jobs SET run_at = now() - interval '1 second' WHERE job_type = 'visit-schedule' AND status = 'Pending'")
+        .execute(&c.app.app.pool)
+        .await
+        .unwrap();
     assert!(
         c.app
-            .eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'visit-schedule' AND status IN ('Pending', 'Queued') AND run_at <= now()")
+            .eventually("SELECT count(*) = 3 FROM apalis.jobs WHERE job_type = 'visit-schedule'")
             .await
     );
     assert_eq!(c.app.count("SELECT count(*) FROM visits").await, 8);
