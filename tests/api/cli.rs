@@ -40,7 +40,9 @@ fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
-#[tokio::test]
+// The CLI runs as a blocking subprocess: the app's own jobs need a thread of their own meanwhile,
+// or a job holding a lock the subprocess waits for could never finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_user_and_token_commands_make_working_credentials() {
     let app = spawn_app().await;
     let url = &app.database_url;
@@ -194,7 +196,9 @@ async fn tenant_user_and_token_commands_make_working_credentials() {
     assert_eq!(response.status(), 200);
 }
 
-#[tokio::test]
+// The CLI runs as a blocking subprocess: the app's own jobs need a thread of their own meanwhile,
+// or a job holding a lock the subprocess waits for could never finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_demo_is_idempotent_and_its_credentials_work() {
     let app = spawn_app().await;
     let url = &app.database_url;
@@ -327,7 +331,9 @@ fn help_describes_every_command() {
     );
 }
 
-#[tokio::test]
+// The CLI runs as a blocking subprocess: the app's own jobs need a thread of their own meanwhile,
+// or a job holding a lock the subprocess waits for could never finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_are_added_and_listed_and_simulate_shows_a_round_trip() {
     let app = spawn_app().await;
     let url = &app.database_url;
