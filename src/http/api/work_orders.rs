@@ -1,15 +1,13 @@
 //! `/work-orders`: report, read and follow maintenance and housekeeping jobs.
 
-use axum::{
-    Json,
-    extract::{Query, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
+
+use crate::http::extract::Query;
 
 use super::auth::ApiCaller;
 use crate::{
@@ -33,20 +31,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Assignment {
+pub struct WorkOrderAssignment {
     pub worker_id: Uuid,
 }
 
 /// Assign or reassign by hand. The worker gets the dispatch message; a previous worker is told
 /// the job went to someone else.
-#[utoipa::path(post, path = "/work-orders/{id}/assign", tag = "work orders", request_body = Assignment,
+#[utoipa::path(post, path = "/work-orders/{id}/assign", tag = "work orders", request_body = WorkOrderAssignment,
     responses((status = 200, body = WorkOrder), (status = 400, body = crate::error::ErrorBody),
               (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 async fn assign_work_order(
     State(state): State<AppState>,
     caller: ApiCaller,
     Path(id): Path<Uuid>,
-    extract::Json(input): extract::Json<Assignment>,
+    extract::Json(input): extract::Json<WorkOrderAssignment>,
 ) -> AppResult<Json<WorkOrder>> {
     let mut tx = state.pool.begin().await?;
     let order = work_orders::assign_by_hand(
