@@ -64,6 +64,12 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// Too many attempts: try again after this many seconds (sent as `Retry-After`).
+    #[error("{message}")]
+    RetryLater {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// A webhook for a provider this deployment has no credentials for.
     #[error("{0} is not configured here: set {1}")]
     ProviderNotConfigured(&'static str, &'static str),
@@ -168,6 +174,17 @@ impl AppError {
                     detail(message),
                 ))
             }
+            // Data exceptions (a NUL character, a date or number beyond what can be stored) that
+            // slipped past the edge checks: the caller's value, never a server fault.
+            Some(code) if code.starts_with("22") => {
+                let message = "a value cannot be stored: it is out of range or contains a character that is not allowed (such as NUL)".to_owned();
+                Some((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    message,
+                    vec![],
+                ))
+            }
             Some("23514") | Some("23502") => {
                 let message = format!("a value is out of range or missing ({constraint})");
                 Some((
@@ -204,6 +221,12 @@ impl AppError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 m.clone(),
+                vec![],
+            ),
+            Self::RetryLater { message, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                message.clone(),
                 vec![],
             ),
             Self::ProviderNotConfigured(..) => (
@@ -303,6 +326,18 @@ impl IntoResponse for AppError {
             }),
         )
             .into_response();
+        let retry_after = match &self {
+            Self::RetryLater {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::TooManyRequests(_) => Some(60),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -174,6 +174,8 @@ macro_rules! register {
         $monitor.register(move |_| {
             WorkerBuilder::new(name.clone())
                 .backend(storage::<$job>(&pool))
+                // A panic fails the job (recorded, not retried) instead of leaving it Running.
+                .catch_panic()
                 .data(data.clone())
                 .build($handler)
         })

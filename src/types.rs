@@ -222,6 +222,44 @@ pub fn optional_text(raw: Option<&str>, max_len: usize) -> Result<Option<String>
     }
 }
 
+/// The years a date may fall in. Outside them a value is a typo or an attack, and date
+/// arithmetic (chrono's, or PostgreSQL's range) would fail on it.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1900..=2199;
+
+/// Refuses a date outside [`YEARS`], with what to fix.
+pub fn check_year(year: i32) -> Result<(), String> {
+    if YEARS.contains(&year) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the year must be between {} and {}",
+            YEARS.start(),
+            YEARS.end()
+        ))
+    }
+}
+
+/// For text that arrives untyped (a JSON string, a query value): if the whole text is a date or
+/// a date and time, its year must be within [`YEARS`]. Other text passes.
+pub fn check_date_text(text: &str) -> Result<(), String> {
+    use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime};
+    let text = text.trim();
+    // Every date form starts with a digit or a sign and is short: skip the parse for prose.
+    if text.len() > 40 || !text.starts_with(|c: char| c.is_ascii_digit() || c == '+' || c == '-') {
+        return Ok(());
+    }
+    let year = text
+        .parse::<DateTime<FixedOffset>>()
+        .map(|d| d.year())
+        .or_else(|_| text.parse::<NaiveDateTime>().map(|d| d.year()))
+        .or_else(|_| text.parse::<NaiveDate>().map(|d| d.year()))
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M").map(|d| d.year()));
+    match year {
+        Ok(year) => check_year(year),
+        Err(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +324,30 @@ mod tests {
         let metres = a.metres_to(b);
         assert!((2_800.0..3_000.0).contains(&metres), "{metres}");
         assert_eq!(a.metres_to(a), 0.0);
+    }
+
+    #[test]
+    fn dates_far_outside_any_real_range_are_refused() {
+        for bad in [
+            "+262142-12-31",
+            "-262143-01-01",
+            "-9999-01-01T00:00:00Z",
+            "0001-01-01",
+            "2500-06-01T10:00:00+03:00",
+            "9999-12-31T23:59",
+        ] {
+            assert!(check_date_text(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "2026-11-30",
+            "2026-11-30T08:00:00Z",
+            "1985-02-01T10:00:00.123+03:00",
+            "2026-11-30T08:00",
+            "fix the tap",
+            "-12",
+            "+251911000201",
+        ] {
+            assert!(check_date_text(good).is_ok(), "{good}");
+        }
     }
 }

@@ -253,6 +253,8 @@ pub struct Outgoing {
     pub from: PhoneNumber,
     pub from_ref: Option<String>,
     pub body: OutgoingBody,
+    /// The text carries a secret (a sign-in code): never written to a log.
+    pub secret: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -379,5 +381,29 @@ impl WithoutUrl for reqwest::Error {
             err = err.replace(url.as_str(), "<provider>");
         }
         err
+    }
+}
+
+/// Text as it can be stored: PostgreSQL refuses NUL in text, and a provider would retry a
+/// webhook we failed on forever. Everything else is kept as sent.
+pub fn without_nul(text: &str) -> String {
+    text.replace('\0', "")
+}
+
+/// [`without_nul`] on every string (and key) of a provider's JSON document.
+pub fn strip_nul_from_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => *text = without_nul(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nul_from_json),
+        serde_json::Value::Object(fields) => {
+            if fields.keys().any(|k| k.contains('\0')) {
+                *fields = std::mem::take(fields)
+                    .into_iter()
+                    .map(|(k, v)| (without_nul(&k), v))
+                    .collect();
+            }
+            fields.values_mut().for_each(strip_nul_from_json);
+        }
+        _ => {}
     }
 }

@@ -19,8 +19,14 @@ use crate::{
 pub struct Form(HashMap<String, String>);
 
 impl Form {
+    /// NUL characters are dropped (PostgreSQL text cannot hold them); everything else is kept.
     pub fn new(pairs: &[(String, String)]) -> Self {
-        Self(pairs.iter().cloned().collect())
+        Self(
+            pairs
+                .iter()
+                .map(|(k, v)| (super::without_nul(k), super::without_nul(v)))
+                .collect(),
+        )
     }
 
     fn get(&self, name: &str) -> Option<&str> {

@@ -3,13 +3,14 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// The worker's contact, made from the worker's phone if they have none yet.
-pub async fn for_worker(
+/// The worker's contact, made from the worker's phone if they have none yet; `None` once the
+/// worker was removed.
+pub async fn for_live_worker(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     worker_id: Uuid,
-) -> anyhow::Result<Uuid> {
-    let id: Option<Uuid> = sqlx::query_scalar(
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
         "INSERT INTO contacts (tenant_id, phone, whatsapp_enabled, display_name, worker_id, preferred_locale)
          SELECT tenant_id, phone, whatsapp_enabled, first_name || ' ' || last_name, id, preferred_locale
          FROM workers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
@@ -21,8 +22,18 @@ pub async fn for_worker(
     .bind(tenant_id)
     .bind(worker_id)
     .fetch_optional(conn)
-    .await?;
-    id.ok_or_else(|| anyhow::anyhow!("worker {worker_id} does not exist in this organisation"))
+    .await
+}
+
+/// [`for_live_worker`] for a worker who must exist.
+pub async fn for_worker(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    worker_id: Uuid,
+) -> anyhow::Result<Uuid> {
+    for_live_worker(conn, tenant_id, worker_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("worker {worker_id} does not exist in this organisation"))
 }
 
 /// The patient's contact, made from the patient's phone if they have none yet. WhatsApp only

@@ -194,10 +194,15 @@ pub async fn correct(
     if input.check_in_at.is_none() && input.check_out_at.is_none() {
         errors.add("check_in_at", "give check_in_at, check_out_at or both");
     }
-    if let Some(at) = input.check_in_at.or(input.check_out_at)
-        && at > Utc::now()
-    {
-        errors.add("check_in_at", "a visit time cannot be in the future");
+    // Each time on its own: a check-in given too must not hide a future check-out.
+    let now = Utc::now();
+    for (field, at) in [
+        ("check_in_at", input.check_in_at),
+        ("check_out_at", input.check_out_at),
+    ] {
+        if at.is_some_and(|at| at > now) {
+            errors.add(field, "a visit time cannot be in the future");
+        }
     }
     errors.into_result()?;
     let before: Times = sqlx::query_as(

@@ -278,8 +278,9 @@ pub async fn visit_schedule(
     .fetch_all(&mut *tx)
     .await?;
     let made = generate_for(&mut tx, &active).await?.len();
-    // Hourly housekeeping rides along: old sign-in requests and codes.
+    // Hourly housekeeping rides along: old sign-in requests, codes and panel attempts.
     super::app_auth::prune(&mut tx).await?;
+    crate::domains::sign_in_attempts::prune(&mut tx).await?;
     jobs::schedule_recurring::<VisitSchedule>(&mut tx, messaging.config.visit_schedule_interval)
         .await?;
     tx.commit().await?;
@@ -332,7 +333,10 @@ async fn tell(
     key: &'static str,
     visit: &Upcoming,
 ) -> anyhow::Result<()> {
-    let contact = contacts::for_worker(conn, tenant_id, caregiver).await?;
+    // A caregiver who was removed has nobody to tell.
+    let Some(contact) = contacts::for_live_worker(conn, tenant_id, caregiver).await? else {
+        return Ok(());
+    };
     let values = Values::new()
         .with("patient", &visit.patient_name)
         .with("time", when(visit.scheduled_start, &visit.time_zone));

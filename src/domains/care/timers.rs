@@ -155,7 +155,12 @@ pub async fn visit_timer(
         .to_string();
     let scheduled = visit.status == "scheduled";
     let tell = async |tx: &mut PgConnection, key: &'static str| -> anyhow::Result<()> {
-        let contact = contacts::for_worker(tx, job.tenant_id, visit.caregiver_id).await?;
+        // A caregiver removed since: nobody to remind.
+        let Some(contact) =
+            contacts::for_live_worker(tx, job.tenant_id, visit.caregiver_id).await?
+        else {
+            return Ok(());
+        };
         let values = Values::new()
             .with("patient", &visit.patient_name)
             .with("time", &time);

@@ -72,6 +72,8 @@ async fn get_worker_sites(
     Ok(Json(coverage(&mut conn, caller.tenant_id, id).await?))
 }
 
+const MAX_SITES_PER_WORKER: usize = 200;
+
 /// Replace the sites a worker covers (an empty list removes them all).
 #[utoipa::path(put, path = "/workers/{id}/sites", tag = "workers", request_body = Vec<SiteCoverage>,
     responses((status = 200, body = Vec<SiteCoverage>), (status = 404, body = crate::error::ErrorBody),
@@ -82,6 +84,13 @@ async fn set_worker_sites(
     Path(id): Path<Uuid>,
     extract::Json(sites): extract::Json<Vec<SiteCoverage>>,
 ) -> AppResult<Json<Vec<SiteCoverage>>> {
+    // One statement per site below: a bound keeps one request from holding a connection for long.
+    if sites.len() > MAX_SITES_PER_WORKER {
+        return Err(AppError::field(
+            "sites",
+            format!("a worker covers at most {MAX_SITES_PER_WORKER} sites"),
+        ));
+    }
     let mut tx = state.pool.begin().await?;
     exists(&mut tx, caller.tenant_id, id).await?;
     let before = coverage(&mut tx, caller.tenant_id, id).await?;

@@ -620,7 +620,11 @@ pub async fn message_worker(
         .bind(tenant_id)
         .fetch_one(&mut *conn)
         .await?;
-    let contact = contacts::for_worker(conn, tenant_id, worker).await?;
+    let Some(contact) = contacts::for_live_worker(conn, tenant_id, worker).await? else {
+        return Err(AppError::bad_request(
+            "the worker on this work order was removed: assign someone else first",
+        ));
+    };
     let values = Values::new().with("tenant", tenant).with("text", text);
     let mut notification = Notification::new(tenant_id, contact, "coordinator_message", values);
     notification.related = Some(("work_order", order.id));
@@ -642,7 +646,10 @@ async fn tell_worker(
     key: &'static str,
     values: Values,
 ) -> AppResult<()> {
-    let contact = contacts::for_worker(conn, tenant_id, worker_id).await?;
+    // A worker who was removed has nobody to tell.
+    let Some(contact) = contacts::for_live_worker(conn, tenant_id, worker_id).await? else {
+        return Ok(());
+    };
     let mut notification = Notification::new(
         tenant_id,
         contact,

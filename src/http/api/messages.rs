@@ -1,14 +1,13 @@
 //! `/messages`: what was said both ways, with delivery status and errors, newest first.
 
-use axum::{
-    Json,
-    extract::{Query, State},
-};
+use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
+
+use crate::http::extract::Query;
 
 use super::auth::ApiCaller;
 use crate::{app::AppState, domains::crud, error::AppResult};

@@ -3,16 +3,17 @@
 
 use axum::{
     Form, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{Coordinator, local_time, not_found, session, visit_views as page};
+use crate::http::extract::Query;
 use crate::{
     app::AppState,
     audit::Actor,
@@ -475,9 +476,11 @@ async fn create_assignment(
             if raw.is_empty() {
                 return Ok(None);
             }
-            raw.parse()
-                .map(Some)
-                .map_err(|_| AppError::field(field, "give a date"))
+            let day: NaiveDate = raw
+                .parse()
+                .map_err(|_| AppError::field(field, "give a date"))?;
+            crate::types::check_year(day.year()).map_err(|why| AppError::field(field, why))?;
+            Ok(Some(day))
         };
         let input = NewAssignment {
             caregiver_id: field_uuid("caregiver_id", &form.caregiver_id)?,
@@ -566,10 +569,14 @@ async fn change_assignment(
     let outcome = async {
         let ends_on = match form.ends_on.trim() {
             "" => None,
-            raw => Some(
-                raw.parse()
-                    .map_err(|_| AppError::field("ends_on", "give a date"))?,
-            ),
+            raw => {
+                let day: NaiveDate = raw
+                    .parse()
+                    .map_err(|_| AppError::field("ends_on", "give a date"))?;
+                crate::types::check_year(day.year())
+                    .map_err(|why| AppError::field("ends_on", why))?;
+                Some(day)
+            }
         };
         let change = AssignmentChange {
             days_of_week: Some(form.days.clone()),
