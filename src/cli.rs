@@ -184,6 +184,9 @@ pub enum TokenCommand {
         /// Who or what uses the token, e.g. "dispatch-integration".
         #[arg(long)]
         name: String,
+        /// coordinator (the default) works with records; admin may also add numbers.
+        #[arg(long, value_enum, default_value = "coordinator")]
+        role: Role,
     },
 }
 
@@ -324,12 +327,12 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token {
-            command: TokenCommand::Create { tenant, name },
+            command: TokenCommand::Create { tenant, name, role },
         } => {
             let pool = connect(&config).await?;
             let tenant = tenancy::find_tenant(&pool, &tenant).await?;
             let mut tx = pool.begin().await?;
-            let (_, token) = tenancy::create_api_token(&mut tx, tenant.id, &name).await?;
+            let (_, token) = tenancy::create_api_token(&mut tx, tenant.id, &name, role).await?;
             tx.commit().await?;
             eprintln!("API token for {} (shown once; store it now):", tenant.slug);
             println!("{token}");

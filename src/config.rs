@@ -85,6 +85,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Who may tell us the client's address. Behind a proxy every connection comes from the proxy,
+/// so per-address limits need the header it sets; without one, that header is anyone's word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustedProxy {
+    /// The socket's peer is the client.
+    None,
+    /// Fly.io's proxy: `Fly-Client-IP`.
+    Fly,
+    /// One proxy in front that appends to `X-Forwarded-For`: its last entry.
+    XForwardedFor,
+}
+
 #[derive(Clone, Debug)]
 pub struct TwilioConfig {
     pub account_sid: String,
@@ -127,6 +139,9 @@ pub struct Config {
     pub visit_schedule_interval: Duration,
     pub twilio: Option<TwilioConfig>,
     pub meta: Option<MetaConfig>,
+    pub trusted_proxy: TrustedProxy,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>`.
+    pub metrics_token: Option<Secret>,
 }
 
 impl Config {
@@ -249,7 +264,26 @@ impl Config {
             },
             twilio,
             meta,
+            trusted_proxy: match lookup("TRUSTED_PROXY").as_deref() {
+                None | Some("none") => TrustedProxy::None,
+                Some("fly") => TrustedProxy::Fly,
+                Some("x-forwarded-for") => TrustedProxy::XForwardedFor,
+                Some(other) => {
+                    bail!("TRUSTED_PROXY must be none, fly or x-forwarded-for (got {other:?})")
+                }
+            },
+            metrics_token: match lookup("METRICS_TOKEN") {
+                Some(token) if token.len() < 16 => {
+                    bail!("METRICS_TOKEN must be at least 16 characters")
+                }
+                token => token.map(Secret::new),
+            },
         })
+    }
+
+    /// No provider credentials at all: a laptop or a demo, where the console channel delivers.
+    pub fn console_only(&self) -> bool {
+        self.twilio.is_none() && self.meta.is_none()
     }
 
     /// Cookies get `Secure` when people reach the service over https.

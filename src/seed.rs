@@ -397,7 +397,8 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoData> {
         .bind(DEMO_TOKEN_NAME)
         .execute(&mut *tx)
         .await?;
-    let (_, api_token) = tenancy::create_api_token(&mut tx, tenant_id, DEMO_TOKEN_NAME).await?;
+    let (_, api_token) =
+        tenancy::create_api_token(&mut tx, tenant_id, DEMO_TOKEN_NAME, Role::Admin).await?;
 
     for site in SITES {
         ensure_site(&mut tx, tenant_id, site).await?;

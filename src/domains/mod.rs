@@ -7,6 +7,7 @@ pub mod crud;
 pub mod dashboard;
 pub mod directory;
 pub mod maintenance;
+pub mod sign_in_attempts;
 pub mod tenancy;
 
 /// The message handlers each domain contributes, in the order the router asks them.

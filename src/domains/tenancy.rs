@@ -29,6 +29,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// A stored role; anything unknown is the lesser one.
+    pub fn stored(raw: &str) -> Self {
+        if raw == "admin" {
+            Self::Admin
+        } else {
+            Self::Coordinator
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Coordinator => "coordinator",
@@ -185,6 +194,7 @@ pub async fn create_api_token(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     name: &str,
+    role: Role,
 ) -> Result<(Uuid, String), TenancyError> {
     let name = name.trim();
     if name.is_empty() {
@@ -194,12 +204,13 @@ pub async fn create_api_token(
     }
     let token = auth::new_token("fl_api_");
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO api_tokens (id, tenant_id, name, token_hash, token_prefix) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO api_tokens (id, tenant_id, name, token_hash, token_prefix, role) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id)
         .bind(tenant_id)
         .bind(name)
         .bind(auth::token_hash(&token))
         .bind(&token[..11])
+        .bind(role.as_str())
         .execute(&mut *conn)
         .await?;
     audit::record(

@@ -3,13 +3,13 @@
 use axum::{
     Json, Router,
     extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use serde_json::json;
 
-use crate::{app::AppState, db, jobs};
+use crate::{app::AppState, auth::constant_time_eq, db, error::AppError, jobs};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -50,7 +50,21 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text: request counts and latencies (recorded by the HTTP layer) and job queue depth.
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // Queue depths and routes are for the operator's scraper only when the operator says so.
+    if let Some(token) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !constant_time_eq(given.trim(), token.expose()) {
+            return AppError::Unauthorized(
+                "/metrics needs Authorization: Bearer <METRICS_TOKEN>".into(),
+            )
+            .into_response();
+        }
+    }
     match jobs::counts(&state.pool).await {
         Ok(rows) => {
             for (queue, status, count) in rows {
@@ -66,4 +80,5 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+        .into_response()
 }

@@ -82,7 +82,15 @@ pub async fn add(
     .bind(provider_id)
     .bind(&input.display_name)
     .fetch_one(&mut *conn)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        // The same answer whoever holds it (this organisation or another), so the refusal
+        // says nothing about other organisations' numbers.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => AppError::Conflict(
+            "this number or provider id is already in use and cannot be added: numbers on the shared provider accounts are assigned by the operator (`fieldline channel add`)".into(),
+        ),
+        _ => AppError::from(e),
+    })?;
     audit::record(
         conn,
         audit::Entry {

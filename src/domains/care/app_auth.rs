@@ -35,7 +35,9 @@ fn code_hash(code_id: Uuid, code: &str) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-/// The one worker this number signs in as (`organisation` picks one when several share it).
+/// The one caregiver this number signs in as (`organisation` picks one when several share it).
+/// Only active caregivers use the app: a maintenance worker or crew member with the same kind of
+/// phone gets nothing here.
 async fn worker_for(
     conn: &mut PgConnection,
     phone: &PhoneNumber,
@@ -43,7 +45,8 @@ async fn worker_for(
 ) -> AppResult<Option<(Uuid, Uuid)>> {
     let found: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT w.tenant_id, w.id FROM workers w JOIN tenants t ON t.id = w.tenant_id
-         WHERE w.phone = $1 AND w.deleted_at IS NULL AND w.status <> 'inactive' AND t.deleted_at IS NULL
+         WHERE w.phone = $1 AND w.deleted_at IS NULL AND w.status = 'active'
+           AND 'caregiver' = ANY (w.kinds) AND t.deleted_at IS NULL
            AND ($2::text IS NULL OR t.slug = $2)",
     )
     .bind(phone.as_str())
@@ -164,6 +167,12 @@ struct Pending {
     worker_name: String,
 }
 
+fn no_code_waiting() -> AppError {
+    AppError::Unauthorized(
+        "no code is waiting for this number, or it expired (codes last 10 minutes): ask for a new one with POST /api/v1/app/login".into(),
+    )
+}
+
 /// Exchanges the code for a token. A wrong code counts against the code, and the count is kept
 /// even though the request fails.
 #[tracing::instrument(skip_all)]
@@ -175,10 +184,9 @@ pub async fn verify_code(
 ) -> AppResult<AppSession> {
     let phone = PhoneNumber::parse(phone).map_err(|e| AppError::field("phone", e))?;
     let mut tx = pool.begin().await?;
+    // Unknown numbers get the very answer a caregiver with no code gets, as /app/login does.
     let Some((tenant_id, worker_id)) = worker_for(&mut tx, &phone, organisation).await? else {
-        return Err(AppError::Unauthorized(
-            "no code is waiting for this number: ask for one with POST /api/v1/app/login".into(),
-        ));
+        return Err(no_code_waiting());
     };
     let pending: Option<Pending> = sqlx::query_as(
         "SELECT c.id, c.tenant_id, c.worker_id, c.code_hash, c.attempts, w.first_name || ' ' || w.last_name AS worker_name
@@ -192,9 +200,7 @@ pub async fn verify_code(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(pending) = pending else {
-        return Err(AppError::Unauthorized(
-            "no code is waiting for this number, or it expired (codes last 10 minutes): ask for a new one".into(),
-        ));
+        return Err(no_code_waiting());
     };
     if pending.attempts >= MAX_ATTEMPTS {
         return Err(AppError::TooManyRequests(
@@ -252,6 +258,7 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> sqlx::Result<Option<(Uu
          FROM workers w, tenants t
          WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND a.expires_at > now()
            AND w.tenant_id = a.tenant_id AND w.id = a.worker_id AND w.deleted_at IS NULL
+           AND w.status = 'active' AND 'caregiver' = ANY (w.kinds)
            AND t.id = a.tenant_id AND t.deleted_at IS NULL
          RETURNING a.tenant_id, a.worker_id",
     )

@@ -324,10 +324,12 @@ pub async fn record(
     // A retry of an event already recorded: the first answer, nothing changed.
     if let Some(client_event_id) = &reading.client_event_id {
         let earlier: Option<serde_json::Value> = sqlx::query_scalar(
-            "SELECT result FROM visit_events WHERE tenant_id = $1 AND worker_id = $2 AND client_event_id = $3",
+            "SELECT result FROM visit_events
+             WHERE tenant_id = $1 AND worker_id = $2 AND visit_id = $3 AND client_event_id = $4",
         )
         .bind(tenant_id)
         .bind(worker_id)
+        .bind(visit_id)
         .bind(client_event_id)
         .fetch_optional(&mut *conn)
         .await?;

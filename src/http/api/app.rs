@@ -1,11 +1,9 @@
 //! `/app/...`: the caregivers' phone app. Sign-in by a code sent to the phone; every other call
 //! carries the app token, which decides the worker and the organisation.
 
-use std::net::SocketAddr;
-
 use axum::{
     Json,
-    extract::{ConnectInfo, FromRequestParts, State},
+    extract::{FromRequestParts, State},
     http::{StatusCode, request::Parts},
 };
 use chrono::{DateTime, NaiveDate, Utc};
@@ -92,7 +90,7 @@ pub struct LoginAccepted {
               (status = 429, body = crate::error::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    extract::ClientAddress(address): extract::ClientAddress,
     extract::Json(input): extract::Json<LoginRequest>,
 ) -> AppResult<(StatusCode, Json<LoginAccepted>)> {
     app_auth::request_code(
@@ -100,7 +98,7 @@ async fn login(
         &state.messaging.templates,
         &input.phone,
         input.organisation.as_deref(),
-        Some(peer.ip()),
+        address,
     )
     .await?;
     Ok((

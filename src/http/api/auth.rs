@@ -3,18 +3,29 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 use uuid::Uuid;
 
-use crate::{app::AppState, audit::Actor, auth, error::AppError};
+use crate::{app::AppState, audit::Actor, auth, domains::tenancy::Role, error::AppError};
 
 /// A caller authenticated by an API token, and the one tenant it may touch.
 #[derive(Clone, Copy, Debug)]
 pub struct ApiCaller {
     pub tenant_id: Uuid,
     pub token_id: Uuid,
+    pub role: Role,
 }
 
 impl ApiCaller {
     pub fn actor(&self) -> Actor {
         Actor::ApiToken(self.token_id)
+    }
+
+    /// Refuses callers whose token is not an admin's, saying how to get one.
+    pub fn require_admin(&self, what: &str) -> Result<(), AppError> {
+        match self.role {
+            Role::Admin => Ok(()),
+            Role::Coordinator => Err(AppError::Forbidden(format!(
+                "only an admin token may {what}: ask your operator for one (`fieldline token create --role admin`)"
+            ))),
+        }
     }
 }
 
@@ -43,7 +54,7 @@ impl FromRequestParts<AppState> for ApiCaller {
             })?;
 
         // Looked up by its SHA-256: the lookup reveals nothing about tokens that do not match.
-        let row: Option<(Uuid, Uuid)> = sqlx::query_as(
+        let row: Option<(Uuid, Uuid, String)> = sqlx::query_as(
             "UPDATE api_tokens t
                 SET last_used_at = now()
                FROM tenants
@@ -51,16 +62,17 @@ impl FromRequestParts<AppState> for ApiCaller {
                 AND tenants.id = t.tenant_id AND tenants.deleted_at IS NULL
                 AND t.revoked_at IS NULL
                 AND (t.expires_at IS NULL OR t.expires_at > now())
-          RETURNING t.id, t.tenant_id",
+          RETURNING t.id, t.tenant_id, t.role",
         )
         .bind(auth::token_hash(token))
         .fetch_optional(&state.pool)
         .await
         .map_err(AppError::Unavailable)?;
         match row {
-            Some((token_id, tenant_id)) => Ok(Self {
+            Some((token_id, tenant_id, role)) => Ok(Self {
                 tenant_id,
                 token_id,
+                role: Role::stored(&role),
             }),
             None => Err(AppError::Unauthorized(
                 "the API token is unknown, revoked or expired".into(),

@@ -28,13 +28,14 @@ async fn list_channels(
 
 /// Add a number. Provider credentials come from the server's environment, never from here.
 #[utoipa::path(post, path = "/channels", tag = "channels", request_body = NewChannel,
-    responses((status = 201, body = Channel), (status = 409, body = crate::error::ErrorBody),
+    responses((status = 201, body = Channel), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
               (status = 422, body = crate::error::ErrorBody)))]
 async fn add_channel(
     State(state): State<AppState>,
     caller: ApiCaller,
     extract::Json(input): extract::Json<NewChannel>,
 ) -> AppResult<(StatusCode, Json<Channel>)> {
+    caller.require_admin("add a number")?;
     let mut tx = state.pool.begin().await?;
     let channel = channels::add(&mut tx, caller.tenant_id, &input, caller.actor()).await?;
     tx.commit().await?;

@@ -7,11 +7,9 @@ mod visits;
 mod work_order_views;
 mod work_orders;
 
-use std::net::SocketAddr;
-
 use axum::{
     Form, Router,
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::get,
@@ -19,7 +17,9 @@ use axum::{
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use crate::{app::AppState, auth, domains::dashboard, error::AppError};
+use crate::{
+    app::AppState, auth, domains::dashboard, error::AppError, http::extract::ClientAddress,
+};
 
 pub use session::Coordinator;
 
@@ -51,6 +51,8 @@ fn local_time(
     }
     let naive = chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
         .map_err(|_| AppError::field(field, "give a date and time"))?;
+    crate::types::check_year(chrono::Datelike::year(&naive))
+        .map_err(|why| AppError::field(field, why))?;
     let at = naive
         .and_local_timezone(crate::types::TimeZone::stored(time_zone))
         .earliest()
@@ -119,7 +121,7 @@ struct LoginInput {
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     jar: CookieJar,
     Form(input): Form<LoginInput>,
@@ -131,25 +133,45 @@ async fn login(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    match session::sign_in(
+    let outcome = session::sign_in(
         &state,
         &input.organisation,
         &input.email,
         &input.password,
-        peer,
+        address,
         user_agent,
     )
-    .await?
-    {
-        Some(cookie) => Ok((jar.add(cookie), Redirect::to("/panel")).into_response()),
-        None => {
+    .await;
+    match outcome {
+        Ok(Some(cookie)) => Ok((jar.add(cookie), Redirect::to("/panel")).into_response()),
+        Err(AppError::RetryLater {
+            message,
+            retry_after_secs,
+        }) => {
+            let (jar, csrf) = session::login_csrf(jar, &state.config);
+            let form = views::LoginForm {
+                organisation: input.organisation,
+                email: input.email,
+                csrf,
+                error: Some(message),
+            };
+            Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after_secs.to_string())],
+                jar,
+                Html(views::login(&form).into_string()),
+            )
+                .into_response())
+        }
+        Err(other) => Err(other),
+        Ok(None) => {
             let (jar, csrf) = session::login_csrf(jar, &state.config);
             let form = views::LoginForm {
                 organisation: input.organisation,
                 email: input.email,
                 csrf,
                 error: Some(
-                    "That organisation, email and password do not match an active account.",
+                    "That organisation, email and password do not match an active account.".into(),
                 ),
             };
             Ok((

@@ -3,7 +3,7 @@
 //! CSRF: each session has its own token, embedded in every form and compared in constant time.
 //! Before sign-in there is no session, so the sign-in form uses a double-submit cookie instead.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::{
     extract::FromRequestParts,
@@ -22,6 +22,7 @@ use crate::{
     audit::{self, Actor},
     auth,
     config::Config,
+    domains::sign_in_attempts,
     error::AppError,
     jobs::{self, ExpirePanelSession},
     types::Email,
@@ -94,9 +95,12 @@ pub async fn sign_in(
     organisation: &str,
     email: &str,
     password: &str,
-    peer: SocketAddr,
+    address: Option<IpAddr>,
     user_agent: Option<String>,
 ) -> Result<Option<Cookie<'static>>, AppError> {
+    let account = sign_in_attempts::account_key(organisation, email);
+    // Counted before any work, so a flood is turned away before it costs a hash.
+    let attempt = sign_in_attempts::begin(&state.pool, &account, address).await?;
     let email = Email::parse(email)
         .map(|e| e.as_str().to_owned())
         .unwrap_or_default();
@@ -110,20 +114,22 @@ pub async fn sign_in(
     .fetch_optional(&state.pool)
     .await?;
 
-    // Argon2 is deliberately slow: keep it off the async workers. Unknown users are checked
-    // against a dummy hash so both failures take the same time.
+    // Unknown users are checked against a dummy hash so both failures take the same time.
     let stored = user
         .as_ref()
         .map(|(_, _, hash)| hash.clone())
         .unwrap_or_else(|| auth::dummy_password_hash().to_owned());
-    let password = password.to_owned();
-    let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+    let Some(verified) = auth::verify_password_bounded(password.to_owned(), stored).await else {
+        return Err(AppError::RetryLater {
+            message: "sign-in is busy right now: try again in a few seconds".into(),
+            retry_after_secs: 2,
+        });
+    };
     let Some((user_id, tenant_id, _)) = user.filter(|_| verified) else {
         tracing::info!("panel sign-in refused");
         return Ok(None);
     };
+    sign_in_attempts::succeeded(&state.pool, &account, attempt).await?;
 
     let token = auth::new_token("");
     let ttl = state.config.panel_session_ttl;
@@ -138,7 +144,7 @@ pub async fn sign_in(
     .bind(user_id)
     .bind(auth::token_hash(&token))
     .bind(auth::new_token(""))
-    .bind(peer.ip().to_string())
+    .bind(address.map(|a| a.to_string()))
     .bind(user_agent)
     .bind(ttl.as_secs_f64())
     .execute(&mut *tx)

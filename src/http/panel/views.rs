@@ -26,7 +26,7 @@ pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Marku
                         }
                         nav aria-label="Account" {
                             span.muted { (c.full_name.as_deref().unwrap_or(&c.email)) " · " (c.tenant_name) " · " }
-                            form method="post" action="/panel/logout" style="display:inline" {
+                            form.inline method="post" action="/panel/logout" {
                                 input type="hidden" name="csrf_token" value=(c.csrf_token);
                                 button.link type="submit" { "Sign out" }
                             }
@@ -43,7 +43,7 @@ pub struct LoginForm {
     pub organisation: String,
     pub email: String,
     pub csrf: String,
-    pub error: Option<&'static str>,
+    pub error: Option<String>,
 }
 
 pub fn login(form: &LoginForm) -> Markup {
@@ -52,7 +52,7 @@ pub fn login(form: &LoginForm) -> Markup {
         None,
         html! {
             h1 { "Sign in" }
-            @if let Some(error) = form.error {
+            @if let Some(error) = &form.error {
                 p.alert role="alert" { (error) }
             }
             form.stack method="post" action="/panel/login" {
