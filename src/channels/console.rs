@@ -17,6 +17,12 @@ pub fn send(message: &Outgoing) -> Accepted {
             name, parameters, ..
         } => format!("template {name} {parameters:?}"),
     };
+    let text = if message.secret {
+        "[withheld: this message carries a secret; `fieldline simulate` shows it in development]"
+            .to_owned()
+    } else {
+        text
+    };
     tracing::info!(channel = %message.kind, to = %message.to, "console message:\n{text}");
     Accepted {
         provider_message_id: format!("console-{}", Uuid::now_v7().simple()),

@@ -161,8 +161,11 @@ fn unix_time(raw: Option<&str>) -> Option<DateTime<Utc>> {
 /// Everything in one webhook body: every entry, change, message and status.
 /// A body that is not JSON at all is an error; parts we cannot read are listed in `ignored`.
 pub fn parse_webhook(body: &[u8]) -> Result<WebhookBatch, String> {
-    let payload: Payload =
+    let mut document: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("the body is not Meta's JSON: {e}"))?;
+    super::strip_nul_from_json(&mut document);
+    let payload: Payload = serde_json::from_value(document)
+        .map_err(|e| format!("the body is not Meta's webhook JSON: {e}"))?;
     let mut batch = WebhookBatch::default();
     if payload.object != "whatsapp_business_account" {
         batch.ignored.push(format!(
@@ -480,8 +483,10 @@ pub async fn media_info(
     config: &MetaConfig,
     media_id: &str,
 ) -> anyhow::Result<MediaInfo> {
+    // The id comes from the webhook: escaped, it can only ever name one path segment.
+    let escaped: String = url::form_urlencoded::byte_serialize(media_id.as_bytes()).collect();
     let response = client
-        .get(graph_url(config, media_id))
+        .get(graph_url(config, &escaped))
         .bearer_auth(config.access_token.expose())
         .send()
         .await?

@@ -32,7 +32,71 @@ struct Pending {
     fetched_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-fn extension(content_type: Option<&str>) -> &'static str {
+/// The raster image type the bytes are, by their signature; `None` for anything else.
+pub fn raster_image_type(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [0xFF, 0xD8, 0xFF, ..] => Some("image/jpeg"),
+        [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => Some("image/png"),
+        [b'G', b'I', b'F', b'8', b'7' | b'9', b'a', ..] => Some("image/gif"),
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => Some("image/webp"),
+        _ => None,
+    }
+}
+
+/// Where Twilio serves media people send (https only); the configured API base is trusted too.
+const TWILIO_MEDIA_HOSTS: &[&str] = &["api.twilio.com", "media.twiliocdn.com"];
+/// Where Meta hands out media downloads (https only), besides the configured Graph base.
+const META_MEDIA_HOSTS: &[&str] = &["lookaside.fbsbx.com", "graph.facebook.com"];
+
+/// A media URL from a webhook is the sender's word: the provider's credentials go only to the
+/// provider's own hosts over https, or to the configured API base (a local fake in tests).
+/// Anything else is refused, so a forged or odd URL never receives our account's secret.
+#[derive(Debug, thiserror::Error)]
+#[error("refused to send provider credentials to {0}: not one of the provider's media hosts")]
+pub struct UntrustedMediaUrl(String);
+
+fn credentials_may_go_to(
+    raw: &str,
+    api_base: &url::Url,
+    hosts: &[&str],
+) -> Result<url::Url, UntrustedMediaUrl> {
+    let refuse = || {
+        tracing::warn!(
+            url = raw,
+            "media URL outside the provider's hosts: not fetched"
+        );
+        UntrustedMediaUrl(raw.chars().take(200).collect())
+    };
+    let url = url::Url::parse(raw).map_err(|_| refuse())?;
+    let same_origin_as_base = url.origin() == api_base.origin();
+    let provider_host = url.scheme() == "https"
+        && url.port().is_none()
+        && url.host_str().is_some_and(|h| hosts.contains(&h));
+    if (same_origin_as_base || provider_host)
+        && url.username().is_empty()
+        && url.password().is_none()
+    {
+        Ok(url)
+    } else {
+        Err(refuse())
+    }
+}
+
+pub fn extension(content_type: Option<&str>) -> &'static str {
     match content_type
         .unwrap_or_default()
         .split(';')
@@ -127,6 +191,7 @@ async fn download(
                 .provider_url
                 .as_deref()
                 .context("Twilio gave no media URL")?;
+            let url = credentials_may_go_to(url, &twilio.api_base, TWILIO_MEDIA_HOSTS)?;
             (
                 messaging
                     .http
@@ -145,10 +210,11 @@ async fn download(
             if info.file_size.is_some_and(|size| size > cap) {
                 bail!("the file is larger than MEDIA_MAX_BYTES ({cap} bytes)");
             }
+            let url = credentials_may_go_to(&info.url, &meta_config.graph_base, META_MEDIA_HOSTS)?;
             (
                 messaging
                     .http
-                    .get(info.url)
+                    .get(url)
                     .bearer_auth(meta_config.access_token.expose()),
                 pending.content_type.clone().or(info.mime_type),
             )
@@ -188,4 +254,55 @@ async fn download(
     file.flush().await?;
     tokio::fs::rename(&partial, &path).await?;
     Ok((path, size, content_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_go_only_to_the_providers_hosts() {
+        let base = url::Url::parse("https://api.twilio.com").unwrap();
+        let ok = |u: &str| credentials_may_go_to(u, &base, TWILIO_MEDIA_HOSTS).is_ok();
+        assert!(ok(
+            "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
+        ));
+        assert!(ok("https://media.twiliocdn.com/AC1/abc"));
+        assert!(!ok(
+            "http://api.twilio.com/2010-04-01/Accounts/AC1/Media/ME1"
+        ));
+        assert!(!ok("https://api.twilio.com.evil.example/x"));
+        assert!(!ok("https://evil.example/api.twilio.com"));
+        assert!(!ok("https://user:pw@api.twilio.com/x"));
+        assert!(!ok("https://api.twilio.com:8443/x"));
+        assert!(!ok("not a url"));
+        let local = url::Url::parse("http://127.0.0.1:4010").unwrap();
+        assert!(credentials_may_go_to("http://127.0.0.1:4010/media/1", &local, &[]).is_ok());
+        assert!(credentials_may_go_to("http://127.0.0.1:4011/media/1", &local, &[]).is_err());
+    }
+
+    #[test]
+    fn only_raster_signatures_count_as_images() {
+        assert_eq!(
+            raster_image_type(b"\xFF\xD8\xFF\xE0rest"),
+            Some("image/jpeg")
+        );
+        assert_eq!(
+            raster_image_type(b"\x89PNG\r\n\x1A\nrest"),
+            Some("image/png")
+        );
+        assert_eq!(raster_image_type(b"GIF89a..."), Some("image/gif"));
+        assert_eq!(
+            raster_image_type(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some("image/webp")
+        );
+        for other in [
+            &b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>"[..],
+            b"<html><script>",
+            b"%PDF-1.7",
+            b"",
+        ] {
+            assert_eq!(raster_image_type(other), None);
+        }
+    }
 }

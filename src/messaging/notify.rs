@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{
     send::SendMessage,
-    templates::{Templates, Values},
+    templates::{Rendered, Templates, Values},
 };
 use crate::{channels::Button, jobs};
 
@@ -132,6 +132,14 @@ pub async fn notify(
         Some(recipient.tenant_locale.as_str()),
     ]);
     let rendered = templates.render(n.key, &locale, &n.values, n.buttons.clone())?;
+    // A message with a secret is stored as people may read it back (masked); the real text
+    // travels beside it only until a provider accepts it.
+    let secret = templates.secret_params(n.key);
+    let readable = if secret.is_empty() {
+        None
+    } else {
+        Some(templates.render(n.key, &locale, &n.values.masked(secret), n.buttons.clone())?)
+    };
     let now = Utc::now();
 
     for candidate in &candidates {
@@ -142,19 +150,38 @@ pub async fn notify(
             .last_inbound_at
             .is_some_and(|at| now - at < WHATSAPP_WINDOW);
         let has_buttons = !rendered.buttons.is_empty();
-        let (kind, body, template) = match candidate.kind.as_str() {
-            // Twilio needs a Content template for buttons: it gets the numbered choices instead.
-            "whatsapp" if in_window && has_buttons && candidate.provider == "twilio" => {
-                ("text", templates.sms_body(&rendered)?, None)
+        let form = |rendered: &Rendered| -> anyhow::Result<_> {
+            Ok(Some(match candidate.kind.as_str() {
+                // Twilio needs a Content template for buttons: it gets the numbered choices instead.
+                "whatsapp" if in_window && has_buttons && candidate.provider == "twilio" => {
+                    ("text", templates.sms_body(rendered)?, None)
+                }
+                "whatsapp" if in_window && has_buttons => {
+                    ("interactive", rendered.text.clone(), None)
+                }
+                "whatsapp" if in_window => ("text", rendered.text.clone(), None),
+                "whatsapp" => match &rendered.whatsapp_template {
+                    Some(template) => ("template", rendered.text.clone(), Some(template.clone())),
+                    // Outside the window with no approved template: WhatsApp would refuse it.
+                    None => return Ok(None),
+                },
+                _ => ("text", templates.sms_body(rendered)?, None),
+            }))
+        };
+        let Some((kind, secret_body, secret_template)) = form(&rendered)? else {
+            continue;
+        };
+        let (body, template, secret_body, secret_template) = match &readable {
+            Some(readable) => {
+                let (_, body, template) = form(readable)?.expect("same form as the real text");
+                (body, template, Some(secret_body), secret_template)
             }
-            "whatsapp" if in_window && has_buttons => ("interactive", rendered.text.clone(), None),
-            "whatsapp" if in_window => ("text", rendered.text.clone(), None),
-            "whatsapp" => match &rendered.whatsapp_template {
-                Some(template) => ("template", rendered.text.clone(), Some(template.clone())),
-                // Outside the window with no approved template: WhatsApp would refuse it.
-                None => continue,
-            },
-            _ => ("text", templates.sms_body(&rendered)?, None),
+            None => (secret_body, secret_template, None, None),
+        };
+        let template_json = |template: &Option<(String, Vec<String>, Option<String>)>| {
+            template
+                .as_ref()
+                .map(|(_, params, sid)| json!({ "parameters": params, "twilio_content_sid": sid }))
         };
         let buttons = has_buttons.then(|| json!(rendered.buttons));
         let (message_id,): (Uuid,) = sqlx::query_as(
@@ -167,9 +194,10 @@ pub async fn notify(
              INSERT INTO messages (
                  tenant_id, conversation_id, channel_id, contact_id, direction, kind, body, buttons,
                  template_key, locale, provider, status, queued_at, essential, whatsapp_template,
-                 template_params, related_entity_type, related_entity_id, caused_by_message_id)
+                 template_params, related_entity_type, related_entity_id, caused_by_message_id,
+                 secret_body, secret_template_params)
              SELECT $1, conversation.id, $3, $2, 'outbound', $4, $5, $6, $7, $8,
-                    $15, 'queued', now(), $9, $10, $11, $12, $13, $14
+                    $15, 'queued', now(), $9, $10, $11, $12, $13, $14, $16, $17
              FROM conversation
              RETURNING id",
         )
@@ -183,15 +211,13 @@ pub async fn notify(
         .bind(&rendered.locale)
         .bind(n.essential)
         .bind(template.as_ref().map(|(name, _, _)| name.clone()))
-        .bind(
-            template
-                .as_ref()
-                .map(|(_, params, sid)| json!({ "parameters": params, "twilio_content_sid": sid })),
-        )
+        .bind(template_json(&template))
         .bind(n.related.map(|(kind, _)| kind))
         .bind(n.related.map(|(_, id)| id))
         .bind(n.caused_by)
         .bind(&candidate.provider)
+        .bind(secret_body)
+        .bind(template_json(&secret_template))
         .fetch_one(&mut *conn)
         .await?;
         jobs::enqueue(

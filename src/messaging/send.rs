@@ -49,6 +49,7 @@ struct Pending {
     attempts: i32,
     kind: String,
     body: Option<String>,
+    secret: bool,
     buttons: Option<serde_json::Value>,
     locale: Option<String>,
     whatsapp_template: Option<String>,
@@ -94,6 +95,7 @@ fn outgoing(p: &Pending) -> anyhow::Result<Outgoing> {
         from: PhoneNumber::parse(&p.from_number).map_err(anyhow::Error::msg)?,
         from_ref: p.from_ref.clone(),
         body,
+        secret: p.secret,
     })
 }
 
@@ -148,8 +150,11 @@ pub async fn send_message(
     let pool = &messaging.pool;
     let mut tx = pool.begin().await?;
     let pending: Option<Pending> = sqlx::query_as(
-        "SELECT m.status, m.provider_message_id, m.attempts, m.kind, m.body, m.buttons, m.locale,
-                m.whatsapp_template, m.template_params, m.contact_id, m.channel_id,
+        "SELECT m.status, m.provider_message_id, m.attempts, m.kind,
+                COALESCE(m.secret_body, m.body) AS body, m.secret_body IS NOT NULL AS secret,
+                m.buttons, m.locale, m.whatsapp_template,
+                COALESCE(m.secret_template_params, m.template_params) AS template_params,
+                m.contact_id, m.channel_id,
                 ch.provider, ch.kind AS channel_kind, ch.phone_number AS from_number,
                 ch.provider_ref AS from_ref, c.phone AS to_number
          FROM messages m
@@ -207,13 +212,18 @@ pub async fn send_message(
                      status = CASE WHEN message_status_rank($4) > message_status_rank(status) THEN $4 ELSE status END,
                      sent_at = CASE WHEN $4 IN ('sent', 'delivered') THEN now() ELSE sent_at END,
                      delivered_at = CASE WHEN $4 = 'delivered' THEN now() ELSE delivered_at END,
-                     error_code = NULL, error_message = NULL
+                     error_code = NULL, error_message = NULL,
+                     -- Delivered: the secret is of no more use here. The console keeps it, so
+                     -- `fieldline simulate` can show a developer the code.
+                     secret_body = CASE WHEN $5 THEN secret_body END,
+                     secret_template_params = CASE WHEN $5 THEN secret_template_params END
                  WHERE tenant_id = $1 AND id = $2",
             )
             .bind(job.tenant_id)
             .bind(job.message_id)
             .bind(&accepted.provider_message_id)
             .bind(status.as_str())
+            .bind(messaging.config.console_only())
             .execute(&mut *tx)
             .await?;
             metrics::counter!("outbound_messages_total", "provider" => provider.as_str(), "outcome" => "accepted").increment(1);

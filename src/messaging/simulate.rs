@@ -113,7 +113,9 @@ pub async fn simulate(
     // The routing transaction wrote the replies and `routed_at`: they share its timestamp.
     Ok(sqlx::query_as(
         "SELECT CASE WHEN r.contact_id = m.contact_id THEN NULL ELSE c.phone END AS to_other,
-                r.kind, r.status, r.body, r.buttons, r.whatsapp_template, r.error_code
+                r.kind, r.status, -- A secret is only kept in development (console only): then it is shown.
+                COALESCE(r.secret_body, r.body) AS body, r.buttons,
+                r.whatsapp_template, r.error_code
          FROM messages m
          JOIN messages r ON r.tenant_id = m.tenant_id AND r.direction = 'outbound' AND r.created_at = m.routed_at
          JOIN contacts c ON c.tenant_id = r.tenant_id AND c.id = r.contact_id

@@ -43,6 +43,9 @@ struct RawEntry {
     whatsapp: Option<RawWhatsapp>,
     #[serde(default)]
     buttons: Vec<RawButton>,
+    /// Parameters that are secrets (a sign-in code): masked wherever the message is read back.
+    #[serde(default)]
+    secret: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +72,7 @@ pub struct Entry {
     text: BTreeMap<String, String>,
     whatsapp: Option<WhatsappTemplate>,
     buttons: Vec<(String, BTreeMap<String, String>)>,
+    secret: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,7 +97,20 @@ impl Values {
     fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
+    /// The same values with each of `secret` replaced by a mask, for the text people read back.
+    pub fn masked(&self, secret: &[String]) -> Self {
+        let mut masked = self.clone();
+        for name in secret {
+            if let Some(value) = masked.0.get_mut(name) {
+                *value = SECRET_MASK.to_owned();
+            }
+        }
+        masked
+    }
 }
+
+/// What a secret value reads as in stored text, the API, the panel and logs.
+pub const SECRET_MASK: &str = "••••••";
 
 /// A message in one locale, ready to become a provider request.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +164,7 @@ impl Templates {
                         twilio_content_sid: w.twilio_content_sid,
                     }),
                     buttons: raw.buttons.into_iter().map(|b| (b.id, b.title)).collect(),
+                    secret: raw.secret,
                 };
                 if let Some(previous) = entries.insert(key.clone(), entry) {
                     bail!(
@@ -175,6 +193,9 @@ impl Templates {
         for entry in self.entries.values() {
             let at = || format!("{}: key {}", entry.file.display(), entry.key);
             let declared: BTreeSet<&str> = entry.params.iter().map(String::as_str).collect();
+            if let Some(unknown) = entry.secret.iter().find(|p| !declared.contains(p.as_str())) {
+                bail!("{}: secret names {unknown}, which is not in params", at());
+            }
             for locale in &self.locales {
                 let Some(text) = entry.text.get(locale) else {
                     bail!("{}: no text for locale {locale}", at());
@@ -264,6 +285,11 @@ impl Templates {
 
     /// Fills `key` in `locale`. `buttons` replaces the key's own buttons when given (for
     /// choices only known at run time, such as "which work order?").
+    /// The parameters of `key` that are secrets (none for an unknown key).
+    pub fn secret_params(&self, key: &str) -> &[String] {
+        self.entries.get(key).map_or(&[], |e| e.secret.as_slice())
+    }
+
     pub fn render(
         &self,
         key: &str,

@@ -244,7 +244,7 @@ fn event(coordinator: &Coordinator, entry: &Entry) -> Markup {
                 "Photo from " (uploaded_by)
                 @if let (Some(id), true) = (media_id, ready) {
                     @let src = format!("/panel/media/{id}");
-                    @if content_type.as_deref().is_some_and(|c| c.starts_with("image/")) {
+                    @if content_type.as_deref().is_some_and(|c| ["image/jpeg", "image/png", "image/gif", "image/webp"].contains(&c)) {
                         div { a href=(src) { img src=(src) alt=(format!("Photo from {uploaded_by}")) loading="lazy"; } }
                     } @else {
                         " " a href=(src) { "open the file" }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::{
     Form, Router,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -15,6 +15,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{Coordinator, local_time, not_found, session, work_order_views as page};
+use crate::http::extract::Query;
+use crate::messaging::media;
 use crate::{
     app::AppState,
     auth,
@@ -627,19 +629,29 @@ async fn media(
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("reading media {path}: {e}")))?;
-    let content_type = content_type
-        .filter(|c| {
-            c.starts_with("image/")
-                || c.starts_with("audio/")
-                || c.starts_with("video/")
-                || c == "application/pdf"
-        })
-        .unwrap_or_else(|| "application/octet-stream".into());
+    // What the sender's provider declared is not trusted: only bytes that are a raster image
+    // are shown inline; anything else (an SVG with a script, HTML, a PDF) is a download.
+    let shown_as = media::raster_image_type(&bytes);
+    let disposition = match shown_as {
+        Some(_) => "inline".to_owned(),
+        None => format!(
+            "attachment; filename=\"{id}.{}\"",
+            media::extension(content_type.as_deref())
+        ),
+    };
     Ok((
         [
-            (header::CONTENT_TYPE, content_type),
+            (
+                header::CONTENT_TYPE,
+                shown_as.unwrap_or("application/octet-stream").to_owned(),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
             (header::CACHE_CONTROL, "private, max-age=3600".into()),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; img-src 'self'; sandbox".into(),
+            ),
         ],
         bytes,
     )
