@@ -14,7 +14,7 @@ use crate::{
     providers::*,
 };
 
-struct Database(String);
+pub(crate) struct Database(pub(crate) String);
 
 impl Drop for Database {
     fn drop(&mut self) {
@@ -22,7 +22,7 @@ impl Drop for Database {
     }
 }
 
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -31,7 +31,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -39,7 +39,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn fieldline(
+pub(crate) fn fieldline(
     database_url: &str,
     fake: &FakeProvider,
     port: u16,
@@ -67,8 +67,19 @@ fn fieldline(
 }
 
 async fn serve(database_url: &str, fake: &FakeProvider, workers: bool) -> (Server, String) {
+    serve_with(database_url, fake, workers, &[]).await
+}
+
+/// `fieldline serve` as its own process, with `extra` settings; returns once it answers.
+pub(crate) async fn serve_with(
+    database_url: &str,
+    fake: &FakeProvider,
+    workers: bool,
+    extra: &[(&str, &str)],
+) -> (Server, String) {
     let port = free_port();
     let child = fieldline(database_url, fake, port, &["serve"], workers)
+        .envs(extra.iter().copied())
         .spawn()
         .unwrap();
     let server = Server(child);

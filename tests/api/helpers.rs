@@ -98,7 +98,7 @@ impl TestApp {
         let tenant = tenancy::create_tenant(&mut tx, &new, Actor::Cli)
             .await
             .unwrap();
-        let (_, token) = tenancy::create_api_token(&mut tx, tenant.id, "tests")
+        let (_, token) = tenancy::create_api_token(&mut tx, tenant.id, "tests", Role::Admin)
             .await
             .unwrap();
         tx.commit().await.unwrap();

@@ -1,0 +1,687 @@
+//! What an attacker tried, kept closed: one test per finding of the security review, through the
+//! real server, the real database and the fake providers.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    helpers::{error_fields, json, spawn_app, spawn_app_with},
+    panel::{PASSWORD, login_form, sign_in},
+    providers::*,
+};
+
+const CAREGIVER: &str = "+251911000401";
+
+async fn add_worker(app: &MessagingApp, phone: &str, kinds: Value) -> String {
+    let (status, worker) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/workers",
+                &json!({ "first_name": "Selam", "last_name": "Bekele", "phone": phone,
+                         "whatsapp_enabled": false, "kinds": kinds }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{worker}");
+    worker["id"].as_str().unwrap().to_owned()
+}
+
+async fn post_json(app: &crate::helpers::TestApp, path: &str, body: &Value) -> (u16, Value) {
+    json(
+        app.client
+            .post(app.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+// 1. Sign-in attempts are limited per account and per address, in the database.
+
+#[tokio::test]
+async fn panel_sign_in_stops_guessing_with_a_429_and_retry_after() {
+    let app = spawn_app().await;
+    let tenant = app.tenant("guess-org").await;
+    app.user(&tenant, "liya@guess.example", PASSWORD).await;
+    let csrf = login_form(&app).await;
+    for _ in 0..5 {
+        let response = sign_in(&app, "guess-org", "liya@guess.example", "wrong one", &csrf).await;
+        assert_eq!(response.status(), 401);
+    }
+    // The right password no longer helps once the account's attempts are used up.
+    let refused = sign_in(&app, "guess-org", "liya@guess.example", PASSWORD, &csrf).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("too many sign-in attempts")
+    );
+    // Kept in the database, so every process sees them.
+    let counted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sign_in_attempts WHERE account = 'guess-org/liya@guess.example' AND NOT succeeded",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(counted, 5);
+    // Another account from the same address still works, and a success stops its count.
+    app.user(&tenant, "abel@guess.example", PASSWORD).await;
+    let other = sign_in(&app, "guess-org", "abel@guess.example", PASSWORD, &csrf).await;
+    assert_eq!(other.status(), 303);
+}
+
+#[tokio::test]
+async fn the_address_limit_reads_the_proxy_header_only_when_told_to() {
+    // Behind Fly's proxy: each client address has its own budget.
+    let app = spawn_app_with(&[("TRUSTED_PROXY", "fly")]).await;
+    let tenant = app.tenant("proxy-org").await;
+    app.user(&tenant, "liya@proxy.example", PASSWORD).await;
+    let csrf = login_form(&app).await;
+    let attempt = |ip: &'static str, email: String| {
+        let app = &app;
+        let csrf = csrf.clone();
+        async move {
+            app.client
+                .post(app.url("/panel/login"))
+                .header("fly-client-ip", ip)
+                .form(&[
+                    ("organisation", "proxy-org"),
+                    ("email", email.as_str()),
+                    ("password", "wrong password"),
+                    ("csrf_token", csrf.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for i in 0..20 {
+        assert_eq!(
+            attempt("203.0.113.7", format!("u{i}@proxy.example")).await,
+            401
+        );
+    }
+    assert_eq!(attempt("203.0.113.7", "x@proxy.example".into()).await, 429);
+    assert_eq!(attempt("198.51.100.9", "x@proxy.example".into()).await, 401);
+
+    // Without TRUSTED_PROXY the header is anyone's word and is ignored: one socket, one budget.
+    let direct = spawn_app().await;
+    let tenant = direct.tenant("proxy-org").await;
+    direct.user(&tenant, "liya@proxy.example", PASSWORD).await;
+    let csrf = login_form(&direct).await;
+    for i in 0..21 {
+        let status = direct
+            .client
+            .post(direct.url("/panel/login"))
+            .header("fly-client-ip", format!("203.0.113.{i}"))
+            .form(&[
+                ("organisation", "proxy-org"),
+                ("email", &format!("u{i}@proxy.example")),
+                ("password", "wrong password"),
+                ("csrf_token", &csrf),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, if i < 20 { 401 } else { 429 }, "attempt {i}");
+    }
+}
+
+// 2. Inbound media never runs as a page of the panel.
+
+#[tokio::test]
+async fn media_is_shown_inline_only_when_its_bytes_are_a_raster_image() {
+    let app = spawn_messaging_app(&[]).await;
+    let body = fixture("twilio/whatsapp_image.form").replace(
+        "https%3A%2F%2Fapi.twilio.com",
+        &url::form_urlencoded::byte_serialize(app.fake.base.as_bytes()).collect::<String>(),
+    );
+    assert_eq!(
+        app.twilio("/webhooks/twilio/messages", &body)
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        app.eventually("SELECT fetched_at IS NOT NULL FROM message_media")
+            .await
+    );
+    let (id, path): (Uuid, String) = sqlx::query_as("SELECT id, storage_path FROM message_media")
+        .fetch_one(&app.app.pool)
+        .await
+        .unwrap();
+    app.app
+        .user(&app.tenant, "liya@msg.example", PASSWORD)
+        .await;
+    let csrf = login_form(&app.app).await;
+    assert_eq!(
+        sign_in(&app.app, "msg-org", "liya@msg.example", PASSWORD, &csrf)
+            .await
+            .status(),
+        303
+    );
+    let fetch = || async {
+        app.app
+            .client
+            .get(app.app.url(&format!("/panel/media/{id}")))
+            .send()
+            .await
+            .unwrap()
+    };
+    let photo = fetch().await;
+    assert_eq!(photo.status(), 200);
+    assert_eq!(photo.headers()["content-type"], "image/jpeg");
+    assert_eq!(photo.headers()["content-disposition"], "inline");
+    assert_eq!(photo.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        photo.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+
+    // The sender's provider says image/svg+xml; the bytes are a script.
+    std::fs::write(
+        &path,
+        "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(document.cookie)</script></svg>",
+    )
+    .unwrap();
+    sqlx::query("UPDATE message_media SET content_type = 'image/svg+xml'")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    let svg = fetch().await;
+    assert_eq!(svg.status(), 200);
+    assert_eq!(svg.headers()["content-type"], "application/octet-stream");
+    assert!(
+        svg.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment"),
+    );
+
+    // Every panel page carries the policy that keeps injected scripts and framing out.
+    let page = app
+        .app
+        .client
+        .get(app.app.url("/panel"))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
+}
+
+// 3. Provider credentials go only to the provider's own hosts.
+
+#[tokio::test]
+async fn twilio_credentials_are_never_sent_to_a_media_url_elsewhere() {
+    let app = spawn_messaging_app(&[]).await;
+    let elsewhere = FakeProvider::start().await;
+    let body = fixture("twilio/whatsapp_image.form").replace(
+        "https%3A%2F%2Fapi.twilio.com",
+        &url::form_urlencoded::byte_serialize(elsewhere.base.as_bytes()).collect::<String>(),
+    );
+    assert_eq!(
+        app.twilio("/webhooks/twilio/messages", &body)
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        app.eventually(
+            "SELECT fetch_error LIKE 'refused to send provider credentials%' FROM message_media"
+        )
+        .await,
+        "the fetch was refused and says why"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the other host was never called"
+    );
+    assert!(
+        app.fake
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("/Media/")),
+        "nothing was fetched anywhere"
+    );
+}
+
+#[tokio::test]
+async fn a_meta_media_id_names_one_graph_path_segment() {
+    let app = spawn_messaging_app(&[]).await;
+    let body = fixture("meta/image.json");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["entry"][0]["changes"][0]["value"]
+        ["messages"][0]["image"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = body.replace(&id, "1/../../me?fields=x");
+    assert_eq!(app.meta(&body).await.status(), 200);
+    assert!(
+        app.eventually(
+            "SELECT fetch_error IS NOT NULL OR fetched_at IS NOT NULL FROM message_media"
+        )
+        .await
+    );
+    let lookup = app
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == axum::http::Method::GET && r.path.starts_with("/v23.0/"))
+        .expect("one media lookup");
+    assert_eq!(lookup.path, "/v23.0/1%2F..%2F..%2Fme%3Ffields%3Dx");
+}
+
+// 4. Sign-in codes are secrets: not readable through the API, nor kept after delivery.
+
+#[tokio::test]
+async fn sign_in_codes_are_masked_in_the_api_and_dropped_once_delivered() {
+    let app = spawn_messaging_app(&[]).await;
+    add_worker(&app, CAREGIVER, json!(["caregiver"])).await;
+    let (status, _) = post_json(
+        &app.app,
+        "/api/v1/app/login",
+        &json!({ "phone": CAREGIVER }),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let sent = app
+        .fake
+        .wait_for("with the code", |r| {
+            r.field("Body").is_some_and(|b| b.contains("sign-in code"))
+        })
+        .await
+        .field("Body")
+        .unwrap();
+    let code: String = sent
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|t| t.len() == 6)
+        .unwrap()
+        .to_owned();
+    assert!(
+        app.eventually("SELECT secret_body IS NULL AND provider_message_id IS NOT NULL FROM messages WHERE template_key = 'app_login_code'")
+            .await,
+        "the real text is gone once the provider has it"
+    );
+    let (status, page) = json(app.app.get(&app.tenant, "/api/v1/messages").await).await;
+    assert_eq!(status, 200);
+    let text = page.to_string();
+    assert!(!text.contains(&code), "{text}");
+    assert!(text.contains("••••••"), "{text}");
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages WHERE body LIKE '%' || $1 || '%' OR template_params::text LIKE '%' || $1 || '%'",
+    )
+    .bind(&code)
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0, "the code is nowhere in the messages table");
+    // And it still works for the caregiver.
+    let (status, session) = post_json(
+        &app.app,
+        "/api/v1/app/verify",
+        &json!({ "phone": CAREGIVER, "code": code }),
+    )
+    .await;
+    assert_eq!(status, 200, "{session}");
+}
+
+// 5. Only active caregivers get an app token.
+
+#[tokio::test]
+async fn a_maintenance_worker_gets_no_app_code_and_the_same_answer_as_a_stranger() {
+    let app = spawn_messaging_app(&[]).await;
+    let (status, _) = post_json(
+        &app.app,
+        "/api/v1/app/login",
+        &json!({ "phone": WORKER_PHONE }),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (worker_status, worker) = post_json(
+        &app.app,
+        "/api/v1/app/verify",
+        &json!({ "phone": WORKER_PHONE, "code": "123456" }),
+    )
+    .await;
+    let (stranger_status, stranger) = post_json(
+        &app.app,
+        "/api/v1/app/verify",
+        &json!({ "phone": "+251911999999", "code": "123456" }),
+    )
+    .await;
+    assert_eq!((worker_status, stranger_status), (401, 401));
+    assert_eq!(worker, stranger, "nothing tells a worker from a stranger");
+    assert_eq!(
+        app.count("SELECT count(*) FROM app_login_codes").await,
+        0,
+        "no code was made for a maintenance worker"
+    );
+
+    // A caregiver who is signed in loses the app when they stop being a caregiver.
+    let caregiver = add_worker(&app, CAREGIVER, json!(["caregiver"])).await;
+    post_json(
+        &app.app,
+        "/api/v1/app/login",
+        &json!({ "phone": CAREGIVER }),
+    )
+    .await;
+    let sent = app
+        .fake
+        .wait_for("with the code", |r| {
+            r.field("Body").is_some_and(|b| b.contains("sign-in code"))
+        })
+        .await
+        .field("Body")
+        .unwrap();
+    let code = sent
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|t| t.len() == 6)
+        .unwrap();
+    let (_, session) = post_json(
+        &app.app,
+        "/api/v1/app/verify",
+        &json!({ "phone": CAREGIVER, "code": code }),
+    )
+    .await;
+    let token = session["token"].as_str().unwrap();
+    let visits = |token: String| {
+        let app = &app;
+        async move {
+            app.app
+                .client
+                .get(app.app.url("/api/v1/app/visits"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(visits(token.to_owned()).await, 200);
+    sqlx::query("UPDATE workers SET kinds = '{maintenance}' WHERE id = $1::uuid")
+        .bind(&caregiver)
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(visits(token.to_owned()).await, 401);
+}
+
+// 6. Numbers are an admin's to add, and a refusal names nobody.
+
+#[tokio::test]
+async fn only_admin_tokens_add_numbers_and_a_taken_number_names_no_one() {
+    let app = spawn_app().await;
+    let holder = app.tenant("holder-org").await;
+    let claimant = app.tenant("claimant-org").await;
+    let number = json!({ "provider": "twilio", "kind": "sms", "phone_number": "+251911500000" });
+    assert_eq!(
+        app.post(&holder, "/api/v1/channels", &number)
+            .await
+            .status(),
+        201
+    );
+    let mut tx = app.pool.begin().await.unwrap();
+    let (_, coordinator_token) = fieldline::domains::tenancy::create_api_token(
+        &mut tx,
+        claimant.id,
+        "integration",
+        fieldline::domains::tenancy::Role::Coordinator,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let coordinator = crate::helpers::Tenant {
+        id: claimant.id,
+        token: coordinator_token,
+    };
+    let (status, body) = json(app.post(&coordinator, "/api/v1/channels", &number).await).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("admin"));
+
+    let (status, body) = json(app.post(&claimant, "/api/v1/channels", &number).await).await;
+    assert_eq!(status, 409, "{body}");
+    let text = body.to_string();
+    assert!(
+        !text.contains("holder") && !text.contains("another organisation"),
+        "{text}"
+    );
+    // The same answer for a number the claimant holds itself: nothing to tell them apart.
+    let own = json!({ "provider": "twilio", "kind": "sms", "phone_number": "+251911500001" });
+    assert_eq!(
+        app.post(&claimant, "/api/v1/channels", &own).await.status(),
+        201
+    );
+    let (_, again) = json(app.post(&claimant, "/api/v1/channels", &own).await).await;
+    assert_eq!(again, body);
+}
+
+// 7. NUL characters: stored without them from providers, named as the field's fault in the API.
+
+#[tokio::test]
+async fn nul_characters_are_dropped_from_webhooks_and_refused_by_the_api() {
+    let app = spawn_messaging_app(&[]).await;
+    let twilio = fixture("twilio/sms_text.form").replace("Body=", "Body=before%00after+");
+    assert_eq!(
+        app.twilio("/webhooks/twilio/messages", &twilio)
+            .await
+            .status(),
+        200
+    );
+    let meta = fixture("meta/text.json");
+    let text = serde_json::from_str::<Value>(&meta).unwrap()["entry"][0]["changes"][0]["value"]
+        ["messages"][0]["text"]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let meta = meta.replace(&text, "meta\\u0000text");
+    assert_eq!(app.meta(&meta).await.status(), 200);
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "SELECT body FROM messages WHERE direction = 'inbound' ORDER BY received_at, id",
+    )
+    .fetch_all(&app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(
+        bodies.iter().any(|b| b.starts_with("beforeafter ")),
+        "{bodies:?}"
+    );
+    assert!(bodies.contains(&"metatext".to_owned()), "{bodies:?}");
+
+    let (status, body) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/sites",
+                &json!({ "kind": "office", "name": "Ward\u{0}3" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error_fields(&body)),
+        (422, vec!["name".to_owned()])
+    );
+    let (status, body) = json(app.app.get(&app.tenant, "/api/v1/sites?q=a%00b").await).await;
+    assert_eq!((status, error_fields(&body)), (422, vec!["q".to_owned()]));
+}
+
+// 8. Edge input: dates outside any real range and removed workers give 4xx, never 5xx.
+
+#[tokio::test]
+async fn dates_far_outside_any_real_range_are_422_naming_the_field() {
+    let app = spawn_messaging_app(&[]).await;
+    let caregiver = add_worker(&app, CAREGIVER, json!(["caregiver"])).await;
+    let patient: Uuid = sqlx::query_scalar("SELECT id FROM patients")
+        .fetch_one(&app.app.pool)
+        .await
+        .unwrap();
+    for (start, end) in [
+        ("-262143-01-01T00:00:00Z", "2026-01-01T10:00:00Z"),
+        ("2026-01-01T09:00:00Z", "+262142-12-31T00:00:00Z"),
+    ] {
+        let (status, body) = json(
+            app.app
+                .post(
+                    &app.tenant,
+                    "/api/v1/visits",
+                    &json!({ "caregiver_id": caregiver, "patient_id": patient, "service_type": "personal_care",
+                             "scheduled_start": start, "scheduled_end": end }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+        let field = if start.starts_with('-') {
+            "scheduled_start"
+        } else {
+            "scheduled_end"
+        };
+        assert_eq!(error_fields(&body), [field]);
+    }
+    let (status, body) = json(
+        app.app
+            .get(
+                &app.tenant,
+                "/api/v1/visits/export?from=-9999-01-01&to=2026-01-01",
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error_fields(&body)),
+        (422, vec!["from".to_owned()])
+    );
+
+    app.app
+        .user(&app.tenant, "liya@msg.example", PASSWORD)
+        .await;
+    let csrf = login_form(&app.app).await;
+    sign_in(&app.app, "msg-org", "liya@msg.example", PASSWORD, &csrf).await;
+    for date in ["%2B262142-12-31", "-262143-01-01"] {
+        let response = app
+            .app
+            .client
+            .get(app.app.url(&format!("/panel/visits?date={date}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{date}");
+    }
+}
+
+#[tokio::test]
+async fn cancelling_work_whose_worker_was_removed_is_not_a_server_error() {
+    let app = spawn_messaging_app(&[]).await;
+    let (_, workers) = json(app.app.get(&app.tenant, "/api/v1/workers").await).await;
+    let worker = workers["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, order) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/work-orders",
+                &json!({ "kind": "maintenance", "title": "Leaking tap", "priority": "low" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().unwrap();
+    let (status, body) = json(
+        app.app
+            .post(
+                &app.tenant,
+                &format!("/api/v1/work-orders/{id}/assign"),
+                &json!({ "worker_id": worker }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        app.app
+            .delete(&app.tenant, &format!("/api/v1/workers/{worker}"))
+            .await
+            .status()
+            .as_u16()
+            / 100,
+        2
+    );
+    let (status, body) = json(
+        app.app
+            .post(
+                &app.tenant,
+                &format!("/api/v1/work-orders/{id}/cancel"),
+                &json!({ "reason": "duplicate" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "cancelled");
+}
+
+// 9. The smaller findings.
+
+#[tokio::test]
+async fn metrics_can_require_a_bearer_token() {
+    let app = spawn_app_with(&[("METRICS_TOKEN", "metrics-scraper-token-0123")]).await;
+    let get = |token: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let mut request = app.client.get(app.url("/metrics"));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(get(None).await, 401);
+    assert_eq!(get(Some("wrong-token-wrong-token")).await, 401);
+    assert_eq!(get(Some("metrics-scraper-token-0123")).await, 200);
+}
+
+#[tokio::test]
+async fn a_worker_covers_at_most_two_hundred_sites_in_one_request() {
+    let app = spawn_messaging_app(&[]).await;
+    let (_, workers) = json(app.app.get(&app.tenant, "/api/v1/workers").await).await;
+    let worker = workers["items"][0]["id"].as_str().unwrap();
+    let sites: Vec<Value> = (0..201)
+        .map(|_| json!({ "site_id": Uuid::now_v7(), "is_primary": false }))
+        .collect();
+    let (status, body) = json(
+        app.app
+            .put(
+                &app.tenant,
+                &format!("/api/v1/workers/{worker}/sites"),
+                &json!(sites),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error_fields(&body)),
+        (422, vec!["sites".to_owned()])
+    );
+}
