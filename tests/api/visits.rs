@@ -512,6 +512,52 @@ async fn check_in_and_out_from_the_app_with_retries_and_refusals() {
 }
 
 #[tokio::test]
+async fn a_client_event_id_counts_once_per_visit_not_across_visits() {
+    let c = care().await;
+    let token = c.sign_in(CAREGIVER).await;
+    let now = Utc::now();
+    let first = c.visit(&c.caregiver, 5).await;
+    let second = c.visit(&c.caregiver, 90).await;
+    let check_in = |visit: &str| format!("/api/v1/app/visits/{visit}/check-in");
+    let (status, one) = c
+        .post(
+            &check_in(&first),
+            Some(&token),
+            &reading(HOME.0, HOME.1, 10.0, now, "same-id"),
+        )
+        .await;
+    assert_eq!(status, 200, "{one}");
+    // The phone reuses its event id on another visit: that is a new check-in, not a replay.
+    let (status, two) = c
+        .post(
+            &check_in(&second),
+            Some(&token),
+            &reading(HOME.0, HOME.1, 10.0, now, "same-id"),
+        )
+        .await;
+    assert_eq!(status, 200, "{two}");
+    assert_ne!(one["visit_id"], two["visit_id"], "{one} {two}");
+    let checked_in: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM visits WHERE status = 'in_progress' AND id IN ($1::uuid, $2::uuid)",
+    )
+    .bind(&first)
+    .bind(&second)
+    .fetch_one(&c.app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(checked_in, 2);
+    // A retry on the same visit is still the first answer.
+    let (status, again) = c
+        .post(
+            &check_in(&first),
+            Some(&token),
+            &reading(HOME.0, HOME.1, 10.0, now, "same-id"),
+        )
+        .await;
+    assert_eq!((status, &again), (200, &one));
+}
+
+#[tokio::test]
 async fn readings_that_break_the_rules_raise_exceptions() {
     let c = care().await;
     let token = c.sign_in(CAREGIVER).await;
@@ -1201,6 +1247,20 @@ async fn exceptions_are_resolved_times_corrected_with_their_originals_and_visits
     .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["details"][0]["field"], "check_out_at");
+    // A check-in given too does not let a check-out in the future through.
+    let (status, body) = json(
+        c.app
+            .app
+            .post(
+                &c.app.tenant,
+                &format!("/api/v1/visits/{visit}/correct"),
+                &json!({ "check_in_at": check_in, "check_out_at": now + TimeDelta::hours(2), "reason": "x" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(crate::helpers::error_fields(&body), ["check_out_at"]);
 
     // The export: one row per visit with the six elements, the verdict, the codes, the flag.
     let today = (now).date_naive();
