@@ -165,6 +165,37 @@ fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Strategy> {
     PollWith::new(storage, strategy)
 }
 
+/// Wraps a job handler so that a panic ends its job as `Killed` (recorded, never retried) instead
+/// of leaving it `Running`. apalis' own `catch_panic` layer sits outside the layer that records a
+/// job's outcome, so with it the row still said `Running`.
+fn unwinding<J, D, F, Fut>(
+    handler: F,
+) -> impl Fn(J, Data<D>) -> futures::future::BoxFuture<'static, Result<(), BoxDynError>> + Clone
+where
+    F: Fn(J, Data<D>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), BoxDynError>> + Send + 'static,
+{
+    use futures::FutureExt;
+    move |job, data| {
+        std::panic::AssertUnwindSafe(handler(job, data))
+            .catch_unwind()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|m| m.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a job panicked".into());
+                    tracing::error!(%message, "job panicked: recorded as killed");
+                    Err(Box::new(apalis::prelude::AbortError::new(format!(
+                        "panicked: {message}"
+                    ))) as BoxDynError)
+                })
+            })
+            .boxed()
+    }
+}
+
 /// Registers one worker for job type `$job` with handler `$handler` and shared `$data`.
 macro_rules! register {
     ($monitor:expr, $pool:expr, $instance:expr, $job:ty, $handler:expr, $data:expr) => {{
@@ -174,10 +205,8 @@ macro_rules! register {
         $monitor.register(move |_| {
             WorkerBuilder::new(name.clone())
                 .backend(storage::<$job>(&pool))
-                // A panic fails the job (recorded, not retried) instead of leaving it Running.
-                .catch_panic()
                 .data(data.clone())
-                .build($handler)
+                .build(unwinding($handler))
         })
     }};
 }

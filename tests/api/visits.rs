@@ -1696,3 +1696,48 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
         1
     );
 }
+
+#[tokio::test]
+async fn a_job_that_panics_is_recorded_as_killed_not_left_running() {
+    let c = care().await;
+    // A visit ending at the edge of what dates can hold (written past the API, which refuses
+    // such years): computing its check-out reminder overflows and panics.
+    let visit: Uuid = sqlx::query_scalar(
+        "INSERT INTO visits (tenant_id, caregiver_id, patient_id, service_type, scheduled_start, scheduled_end)
+         VALUES ($1, $2::uuid, $3::uuid, 'personal_care', now() - interval '1 hour', '262142-12-31 23:55:00+00')
+         RETURNING id",
+    )
+    .bind(c.app.tenant.id)
+    .bind(&c.caregiver)
+    .bind(&c.patient)
+    .fetch_one(&c.app.app.pool)
+    .await
+    .unwrap();
+    let mut conn = c.app.app.pool.acquire().await.unwrap();
+    fieldline::jobs::enqueue(
+        &mut conn,
+        &fieldline::domains::care::timers::VisitTimer {
+            tenant_id: c.app.tenant.id,
+            visit_id: visit,
+            stage: fieldline::domains::care::timers::Stage::CheckOutReminder,
+        },
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
+    let sql = format!(
+        "SELECT status = 'Killed' FROM apalis.jobs WHERE job_type = 'visit-timers' AND convert_from(job, 'UTF8')::jsonb->>'visit_id' = '{visit}'"
+    );
+    let ended = c.app.eventually(&sql).await;
+    let (status, attempts, result): (String, i32, Option<serde_json::Value>) = sqlx::query_as(
+        "SELECT status, attempts, last_result FROM apalis.jobs WHERE job_type = 'visit-timers' AND convert_from(job, 'UTF8')::jsonb->>'visit_id' = $1",
+    )
+    .bind(visit.to_string())
+    .fetch_one(&c.app.app.pool)
+    .await
+    .unwrap();
+    assert!(
+        ended,
+        "the panicking job ended as Killed, not {status} after {attempts} attempts: {result:?}"
+    );
+}
