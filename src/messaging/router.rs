@@ -188,6 +188,18 @@ pub async fn route_inbound(
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
     let mut tx = messaging.pool.begin().await?;
+    // The sender's contact row first, in the order ingest takes them (contact, conversation,
+    // messages): routing jobs for one person then run one after another. Locking the message
+    // first let two of them deadlock, each holding what the other's next statement wanted.
+    sqlx::query(
+        "SELECT c.id FROM messages m JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
+         WHERE m.tenant_id = $1 AND m.id = $2
+         FOR NO KEY UPDATE OF c",
+    )
+    .bind(job.tenant_id)
+    .bind(job.message_id)
+    .execute(&mut *tx)
+    .await?;
     let loaded: Option<Loaded> = sqlx::query_as(
         "SELECT m.routed_at, m.contact_id, m.channel_id, m.conversation_id, ch.kind AS channel_kind,
                 m.provider, m.body, m.kind, m.interactive_reply_id, m.reply_to_provider_message_id,

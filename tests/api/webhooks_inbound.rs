@@ -552,3 +552,47 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_from_one_sender_are_all_stored_and_routed_without_deadlock() {
+    const PER_BATCH: usize = 150;
+    let app = spawn_messaging_app(&[]).await;
+    let fixture: Value = serde_json::from_str(&fixture("meta/text.json")).unwrap();
+    let batch = |first: usize| {
+        let mut doc = fixture.clone();
+        let value = &mut doc["entry"][0]["changes"][0]["value"];
+        let template = value["messages"][0].clone();
+        value["contacts"][0]["wa_id"] = serde_json::json!("251911777001");
+        value["messages"] = (first..first + PER_BATCH)
+            .map(|i| {
+                let mut message = template.clone();
+                message["from"] = serde_json::json!("251911777001");
+                message["id"] = serde_json::json!(format!("wamid.batch{i:06}"));
+                // A stranger reporting: routing files a work order and moves earlier messages.
+                message["text"]["body"] = serde_json::json!("the tap in ward 3 is leaking");
+                message
+            })
+            .collect();
+        doc.to_string()
+    };
+    let (first, second) = (batch(0), batch(PER_BATCH));
+    let (a, b) = tokio::join!(app.meta(&first), app.meta(&second));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let routed = format!(
+        "SELECT count(*) = {} FROM messages WHERE direction = 'inbound' AND routed_at IS NOT NULL",
+        2 * PER_BATCH
+    );
+    let started = std::time::Instant::now();
+    while !app.eventually(&routed).await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "not every message was routed"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM apalis.jobs WHERE last_result::text LIKE '%deadlock%'")
+            .await,
+        0,
+        "no job met a deadlock"
+    );
+}
