@@ -30,3 +30,7 @@ ALTER TABLE messages ADD COLUMN secret_template_params jsonb;
 ALTER TABLE visit_events DROP CONSTRAINT visit_events_client_event_key;
 ALTER TABLE visit_events ADD CONSTRAINT visit_events_client_event_key
     UNIQUE (tenant_id, worker_id, visit_id, client_event_id);
+
+-- Standing in on another caregiver's visit from the app is for caregivers the organisation
+-- names, not for anyone with an app token.
+ALTER TABLE workers ADD COLUMN may_cover boolean NOT NULL DEFAULT false;

@@ -493,9 +493,30 @@ async fn check_in_and_out_from_the_app_with_retries_and_refusals() {
         .await;
     assert_eq!(status, 422);
     assert_eq!(body["error"]["details"][0]["field"], "latitude");
-    // Standing in is possible, and is an exception for the coordinators.
+    // Standing in is only for caregivers the organisation allows to.
     let mut covering = reading(HOME.0, HOME.1, 10.0, now, "ev-9");
     covering["covering"] = json!(true);
+    let (status, body) = c.post(&theirs_path, Some(&token), &covering).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not set up to stand in")
+    );
+    let (status, allowed) = json(
+        c.app
+            .app
+            .patch(
+                &c.app.tenant,
+                &format!("/api/v1/workers/{}", c.caregiver),
+                &json!({ "may_cover": true }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((status, &allowed["may_cover"]), (200, &json!(true)));
+    // Then it is possible, and is an exception for the coordinators.
     let (status, result) = c.post(&theirs_path, Some(&token), &covering).await;
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["exceptions"], json!(["wrong_caregiver"]));

@@ -348,6 +348,22 @@ pub async fn record(
                     .into(),
             ));
         }
+        let may_cover: bool = sqlx::query_scalar(
+            "SELECT may_cover AND 'caregiver' = ANY (kinds) AND status = 'active'
+             FROM workers WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(worker_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .unwrap_or(false);
+        if !may_cover {
+            return Err(AppError::Forbidden(
+                "this visit is scheduled for another caregiver, and you are not set up to stand in: \
+                 ask a coordinator to reassign it to you"
+                    .into(),
+            ));
+        }
         exceptions.push(Exception {
             code: Code::WrongCaregiver,
             detail: "checked by a caregiver other than the one scheduled".into(),

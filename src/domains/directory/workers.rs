@@ -35,6 +35,8 @@ pub struct Worker {
     /// active | inactive | on_leave
     pub status: String,
     pub preferred_locale: Option<String>,
+    /// A caregiver who may check in to another caregiver's visit, standing in (`covering`).
+    pub may_cover: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -55,6 +57,9 @@ pub struct WorkerInput {
     pub certifications: Vec<String>,
     pub status: Option<String>,
     pub preferred_locale: Option<String>,
+    /// Allowed to stand in on another caregiver's visit from the app. Default false.
+    #[serde(default)]
+    pub may_cover: bool,
 }
 
 fn yes() -> bool {
@@ -74,6 +79,7 @@ impl From<&Worker> for WorkerInput {
             certifications: w.certifications.clone(),
             status: Some(w.status.clone()),
             preferred_locale: w.preferred_locale.clone(),
+            may_cover: w.may_cover,
         }
     }
 }
@@ -89,6 +95,7 @@ pub struct ValidWorker {
     certifications: Vec<String>,
     status: String,
     preferred_locale: Option<Locale>,
+    may_cover: bool,
 }
 
 /// Lowercase, trimmed, de-duplicated tags such as specialties: matching later is by equality.
@@ -159,6 +166,7 @@ impl Resource for Worker {
             certifications,
             status,
             preferred_locale,
+            may_cover: input.may_cover,
         })
     }
 
@@ -190,13 +198,14 @@ async fn write(
 ) -> sqlx::Result<Worker> {
     let sql = if insert {
         "INSERT INTO workers (id, tenant_id, first_name, last_name, phone, whatsapp_enabled, email, kinds,
-                              specialties, certifications, status, preferred_locale)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                              specialties, certifications, status, preferred_locale, may_cover)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          RETURNING *"
     } else {
         "UPDATE workers
             SET first_name = $3, last_name = $4, phone = $5, whatsapp_enabled = $6, email = $7, kinds = $8,
-                specialties = $9, certifications = $10, status = $11, preferred_locale = $12
+                specialties = $9, certifications = $10, status = $11, preferred_locale = $12,
+                may_cover = $13
           WHERE id = $1 AND tenant_id = $2
       RETURNING *"
     };
@@ -213,6 +222,7 @@ async fn write(
         .bind(&v.certifications)
         .bind(&v.status)
         .bind(v.preferred_locale.as_ref().map(Locale::as_str))
+        .bind(v.may_cover)
         .fetch_one(conn)
         .await
 }
