@@ -158,11 +158,52 @@ async fn expire_panel_session(
 /// sends the NOTIFY the trigger could not, and workers wake exactly as for new jobs.
 const DUE_JOB_POLL: Duration = Duration::from_secs(1);
 
-fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Strategy> {
-    let storage =
-        PostgresStorage::<J>::new(pool).with_config(QueueConfig::default().queue(J::QUEUE));
-    let strategy = Strategy::new().stream(Pubsub::new(pool.clone(), J::QUEUE.to_owned()));
-    PollWith::new(storage, strategy)
+/// How often each worker says it is alive, and how many missed beats make it dead: a killed
+/// process's fetched jobs go back to the queue after about 15 s (apalis' default was 5 minutes),
+/// taken over by any live worker of the same queue, a restarted process included.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MISSED_HEARTBEATS: usize = 3;
+
+fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Draining<Pubsub>> {
+    let config = QueueConfig::default()
+        .queue(J::QUEUE)
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS);
+    let storage = PostgresStorage::<J>::new(pool).with_config(config);
+    PollWith::new(
+        storage,
+        Draining(Pubsub::new(pool.clone(), J::QUEUE.to_owned())),
+    )
+}
+
+/// Wake-ups from LISTEN/NOTIFY, drained.
+///
+/// apalis' `PollWith` polls its strategy once before each fetch and ignores the answer. A stream
+/// strategy with notifications backed up (a burst, or the announcer's) answers Ready without
+/// registering a waker; the fetch then finds nothing and parks, and nothing wakes the worker
+/// until its next heartbeat. That was the 30 s stall after every burst. Taking every queued
+/// notification before answering leaves the stream Pending with our waker, so the next NOTIFY
+/// always wakes the worker, which fetches until its queue is empty.
+pub struct Draining<S>(S);
+
+impl<S: futures::Stream + Unpin> PollStrategy for Draining<S> {
+    fn poll_drive(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _: &PollSnapshot,
+    ) -> std::task::Poll<Option<()>> {
+        use futures::StreamExt;
+        use std::task::Poll;
+        let mut woken = false;
+        loop {
+            match self.0.poll_next_unpin(cx) {
+                Poll::Ready(Some(_)) => woken = true,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending if woken => return Poll::Ready(Some(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 /// Wraps a job handler so that a panic ends its job as `Killed` (recorded, never retried) instead

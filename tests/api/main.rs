@@ -8,6 +8,7 @@ mod dispatch;
 mod flood;
 mod health;
 mod helpers;
+mod job_engine;
 mod messaging_outbound;
 mod openapi;
 mod panel;

@@ -1,0 +1,75 @@
+//! The job engine wakes for every new job, burst or not.
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+
+use crate::providers::*;
+
+/// A signed Twilio "help" from `from`, with its own message id.
+fn help_from(n: usize) -> (String, String) {
+    let from = format!("+2519118{n:05}");
+    let body = fixture("twilio/sms_help.form")
+        .replace("SM10000000000000000000000000000004", &format!("SM7{n:031}"))
+        .replace("From=%2B251911000201", &format!("From=%2B{}", &from[1..]));
+    (from, body)
+}
+
+/// Posts the help and waits for the reply to reach the provider; the time it took.
+async fn round_trip(app: &MessagingApp, n: usize) -> Duration {
+    let (from, body) = help_from(n);
+    let started = Instant::now();
+    assert_eq!(
+        app.twilio("/webhooks/twilio/messages", &body)
+            .await
+            .status(),
+        200
+    );
+    app.fake
+        .wait_for("the reply to the message after the burst", |r| {
+            r.field("To").as_deref() == Some(from.as_str())
+        })
+        .await;
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_after_a_burst_go_out_at_once_not_on_a_heartbeat() {
+    // Enough to back notifications up: 200 did not show the stall, 600 did every time.
+    const BURST: usize = 600;
+    let app = spawn_messaging_app(&[]).await;
+    stream::iter(0..BURST)
+        .for_each_concurrent(16, |n| {
+            let app = &app;
+            async move {
+                let (_, body) = help_from(n);
+                assert_eq!(
+                    app.twilio("/webhooks/twilio/messages", &body)
+                        .await
+                        .status(),
+                    200
+                );
+            }
+        })
+        .await;
+    let started = Instant::now();
+    while app.fake.sends().len() < BURST {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the burst was not answered: {} of {BURST}",
+            app.fake.sends().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each later message is routed and answered when it arrives. Before, with notifications
+    // backed up after the burst, each one waited for a worker heartbeat.
+    let mut waits = Vec::new();
+    for n in BURST..BURST + 5 {
+        waits.push(round_trip(&app, n).await);
+    }
+    waits.sort();
+    assert!(
+        waits[2] < Duration::from_secs(2),
+        "replies after the burst took {waits:?}"
+    );
+}
