@@ -176,6 +176,88 @@ const RETRYABLE: &[i64] = &[20429];
 /// The recipient replied STOP: Twilio refuses to message them until they reply START.
 const OPTED_OUT: i64 = 21610;
 
+#[derive(Deserialize)]
+struct MessageList {
+    #[serde(default)]
+    messages: Vec<ListedMessage>,
+}
+
+#[derive(Deserialize)]
+struct ListedMessage {
+    sid: String,
+    body: Option<String>,
+    status: Option<String>,
+    date_created: Option<String>,
+}
+
+/// Finds a text message Twilio already took from us: `GET .../Messages.json?To=&From=&DateSent>=`,
+/// the newest page, the same body, created since `since`. Asked before sending again a message
+/// whose earlier attempt ended without our record of Twilio's answer (a crash, a lost database
+/// connection), so that the person does not get it twice. `Ok(None)`: Twilio has no such message,
+/// or the message is a template (whose text Twilio renders, so it cannot be matched).
+pub async fn find_sent(
+    client: &Client,
+    config: &TwilioConfig,
+    message: &Outgoing,
+    since: chrono::DateTime<Utc>,
+) -> Result<Option<Accepted>, SendError> {
+    let OutgoingBody::Text(text) = &message.body else {
+        return Ok(None);
+    };
+    let prefix = match message.kind {
+        ChannelKind::Whatsapp => "whatsapp:",
+        ChannelKind::Sms => "",
+    };
+    let url = format!(
+        "{}/2010-04-01/Accounts/{}/Messages.json",
+        config.api_base.as_str().trim_end_matches('/'),
+        config.account_sid
+    );
+    // DateSent filters by day; the exact time is compared below, with a minute of clock skew.
+    let day = (since - chrono::TimeDelta::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let response = client
+        .get(url)
+        .basic_auth(&config.account_sid, Some(config.auth_token.expose()))
+        .query(&[
+            ("To", format!("{prefix}{}", message.to)),
+            ("From", format!("{prefix}{}", message.from)),
+            ("DateSent>", day),
+            ("PageSize", "50".to_owned()),
+        ])
+        .send()
+        .await
+        .map_err(|e| SendError::network(&e))?;
+    if !response.status().is_success() {
+        return Err(SendError::Retryable {
+            code: format!("http_{}", response.status().as_u16()),
+            message: "Twilio's message list did not answer: cannot tell whether it was sent".into(),
+            retry_after: retry_after(response.headers()),
+        });
+    }
+    let list: MessageList = response.json().await.map_err(|e| SendError::network(&e))?;
+    let earliest = since - chrono::TimeDelta::minutes(1);
+    Ok(list
+        .messages
+        .into_iter()
+        .filter(|m| m.body.as_deref() == Some(text.as_str()))
+        .find(|m| {
+            m.date_created
+                .as_deref()
+                .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+                .is_none_or(|created| created >= earliest)
+        })
+        .map(|m| Accepted {
+            provider_message_id: m.sid,
+            status: m
+                .status
+                .as_deref()
+                .and_then(status)
+                .unwrap_or(DeliveryStatus::Queued),
+        }))
+}
+
 /// Sends one message with `POST /2010-04-01/Accounts/{sid}/Messages.json`.
 pub async fn send(
     client: &Client,

@@ -50,6 +50,8 @@ struct Pending {
     kind: String,
     body: Option<String>,
     secret: bool,
+    essential: bool,
+    sending_at: Option<chrono::DateTime<chrono::Utc>>,
     buttons: Option<serde_json::Value>,
     locale: Option<String>,
     whatsapp_template: Option<String>,
@@ -142,6 +144,97 @@ fn not_configured(provider: &str, variables: &str) -> SendError {
     )
 }
 
+/// What the provider says of a message whose earlier attempt ended without our record of its
+/// answer.
+enum Earlier {
+    /// The provider has it: record that, send nothing.
+    Accepted(Accepted),
+    /// The provider does not have it: send it.
+    NotSent,
+    /// The provider cannot be asked (Meta has no list of sent messages; a template's text is
+    /// rendered by Twilio and cannot be matched).
+    Unknown,
+}
+
+/// Asks the provider whether an earlier attempt of this message got through.
+async fn earlier_attempt(
+    messaging: &Messaging,
+    provider: Provider,
+    message: &Outgoing,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Earlier, SendError> {
+    let config = &messaging.config;
+    if config.console_only() || provider == Provider::Console {
+        // The console delivers into the database: sending again is harmless.
+        return Ok(Earlier::NotSent);
+    }
+    match (provider, &config.twilio) {
+        (Provider::Twilio, Some(twilio)) => Ok(
+            match channels::twilio::find_sent(&messaging.http, twilio, message, since).await? {
+                Some(accepted) => Earlier::Accepted(accepted),
+                None if matches!(message.body, OutgoingBody::Text(_)) => Earlier::NotSent,
+                None => Earlier::Unknown,
+            },
+        ),
+        _ => Ok(Earlier::Unknown),
+    }
+}
+
+/// Records the provider's acceptance. The provider has said yes, so this must not fail the job
+/// (a re-run would send again): on the connection held since before the call, then on fresh
+/// ones while the database recovers, for up to a minute. Only then does it give up, and a re-run
+/// asks the provider before sending (see [`earlier_attempt`]).
+async fn record_accepted(
+    messaging: &Messaging,
+    mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    job: &SendMessage,
+    accepted: &Accepted,
+) -> Result<(), BoxDynError> {
+    // The provider's answer can only move us forward from 'sending'.
+    let status = match accepted.status {
+        DeliveryStatus::Queued => DeliveryStatus::Sending,
+        other => other,
+    };
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let written = sqlx::query(
+            "UPDATE messages SET provider_message_id = $3,
+                 status = CASE WHEN message_status_rank($4) > message_status_rank(status) THEN $4 ELSE status END,
+                 sent_at = CASE WHEN $4 IN ('sent', 'delivered') THEN now() ELSE sent_at END,
+                 delivered_at = CASE WHEN $4 = 'delivered' THEN now() ELSE delivered_at END,
+                 error_code = NULL, error_message = NULL,
+                 -- Delivered: the secret is of no more use here. The console keeps it, so
+                 -- `fieldline simulate` can show a developer the code.
+                 secret_body = CASE WHEN $5 THEN secret_body END,
+                 secret_template_params = CASE WHEN $5 THEN secret_template_params END
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(job.tenant_id)
+        .bind(job.message_id)
+        .bind(&accepted.provider_message_id)
+        .bind(status.as_str())
+        .bind(messaging.config.console_only())
+        .execute(&mut *conn)
+        .await;
+        match written {
+            Ok(_) => return Ok(()),
+            Err(error) if started.elapsed() < Duration::from_secs(60) => {
+                tracing::warn!(%error, provider_message_id = %accepted.provider_message_id, "recording the provider's acceptance failed: trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+                if let Ok(fresh) = messaging.pool.acquire().await {
+                    conn = fresh;
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, provider_message_id = %accepted.provider_message_id, "the provider's acceptance could not be recorded for a minute");
+                return Err(error.into());
+            }
+        }
+    }
+}
+
 #[tracing::instrument(skip_all, fields(message_id = %job.message_id, tenant_id = %job.tenant_id))]
 pub async fn send_message(
     job: SendMessage,
@@ -154,7 +247,7 @@ pub async fn send_message(
                 COALESCE(m.secret_body, m.body) AS body, m.secret_body IS NOT NULL AS secret,
                 m.buttons, m.locale, m.whatsapp_template,
                 COALESCE(m.secret_template_params, m.template_params) AS template_params,
-                m.contact_id, m.channel_id,
+                m.contact_id, m.channel_id, m.essential, m.sending_at,
                 ch.provider, ch.kind AS channel_kind, ch.phone_number AS from_number,
                 ch.provider_ref AS from_ref, c.phone AS to_number
          FROM messages m
@@ -178,6 +271,51 @@ pub async fn send_message(
         tracing::info!(status = %pending.status, "already handed to the provider: not sending again");
         return Ok(());
     }
+    let provider: Provider = pending.provider.parse()?;
+    let message = outgoing(&pending);
+
+    // 'sending' here means an earlier attempt called the provider and never recorded the answer
+    // (the process died, or the database went away): ask before sending again.
+    if pending.status == "sending"
+        && let Ok(message) = &message
+    {
+        let since = pending.sending_at.unwrap_or_else(chrono::Utc::now);
+        match earlier_attempt(&messaging, provider, message, since).await {
+            Ok(Earlier::Accepted(accepted)) => {
+                tracing::info!(provider_message_id = %accepted.provider_message_id, "the provider already had it: recorded, not sent again");
+                tx.commit().await?;
+                let conn = pool.acquire().await?;
+                return record_accepted(&messaging, conn, &job, &accepted).await;
+            }
+            Ok(Earlier::NotSent) => {}
+            // A duplicate beats a missed dispatch; a courtesy message is better lost than doubled.
+            Ok(Earlier::Unknown) if pending.essential => {
+                tracing::warn!(
+                    "whether the earlier attempt got through cannot be known: essential, so sending again"
+                );
+            }
+            Ok(Earlier::Unknown) => {
+                sqlx::query(
+                    "UPDATE messages SET status = 'failed', failed_at = now(), error_code = 'outcome_unknown',
+                         error_message = 'an earlier attempt may have been delivered; not sent again, as it is not essential'
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(job.tenant_id)
+                .bind(job.message_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+            // The provider could not be asked now: try again later rather than guess.
+            Err(error) => {
+                return Err(
+                    format!("cannot tell whether the earlier attempt was sent: {error:?}").into(),
+                );
+            }
+        }
+    }
+
     let attempt = pending.attempts + 1;
     sqlx::query("UPDATE messages SET status = 'sending', sending_at = now(), attempts = $3, next_attempt_at = NULL WHERE tenant_id = $1 AND id = $2")
         .bind(job.tenant_id)
@@ -187,8 +325,9 @@ pub async fn send_message(
         .await?;
     tx.commit().await?;
 
-    let provider: Provider = pending.provider.parse()?;
-    let result = match outgoing(&pending) {
+    // Held across the provider call: the answer is written without waiting for the pool.
+    let mut conn = pool.acquire().await?;
+    let result = match message {
         Ok(message) => {
             messaging
                 .per_number
@@ -199,41 +338,23 @@ pub async fn send_message(
         Err(e) => Err(SendError::permanent("unsendable", format!("{e:#}"))),
     };
 
-    let mut tx = pool.begin().await?;
-    match result {
+    let error = match result {
         Ok(accepted) => {
-            // The provider's answer can only move us forward from 'sending'.
-            let status = match accepted.status {
-                DeliveryStatus::Queued => DeliveryStatus::Sending,
-                other => other,
-            };
-            sqlx::query(
-                "UPDATE messages SET provider_message_id = $3,
-                     status = CASE WHEN message_status_rank($4) > message_status_rank(status) THEN $4 ELSE status END,
-                     sent_at = CASE WHEN $4 IN ('sent', 'delivered') THEN now() ELSE sent_at END,
-                     delivered_at = CASE WHEN $4 = 'delivered' THEN now() ELSE delivered_at END,
-                     error_code = NULL, error_message = NULL,
-                     -- Delivered: the secret is of no more use here. The console keeps it, so
-                     -- `fieldline simulate` can show a developer the code.
-                     secret_body = CASE WHEN $5 THEN secret_body END,
-                     secret_template_params = CASE WHEN $5 THEN secret_template_params END
-                 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(job.tenant_id)
-            .bind(job.message_id)
-            .bind(&accepted.provider_message_id)
-            .bind(status.as_str())
-            .bind(messaging.config.console_only())
-            .execute(&mut *tx)
-            .await?;
+            record_accepted(&messaging, conn, &job, &accepted).await?;
             metrics::counter!("outbound_messages_total", "provider" => provider.as_str(), "outcome" => "accepted").increment(1);
             tracing::info!(provider_message_id = %accepted.provider_message_id, attempt, "provider accepted the message");
+            return Ok(());
         }
-        Err(SendError::Retryable {
+        Err(error) => error,
+    };
+    // Not sent: if this cannot be recorded, the re-run asks the provider and sends it then.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    match error {
+        SendError::Retryable {
             code,
             message,
             retry_after,
-        }) if (attempt as u32) < messaging.config.send_max_attempts => {
+        } if (attempt as u32) < messaging.config.send_max_attempts => {
             let delay = retry_delay(
                 messaging.config.send_retry_base,
                 attempt as u32,
@@ -255,7 +376,7 @@ pub async fn send_message(
             metrics::counter!("outbound_messages_total", "provider" => provider.as_str(), "outcome" => "retry").increment(1);
             tracing::warn!(%code, %message, attempt, delay_ms = delay.as_millis() as u64, "send failed, will retry");
         }
-        Err(error) => {
+        error => {
             let (code, message, opted_out) = match error {
                 SendError::Permanent {
                     code,

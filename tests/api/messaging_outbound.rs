@@ -524,3 +524,63 @@ async fn with_no_provider_credentials_everything_goes_to_the_console() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_send_whose_outcome_was_lost_asks_twilio_before_sending_again() {
+    let app = spawn_messaging_app(&[]).await;
+    let id = queued(notify_with(&app, |n| n.via_channel = None, "patient").await);
+    let (_, first_sid, _, _) = settled(&app, id).await;
+    assert!(first_sid.is_some());
+    assert_eq!(app.fake.sends().len(), 1);
+
+    // The process died after Twilio said yes and before that was written: the row still says
+    // 'sending' with no Twilio id, and the queue runs the job again.
+    let rerun = |body: Option<&'static str>| {
+        let app = &app;
+        async move {
+            sqlx::query(
+                "UPDATE messages SET status = 'sending', provider_message_id = NULL,
+                     sending_at = now() - interval '1 second', body = COALESCE($2, body)
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(body)
+            .execute(&app.app.pool)
+            .await
+            .unwrap();
+            let mut conn = app.app.pool.acquire().await.unwrap();
+            fieldline::jobs::enqueue(
+                &mut conn,
+                &SendMessage {
+                    tenant_id: app.tenant.id,
+                    message_id: id,
+                },
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+            settled(app, id).await
+        }
+    };
+    let (status, sid, _, _) = rerun(None).await;
+    assert_eq!(sid, first_sid, "Twilio's message was found and recorded");
+    assert_eq!(status, "delivered");
+    assert_eq!(app.fake.sends().len(), 1, "and it was not sent again");
+    assert!(
+        app.fake
+            .requests()
+            .iter()
+            .any(|r| r.method == axum::http::Method::GET && r.path.ends_with("/Messages.json")),
+        "Twilio was asked"
+    );
+
+    // Twilio has no such message (the attempt died before reaching it): it is sent, once.
+    let (_, sid, _, _) = rerun(Some("A text Twilio never saw")).await;
+    assert!(sid.is_some() && sid != first_sid);
+    let sends = app.fake.sends();
+    assert_eq!(sends.len(), 2);
+    assert_eq!(
+        sends[1].field("Body").as_deref(),
+        Some("A text Twilio never saw")
+    );
+}

@@ -133,6 +133,27 @@ async fn answer(
         }
         return response;
     }
+    if method == Method::GET && path.ends_with("/Messages.json") {
+        // Twilio's list of sent messages, newest first, filtered by To as the real one is.
+        let to: Option<String> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == "To")
+            .map(|(_, v)| v.into_owned());
+        let requests = shared.requests.lock().unwrap();
+        let mut messages: Vec<Value> = requests
+            .iter()
+            .filter(|r| r.is_send() && r.path.ends_with("/Messages.json"))
+            .enumerate()
+            .filter(|(_, r)| to.is_none() || r.field("To") == to)
+            .map(|(n, r)| {
+                json!({ "sid": format!("SM9{:031}", n + 1), "to": r.field("To"), "from": r.field("From"),
+                        "body": r.field("Body"), "status": "delivered",
+                        "date_created": chrono::Utc::now().to_rfc2822() })
+            })
+            .collect();
+        messages.reverse();
+        return axum::Json(json!({ "messages": messages, "page": 0, "page_size": 50 }))
+            .into_response();
+    }
     if path.ends_with("/Messages.json") {
         let sid = format!("SM9{sends:031}");
         return (
