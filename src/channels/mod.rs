@@ -204,6 +204,21 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// A stored status, as [`Self::as_str`] wrote it.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::Queued,
+            Self::Sending,
+            Self::Sent,
+            Self::Delivered,
+            Self::Read,
+            Self::Failed,
+            Self::Undelivered,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",

@@ -198,7 +198,7 @@ async fn meta_events(
     }
     for update in &batch.statuses {
         if ingest::apply_status(&state.pool, update).await? == StatusApplied::Unknown {
-            tracing::info!(provider_message_id = %update.provider_message_id, "Meta status for a message that is not ours");
+            tracing::info!(provider_message_id = %update.provider_message_id, "Meta status for a message not recorded (yet): kept for a day");
         }
     }
     Ok((StatusCode::OK, "ok").into_response())

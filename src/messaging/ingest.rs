@@ -209,15 +209,89 @@ pub enum StatusApplied {
     Moved,
     /// Older news than what we have (a late `sent` after `delivered`): kept the newer status.
     Stale,
-    /// No message of ours has that id: acknowledged so the provider stops retrying.
+    /// No message of ours has that id (yet): acknowledged so the provider stops retrying, and
+    /// kept in case the send job records that id in a moment.
     Unknown,
 }
 
 /// Applies a provider's status, forward only. Per-status times and error codes are kept even
-/// when the status itself does not move.
+/// when the status itself does not move. A status for an id we have not recorded yet is kept and
+/// applied when the send job records it.
 #[tracing::instrument(skip_all, fields(provider = %update.provider, provider_message_id = %update.provider_message_id, status = update.status.as_str()))]
 pub async fn apply_status(pool: &PgPool, update: &StatusUpdate) -> anyhow::Result<StatusApplied> {
     let mut tx = pool.begin().await?;
+    let applied = apply_in(&mut tx, update).await?;
+    if applied == StatusApplied::Unknown {
+        sqlx::query(
+            "INSERT INTO early_statuses (provider, provider_message_id, status, error_code, error_message, at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(update.provider.as_str())
+        .bind(&update.provider_message_id)
+        .bind(update.status.as_str())
+        .bind(&update.error_code)
+        .bind(&update.error_message)
+        .bind(update.at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        // The send job may have recorded the id just after we looked: then apply it now.
+        replay_early_statuses(pool, update.provider, &update.provider_message_id).await?;
+        return Ok(StatusApplied::Unknown);
+    }
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Early statuses no message claimed within a day were never ours.
+pub async fn prune_early_statuses(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM early_statuses WHERE received_at < now() - interval '1 day'")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Applies the statuses that arrived before the message's provider id was recorded.
+pub async fn replay_early_statuses(
+    pool: &PgPool,
+    provider: Provider,
+    provider_message_id: &str,
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    let early: Vec<(String, Option<String>, Option<String>, Option<chrono::DateTime<chrono::Utc>>)> =
+        sqlx::query_as(
+            "DELETE FROM early_statuses e
+             WHERE e.provider = $1 AND e.provider_message_id = $2
+               AND EXISTS (SELECT 1 FROM messages m WHERE m.provider = $1 AND m.provider_message_id = $2
+                                                       AND m.direction = 'outbound')
+             RETURNING e.status, e.error_code, e.error_message, e.at",
+        )
+        .bind(provider.as_str())
+        .bind(provider_message_id)
+        .fetch_all(&mut *tx)
+        .await?;
+    for (status, error_code, error_message, at) in early {
+        let Some(status) = DeliveryStatus::parse(&status) else {
+            continue;
+        };
+        let update = StatusUpdate {
+            provider,
+            provider_message_id: provider_message_id.to_owned(),
+            status,
+            at,
+            error_code,
+            error_message,
+        };
+        apply_in(&mut tx, &update).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn apply_in(
+    tx: &mut Transaction<'_, Postgres>,
+    update: &StatusUpdate,
+) -> anyhow::Result<StatusApplied> {
     let row: Option<(Uuid, Uuid, Uuid, bool)> = sqlx::query_as(
         "UPDATE messages SET
              status = CASE WHEN message_status_rank($3) > message_status_rank(status) THEN $3 ELSE status END,
@@ -236,17 +310,17 @@ pub async fn apply_status(pool: &PgPool, update: &StatusUpdate) -> anyhow::Resul
     .bind(&update.error_code)
     .bind(&update.error_message)
     .bind(update.at.unwrap_or_else(chrono::Utc::now))
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?;
     let Some((tenant_id, contact_id, channel_id, moved)) = row else {
-        tracing::info!("status for a message that is not ours: acknowledged");
+        tracing::info!("status for a message we have not recorded (yet): kept for a day");
         return Ok(StatusApplied::Unknown);
     };
     if update.status == DeliveryStatus::Failed
         && update.error_code.as_deref() == Some(consent::TWILIO_OPTED_OUT)
     {
         consent::opt_out(
-            &mut tx,
+            tx,
             tenant_id,
             contact_id,
             channel_id,
@@ -255,7 +329,6 @@ pub async fn apply_status(pool: &PgPool, update: &StatusUpdate) -> anyhow::Resul
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(if moved {
         StatusApplied::Moved
     } else {

@@ -188,6 +188,7 @@ async fn record_accepted(
     messaging: &Messaging,
     mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
     job: &SendMessage,
+    provider: Provider,
     accepted: &Accepted,
 ) -> Result<(), BoxDynError> {
     // The provider's answer can only move us forward from 'sending'.
@@ -218,7 +219,23 @@ async fn record_accepted(
         .execute(&mut *conn)
         .await;
         match written {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                drop(conn);
+                // Statuses the provider reported before this id was written.
+                if let Err(error) = super::ingest::replay_early_statuses(
+                    &messaging.pool,
+                    provider,
+                    &accepted.provider_message_id,
+                )
+                .await
+                {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "early statuses not applied yet: kept for the next status"
+                    );
+                }
+                return Ok(());
+            }
             Err(error) if started.elapsed() < Duration::from_secs(60) => {
                 tracing::warn!(%error, provider_message_id = %accepted.provider_message_id, "recording the provider's acceptance failed: trying again");
                 tokio::time::sleep(pause).await;
@@ -285,7 +302,7 @@ pub async fn send_message(
                 tracing::info!(provider_message_id = %accepted.provider_message_id, "the provider already had it: recorded, not sent again");
                 tx.commit().await?;
                 let conn = pool.acquire().await?;
-                return record_accepted(&messaging, conn, &job, &accepted).await;
+                return record_accepted(&messaging, conn, &job, provider, &accepted).await;
             }
             Ok(Earlier::NotSent) => {}
             // A duplicate beats a missed dispatch; a courtesy message is better lost than doubled.
@@ -340,7 +357,7 @@ pub async fn send_message(
 
     let error = match result {
         Ok(accepted) => {
-            record_accepted(&messaging, conn, &job, &accepted).await?;
+            record_accepted(&messaging, conn, &job, provider, &accepted).await?;
             metrics::counter!("outbound_messages_total", "provider" => provider.as_str(), "outcome" => "accepted").increment(1);
             tracing::info!(provider_message_id = %accepted.provider_message_id, attempt, "provider accepted the message");
             return Ok(());

@@ -357,3 +357,27 @@ async fn help_gets_the_help_text_and_strangers_a_polite_answer() {
         "the contact is linked to the worker"
     );
 }
+
+#[tokio::test]
+async fn a_status_that_arrives_before_its_send_is_recorded_is_applied_then() {
+    let app = spawn_messaging_app(&[]).await;
+    // A fast provider: the callback for the first message Twilio will take from us comes in
+    // before the send job has written Twilio's id.
+    let early = app
+        .twilio(
+            "/webhooks/twilio/status",
+            &fixture("twilio/status_delivered.form"),
+        )
+        .await;
+    assert_eq!(early.status(), 200);
+    assert_eq!(app.count("SELECT count(*) FROM early_statuses").await, 1);
+    answered_help(&app).await;
+    assert!(
+        app.eventually(&format!(
+            "SELECT status = 'delivered' AND delivered_at IS NOT NULL FROM messages WHERE provider_message_id = '{FIRST_TWILIO_SID}'"
+        ))
+        .await,
+        "the early status was applied when the id was recorded"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM early_statuses").await, 0);
+}

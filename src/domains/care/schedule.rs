@@ -281,6 +281,7 @@ pub async fn visit_schedule(
     // Hourly housekeeping rides along: old sign-in requests, codes and panel attempts.
     super::app_auth::prune(&mut tx).await?;
     crate::domains::sign_in_attempts::prune(&mut tx).await?;
+    crate::messaging::ingest::prune_early_statuses(&mut tx).await?;
     jobs::schedule_recurring::<VisitSchedule>(&mut tx, messaging.config.visit_schedule_interval)
         .await?;
     tx.commit().await?;
