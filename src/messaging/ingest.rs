@@ -251,6 +251,14 @@ pub async fn prune_early_statuses(conn: &mut sqlx::PgConnection) -> sqlx::Result
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
+struct EarlyStatus {
+    status: String,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Applies the statuses that arrived before the message's provider id was recorded.
 pub async fn replay_early_statuses(
     pool: &PgPool,
@@ -258,8 +266,7 @@ pub async fn replay_early_statuses(
     provider_message_id: &str,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    let early: Vec<(String, Option<String>, Option<String>, Option<chrono::DateTime<chrono::Utc>>)> =
-        sqlx::query_as(
+    let early: Vec<EarlyStatus> = sqlx::query_as(
             "DELETE FROM early_statuses e
              WHERE e.provider = $1 AND e.provider_message_id = $2
                AND EXISTS (SELECT 1 FROM messages m WHERE m.provider = $1 AND m.provider_message_id = $2
@@ -270,17 +277,17 @@ pub async fn replay_early_statuses(
         .bind(provider_message_id)
         .fetch_all(&mut *tx)
         .await?;
-    for (status, error_code, error_message, at) in early {
-        let Some(status) = DeliveryStatus::parse(&status) else {
+    for early in early {
+        let Some(status) = DeliveryStatus::parse(&early.status) else {
             continue;
         };
         let update = StatusUpdate {
             provider,
             provider_message_id: provider_message_id.to_owned(),
             status,
-            at,
-            error_code,
-            error_message,
+            at: early.at,
+            error_code: early.error_code,
+            error_message: early.error_message,
         };
         apply_in(&mut tx, &update).await?;
     }
