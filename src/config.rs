@@ -130,6 +130,8 @@ pub struct Config {
     pub outbound_per_number_per_second: u32,
     pub send_max_attempts: u32,
     pub send_retry_base: Duration,
+    /// Provider calls one process makes at once.
+    pub send_concurrency: usize,
     pub media_max_bytes: u64,
     /// Off: this process serves HTTP only, and workers run in another (`JOB_WORKERS=off`).
     pub run_job_workers: bool,
@@ -247,6 +249,10 @@ impl Config {
                 10_000,
             )?),
             media_max_bytes: parse_or(&lookup, "MEDIA_MAX_BYTES", 16 * 1024 * 1024)?,
+            send_concurrency: match parse_or(&lookup, "SEND_CONCURRENCY", 32)? {
+                0 => bail!("SEND_CONCURRENCY must be at least 1"),
+                n => n,
+            },
             preventive_sweep_interval: Duration::from_secs(parse_or(
                 &lookup,
                 "PREVENTIVE_SWEEP_SECS",

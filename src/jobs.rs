@@ -237,9 +237,24 @@ where
     }
 }
 
+/// Jobs one worker runs at once: each may hold a database connection, and the pool is shared
+/// with the HTTP side.
+const JOB_CONCURRENCY: usize = 8;
+
 /// Registers one worker for job type `$job` with handler `$handler` and shared `$data`.
 macro_rules! register {
-    ($monitor:expr, $pool:expr, $instance:expr, $job:ty, $handler:expr, $data:expr) => {{
+    ($monitor:expr, $pool:expr, $instance:expr, $job:ty, $handler:expr, $data:expr) => {
+        register!(
+            $monitor,
+            $pool,
+            $instance,
+            $job,
+            $handler,
+            $data,
+            JOB_CONCURRENCY
+        )
+    };
+    ($monitor:expr, $pool:expr, $instance:expr, $job:ty, $handler:expr, $data:expr, $concurrency:expr) => {{
         let pool = $pool.clone();
         let data = $data.clone();
         let name = format!("{}-{}", <$job as Job>::QUEUE, &$instance[..12]);
@@ -247,6 +262,7 @@ macro_rules! register {
             WorkerBuilder::new(name.clone())
                 .backend(storage::<$job>(&pool))
                 .data(data.clone())
+                .concurrency($concurrency)
                 .build(unwinding($handler))
         })
     }};
@@ -266,6 +282,7 @@ pub async fn run_workers(
     let instance = Uuid::now_v7().simple().to_string();
     let (announcer_stop, announcer_stopped) = tokio::sync::watch::channel(false);
     let announcer = tokio::spawn(announce_due_jobs(pool.clone(), announcer_stopped));
+    let send_concurrency = messaging.config.send_concurrency;
     let monitor = Monitor::new();
     let monitor = register!(
         monitor,
@@ -289,7 +306,8 @@ pub async fn run_workers(
         instance,
         SendMessage,
         send::send_message,
-        messaging
+        messaging,
+        send_concurrency
     );
     let monitor = register!(
         monitor,

@@ -65,8 +65,21 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             .into_response();
         }
     }
+    // A (queue, status) that had jobs and now has none reads 0, not its last count.
+    static REPORTED: std::sync::Mutex<std::collections::BTreeSet<(String, String)>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     match jobs::counts(&state.pool).await {
         Ok(rows) => {
+            let mut reported = REPORTED.lock().unwrap_or_else(|e| e.into_inner());
+            let now: std::collections::BTreeSet<(String, String)> = rows
+                .iter()
+                .map(|(queue, status, _)| (queue.clone(), status.clone()))
+                .collect();
+            for (queue, status) in reported.difference(&now) {
+                metrics::gauge!("jobs", "queue" => queue.clone(), "status" => status.clone())
+                    .set(0.0);
+            }
+            reported.extend(now);
             for (queue, status, count) in rows {
                 metrics::gauge!("jobs", "queue" => queue, "status" => status).set(count as f64);
             }

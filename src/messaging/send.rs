@@ -181,12 +181,14 @@ async fn earlier_attempt(
 }
 
 /// Records the provider's acceptance. The provider has said yes, so this must not fail the job
-/// (a re-run would send again): on the connection held since before the call, then on fresh
-/// ones while the database recovers, for up to a minute. Only then does it give up, and a re-run
-/// asks the provider before sending (see [`earlier_attempt`]).
+/// (a re-run would send again): a lost connection or a busy pool is retried on fresh connections
+/// for up to a minute. Only then does it give up, and a re-run asks the provider before sending
+/// (see [`earlier_attempt`]).
+///
+/// No connection is held across the provider call: that would tie the pool to the provider's
+/// latency, and with a slow provider webhooks would wait for connections.
 async fn record_accepted(
     messaging: &Messaging,
-    mut conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
     job: &SendMessage,
     provider: Provider,
     accepted: &Accepted,
@@ -199,7 +201,9 @@ async fn record_accepted(
     let started = std::time::Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
-        let written = sqlx::query(
+        let written = async {
+            let mut conn = messaging.pool.acquire().await?;
+            sqlx::query(
             "UPDATE messages SET provider_message_id = $3,
                  status = CASE WHEN message_status_rank($4) > message_status_rank(status) THEN $4 ELSE status END,
                  sent_at = CASE WHEN $4 IN ('sent', 'delivered') THEN now() ELSE sent_at END,
@@ -217,10 +221,11 @@ async fn record_accepted(
         .bind(status.as_str())
         .bind(messaging.config.console_only())
         .execute(&mut *conn)
+        .await
+        }
         .await;
         match written {
             Ok(_) => {
-                drop(conn);
                 // Statuses the provider reported before this id was written.
                 if let Err(error) = super::ingest::replay_early_statuses(
                     &messaging.pool,
@@ -240,9 +245,6 @@ async fn record_accepted(
                 tracing::warn!(%error, provider_message_id = %accepted.provider_message_id, "recording the provider's acceptance failed: trying again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
-                if let Ok(fresh) = messaging.pool.acquire().await {
-                    conn = fresh;
-                }
             }
             Err(error) => {
                 tracing::error!(%error, provider_message_id = %accepted.provider_message_id, "the provider's acceptance could not be recorded for a minute");
@@ -301,8 +303,7 @@ pub async fn send_message(
             Ok(Earlier::Accepted(accepted)) => {
                 tracing::info!(provider_message_id = %accepted.provider_message_id, "the provider already had it: recorded, not sent again");
                 tx.commit().await?;
-                let conn = pool.acquire().await?;
-                return record_accepted(&messaging, conn, &job, provider, &accepted).await;
+                return record_accepted(&messaging, &job, provider, &accepted).await;
             }
             Ok(Earlier::NotSent) => {}
             // A duplicate beats a missed dispatch; a courtesy message is better lost than doubled.
@@ -342,8 +343,6 @@ pub async fn send_message(
         .await?;
     tx.commit().await?;
 
-    // Held across the provider call: the answer is written without waiting for the pool.
-    let mut conn = pool.acquire().await?;
     let result = match message {
         Ok(message) => {
             messaging
@@ -357,7 +356,7 @@ pub async fn send_message(
 
     let error = match result {
         Ok(accepted) => {
-            record_accepted(&messaging, conn, &job, provider, &accepted).await?;
+            record_accepted(&messaging, &job, provider, &accepted).await?;
             metrics::counter!("outbound_messages_total", "provider" => provider.as_str(), "outcome" => "accepted").increment(1);
             tracing::info!(provider_message_id = %accepted.provider_message_id, attempt, "provider accepted the message");
             return Ok(());
@@ -365,7 +364,7 @@ pub async fn send_message(
         Err(error) => error,
     };
     // Not sent: if this cannot be recorded, the re-run asks the provider and sends it then.
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut tx = pool.begin().await?;
     match error {
         SendError::Retryable {
             code,
