@@ -185,3 +185,106 @@ async fn a_process_killed_after_the_acknowledgement_loses_nothing() {
     }
     pool.close().await;
 }
+
+/// A process killed while its send jobs are with a slow provider: another process takes its jobs
+/// over within seconds, and asks the provider before sending again, so nobody gets a reply twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_send_is_taken_over_and_sends_nothing_twice() {
+    const PEOPLE: usize = 12;
+    let fake = FakeProvider::start().await;
+    let (database_url, name) = fresh_database_url();
+    let _database = Database(name);
+    for args in [
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Crash Org",
+            "--slug",
+            "crash-org",
+        ][..],
+        &[
+            "channel",
+            "add",
+            "--tenant",
+            "crash-org",
+            "--provider",
+            "twilio",
+            "--kind",
+            "sms",
+            "--number",
+            TWILIO_NUMBER,
+        ],
+    ] {
+        assert!(
+            fieldline(&database_url, &fake, 0, args, false)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let pool = PgPool::connect(&database_url).await.unwrap();
+    let (mut first, base) = serve(&database_url, &fake, true).await;
+    // Each provider call takes 3 s: the first process is mid-call when it dies.
+    fake.slow(Duration::from_secs(3));
+    let client = reqwest::Client::new();
+    let path = "/webhooks/twilio/messages";
+    for n in 0..PEOPLE {
+        let body = fixture("twilio/sms_help.form")
+            .replace("SM10000000000000000000000000000004", &format!("SM6{n:031}"))
+            .replace("From=%2B251911000201", &format!("From=%2B2519118{n:05}"));
+        let response = client
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", twilio_signature(path, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let started = Instant::now();
+    while fake.sends().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no send started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let killed_at = Instant::now();
+    let reached_before_kill = fake.sends().len();
+
+    let (_second, _) = serve(&database_url, &fake, true).await;
+    loop {
+        let recorded: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE direction = 'outbound' AND provider_message_id IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if recorded == PEOPLE as i64 {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(90),
+            "{recorded} of {PEOPLE} replies recorded after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = killed_at.elapsed();
+    let mut per_person = std::collections::BTreeMap::<String, usize>::new();
+    for send in fake.sends() {
+        *per_person.entry(send.field("To").unwrap()).or_default() += 1;
+    }
+    println!(
+        "killed with {reached_before_kill} sends at the provider; all {PEOPLE} recorded {took:.1?} after the kill"
+    );
+    assert_eq!(per_person.len(), PEOPLE, "everyone got a reply");
+    assert!(
+        per_person.values().all(|&n| n == 1),
+        "nobody got a reply twice: {per_person:?}"
+    );
+    pool.close().await;
+}

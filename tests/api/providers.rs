@@ -84,6 +84,8 @@ struct Shared {
     requests: Arc<Mutex<Vec<Recorded>>>,
     script: Arc<Mutex<VecDeque<Scripted>>>,
     base: Arc<Mutex<String>>,
+    /// How long each send waits before it is answered (taken as soon as it arrives).
+    send_delay: Arc<Mutex<Duration>>,
 }
 
 pub struct FakeProvider {
@@ -119,6 +121,10 @@ async fn answer(
             .filter(|r| r.is_send() && r.path.ends_with("/Messages.json") == twilio)
             .count()
     };
+    let delay = *shared.send_delay.lock().unwrap();
+    if is_send && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if is_send && let Some(scripted) = shared.script.lock().unwrap().pop_front() {
         let mut response = (
             StatusCode::from_u16(scripted.status).unwrap(),
@@ -216,6 +222,11 @@ impl FakeProvider {
                 .collect(),
             body: body.to_string(),
         });
+    }
+
+    /// Every later send is answered only after `delay`, as a slow provider would.
+    pub fn slow(&self, delay: Duration) {
+        *self.shared.send_delay.lock().unwrap() = delay;
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
