@@ -474,6 +474,8 @@ fn graph_url(config: &MetaConfig, path: &str) -> String {
 pub struct MediaInfo {
     pub url: String,
     pub mime_type: Option<String>,
+    /// Meta sends it as a string ("303833"); a number is read too.
+    #[serde(default, deserialize_with = "number_or_numeric_string")]
     pub file_size: Option<u64>,
 }
 
@@ -492,4 +494,43 @@ pub async fn media_info(
         .await?
         .error_for_status()?;
     Ok(response.json().await?)
+}
+
+fn number_or_numeric_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| D::Error::custom("file_size is not a whole number")),
+        Some(serde_json::Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("file_size {s:?} is not a number"))),
+        Some(other) => Err(D::Error::custom(format!(
+            "file_size {other} is not a number"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod media_info_tests {
+    use super::MediaInfo;
+
+    #[test]
+    fn file_size_is_read_as_meta_sends_it_or_as_a_number() {
+        for (json, size) in [
+            (r#"{"url": "u", "file_size": "303833"}"#, Some(303_833)),
+            (r#"{"url": "u", "file_size": 303833}"#, Some(303_833)),
+            (r#"{"url": "u"}"#, None),
+        ] {
+            let info: MediaInfo = serde_json::from_str(json).unwrap();
+            assert_eq!(info.file_size, size, "{json}");
+        }
+        assert!(serde_json::from_str::<MediaInfo>(r#"{"url": "u", "file_size": "big"}"#).is_err());
+    }
 }

@@ -30,6 +30,7 @@ struct Pending {
     provider_url: Option<String>,
     content_type: Option<String>,
     fetched_at: Option<chrono::DateTime<chrono::Utc>>,
+    fetch_attempts: i32,
 }
 
 /// The raster image type the bytes are, by their signature; `None` for anything else.
@@ -125,7 +126,8 @@ pub async fn fetch_media(
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
     let pending: Option<Pending> = sqlx::query_as(
-        "SELECT m.provider, mm.provider_media_id, mm.provider_url, mm.content_type, mm.fetched_at
+        "SELECT m.provider, mm.provider_media_id, mm.provider_url, mm.content_type, mm.fetched_at,
+                mm.fetch_attempts
          FROM message_media mm JOIN messages m ON m.tenant_id = mm.tenant_id AND m.id = mm.message_id
          WHERE mm.tenant_id = $1 AND mm.id = $2",
     )
@@ -158,21 +160,35 @@ pub async fn fetch_media(
         }
         Err(error) => {
             let message = format!("{error:#}");
+            let attempt = pending.fetch_attempts + 1;
+            // Too large or no credentials will not get better; a network error or a provider
+            // error might: tried again after growing pauses, as sends are, and counted.
+            let again = error.downcast_ref::<reqwest::Error>().is_some()
+                && (attempt as u32) < messaging.config.send_max_attempts;
+            let mut tx = messaging.pool.begin().await?;
             sqlx::query(
-                "UPDATE message_media SET fetch_error = $3 WHERE tenant_id = $1 AND id = $2",
+                "UPDATE message_media SET fetch_error = $3, fetch_attempts = $4
+                 WHERE tenant_id = $1 AND id = $2",
             )
             .bind(job.tenant_id)
             .bind(job.media_id)
             .bind(&message)
-            .execute(&messaging.pool)
+            .bind(attempt)
+            .execute(&mut *tx)
             .await?;
-            // Too large or no credentials will not get better; a network error might.
-            if error.downcast_ref::<reqwest::Error>().is_some() {
-                Err(error.into())
+            if again {
+                let delay = super::send::retry_delay(
+                    messaging.config.send_retry_base,
+                    attempt as u32,
+                    None,
+                );
+                crate::jobs::enqueue(&mut tx, &job, delay).await?;
+                tracing::warn!(%message, attempt, delay_ms = delay.as_millis() as u64, "media not fetched: will try again");
             } else {
-                tracing::warn!(%message, "media not fetched");
-                Ok(())
+                tracing::warn!(%message, attempt, "media not fetched");
             }
+            tx.commit().await?;
+            Ok(())
         }
     }
 }

@@ -86,6 +86,8 @@ struct Shared {
     base: Arc<Mutex<String>>,
     /// How long each send waits before it is answered (taken as soon as it arrives).
     send_delay: Arc<Mutex<Duration>>,
+    /// How many of the next media downloads answer 503.
+    media_failures: Arc<Mutex<usize>>,
 }
 
 pub struct FakeProvider {
@@ -178,6 +180,11 @@ async fn answer(
         .into_response();
     }
     if path.starts_with("/download/") || path.contains("/Media/") {
+        let mut failures = shared.media_failures.lock().unwrap();
+        if *failures > 0 {
+            *failures -= 1;
+            return (StatusCode::SERVICE_UNAVAILABLE, "media store unavailable").into_response();
+        }
         return (
             StatusCode::OK,
             [("content-type", "image/jpeg")],
@@ -193,7 +200,8 @@ async fn answer(
             "messaging_product": "whatsapp",
             "url": format!("{base}/download/{id}"),
             "mime_type": "image/jpeg",
-            "file_size": MEDIA_BYTES.len(),
+            // Meta sends the size as a string.
+            "file_size": MEDIA_BYTES.len().to_string(),
             "id": id,
         }))
         .into_response();
@@ -222,6 +230,11 @@ impl FakeProvider {
                 .collect(),
             body: body.to_string(),
         });
+    }
+
+    /// The next `n` media downloads fail with 503, as a provider's short outage would.
+    pub fn fail_media(&self, n: usize) {
+        *self.shared.media_failures.lock().unwrap() = n;
     }
 
     /// Every later send is answered only after `delay`, as a slow provider would.

@@ -596,3 +596,37 @@ async fn concurrent_batches_from_one_sender_are_all_stored_and_routed_without_de
         "no job met a deadlock"
     );
 }
+
+#[tokio::test]
+async fn a_media_fetch_that_fails_is_tried_again_after_growing_pauses() {
+    let app = spawn_messaging_app(&[]).await;
+    app.fake.fail_media(2);
+    let body = fixture("twilio/whatsapp_image.form").replace(
+        "https%3A%2F%2Fapi.twilio.com",
+        &url::form_urlencoded::byte_serialize(app.fake.base.as_bytes()).collect::<String>(),
+    );
+    assert_eq!(
+        app.twilio("/webhooks/twilio/messages", &body)
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        app.eventually(
+            "SELECT fetched_at IS NOT NULL AND fetch_attempts = 2 AND fetch_error IS NULL FROM message_media"
+        )
+        .await,
+        "stored on the third try, the two failures counted"
+    );
+    let tries: Vec<std::time::Instant> = app
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/Media/"))
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(tries.len(), 3);
+    // SEND_RETRY_BASE_MS is 100 here: 50-100 ms before the second try, 100-200 before the third.
+    assert!(tries[1] - tries[0] >= std::time::Duration::from_millis(50));
+    assert!(tries[2] - tries[1] >= std::time::Duration::from_millis(100));
+}

@@ -381,3 +381,24 @@ async fn a_status_that_arrives_before_its_send_is_recorded_is_applied_then() {
     );
     assert_eq!(app.count("SELECT count(*) FROM early_statuses").await, 0);
 }
+
+#[tokio::test]
+async fn a_failed_message_never_becomes_read() {
+    let app = spawn_messaging_app(&[]).await;
+    answered_help(&app).await;
+    for fixture_name in [
+        "twilio/status_undelivered_30003.form",
+        "twilio/status_read.form",
+    ] {
+        assert_eq!(
+            app.twilio("/webhooks/twilio/status", &fixture(fixture_name))
+                .await
+                .status(),
+            200
+        );
+    }
+    let (status, error, _, _, read) = status_of(&app, FIRST_TWILIO_SID).await;
+    assert_eq!(status, "undelivered", "a late read does not overwrite it");
+    assert_eq!(error.as_deref(), Some("30003"));
+    assert!(read, "the read time is still kept");
+}
