@@ -1,21 +1,38 @@
-//! Load run for the signed webhook ingest path, against the real server and a real database.
+//! Load run for the signed webhook ingest path and the reply path, against the real server and
+//! a real database, with a bare server measured in the same run as the baseline.
 //!
 //! ```sh
 //! cargo run --release --example ingest_load -- 2000 16
 //! ```
 //!
-//! Arguments: requests per phase (default 2000), concurrency (default 16). It starts the app
-//! on a free port against a fresh database (`TEST_DATABASE_URL`'s server, default local), with
-//! job workers off so only the ingest path is measured, and prints per-phase latency and
-//! throughput. `GET /healthz` in the same run is the baseline: ratios against it are what to
-//! compare between machines; absolute figures are not.
+//! Arguments: requests per phase (default 2000), concurrency (default 16). Phases, one after
+//! another in this process, each against a fresh database on `TEST_DATABASE_URL`'s server
+//! (default local):
+//!
+//! 1. **bare**: a plain axum route that checks the Twilio signature and commits one
+//!    `INSERT ... ON CONFLICT DO NOTHING`: the physical floor for this machine.
+//! 2. **workers off**: `fieldline` ingesting signed webhooks (the provider's 2xx means stored).
+//! 3. **workers on**: the same, with the job workers routing each message and replying through
+//!    a local fake Twilio, flat out and then at a steady 200 messages a second; the time from
+//!    sending the webhook to the reply reaching the fake is the inbound→provider latency.
+//!
+//! Printed: throughput, median and p99 latency, ratios against the bare phase, and the
+//! process's resident memory after each phase. Ratios are what to compare between runs and
+//! machines; the absolute figures move with the machine's load.
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::post,
+};
 use fieldline::{
     Application, Config,
     audit::Actor,
@@ -24,11 +41,14 @@ use fieldline::{
     messaging::channels::{self, NewChannel},
     types::{Locale, Slug, TimeZone},
 };
+use sqlx::PgPool;
 use tokio::sync::Semaphore;
 
 const PUBLIC: &str = "https://fieldline.test";
+const SID: &str = "AC00000000000000000000000000000001";
 const TOKEN: &str = "load-test-token";
 const WEBHOOK: &str = "/webhooks/twilio/messages";
+const OUR_NUMBER: &str = "+251911500000";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -38,32 +58,264 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let requests = args.first().copied().unwrap_or(2000);
     let concurrency = args.get(1).copied().unwrap_or(16);
-
     let server = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@localhost:5432".into());
-    let db = format!("fieldline_load_{}", uuid::Uuid::new_v4().simple());
-    let env: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", format!("{server}/{db}")),
-        ("PORT", "0".into()),
-        ("PUBLIC_BASE_URL", PUBLIC.into()),
-        (
-            "TWILIO_ACCOUNT_SID",
-            "AC00000000000000000000000000000001".into(),
-        ),
-        ("TWILIO_AUTH_TOKEN", TOKEN.into()),
-        ("TWILIO_API_BASE", "http://127.0.0.1:9".into()),
-        ("JOB_WORKERS", "off".into()),
-        ("DATABASE_MAX_CONNECTIONS", "20".into()),
-        (
-            "FIELDLINE_DATA_DIR",
-            std::env::temp_dir().join(&db).display().to_string(),
-        ),
-    ]);
-    let config = Config::from_lookup(|k| env.get(k).cloned())?;
-    let app = Application::build(config).await?;
-    let pool = app.pool().clone();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    println!("requests per phase: {requests}, concurrency: {concurrency}");
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>8}",
+        "phase", "req/s", "p50 ms", "p99 ms", "x bare", "reply p50", "reply p99", "RSS MB"
+    );
+
+    // 1. The bare baseline.
+    let bare_db = Database::create(&server, "bare").await?;
+    sqlx::query(
+        "CREATE TABLE inbound (sid text PRIMARY KEY, sender text NOT NULL, body text NOT NULL)",
+    )
+    .execute(&bare_db.pool)
+    .await?;
+    let bare_base = serve_bare(bare_db.pool.clone()).await?;
+    let bare = run(&client, requests, concurrency, |i| {
+        (format!("{bare_base}{WEBHOOK}"), signed(i, 0))
+    })
+    .await;
+    report("bare axum + one INSERT", &bare, None, None);
+
+    // 2. fieldline, workers off.
+    let off_db = Database::create(&server, "off").await?;
+    let off = Fieldline::start(&off_db, false, "http://127.0.0.1:9").await?;
+    let phase = run(&client, requests, concurrency, |i| {
+        (format!("{}{WEBHOOK}", off.base), signed(i, 1))
+    })
+    .await;
+    report("fieldline, workers off", &phase, Some(&bare), None);
+    off.check_stored(requests).await?;
+    off.stop().await?;
+
+    // 3. fieldline, workers on, replying through a fake Twilio: flat out, then at a steady
+    //    200 messages a second (the rate replies are promised at).
+    let mut databases = vec![bare_db, off_db];
+    for (name, rate, phase_no) in [
+        ("fieldline, workers on, flat out", None, 2),
+        ("fieldline, workers on, 200/s", Some(200.0), 3),
+    ] {
+        let fake = FakeTwilio::start().await?;
+        let db = Database::create(&server, "on").await?;
+        let on = Fieldline::start(&db, true, &fake.base).await?;
+        let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let url = format!("{}{WEBHOOK}", on.base);
+        let phase = run_paced(&client, requests, concurrency, rate, {
+            let sent_at = sent_at.clone();
+            move |i| {
+                sent_at
+                    .lock()
+                    .unwrap()
+                    .insert(sender(i, phase_no), Instant::now());
+                (url.clone(), signed(i, phase_no))
+            }
+        })
+        .await;
+        // Every reply must arrive; then inbound→provider is arrival minus sending.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while fake.arrivals().len() < requests && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let sent_at = sent_at.lock().unwrap().clone();
+        let mut replies: Vec<Duration> = fake
+            .arrivals()
+            .iter()
+            .filter_map(|(to, at)| sent_at.get(to).map(|sent| at.duration_since(*sent)))
+            .collect();
+        replies.sort();
+        report(name, &phase, Some(&bare), Some(&replies));
+        if replies.len() < requests {
+            println!(
+                "  only {} of {requests} replies reached the provider within 120 s",
+                replies.len()
+            );
+        }
+        on.check_stored(requests).await?;
+        on.stop().await?;
+        databases.push(db);
+    }
+    for db in databases {
+        db.drop().await?;
+    }
+    Ok(())
+}
+
+/// A sender per request and phase, so each reply can be told apart.
+fn sender(i: usize, phase: usize) -> String {
+    format!("+25191{phase}{i:06}")
+}
+
+/// A Twilio message webhook body and its signature.
+fn signed(i: usize, phase: usize) -> (String, String) {
+    let from = sender(i, phase);
+    let sid = format!("SM{phase}{i:031}");
+    let pairs = [
+        ("AccountSid", SID),
+        ("Body", "help"),
+        ("From", from.as_str()),
+        ("MessageSid", sid.as_str()),
+        ("NumMedia", "0"),
+        ("To", OUR_NUMBER),
+    ];
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    let params: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let signature = signature::twilio_expected(TOKEN, &format!("{PUBLIC}{WEBHOOK}"), &params);
+    (body, signature)
+}
+
+/// The baseline: verify, one statement, 200.
+async fn serve_bare(pool: PgPool) -> anyhow::Result<String> {
+    async fn ingest(State(pool): State<PgPool>, headers: HeaderMap, body: Bytes) -> StatusCode {
+        let params: Vec<(String, String)> =
+            url::form_urlencoded::parse(&body).into_owned().collect();
+        let given = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok());
+        if !signature::twilio_valid(TOKEN, &format!("{PUBLIC}{WEBHOOK}"), &params, given) {
+            return StatusCode::FORBIDDEN;
+        }
+        let field = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        match sqlx::query(
+            "INSERT INTO inbound (sid, sender, body) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(field("MessageSid"))
+        .bind(field("From"))
+        .bind(field("Body"))
+        .execute(&pool)
+        .await
+        {
+            Ok(_) => StatusCode::OK,
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = Router::new().route(WEBHOOK, post(ingest)).with_state(pool);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+/// A Twilio that accepts every send at once and notes when each reply arrived, by recipient.
+struct FakeTwilio {
+    base: String,
+    arrivals: Arc<Mutex<Vec<(String, Instant)>>>,
+}
+
+impl FakeTwilio {
+    async fn start() -> anyhow::Result<Self> {
+        let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+        let recorded = arrivals.clone();
+        let app = Router::new().fallback(move |body: Bytes| {
+            let recorded = recorded.clone();
+            async move {
+                let at = Instant::now();
+                let to = url::form_urlencoded::parse(&body)
+                    .find(|(k, _)| k == "To")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                let mut arrivals = recorded.lock().unwrap();
+                arrivals.push((to, at));
+                let sid = format!("SM9{:031}", arrivals.len());
+                (
+                    StatusCode::CREATED,
+                    axum::Json(serde_json::json!({ "sid": sid, "status": "queued" })),
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Self { base, arrivals })
+    }
+
+    fn arrivals(&self) -> Vec<(String, Instant)> {
+        self.arrivals.lock().unwrap().clone()
+    }
+}
+
+struct Database {
+    server: String,
+    name: String,
+    pool: PgPool,
+}
+
+impl Database {
+    async fn create(server: &str, phase: &str) -> anyhow::Result<Self> {
+        let name = format!("fieldline_load_{phase}_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgPool::connect(&format!("{server}/postgres")).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&admin)
+            .await?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(20)
+            .connect(&format!("{server}/{name}"))
+            .await?;
+        Ok(Self {
+            server: server.to_owned(),
+            name,
+            pool,
+        })
+    }
+
+    async fn drop(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        let admin = PgPool::connect(&format!("{}/postgres", self.server)).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&admin)
+        .await?;
+        Ok(())
+    }
+}
+
+/// `fieldline` in this process, with one organisation owning the number the webhooks are for.
+struct Fieldline {
+    base: String,
+    pool: PgPool,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Fieldline {
+    async fn start(db: &Database, workers: bool, twilio_base: &str) -> anyhow::Result<Self> {
+        let env: HashMap<&str, String> = HashMap::from([
+            ("DATABASE_URL", format!("{}/{}", db.server, db.name)),
+            ("PORT", "0".into()),
+            ("PUBLIC_BASE_URL", PUBLIC.into()),
+            ("TWILIO_ACCOUNT_SID", SID.into()),
+            ("TWILIO_AUTH_TOKEN", TOKEN.into()),
+            ("TWILIO_API_BASE", twilio_base.into()),
+            ("JOB_WORKERS", if workers { "on" } else { "off" }.into()),
+            ("DATABASE_MAX_CONNECTIONS", "20".into()),
+            ("OUTBOUND_PER_NUMBER_PER_SECOND", "1000".into()),
+            (
+                "FIELDLINE_DATA_DIR",
+                std::env::temp_dir().join(&db.name).display().to_string(),
+            ),
+        ]);
+        let config = Config::from_lookup(|k| env.get(k).cloned())?;
+        let app = Application::build(config).await?;
+        let pool = app.pool().clone();
+        let base = format!("http://127.0.0.1:{}", app.port());
         let mut tx = pool.begin().await?;
         let tenant = tenancy::create_tenant(
             &mut tx,
@@ -79,7 +331,7 @@ async fn main() -> anyhow::Result<()> {
         let input = NewChannel {
             provider: "twilio".into(),
             kind: "sms".into(),
-            phone_number: "+251911500000".into(),
+            phone_number: OUR_NUMBER.into(),
             provider_id: None,
             display_name: None,
         };
@@ -87,81 +339,34 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!(e.explain()))?;
         tx.commit().await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base,
+            pool,
+            stop,
+            task,
+        })
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_task = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()?;
 
-    println!("requests per phase: {requests}, concurrency: {concurrency}");
-    println!(
-        "{:<28} {:>10} {:>10} {:>10} {:>12}",
-        "phase", "median ms", "p95 ms", "max ms", "requests/s"
-    );
-    let health = run(&client, requests, concurrency, |_| {
-        (format!("{base}/healthz"), None)
-    })
-    .await;
-    report("GET /healthz (baseline)", &health, None);
+    async fn check_stored(&self, expected: usize) -> anyhow::Result<()> {
+        let stored: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM messages WHERE direction = 'inbound'")
+                .fetch_one(&self.pool)
+                .await?;
+        if stored != expected as i64 {
+            println!("  stored {stored} of {expected} acknowledged messages: LOST MESSAGES");
+        }
+        Ok(())
+    }
 
-    // Distinct messages from 50 senders: each one a new row, contact upsert, conversation and job.
-    let path = WEBHOOK;
-    let new = run(&client, requests, concurrency, |i| {
-        let body = form(
-            &format!("SM{:032}", i),
-            &format!("+2519110{:05}", 1000 + i % 50),
-        );
-        (format!("{base}{path}"), Some(body))
-    })
-    .await;
-    report("POST signed, new message", &new, Some(&health));
-
-    // The provider retrying the same deliveries: found, acknowledged, nothing written.
-    let retries = run(&client, requests, concurrency, |i| {
-        let body = form(
-            &format!("SM{:032}", i),
-            &format!("+2519110{:05}", 1000 + i % 50),
-        );
-        (format!("{base}{path}"), Some(body))
-    })
-    .await;
-    report("POST signed, provider retry", &retries, Some(&health));
-
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
-        .fetch_one(&pool)
-        .await?;
-    let jobs: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE job_type = 'route-inbound'")
-            .fetch_one(&pool)
-            .await?;
-    println!("stored messages: {stored}, routing jobs: {jobs} (both must equal {requests})");
-
-    let _ = stop.send(());
-    server_task.await??;
-    let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await?;
-    Ok(())
-}
-
-fn form(sid: &str, from: &str) -> String {
-    let pairs = [
-        ("AccountSid", "AC00000000000000000000000000000001"),
-        ("Body", "On my way"),
-        ("From", from),
-        ("MessageSid", sid),
-        ("NumMedia", "0"),
-        ("To", "+251911500000"),
-    ];
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
 }
 
 struct Phase {
@@ -170,40 +375,60 @@ struct Phase {
     failures: usize,
 }
 
+impl Phase {
+    fn at(&self, q: f64) -> f64 {
+        quantile(&self.latencies, q)
+    }
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0
+}
+
 async fn run(
     client: &reqwest::Client,
     requests: usize,
     concurrency: usize,
-    request: impl Fn(usize) -> (String, Option<String>),
+    request: impl Fn(usize) -> (String, (String, String)),
+) -> Phase {
+    run_paced(client, requests, concurrency, None, request).await
+}
+
+/// As [`run`], but at most `per_second` requests are started each second (an open load, as
+/// providers send), when given.
+async fn run_paced(
+    client: &reqwest::Client,
+    requests: usize,
+    concurrency: usize,
+    per_second: Option<f64>,
+    request: impl Fn(usize) -> (String, (String, String)),
 ) -> Phase {
     let gate = Arc::new(Semaphore::new(concurrency));
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(requests);
     for i in 0..requests {
-        let (url, body) = request(i);
-        let client = client.clone();
+        if let Some(rate) = per_second {
+            tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into())
+                .await;
+        }
         let permit = gate.clone().acquire_owned().await.unwrap();
+        let (url, (body, signature)) = request(i);
+        let client = client.clone();
         tasks.push(tokio::spawn(async move {
             let sent = Instant::now();
-            let response = match body {
-                Some(body) => {
-                    let params: Vec<(String, String)> =
-                        url::form_urlencoded::parse(body.as_bytes())
-                            .into_owned()
-                            .collect();
-                    // Signed as Twilio signs: the public URL it called, then the sorted fields.
-                    let signed =
-                        signature::twilio_expected(TOKEN, &format!("{PUBLIC}{WEBHOOK}"), &params);
-                    client
-                        .post(&url)
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .header("x-twilio-signature", signed)
-                        .body(body)
-                        .send()
-                        .await
-                }
-                None => client.get(&url).send().await,
-            };
+            let response = client
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-twilio-signature", signature)
+                .body(body)
+                .send()
+                .await;
             drop(permit);
             let ok = response.map(|r| r.status().is_success()).unwrap_or(false);
             (sent.elapsed(), ok)
@@ -224,23 +449,34 @@ async fn run(
     }
 }
 
-fn report(name: &str, phase: &Phase, baseline: Option<&Phase>) {
-    let at = |q: f64| {
-        phase.latencies[((phase.latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0
-    };
-    let rate = phase.latencies.len() as f64 / phase.elapsed.as_secs_f64();
-    let ratio = baseline
-        .map(|b| {
-            let base = b.latencies[b.latencies.len() / 2].as_secs_f64() * 1000.0;
-            format!("  median {:.1}x baseline", at(0.5) / base)
+/// Resident memory of this process (the servers and the load generator), in MB.
+fn resident_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         })
-        .unwrap_or_default();
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn report(name: &str, phase: &Phase, bare: Option<&Phase>, replies: Option<&[Duration]>) {
+    let ratio = bare.map_or("-".to_owned(), |b| {
+        format!("{:.2}", phase.rate() / b.rate())
+    });
+    let (reply_p50, reply_p99) = replies.map_or(("-".to_owned(), "-".to_owned()), |r| {
+        (
+            format!("{:.1}", quantile(r, 0.5)),
+            format!("{:.1}", quantile(r, 0.99)),
+        )
+    });
     println!(
-        "{name:<28} {:>10.2} {:>10.2} {:>10.2} {:>12.0}{ratio}{}",
-        at(0.5),
-        at(0.95),
-        at(1.0),
-        rate,
+        "{name:<34} {:>9.0} {:>9.2} {:>9.2} {ratio:>9} {reply_p50:>12} {reply_p99:>12} {:>8.0}{}",
+        phase.rate(),
+        phase.at(0.5),
+        phase.at(0.99),
+        resident_mb(),
         if phase.failures > 0 {
             format!("  FAILED: {}", phase.failures)
         } else {
