@@ -27,88 +27,12 @@ pub enum Stored {
     UnknownNumber,
 }
 
-/// The channel a message arrived on: its tenant and id.
-#[derive(Debug, Clone, Copy)]
-struct Receiving {
-    tenant_id: Uuid,
-    channel_id: Uuid,
-}
-
-async fn receiving_channel(
-    tx: &mut Transaction<'_, Postgres>,
-    provider: Provider,
-    kind: ChannelKind,
-    to: &ReceivingNumber,
-) -> sqlx::Result<Option<Receiving>> {
-    let (phone, provider_ref) = match to {
+#[tracing::instrument(skip_all, fields(provider = %message.provider, provider_message_id = %message.provider_message_id))]
+pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<Stored> {
+    let (phone, provider_ref) = match &message.to {
         ReceivingNumber::Phone(p) => (Some(p.as_str()), None),
         ReceivingNumber::ProviderRef(r) => (None, Some(r.as_str())),
     };
-    let row: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "SELECT tenant_id, id FROM channels
-         WHERE provider = $1 AND kind = $2 AND active
-           AND (phone_number = $3 OR provider_ref = $4)
-         ORDER BY created_at LIMIT 1",
-    )
-    .bind(provider.as_str())
-    .bind(kind.as_str())
-    .bind(phone)
-    .bind(provider_ref)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(|(tenant_id, channel_id)| Receiving {
-        tenant_id,
-        channel_id,
-    }))
-}
-
-#[tracing::instrument(skip_all, fields(provider = %message.provider, provider_message_id = %message.provider_message_id))]
-pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<Stored> {
-    let mut tx = pool.begin().await?;
-    let seen: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM messages WHERE provider = $1 AND provider_message_id = $2")
-            .bind(message.provider.as_str())
-            .bind(&message.provider_message_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if seen.is_some() {
-        return Ok(Stored::Duplicate);
-    }
-    let Some(at) = receiving_channel(&mut tx, message.provider, message.kind, &message.to).await?
-    else {
-        tracing::warn!(to = ?message.to, "message for a number no tenant has: acknowledged, not processed");
-        metrics::counter!("inbound_messages_total", "provider" => message.provider.as_str(), "outcome" => "unknown_number").increment(1);
-        return Ok(Stored::UnknownNumber);
-    };
-
-    let (contact_id,): (Uuid,) = sqlx::query_as(
-        "INSERT INTO contacts (tenant_id, phone, whatsapp_enabled, profile_name)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET
-             whatsapp_enabled = contacts.whatsapp_enabled OR EXCLUDED.whatsapp_enabled,
-             profile_name = COALESCE(EXCLUDED.profile_name, contacts.profile_name)
-         RETURNING id",
-    )
-    .bind(at.tenant_id)
-    .bind(message.from.as_str())
-    .bind(message.kind == ChannelKind::Whatsapp)
-    .bind(&message.profile_name)
-    .fetch_one(&mut *tx)
-    .await?;
-
-    let (conversation_id,): (Uuid,) = sqlx::query_as(
-        "INSERT INTO conversations (tenant_id, contact_id, channel_id, last_inbound_at)
-         VALUES ($1, $2, $3, now())
-         ON CONFLICT ON CONSTRAINT conversations_contact_channel_key DO UPDATE SET
-             last_inbound_at = GREATEST(conversations.last_inbound_at, EXCLUDED.last_inbound_at)
-         RETURNING id",
-    )
-    .bind(at.tenant_id)
-    .bind(contact_id)
-    .bind(at.channel_id)
-    .fetch_one(&mut *tx)
-    .await?;
-
     let (body, location, reply_id, media, caption) = match &message.content {
         Content::Text(text) => (Some(text.clone()), None, None, &[][..], None),
         Content::Location { at, label } => (
@@ -128,36 +52,70 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
         Content::Reply { id, title } => (title.clone(), None, Some(id.clone()), &[][..], None),
         Content::Unsupported(kind) => (Some(format!("[{kind}]")), None, None, &[][..], None),
     };
-    let inserted: Option<(Uuid,)> = sqlx::query_as(
-        "INSERT INTO messages (
-             tenant_id, conversation_id, channel_id, contact_id, direction, kind, body,
-             latitude, longitude, location_label, interactive_reply_id, provider,
-             provider_message_id, reply_to_provider_message_id, sender_profile_name, status,
-             received_at)
-         VALUES ($1, $2, $3, $4, 'inbound', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'received', now())
-         ON CONFLICT ON CONSTRAINT messages_provider_message_key DO NOTHING
-         RETURNING id",
+    let mut tx = pool.begin().await?;
+    // One statement, one round trip: the receiving channel (its tenant), the contact, the
+    // conversation and the message, in the order every writer takes them (contact first). A
+    // provider's retry conflicts on the message and the transaction is rolled back.
+    let stored: (Option<Uuid>, Option<Uuid>) = sqlx::query_as(
+        "WITH channel AS (
+             SELECT tenant_id, id FROM channels
+             WHERE provider = $1 AND kind = $2 AND active AND (phone_number = $3 OR provider_ref = $4)
+             ORDER BY created_at LIMIT 1),
+         contact AS (
+             INSERT INTO contacts (tenant_id, phone, whatsapp_enabled, profile_name)
+             SELECT tenant_id, $5, $6, $7 FROM channel
+             ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET
+                 whatsapp_enabled = contacts.whatsapp_enabled OR EXCLUDED.whatsapp_enabled,
+                 profile_name = COALESCE(EXCLUDED.profile_name, contacts.profile_name)
+             RETURNING tenant_id, id),
+         conversation AS (
+             INSERT INTO conversations (tenant_id, contact_id, channel_id, last_inbound_at)
+             SELECT contact.tenant_id, contact.id, channel.id, now() FROM contact, channel
+             ON CONFLICT ON CONSTRAINT conversations_contact_channel_key DO UPDATE SET
+                 last_inbound_at = GREATEST(conversations.last_inbound_at, EXCLUDED.last_inbound_at)
+             RETURNING tenant_id, id, contact_id, channel_id),
+         message AS (
+             INSERT INTO messages (
+                 tenant_id, conversation_id, channel_id, contact_id, direction, kind, body,
+                 latitude, longitude, location_label, interactive_reply_id, provider,
+                 provider_message_id, reply_to_provider_message_id, sender_profile_name, status,
+                 received_at)
+             SELECT tenant_id, id, channel_id, contact_id, 'inbound', $8, $9, $10, $11, $12, $13, $1,
+                    $14, $15, $7, 'received', now()
+             FROM conversation
+             ON CONFLICT ON CONSTRAINT messages_provider_message_key DO NOTHING
+             RETURNING id)
+         SELECT (SELECT tenant_id FROM channel), (SELECT id FROM message)",
     )
-    .bind(at.tenant_id)
-    .bind(conversation_id)
-    .bind(at.channel_id)
-    .bind(contact_id)
+    .bind(message.provider.as_str())
+    .bind(message.kind.as_str())
+    .bind(phone)
+    .bind(provider_ref)
+    .bind(message.from.as_str())
+    .bind(message.kind == ChannelKind::Whatsapp)
+    .bind(&message.profile_name)
     .bind(message.content.kind())
     .bind(body)
     .bind(location.as_ref().map(|(c, _)| c.latitude))
     .bind(location.as_ref().map(|(c, _)| c.longitude))
     .bind(location.and_then(|(_, l)| l))
     .bind(reply_id)
-    .bind(message.provider.as_str())
     .bind(&message.provider_message_id)
     .bind(&message.reply_to)
-    .bind(&message.profile_name)
-    .fetch_optional(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    let Some((message_id,)) = inserted else {
-        // Another delivery of the same message won the race: leave everything as it was.
-        tx.rollback().await?;
-        return Ok(Stored::Duplicate);
+    let (tenant_id, message_id) = match stored {
+        (None, _) => {
+            tracing::warn!(to = ?message.to, "message for a number no tenant has: acknowledged, not processed");
+            metrics::counter!("inbound_messages_total", "provider" => message.provider.as_str(), "outcome" => "unknown_number").increment(1);
+            return Ok(Stored::UnknownNumber);
+        }
+        (Some(_), None) => {
+            // The provider retried: the first copy stands and nothing changed.
+            tx.rollback().await?;
+            return Ok(Stored::Duplicate);
+        }
+        (Some(tenant_id), Some(message_id)) => (tenant_id, message_id),
     };
 
     for item in media {
@@ -166,7 +124,7 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
                  provider_url, content_type, caption, file_name)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
-        .bind(at.tenant_id)
+        .bind(tenant_id)
         .bind(message_id)
         .bind(item.kind.as_str())
         .bind(&item.provider_media_id)
@@ -179,7 +137,7 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
         jobs::enqueue(
             &mut tx,
             &FetchMedia {
-                tenant_id: at.tenant_id,
+                tenant_id,
                 media_id,
             },
             Duration::ZERO,
@@ -189,7 +147,7 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
     jobs::enqueue(
         &mut tx,
         &RouteInbound {
-            tenant_id: at.tenant_id,
+            tenant_id,
             message_id,
         },
         Duration::ZERO,
@@ -198,7 +156,7 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
     tx.commit().await?;
     metrics::counter!("inbound_messages_total", "provider" => message.provider.as_str(), "outcome" => "stored").increment(1);
     Ok(Stored::New {
-        tenant_id: at.tenant_id,
+        tenant_id,
         message_id,
     })
 }
