@@ -91,9 +91,9 @@ pub async fn raise(
         .await?;
     for contact in recipients {
         let values = Values::new().with("tenant", &tenant).with("text", text);
+        // A courtesy (core.toml): someone who replied STOP does not get alerts by message; the
+        // panel still shows them.
         let mut alert = Notification::new(tenant_id, contact, "coordinator_alert", values);
-        // Someone who replied STOP does not get alerts by message; the panel still shows them.
-        alert.essential = false;
         alert.related = Some(match about {
             About::WorkOrder(id) => ("work_order", id),
             About::Visit(id) => ("visit", id),

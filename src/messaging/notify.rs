@@ -132,6 +132,8 @@ pub async fn notify(
         Some(recipient.tenant_locale.as_str()),
     ]);
     let rendered = templates.render(n.key, &locale, &n.values, n.buttons.clone())?;
+    // The template file says whether the key is a courtesy; a caller can only make it less so.
+    let essential = n.essential && templates.essential(n.key);
     // A message with a secret is stored as people may read it back (masked); the real text
     // travels beside it only until a provider accepts it.
     let secret = templates.secret_params(n.key);
@@ -143,7 +145,7 @@ pub async fn notify(
     let now = Utc::now();
 
     for candidate in &candidates {
-        if candidate.opted_out && !n.essential {
+        if candidate.opted_out && !essential {
             continue;
         }
         let in_window = candidate
@@ -209,7 +211,7 @@ pub async fn notify(
         .bind(buttons)
         .bind(n.key)
         .bind(&rendered.locale)
-        .bind(n.essential)
+        .bind(essential)
         .bind(template.as_ref().map(|(name, _, _)| name.clone()))
         .bind(template_json(&template))
         .bind(n.related.map(|(kind, _)| kind))

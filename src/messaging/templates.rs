@@ -46,6 +46,15 @@ struct RawEntry {
     /// Parameters that are secrets (a sign-in code): masked wherever the message is read back.
     #[serde(default)]
     secret: Vec<String>,
+    /// `false` for courtesy messages (status updates to a requester, reminders, surveys): a
+    /// person who opted out does not get them. Essential (the default): dispatches, answers to
+    /// the person's own message, sign-in codes.
+    #[serde(default = "essential_by_default")]
+    essential: bool,
+}
+
+fn essential_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +82,7 @@ pub struct Entry {
     whatsapp: Option<WhatsappTemplate>,
     buttons: Vec<(String, BTreeMap<String, String>)>,
     secret: Vec<String>,
+    essential: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +175,7 @@ impl Templates {
                     }),
                     buttons: raw.buttons.into_iter().map(|b| (b.id, b.title)).collect(),
                     secret: raw.secret,
+                    essential: raw.essential,
                 };
                 if let Some(previous) = entries.insert(key.clone(), entry) {
                     bail!(
@@ -285,6 +296,11 @@ impl Templates {
 
     /// Fills `key` in `locale`. `buttons` replaces the key's own buttons when given (for
     /// choices only known at run time, such as "which work order?").
+    /// Whether `key` still reaches a person who opted out (see the template files).
+    pub fn essential(&self, key: &str) -> bool {
+        self.entries.get(key).is_none_or(|e| e.essential)
+    }
+
     /// The parameters of `key` that are secrets (none for an unknown key).
     pub fn secret_params(&self, key: &str) -> &[String] {
         self.entries.get(key).map_or(&[], |e| e.secret.as_slice())

@@ -584,3 +584,46 @@ async fn a_send_whose_outcome_was_lost_asks_twilio_before_sending_again() {
         Some("A text Twilio never saw")
     );
 }
+
+#[tokio::test]
+async fn the_template_files_say_which_messages_reach_someone_who_opted_out() {
+    let app = spawn_messaging_app(&[]).await;
+    let mut tx = app.app.pool.begin().await.unwrap();
+    let patient = contacts::for_patient(&mut tx, app.tenant.id, party(&app, "patients").await)
+        .await
+        .unwrap();
+    let channels: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM channels")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    for channel in channels {
+        consent::opt_out(
+            &mut tx,
+            app.tenant.id,
+            patient,
+            channel,
+            consent::Source::Message,
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let templates = templates();
+    // A requester's status update is a courtesy; a dispatch to a worker is not.
+    assert!(!templates.essential("wo_requester_assigned"));
+    assert!(templates.essential("wo_dispatch"));
+    let update = Notification::new(
+        app.tenant.id,
+        patient,
+        "wo_requester_assigned",
+        Values::new()
+            .with("reference", "M-1001")
+            .with("worker", "Abebe"),
+    );
+    assert_eq!(
+        notify::notify(&mut tx, &templates, &update).await.unwrap(),
+        Notified::OptedOut
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
+}

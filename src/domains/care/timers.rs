@@ -164,10 +164,9 @@ pub async fn visit_timer(
         let values = Values::new()
             .with("patient", &visit.patient_name)
             .with("time", &time);
+        // Reminders and nudges are courtesies (essential = false in care.toml).
         let mut notification = Notification::new(job.tenant_id, contact, key, values);
         notification.related = Some(("visit", job.visit_id));
-        // Reminders and nudges are not essential: an opted-out caregiver does not get them.
-        notification.essential = false;
         notify::notify(tx, &messaging.templates, &notification).await?;
         Ok(())
     };
