@@ -96,11 +96,8 @@ pub(crate) async fn serve_with(
     panic!("the server did not start");
 }
 
-#[tokio::test]
-async fn a_process_killed_after_the_acknowledgement_loses_nothing() {
-    let fake = FakeProvider::start().await;
-    let (database_url, name) = fresh_database_url();
-    let _database = Database(name);
+/// An organisation with a Twilio SMS number, made through the CLI.
+fn crash_org(database_url: &str, fake: &FakeProvider) {
     for args in [
         &[
             "tenant",
@@ -123,11 +120,19 @@ async fn a_process_killed_after_the_acknowledgement_loses_nothing() {
             TWILIO_NUMBER,
         ],
     ] {
-        let status = fieldline(&database_url, &fake, 0, args, false)
+        let status = fieldline(database_url, fake, 0, args, false)
             .status()
             .unwrap();
         assert!(status.success(), "{args:?}");
     }
+}
+
+#[tokio::test]
+async fn a_process_killed_after_the_acknowledgement_loses_nothing() {
+    let fake = FakeProvider::start().await;
+    let (database_url, name) = fresh_database_url();
+    let _database = Database(name);
+    crash_org(&database_url, &fake);
     let pool = PgPool::connect(&database_url).await.unwrap();
 
     // The first process acknowledges the webhook and dies before any job runs.
@@ -194,35 +199,7 @@ async fn a_process_killed_mid_send_is_taken_over_and_sends_nothing_twice() {
     let fake = FakeProvider::start().await;
     let (database_url, name) = fresh_database_url();
     let _database = Database(name);
-    for args in [
-        &[
-            "tenant",
-            "create",
-            "--name",
-            "Crash Org",
-            "--slug",
-            "crash-org",
-        ][..],
-        &[
-            "channel",
-            "add",
-            "--tenant",
-            "crash-org",
-            "--provider",
-            "twilio",
-            "--kind",
-            "sms",
-            "--number",
-            TWILIO_NUMBER,
-        ],
-    ] {
-        assert!(
-            fieldline(&database_url, &fake, 0, args, false)
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
+    crash_org(&database_url, &fake);
     let pool = PgPool::connect(&database_url).await.unwrap();
     let (mut first, base) = serve(&database_url, &fake, true).await;
     // Each provider call takes 3 s: the first process is mid-call when it dies.

@@ -347,6 +347,14 @@ pub fn fixture(path: &str) -> String {
         .to_owned()
 }
 
+/// A Twilio fixture whose media URLs point at `base` instead of Twilio, so fetches reach a fake.
+pub fn with_media_at(fixture_body: String, base: &str) -> String {
+    fixture_body.replace(
+        "https%3A%2F%2Fapi.twilio.com",
+        &url::form_urlencoded::byte_serialize(base.as_bytes()).collect::<String>(),
+    )
+}
+
 pub fn twilio_signature(path: &str, body: &str) -> String {
     let params: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()

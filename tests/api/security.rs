@@ -28,6 +28,35 @@ async fn add_worker(app: &MessagingApp, phone: &str, kinds: Value) -> String {
     worker["id"].as_str().unwrap().to_owned()
 }
 
+/// A Meta fixture with one string of its first message (at `pointer` within the message)
+/// replaced by `raw`, written into the JSON text as is (so it may hold escapes such as \u0000).
+fn meta_fixture_with(name: &str, pointer: &str, raw: &str) -> String {
+    let body = fixture(name);
+    let document: Value = serde_json::from_str(&body).unwrap();
+    let old = document["entry"][0]["changes"][0]["value"]["messages"][0]
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{name} has no {pointer}"))
+        .to_owned();
+    body.replace(&old, raw)
+}
+
+/// The six digits of the sign-in code the provider was asked to send.
+async fn code_sent(app: &MessagingApp) -> String {
+    let sent = app
+        .fake
+        .wait_for("with the code", |r| {
+            r.field("Body").is_some_and(|b| b.contains("sign-in code"))
+        })
+        .await
+        .field("Body")
+        .unwrap();
+    sent.split(|c: char| !c.is_ascii_digit())
+        .find(|t| t.len() == 6)
+        .expect("six digits in the message")
+        .to_owned()
+}
+
 async fn post_json(app: &crate::helpers::TestApp, path: &str, body: &Value) -> (u16, Value) {
     json(
         app.client
@@ -147,10 +176,7 @@ async fn the_address_limit_reads_the_proxy_header_only_when_told_to() {
 #[tokio::test]
 async fn media_is_shown_inline_only_when_its_bytes_are_a_raster_image() {
     let app = spawn_messaging_app(&[]).await;
-    let body = fixture("twilio/whatsapp_image.form").replace(
-        "https%3A%2F%2Fapi.twilio.com",
-        &url::form_urlencoded::byte_serialize(app.fake.base.as_bytes()).collect::<String>(),
-    );
+    let body = with_media_at(fixture("twilio/whatsapp_image.form"), &app.fake.base);
     assert_eq!(
         app.twilio("/webhooks/twilio/messages", &body)
             .await
@@ -235,10 +261,7 @@ async fn media_is_shown_inline_only_when_its_bytes_are_a_raster_image() {
 async fn twilio_credentials_are_never_sent_to_a_media_url_elsewhere() {
     let app = spawn_messaging_app(&[]).await;
     let elsewhere = FakeProvider::start().await;
-    let body = fixture("twilio/whatsapp_image.form").replace(
-        "https%3A%2F%2Fapi.twilio.com",
-        &url::form_urlencoded::byte_serialize(elsewhere.base.as_bytes()).collect::<String>(),
-    );
+    let body = with_media_at(fixture("twilio/whatsapp_image.form"), &elsewhere.base);
     assert_eq!(
         app.twilio("/webhooks/twilio/messages", &body)
             .await
@@ -268,13 +291,7 @@ async fn twilio_credentials_are_never_sent_to_a_media_url_elsewhere() {
 #[tokio::test]
 async fn a_meta_media_id_names_one_graph_path_segment() {
     let app = spawn_messaging_app(&[]).await;
-    let body = fixture("meta/image.json");
-    let id = serde_json::from_str::<Value>(&body).unwrap()["entry"][0]["changes"][0]["value"]
-        ["messages"][0]["image"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = body.replace(&id, "1/../../me?fields=x");
+    let body = meta_fixture_with("meta/image.json", "/image/id", "1/../../me?fields=x");
     assert_eq!(app.meta(&body).await.status(), 200);
     assert!(
         app.eventually(
@@ -304,19 +321,7 @@ async fn sign_in_codes_are_masked_in_the_api_and_dropped_once_delivered() {
     )
     .await;
     assert_eq!(status, 202);
-    let sent = app
-        .fake
-        .wait_for("with the code", |r| {
-            r.field("Body").is_some_and(|b| b.contains("sign-in code"))
-        })
-        .await
-        .field("Body")
-        .unwrap();
-    let code: String = sent
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|t| t.len() == 6)
-        .unwrap()
-        .to_owned();
+    let code = code_sent(&app).await;
     assert!(
         app.eventually("SELECT secret_body IS NULL AND provider_message_id IS NOT NULL FROM messages WHERE template_key = 'app_login_code'")
             .await,
@@ -385,18 +390,7 @@ async fn a_maintenance_worker_gets_no_app_code_and_the_same_answer_as_a_stranger
         &json!({ "phone": CAREGIVER }),
     )
     .await;
-    let sent = app
-        .fake
-        .wait_for("with the code", |r| {
-            r.field("Body").is_some_and(|b| b.contains("sign-in code"))
-        })
-        .await
-        .field("Body")
-        .unwrap();
-    let code = sent
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|t| t.len() == 6)
-        .unwrap();
+    let code = code_sent(&app).await;
     let (_, session) = post_json(
         &app.app,
         "/api/v1/app/verify",
@@ -488,13 +482,7 @@ async fn nul_characters_are_dropped_from_webhooks_and_refused_by_the_api() {
             .status(),
         200
     );
-    let meta = fixture("meta/text.json");
-    let text = serde_json::from_str::<Value>(&meta).unwrap()["entry"][0]["changes"][0]["value"]
-        ["messages"][0]["text"]["body"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let meta = meta.replace(&text, "meta\\u0000text");
+    let meta = meta_fixture_with("meta/text.json", "/text/body", "meta\\u0000text");
     assert_eq!(app.meta(&meta).await.status(), 200);
     let bodies: Vec<String> = sqlx::query_scalar(
         "SELECT body FROM messages WHERE direction = 'inbound' ORDER BY received_at, id",

@@ -115,10 +115,7 @@ async fn twilio_messages_of_every_kind_are_stored_with_their_parts() {
     ];
     for expect in &cases {
         // Media URLs point at Twilio: send the fetch to the fake instead, then sign what we post.
-        let body = fixture(expect.fixture).replace(
-            "https%3A%2F%2Fapi.twilio.com",
-            &url::form_urlencoded::byte_serialize(app.fake.base.as_bytes()).collect::<String>(),
-        );
+        let body = with_media_at(fixture(expect.fixture), &app.fake.base);
         let response = app.twilio("/webhooks/twilio/messages", &body).await;
         assert_eq!(response.status(), 200, "{}", expect.fixture);
         assert_eq!(response.headers()["content-type"], "text/xml");
@@ -508,10 +505,7 @@ async fn webhooks_for_unconfigured_providers_say_what_to_set() {
 async fn media_over_the_size_cap_is_not_kept() {
     let app = spawn_messaging_app(&[("MEDIA_MAX_BYTES", "8")]).await;
     assert_eq!(app.meta(&fixture("meta/image.json")).await.status(), 200);
-    let body = fixture("twilio/whatsapp_image.form").replace(
-        "https%3A%2F%2Fapi.twilio.com",
-        &url::form_urlencoded::byte_serialize(app.fake.base.as_bytes()).collect::<String>(),
-    );
+    let body = with_media_at(fixture("twilio/whatsapp_image.form"), &app.fake.base);
     assert_eq!(
         app.twilio("/webhooks/twilio/messages", &body)
             .await
@@ -601,10 +595,7 @@ async fn concurrent_batches_from_one_sender_are_all_stored_and_routed_without_de
 async fn a_media_fetch_that_fails_is_tried_again_after_growing_pauses() {
     let app = spawn_messaging_app(&[]).await;
     app.fake.fail_media(2);
-    let body = fixture("twilio/whatsapp_image.form").replace(
-        "https%3A%2F%2Fapi.twilio.com",
-        &url::form_urlencoded::byte_serialize(app.fake.base.as_bytes()).collect::<String>(),
-    );
+    let body = with_media_at(fixture("twilio/whatsapp_image.form"), &app.fake.base);
     assert_eq!(
         app.twilio("/webhooks/twilio/messages", &body)
             .await
