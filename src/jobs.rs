@@ -257,7 +257,7 @@ macro_rules! register {
     ($monitor:expr, $pool:expr, $instance:expr, $job:ty, $handler:expr, $data:expr, $concurrency:expr) => {{
         let pool = $pool.clone();
         let data = $data.clone();
-        let name = format!("{}-{}", <$job as Job>::QUEUE, &$instance[..12]);
+        let name = format!("{}-{}", <$job as Job>::QUEUE, $instance);
         $monitor.register(move |_| {
             WorkerBuilder::new(name.clone())
                 .backend(storage::<$job>(&pool))
@@ -367,7 +367,35 @@ pub async fn run_workers(
         .map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"));
     let _ = announcer_stop.send(true);
     let _ = announcer.await;
+    release_held_jobs(&pool, &instance).await;
     result
+}
+
+/// After the workers stopped: jobs this process fetched and did not finish (waiting in a
+/// worker's buffer, or cut off at the shutdown grace) go back to the queue now, for any other
+/// process, instead of after the dead-worker timeout. Nothing here can run them any more, and
+/// every job is safe to run again (a send asks the provider before sending twice).
+async fn release_held_jobs(pool: &PgPool, instance: &str) {
+    let released = sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL,
+             last_result = '{\"Err\": \"released at shutdown\"}'::jsonb
+         WHERE lock_by LIKE '%-' || $1 AND status IN ('Queued', 'Running')",
+    )
+    .bind(instance)
+    .execute(pool)
+    .await;
+    match released {
+        Ok(done) if done.rows_affected() > 0 => {
+            tracing::info!(
+                jobs = done.rows_affected(),
+                "released the jobs this process held"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "could not release held jobs: others take them over after the dead-worker timeout")
+        }
+    }
 }
 
 /// Sends the NOTIFY for pending jobs whose time has come, once a second, until stopped.

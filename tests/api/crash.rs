@@ -204,22 +204,7 @@ async fn a_process_killed_mid_send_is_taken_over_and_sends_nothing_twice() {
     let (mut first, base) = serve(&database_url, &fake, true).await;
     // Each provider call takes 3 s: the first process is mid-call when it dies.
     fake.slow(Duration::from_secs(3));
-    let client = reqwest::Client::new();
-    let path = "/webhooks/twilio/messages";
-    for n in 0..PEOPLE {
-        let body = fixture("twilio/sms_help.form")
-            .replace("SM10000000000000000000000000000004", &format!("SM6{n:031}"))
-            .replace("From=%2B251911000201", &format!("From=%2B2519118{n:05}"));
-        let response = client
-            .post(format!("{base}{path}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", twilio_signature(path, &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-    }
+    help_from_everyone(&base, PEOPLE).await;
     let started = Instant::now();
     while fake.sends().is_empty() {
         assert!(
@@ -234,22 +219,7 @@ async fn a_process_killed_mid_send_is_taken_over_and_sends_nothing_twice() {
     let reached_before_kill = fake.sends().len();
 
     let (_second, _) = serve(&database_url, &fake, true).await;
-    loop {
-        let recorded: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM messages WHERE direction = 'outbound' AND provider_message_id IS NOT NULL",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if recorded == PEOPLE as i64 {
-            break;
-        }
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(90),
-            "{recorded} of {PEOPLE} replies recorded after the kill"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    all_replies_recorded(&pool, PEOPLE, Duration::from_secs(90)).await;
     let took = killed_at.elapsed();
     let mut per_person = std::collections::BTreeMap::<String, usize>::new();
     for send in fake.sends() {
@@ -264,4 +234,114 @@ async fn a_process_killed_mid_send_is_taken_over_and_sends_nothing_twice() {
         "nobody got a reply twice: {per_person:?}"
     );
     pool.close().await;
+}
+
+/// SIGTERM while sends are with a slow provider: the process finishes what it started, gives
+/// back what it fetched but did not start, and exits; the next process sends the rest at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_send_gives_back_unstarted_jobs_and_exits() {
+    const PEOPLE: usize = 12;
+    let fake = FakeProvider::start().await;
+    let (database_url, name) = fresh_database_url();
+    let _database = Database(name);
+    crash_org(&database_url, &fake);
+    let pool = PgPool::connect(&database_url).await.unwrap();
+    let (first, base) = serve_with(
+        &database_url,
+        &fake,
+        true,
+        &[("SEND_CONCURRENCY", "2"), ("SHUTDOWN_TIMEOUT_SECS", "20")],
+    )
+    .await;
+    fake.slow(Duration::from_secs(2));
+    help_from_everyone(&base, PEOPLE).await;
+    let started = Instant::now();
+    while fake.sends().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no send started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = first.0.id().to_string();
+    let asked = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut first = first;
+    let exited = first.0.wait().unwrap();
+    let took = asked.elapsed();
+    assert!(exited.success(), "a clean exit: {exited:?}");
+    // Two sends were in flight (2 s each): it waits for those, not for the whole grace.
+    assert!(took < Duration::from_secs(10), "exit took {took:?}");
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM apalis.jobs WHERE status IN ('Queued', 'Running') AND lock_by IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(held, 0, "nothing is left held by the stopped process");
+
+    fake.slow(Duration::ZERO);
+    let restarted = Instant::now();
+    let (_second, _) = serve(&database_url, &fake, true).await;
+    all_replies_recorded(&pool, PEOPLE, Duration::from_secs(60)).await;
+    let rest = restarted.elapsed();
+    println!("SIGTERM exit in {took:.1?}; the rest sent {rest:.1?} after the restart");
+    assert!(
+        rest < Duration::from_secs(12),
+        "given-back jobs wait for no timeout: {rest:?}"
+    );
+    let mut per_person = std::collections::BTreeMap::<String, usize>::new();
+    for send in fake.sends() {
+        *per_person.entry(send.field("To").unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_person.len(), PEOPLE);
+    assert!(per_person.values().all(|&n| n == 1), "{per_person:?}");
+    pool.close().await;
+}
+
+/// A signed "help" from each of `people` numbers.
+async fn help_from_everyone(base: &str, people: usize) {
+    let client = reqwest::Client::new();
+    let path = "/webhooks/twilio/messages";
+    for n in 0..people {
+        let body = fixture("twilio/sms_help.form")
+            .replace("SM10000000000000000000000000000004", &format!("SM6{n:031}"))
+            .replace("From=%2B251911000201", &format!("From=%2B2519118{n:05}"));
+        let response = client
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", twilio_signature(path, &body))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// Waits until `expected` replies carry the provider's id.
+async fn all_replies_recorded(pool: &PgPool, expected: usize, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let recorded: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE direction = 'outbound' AND provider_message_id IS NOT NULL",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if recorded == expected as i64 {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{recorded} of {expected} replies recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
