@@ -15,15 +15,12 @@ pub mod send;
 pub mod simulate;
 pub mod templates;
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
-
-use anyhow::Context;
-use governor::{DefaultKeyedRateLimiter, Quota};
-use sqlx::PgPool;
-use uuid::Uuid;
+use std::{sync::Arc, time::Duration};
 
 use crate::config::Config;
+use anyhow::Context;
 use router::Registry;
+use sqlx::PgPool;
 use templates::Templates;
 
 /// What the messaging jobs and webhooks share.
@@ -33,8 +30,6 @@ pub struct Messaging {
     pub templates: Templates,
     /// One client for every provider call, with timeouts.
     pub http: reqwest::Client,
-    /// Per sending number, so one busy number cannot trip a provider's throughput limits.
-    pub per_number: DefaultKeyedRateLimiter<Uuid>,
     pub handlers: Registry,
 }
 
@@ -47,14 +42,11 @@ impl Messaging {
             .user_agent(concat!("fieldline/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building the HTTP client for providers")?;
-        let rate =
-            NonZeroU32::new(config.outbound_per_number_per_second.max(1)).expect("at least 1");
         Ok(Arc::new(Self {
             pool,
             config,
             templates,
             http,
-            per_number: DefaultKeyedRateLimiter::keyed(Quota::per_second(rate)),
             handlers: Registry::standard(),
         }))
     }

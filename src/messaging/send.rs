@@ -144,6 +144,33 @@ fn not_configured(provider: &str, variables: &str) -> SendError {
     )
 }
 
+/// Paces sends per sending number across every process, so one busy number cannot trip a
+/// provider's throughput limit: a burst of up to a second's worth goes at once, then one every
+/// 1/rate seconds (GCRA, the state in `channel_send_pace`).
+async fn wait_for_turn(
+    messaging: &Messaging,
+    tenant_id: Uuid,
+    channel_id: Uuid,
+) -> sqlx::Result<()> {
+    let per_second = messaging.config.outbound_per_number_per_second.max(1);
+    let wait: f64 = sqlx::query_scalar(
+        "INSERT INTO channel_send_pace (tenant_id, channel_id, tat)
+         VALUES ($1, $2, clock_timestamp() + make_interval(secs => 1.0 / $3))
+         ON CONFLICT ON CONSTRAINT channel_send_pace_pkey DO UPDATE
+             SET tat = GREATEST(channel_send_pace.tat, clock_timestamp()) + make_interval(secs => 1.0 / $3)
+         RETURNING GREATEST(0, extract(epoch FROM tat - clock_timestamp())::float8 - 1.0)",
+    )
+    .bind(tenant_id)
+    .bind(channel_id)
+    .bind(f64::from(per_second))
+    .fetch_one(&messaging.pool)
+    .await?;
+    if wait > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+    }
+    Ok(())
+}
+
 /// What the provider says of a message whose earlier attempt ended without our record of its
 /// answer.
 enum Earlier {
@@ -345,10 +372,7 @@ pub async fn send_message(
 
     let result = match message {
         Ok(message) => {
-            messaging
-                .per_number
-                .until_key_ready(&pending.channel_id)
-                .await;
+            wait_for_turn(&messaging, job.tenant_id, pending.channel_id).await?;
             call_provider(&messaging, provider, &message).await
         }
         Err(e) => Err(SendError::permanent("unsendable", format!("{e:#}"))),

@@ -627,3 +627,39 @@ async fn the_template_files_say_which_messages_reach_someone_who_opted_out() {
     tx.commit().await.unwrap();
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pace_per_number_holds_across_processes() {
+    let extra = [("OUTBOUND_PER_NUMBER_PER_SECOND", "2")];
+    let app = spawn_messaging_app(&extra).await;
+    // A second process on the same database, sending from the same numbers.
+    let env: std::collections::HashMap<&str, String> = std::collections::HashMap::from([
+        ("DATABASE_URL", app.app.database_url.clone()),
+        ("PORT", "0".to_owned()),
+        ("PUBLIC_BASE_URL", PUBLIC_BASE_URL.to_owned()),
+        ("TWILIO_ACCOUNT_SID", TWILIO_SID.to_owned()),
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
+        ("TWILIO_API_BASE", app.fake.base.clone()),
+        ("OUTBOUND_PER_NUMBER_PER_SECOND", "2".to_owned()),
+    ]);
+    let config = fieldline::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let second = fieldline::Application::build(config).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn(second.run_until(async move {
+        let _ = stopped.await;
+    }));
+    for _ in 0..6 {
+        queued(notify_with(&app, |n| n.via_channel = None, "patient").await);
+    }
+    let sends = app.fake.wait_for_sends(6).await;
+    assert_eq!(sends.len(), 6);
+    // A second's burst (two), then one every half second, whichever process sends: two
+    // processes each pacing on their own took about one second.
+    let span = sends[5].at - sends[0].at;
+    assert!(
+        span >= Duration::from_millis(1900),
+        "6 sends in {span:?} at 2 per second from two processes"
+    );
+    let _ = stop.send(());
+    second.await.unwrap().unwrap();
+}
