@@ -180,10 +180,12 @@ pub async fn notify(
             }
             None => (secret_body, secret_template, None, None),
         };
+        let language =
+            templates.template_language(n.key, &rendered.locale, &recipient.tenant_locale);
         let template_json = |template: &Option<(String, Vec<String>, Option<String>)>| {
-            template
-                .as_ref()
-                .map(|(_, params, sid)| json!({ "parameters": params, "twilio_content_sid": sid }))
+            template.as_ref().map(|(_, params, sid)| {
+                json!({ "parameters": params, "twilio_content_sid": sid, "language": language })
+            })
         };
         let buttons = has_buttons.then(|| json!(rendered.buttons));
         let (message_id,): (Uuid,) = sqlx::query_as(

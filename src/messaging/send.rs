@@ -69,6 +69,8 @@ struct Pending {
 struct TemplateParams {
     parameters: Vec<String>,
     twilio_content_sid: Option<String>,
+    /// The approved language chosen at notify time; older rows: the message's locale.
+    language: Option<String>,
 }
 
 fn outgoing(p: &Pending) -> anyhow::Result<Outgoing> {
@@ -79,7 +81,10 @@ fn outgoing(p: &Pending) -> anyhow::Result<Outgoing> {
                 serde_json::from_value(p.template_params.clone().unwrap_or_default())?;
             OutgoingBody::Template {
                 name: p.whatsapp_template.clone().unwrap_or_default(),
-                language: p.locale.clone().unwrap_or_else(|| "en".into()),
+                language: params
+                    .language
+                    .or_else(|| p.locale.clone())
+                    .unwrap_or_else(|| "en".into()),
                 parameters: params.parameters,
                 twilio_content_sid: params.twilio_content_sid,
             }

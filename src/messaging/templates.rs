@@ -64,6 +64,9 @@ struct RawWhatsapp {
     #[serde(default)]
     params: Vec<String>,
     twilio_content_sid: Option<String>,
+    /// The languages the template is approved in; empty: every locale of the file.
+    #[serde(default)]
+    languages: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +93,7 @@ pub struct WhatsappTemplate {
     pub name: String,
     pub params: Vec<String>,
     pub twilio_content_sid: Option<String>,
+    pub languages: Vec<String>,
 }
 
 /// The values a caller fills a message's placeholders with.
@@ -172,6 +176,7 @@ impl Templates {
                         name: w.template,
                         params: w.params,
                         twilio_content_sid: w.twilio_content_sid,
+                        languages: w.languages,
                     }),
                     buttons: raw.buttons.into_iter().map(|b| (b.id, b.title)).collect(),
                     secret: raw.secret,
@@ -296,6 +301,26 @@ impl Templates {
 
     /// Fills `key` in `locale`. `buttons` replaces the key's own buttons when given (for
     /// choices only known at run time, such as "which work order?").
+    /// The language to send `key`'s approved WhatsApp template in: the person's when the template
+    /// is approved in it, else the organisation's, else the first it is approved in. Meta lists
+    /// no Amharic, so an Amharic speaker outside the 24-hour window gets the English template
+    /// rather than nothing.
+    pub fn template_language(&self, key: &str, person: &str, organisation: &str) -> String {
+        let approved = self
+            .entries
+            .get(key)
+            .and_then(|e| e.whatsapp.as_ref())
+            .map(|w| w.languages.as_slice())
+            .unwrap_or_default();
+        if approved.is_empty() || approved.iter().any(|l| l == person) {
+            person.to_owned()
+        } else if approved.iter().any(|l| l == organisation) {
+            organisation.to_owned()
+        } else {
+            approved[0].clone()
+        }
+    }
+
     /// Whether `key` still reaches a person who opted out (see the template files).
     pub fn essential(&self, key: &str) -> bool {
         self.entries.get(key).is_none_or(|e| e.essential)

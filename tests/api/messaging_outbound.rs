@@ -663,3 +663,34 @@ async fn the_pace_per_number_holds_across_processes() {
     let _ = stop.send(());
     second.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn an_amharic_worker_outside_the_window_gets_the_template_in_an_approved_language() {
+    let app = spawn_messaging_app(&[]).await;
+    sqlx::query(
+        "UPDATE channels SET active = false WHERE provider = 'twilio' AND kind = 'whatsapp'",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE workers SET preferred_locale = 'am'")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    // Meta approves no Amharic templates: the template files say English only.
+    assert_eq!(
+        templates().template_language("coordinator_message", "am", "en"),
+        "en"
+    );
+    let id = queued(notify_with(&app, |_| {}, "worker").await);
+    let body = app.fake.wait_for_sends(1).await[0].json();
+    assert_eq!(body["type"], "template");
+    assert_eq!(body["template"]["language"]["code"], "en", "{body}");
+    assert_meta_valid("TemplateMessage", &body);
+    let (locale,): (String,) = sqlx::query_as("SELECT locale FROM messages WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(locale, "am", "the stored text stays the person's language");
+}
