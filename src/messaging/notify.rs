@@ -142,6 +142,7 @@ pub async fn notify(
     } else {
         Some(templates.render(n.key, &locale, &n.values.masked(secret), n.buttons.clone())?)
     };
+    let language = templates.template_language(n.key, &rendered.locale, &recipient.tenant_locale);
     let now = Utc::now();
 
     for candidate in &candidates {
@@ -170,18 +171,17 @@ pub async fn notify(
                 _ => ("text", templates.sms_body(rendered)?, None),
             }))
         };
-        let Some((kind, secret_body, secret_template)) = form(&rendered)? else {
+        let Some((kind, real_body, real_template)) = form(&rendered)? else {
             continue;
         };
+        // Stored for reading: the masked form when there is a secret, with the real one beside it.
         let (body, template, secret_body, secret_template) = match &readable {
             Some(readable) => {
                 let (_, body, template) = form(readable)?.expect("same form as the real text");
-                (body, template, Some(secret_body), secret_template)
+                (body, template, Some(real_body), real_template)
             }
-            None => (secret_body, secret_template, None, None),
+            None => (real_body, real_template, None, None),
         };
-        let language =
-            templates.template_language(n.key, &rendered.locale, &recipient.tenant_locale);
         let template_json = |template: &Option<(String, Vec<String>, Option<String>)>| {
             template.as_ref().map(|(_, params, sid)| {
                 json!({ "parameters": params, "twilio_content_sid": sid, "language": language })

@@ -152,7 +152,7 @@ fn not_configured(provider: &str, variables: &str) -> SendError {
 /// Paces sends per sending number across every process, so one busy number cannot trip a
 /// provider's throughput limit: a burst of up to a second's worth goes at once, then one every
 /// 1/rate seconds (GCRA, the state in `channel_send_pace`).
-async fn wait_for_turn(
+pub async fn wait_for_turn(
     messaging: &Messaging,
     tenant_id: Uuid,
     channel_id: Uuid,
