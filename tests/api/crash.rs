@@ -221,18 +221,10 @@ async fn a_process_killed_mid_send_is_taken_over_and_sends_nothing_twice() {
     let (_second, _) = serve(&database_url, &fake, true).await;
     all_replies_recorded(&pool, PEOPLE, Duration::from_secs(90)).await;
     let took = killed_at.elapsed();
-    let mut per_person = std::collections::BTreeMap::<String, usize>::new();
-    for send in fake.sends() {
-        *per_person.entry(send.field("To").unwrap()).or_default() += 1;
-    }
     println!(
         "killed with {reached_before_kill} sends at the provider; all {PEOPLE} recorded {took:.1?} after the kill"
     );
-    assert_eq!(per_person.len(), PEOPLE, "everyone got a reply");
-    assert!(
-        per_person.values().all(|&n| n == 1),
-        "nobody got a reply twice: {per_person:?}"
-    );
+    each_got_one_reply(&fake, PEOPLE);
     pool.close().await;
 }
 
@@ -296,12 +288,7 @@ async fn sigterm_mid_send_gives_back_unstarted_jobs_and_exits() {
         rest < Duration::from_secs(12),
         "given-back jobs wait for no timeout: {rest:?}"
     );
-    let mut per_person = std::collections::BTreeMap::<String, usize>::new();
-    for send in fake.sends() {
-        *per_person.entry(send.field("To").unwrap()).or_default() += 1;
-    }
-    assert_eq!(per_person.len(), PEOPLE);
-    assert!(per_person.values().all(|&n| n == 1), "{per_person:?}");
+    each_got_one_reply(&fake, PEOPLE);
     pool.close().await;
 }
 
@@ -323,6 +310,19 @@ async fn help_from_everyone(base: &str, people: usize) {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
+}
+
+/// Every one of `people` got exactly one reply at the provider: none lost, none twice.
+fn each_got_one_reply(fake: &FakeProvider, people: usize) {
+    let mut per_person = std::collections::BTreeMap::<String, usize>::new();
+    for send in fake.sends() {
+        *per_person.entry(send.field("To").unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_person.len(), people, "everyone got a reply");
+    assert!(
+        per_person.values().all(|&n| n == 1),
+        "nobody got a reply twice: {per_person:?}"
+    );
 }
 
 /// Waits until `expected` replies carry the provider's id.

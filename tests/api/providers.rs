@@ -369,6 +369,12 @@ impl MessagingApp {
             .await
     }
 
+    /// Posts a signed Twilio message webhook and expects it acknowledged.
+    pub async fn twilio_message_stored(&self, body: &str) {
+        let response = self.twilio("/webhooks/twilio/messages", body).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
     pub async fn twilio_signed(
         &self,
         path: &str,

@@ -177,12 +177,7 @@ async fn the_address_limit_reads_the_proxy_header_only_when_told_to() {
 async fn media_is_shown_inline_only_when_its_bytes_are_a_raster_image() {
     let app = spawn_messaging_app(&[]).await;
     let body = with_media_at(fixture("twilio/whatsapp_image.form"), &app.fake.base);
-    assert_eq!(
-        app.twilio("/webhooks/twilio/messages", &body)
-            .await
-            .status(),
-        200
-    );
+    app.twilio_message_stored(&body).await;
     assert!(
         app.eventually("SELECT fetched_at IS NOT NULL FROM message_media")
             .await
@@ -262,12 +257,7 @@ async fn twilio_credentials_are_never_sent_to_a_media_url_elsewhere() {
     let app = spawn_messaging_app(&[]).await;
     let elsewhere = FakeProvider::start().await;
     let body = with_media_at(fixture("twilio/whatsapp_image.form"), &elsewhere.base);
-    assert_eq!(
-        app.twilio("/webhooks/twilio/messages", &body)
-            .await
-            .status(),
-        200
-    );
+    app.twilio_message_stored(&body).await;
     assert!(
         app.eventually(
             "SELECT fetch_error LIKE 'refused to send provider credentials%' FROM message_media"
@@ -476,12 +466,7 @@ async fn only_admin_tokens_add_numbers_and_a_taken_number_names_no_one() {
 async fn nul_characters_are_dropped_from_webhooks_and_refused_by_the_api() {
     let app = spawn_messaging_app(&[]).await;
     let twilio = fixture("twilio/sms_text.form").replace("Body=", "Body=before%00after+");
-    assert_eq!(
-        app.twilio("/webhooks/twilio/messages", &twilio)
-            .await
-            .status(),
-        200
-    );
+    app.twilio_message_stored(&twilio).await;
     let meta = meta_fixture_with("meta/text.json", "/text/body", "meta\\u0000text");
     assert_eq!(app.meta(&meta).await.status(), 200);
     let bodies: Vec<String> = sqlx::query_scalar(

@@ -506,12 +506,7 @@ async fn media_over_the_size_cap_is_not_kept() {
     let app = spawn_messaging_app(&[("MEDIA_MAX_BYTES", "8")]).await;
     assert_eq!(app.meta(&fixture("meta/image.json")).await.status(), 200);
     let body = with_media_at(fixture("twilio/whatsapp_image.form"), &app.fake.base);
-    assert_eq!(
-        app.twilio("/webhooks/twilio/messages", &body)
-            .await
-            .status(),
-        200
-    );
+    app.twilio_message_stored(&body).await;
     assert!(
         app.eventually("SELECT count(*) = 2 FROM message_media WHERE fetch_error LIKE '%larger than MEDIA_MAX_BYTES%'")
             .await
@@ -596,12 +591,7 @@ async fn a_media_fetch_that_fails_is_tried_again_after_growing_pauses() {
     let app = spawn_messaging_app(&[]).await;
     app.fake.fail_media(2);
     let body = with_media_at(fixture("twilio/whatsapp_image.form"), &app.fake.base);
-    assert_eq!(
-        app.twilio("/webhooks/twilio/messages", &body)
-            .await
-            .status(),
-        200
-    );
+    app.twilio_message_stored(&body).await;
     assert!(
         app.eventually(
             "SELECT fetched_at IS NOT NULL AND fetch_attempts = 2 AND fetch_error IS NULL FROM message_media"
