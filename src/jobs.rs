@@ -26,6 +26,7 @@ use crate::domains::maintenance::{
 };
 use crate::messaging::{
     Messaging,
+    fallback::{self, FallbackDeadline},
     media::{self, FetchMedia},
     router::{self, RouteInbound},
     send::{self, SendMessage},
@@ -269,7 +270,7 @@ macro_rules! register {
 }
 
 /// Each worker holds one LISTEN connection of its own and needs more to poll and run jobs.
-pub const WORKER_QUEUES: u32 = 8;
+pub const WORKER_QUEUES: u32 = 9;
 
 /// Runs every worker until `shutdown` resolves, then lets running jobs finish within `grace`.
 pub async fn run_workers(
@@ -308,6 +309,14 @@ pub async fn run_workers(
         send::send_message,
         messaging,
         send_concurrency
+    );
+    let monitor = register!(
+        monitor,
+        pool,
+        instance,
+        FallbackDeadline,
+        fallback::fallback_deadline,
+        messaging
     );
     let monitor = register!(
         monitor,

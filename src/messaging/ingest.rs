@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{consent, media::FetchMedia, router::RouteInbound};
+use super::{consent, fallback, media::FetchMedia, router::RouteInbound};
 use crate::{
     channels::{
         ChannelKind, Content, DeliveryStatus, Inbound, Provider, ReceivingNumber, StatusUpdate,
@@ -257,7 +257,7 @@ async fn apply_in(
     tx: &mut Transaction<'_, Postgres>,
     update: &StatusUpdate,
 ) -> anyhow::Result<StatusApplied> {
-    let row: Option<(Uuid, Uuid, Uuid, bool)> = sqlx::query_as(
+    let row: Option<(Uuid, Uuid, Uuid, Uuid, bool)> = sqlx::query_as(
         "UPDATE messages SET
              status = CASE WHEN message_status_rank($3) > message_status_rank(status) THEN $3 ELSE status END,
              error_code = COALESCE($4, error_code),
@@ -267,7 +267,7 @@ async fn apply_in(
              read_at = CASE WHEN $3 = 'read' THEN COALESCE(read_at, $6) ELSE read_at END,
              failed_at = CASE WHEN $3 IN ('failed', 'undelivered') THEN COALESCE(failed_at, $6) ELSE failed_at END
          WHERE provider = $1 AND provider_message_id = $2 AND direction = 'outbound'
-         RETURNING tenant_id, contact_id, channel_id, status = $3",
+         RETURNING id, tenant_id, contact_id, channel_id, status = $3",
     )
     .bind(update.provider.as_str())
     .bind(&update.provider_message_id)
@@ -277,7 +277,7 @@ async fn apply_in(
     .bind(update.at.unwrap_or_else(chrono::Utc::now))
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((tenant_id, contact_id, channel_id, moved)) = row else {
+    let Some((message_id, tenant_id, contact_id, channel_id, moved)) = row else {
         tracing::info!("status for a message we have not recorded (yet): kept for a day");
         return Ok(StatusApplied::Unknown);
     };
@@ -293,6 +293,18 @@ async fn apply_in(
             None,
         )
         .await?;
+    }
+    if moved {
+        match update.status {
+            DeliveryStatus::Delivered | DeliveryStatus::Read => {
+                fallback::settle_delivered(tx, tenant_id, message_id).await?
+            }
+            DeliveryStatus::Failed | DeliveryStatus::Undelivered => {
+                fallback::fall_back(tx, tenant_id, message_id, fallback::Reason::WhatsappFailed)
+                    .await?;
+            }
+            _ => {}
+        }
     }
     Ok(if moved {
         StatusApplied::Moved

@@ -6,6 +6,7 @@
 pub mod channels;
 pub mod consent;
 pub mod contacts;
+pub mod fallback;
 pub mod ingest;
 pub mod keywords;
 pub mod media;

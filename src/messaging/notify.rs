@@ -3,7 +3,8 @@
 //! It picks the channel (WhatsApp when the contact has it, else SMS), the form (free text or reply
 //! buttons inside WhatsApp's 24-hour window, an approved template outside it), and the locale
 //! (the contact's, else the tenant's), then writes the outbound message and pushes its send job.
-//! Both commit or neither does.
+//! Both commit or neither does. A WhatsApp message that could also go by SMS gets its SMS
+//! planned beside it (see [`super::fallback`]).
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{
+    fallback::{self, Reason},
     send::SendMessage,
     templates::{Rendered, Templates, Values},
 };
@@ -31,6 +33,8 @@ pub struct Notification {
     pub buttons: Option<Vec<Button>>,
     /// Reminders and surveys are not essential: an opted-out contact does not get them.
     pub essential: bool,
+    /// Urgent (an urgent dispatch): the key's shorter SMS fallback deadline applies.
+    pub urgent: bool,
     /// What the message is about, for the timeline of a work order, visit or trip.
     pub related: Option<(&'static str, Uuid)>,
     /// Answer on this channel (a reply goes back where the person wrote).
@@ -48,6 +52,7 @@ impl Notification {
             values,
             buttons: None,
             essential: true,
+            urgent: false,
             related: None,
             via_channel: None,
             caused_by: None,
@@ -145,7 +150,7 @@ pub async fn notify(
     let language = templates.template_language(n.key, &rendered.locale, &recipient.tenant_locale);
     let now = Utc::now();
 
-    for candidate in &candidates {
+    for (position, candidate) in candidates.iter().enumerate() {
         if candidate.opted_out && !essential {
             continue;
         }
@@ -164,9 +169,13 @@ pub async fn notify(
                 }
                 "whatsapp" if in_window => ("text", rendered.text.clone(), None),
                 "whatsapp" => match &rendered.whatsapp_template {
-                    Some(template) => ("template", rendered.text.clone(), Some(template.clone())),
-                    // Outside the window with no approved template: WhatsApp would refuse it.
-                    None => return Ok(None),
+                    // Twilio sends a template only by its Content SID.
+                    Some(template) if candidate.provider != "twilio" || template.2.is_some() => {
+                        ("template", rendered.text.clone(), Some(template.clone()))
+                    }
+                    // Outside the window with no approved template: WhatsApp would refuse it,
+                    // so the next channel (SMS) takes it at once.
+                    _ => return Ok(None),
                 },
                 _ => ("text", templates.sms_body(rendered)?, None),
             }))
@@ -187,52 +196,52 @@ pub async fn notify(
                 json!({ "parameters": params, "twilio_content_sid": sid, "language": language })
             })
         };
-        let buttons = has_buttons.then(|| json!(rendered.buttons));
-        let (message_id,): (Uuid,) = sqlx::query_as(
-            "WITH conversation AS (
-                 INSERT INTO conversations (tenant_id, contact_id, channel_id, last_outbound_at)
-                 VALUES ($1, $2, $3, now())
-                 ON CONFLICT ON CONSTRAINT conversations_contact_channel_key
-                     DO UPDATE SET last_outbound_at = now()
-                 RETURNING id)
-             INSERT INTO messages (
-                 tenant_id, conversation_id, channel_id, contact_id, direction, kind, body, buttons,
-                 template_key, locale, provider, status, queued_at, essential, whatsapp_template,
-                 template_params, related_entity_type, related_entity_id, caused_by_message_id,
-                 secret_body, secret_template_params)
-             SELECT $1, conversation.id, $3, $2, 'outbound', $4, $5, $6, $7, $8,
-                    $15, 'queued', now(), $9, $10, $11, $12, $13, $14, $16, $17
-             FROM conversation
-             RETURNING id",
-        )
-        .bind(n.tenant_id)
-        .bind(n.contact_id)
-        .bind(candidate.channel_id)
-        .bind(kind)
-        .bind(body)
-        .bind(buttons)
-        .bind(n.key)
-        .bind(&rendered.locale)
-        .bind(essential)
-        .bind(template.as_ref().map(|(name, _, _)| name.clone()))
-        .bind(template_json(&template))
-        .bind(n.related.map(|(kind, _)| kind))
-        .bind(n.related.map(|(_, id)| id))
-        .bind(n.caused_by)
-        .bind(&candidate.provider)
-        .bind(secret_body)
-        .bind(template_json(&secret_template))
-        .fetch_one(&mut *conn)
-        .await?;
-        jobs::enqueue(
+        let message_id = queue(
             conn,
-            &SendMessage {
+            &Outbound {
                 tenant_id: n.tenant_id,
-                message_id,
+                contact_id: n.contact_id,
+                channel_id: candidate.channel_id,
+                provider: &candidate.provider,
+                kind,
+                body: &body,
+                buttons: has_buttons.then(|| json!(rendered.buttons)),
+                template_key: Some(n.key),
+                locale: Some(&rendered.locale),
+                essential,
+                whatsapp_template: template.as_ref().map(|(name, _, _)| name.as_str()),
+                template_params: template_json(&template),
+                related: n.related,
+                caused_by: n.caused_by,
+                secret_body: secret_body.as_deref(),
+                secret_template_params: template_json(&secret_template),
+                fallback_of: None,
             },
-            Duration::ZERO,
         )
         .await?;
+        // WhatsApp first: the SMS stands by in case it fails or is not delivered in time.
+        let sms = candidates.iter().skip(position + 1).find(|c| {
+            candidate.kind == "whatsapp" && c.kind == "sms" && (essential || !c.opted_out)
+        });
+        if let Some(sms) = sms {
+            let text = |rendered: &Rendered| templates.sms_body(rendered);
+            let (body, secret_body) = match &readable {
+                Some(readable) => (text(readable)?, Some(text(&rendered)?)),
+                None => (text(&rendered)?, None),
+            };
+            fallback::plan(
+                conn,
+                n.tenant_id,
+                message_id,
+                &fallback::Plan {
+                    channel_id: sms.channel_id,
+                    body: &body,
+                    secret_body: secret_body.as_deref(),
+                    after: templates.fallback_after(n.key, n.urgent),
+                },
+            )
+            .await?;
+        }
         return Ok(Notified::Queued(message_id));
     }
     if candidates.iter().all(|c| c.opted_out) {
@@ -242,4 +251,78 @@ pub async fn notify(
         tracing::warn!("outside the WhatsApp window, no approved template and no SMS channel");
         Ok(Notified::NoChannel)
     }
+}
+
+/// One outbound message row, ready to send.
+pub(super) struct Outbound<'a> {
+    pub tenant_id: Uuid,
+    pub contact_id: Uuid,
+    pub channel_id: Uuid,
+    pub provider: &'a str,
+    pub kind: &'a str,
+    pub body: &'a str,
+    pub buttons: Option<serde_json::Value>,
+    pub template_key: Option<&'a str>,
+    pub locale: Option<&'a str>,
+    pub essential: bool,
+    pub whatsapp_template: Option<&'a str>,
+    pub template_params: Option<serde_json::Value>,
+    pub related: Option<(&'a str, Uuid)>,
+    pub caused_by: Option<Uuid>,
+    pub secret_body: Option<&'a str>,
+    pub secret_template_params: Option<serde_json::Value>,
+    /// The WhatsApp message this SMS stands in for, and why.
+    pub fallback_of: Option<(Uuid, Reason)>,
+}
+
+/// Writes the message (and its conversation, if new) and pushes its send job.
+pub(super) async fn queue(conn: &mut PgConnection, m: &Outbound<'_>) -> anyhow::Result<Uuid> {
+    let (message_id,): (Uuid,) = sqlx::query_as(
+        "WITH conversation AS (
+             INSERT INTO conversations (tenant_id, contact_id, channel_id, last_outbound_at)
+             VALUES ($1, $2, $3, now())
+             ON CONFLICT ON CONSTRAINT conversations_contact_channel_key
+                 DO UPDATE SET last_outbound_at = now()
+             RETURNING id)
+         INSERT INTO messages (
+             tenant_id, conversation_id, channel_id, contact_id, direction, kind, body, buttons,
+             template_key, locale, provider, status, queued_at, essential, whatsapp_template,
+             template_params, related_entity_type, related_entity_id, caused_by_message_id,
+             secret_body, secret_template_params, fallback_of_message_id, fallback_reason)
+         SELECT $1, conversation.id, $3, $2, 'outbound', $4, $5, $6, $7, $8,
+                $15, 'queued', now(), $9, $10, $11, $12, $13, $14, $16, $17, $18, $19
+         FROM conversation
+         RETURNING id",
+    )
+    .bind(m.tenant_id)
+    .bind(m.contact_id)
+    .bind(m.channel_id)
+    .bind(m.kind)
+    .bind(m.body)
+    .bind(&m.buttons)
+    .bind(m.template_key)
+    .bind(m.locale)
+    .bind(m.essential)
+    .bind(m.whatsapp_template)
+    .bind(&m.template_params)
+    .bind(m.related.map(|(kind, _)| kind))
+    .bind(m.related.map(|(_, id)| id))
+    .bind(m.caused_by)
+    .bind(m.provider)
+    .bind(m.secret_body)
+    .bind(&m.secret_template_params)
+    .bind(m.fallback_of.map(|(id, _)| id))
+    .bind(m.fallback_of.map(|(_, reason)| reason.as_str()))
+    .fetch_one(&mut *conn)
+    .await?;
+    jobs::enqueue(
+        conn,
+        &SendMessage {
+            tenant_id: m.tenant_id,
+            message_id,
+        },
+        Duration::ZERO,
+    )
+    .await?;
+    Ok(message_id)
 }

@@ -444,6 +444,14 @@ pub async fn send_message(
             .bind(&message)
             .execute(&mut *tx)
             .await?;
+            // WhatsApp failed for good: the SMS planned beside it goes now.
+            super::fallback::fall_back(
+                &mut tx,
+                job.tenant_id,
+                job.message_id,
+                super::fallback::Reason::WhatsappFailed,
+            )
+            .await?;
             if opted_out {
                 consent::opt_out(
                     &mut tx,

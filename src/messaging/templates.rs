@@ -18,6 +18,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
@@ -51,6 +52,11 @@ struct RawEntry {
     /// the person's own message, sign-in codes.
     #[serde(default = "essential_by_default")]
     essential: bool,
+    /// A WhatsApp message of this key that is not delivered this long after it was queued
+    /// ("2m", "30m") goes again by SMS. Left out: SMS only when WhatsApp fails for good.
+    sms_fallback_after: Option<String>,
+    /// The same for urgent messages (an urgent dispatch); left out: `sms_fallback_after`.
+    sms_fallback_after_urgent: Option<String>,
 }
 
 fn essential_by_default() -> bool {
@@ -86,6 +92,8 @@ pub struct Entry {
     buttons: Vec<(String, BTreeMap<String, String>)>,
     secret: Vec<String>,
     essential: bool,
+    fallback_after: Option<Duration>,
+    fallback_after_urgent: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +175,21 @@ impl Templates {
             let raw: BTreeMap<String, RawEntry> = toml::from_str(text)
                 .with_context(|| format!("{} is not a valid template file", file.display()))?;
             for (key, raw) in raw {
+                let deadline = |field: &str, value: &Option<String>| {
+                    value
+                        .as_deref()
+                        .map(humantime::parse_duration)
+                        .transpose()
+                        .with_context(|| {
+                            format!(
+                                "{}: message key {key}: {field} is not a duration such as \"2m\" or \"30m\"",
+                                file.display()
+                            )
+                        })
+                };
+                let fallback_after = deadline("sms_fallback_after", &raw.sms_fallback_after)?;
+                let fallback_after_urgent =
+                    deadline("sms_fallback_after_urgent", &raw.sms_fallback_after_urgent)?;
                 let entry = Entry {
                     key: key.clone(),
                     file: file.clone(),
@@ -181,6 +204,8 @@ impl Templates {
                     buttons: raw.buttons.into_iter().map(|b| (b.id, b.title)).collect(),
                     secret: raw.secret,
                     essential: raw.essential,
+                    fallback_after,
+                    fallback_after_urgent,
                 };
                 if let Some(previous) = entries.insert(key.clone(), entry) {
                     bail!(
@@ -299,8 +324,6 @@ impl Templates {
             .to_owned()
     }
 
-    /// Fills `key` in `locale`. `buttons` replaces the key's own buttons when given (for
-    /// choices only known at run time, such as "which work order?").
     /// The language to send `key`'s approved WhatsApp template in: the person's when the template
     /// is approved in it, else the organisation's, else the first it is approved in. Meta lists
     /// no Amharic, so an Amharic speaker outside the 24-hour window gets the English template
@@ -331,6 +354,18 @@ impl Templates {
         self.entries.get(key).map_or(&[], |e| e.secret.as_slice())
     }
 
+    /// How long a WhatsApp message of `key` may go undelivered before it is sent again by SMS.
+    pub fn fallback_after(&self, key: &str, urgent: bool) -> Option<Duration> {
+        let entry = self.entries.get(key)?;
+        if urgent {
+            entry.fallback_after_urgent.or(entry.fallback_after)
+        } else {
+            entry.fallback_after
+        }
+    }
+
+    /// Fills `key` in `locale`. `buttons` replaces the key's own buttons when given (for
+    /// choices only known at run time, such as "which work order?").
     pub fn render(
         &self,
         key: &str,
@@ -610,6 +645,13 @@ text.am = "{x}"
 whatsapp = { template = "t", params = ["z"] }"#,
                 "whatsapp.params names z",
             ),
+            (
+                r#"[a]
+text.en = "a"
+text.am = "a"
+sms_fallback_after = "soon""#,
+                "sms_fallback_after is not a duration",
+            ),
         ];
         for (toml, expected) in cases {
             let err = format!("{:#}", load(toml).unwrap_err());
@@ -638,6 +680,35 @@ whatsapp = { template = "t", params = ["z"] }"#,
         assert_eq!(sms_segments(&"ሰ".repeat(71)), (SmsEncoding::Ucs2, 2));
         assert_eq!(sms_segments(&"ሰ".repeat(134)), (SmsEncoding::Ucs2, 2));
         assert_eq!(sms_segments(&"ሰ".repeat(135)), (SmsEncoding::Ucs2, 3));
+    }
+
+    #[test]
+    fn fallback_deadlines_read_as_durations_with_an_urgent_variant() {
+        let templates = load(
+            r#"[a]
+text.en = "a"
+text.am = "a"
+sms_fallback_after = "10m"
+sms_fallback_after_urgent = "90s"
+
+[b]
+text.en = "b"
+text.am = "b"
+sms_fallback_after = "30m"
+
+[c]
+text.en = "c"
+text.am = "c""#,
+        )
+        .unwrap();
+        let minutes = |m: u64| Some(Duration::from_secs(m * 60));
+        assert_eq!(templates.fallback_after("a", false), minutes(10));
+        assert_eq!(
+            templates.fallback_after("a", true),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(templates.fallback_after("b", true), minutes(30));
+        assert_eq!(templates.fallback_after("c", false), None);
     }
 
     #[test]

@@ -86,7 +86,7 @@ async fn high_priority_timeout(s: &Setup, secs: u32) {
         .unwrap();
 }
 
-async fn report(s: &Setup, extra: Value) -> Value {
+pub(crate) async fn report(s: &Setup, extra: Value) -> Value {
     let mut body = json!({ "kind": "maintenance", "title": "Leaking tap", "priority": "high", "site_id": s.site,
         "location_detail": "Block B, flat 4", "required_specialty": "plumbing" });
     body.as_object_mut()

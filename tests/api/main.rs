@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod crud;
 mod dispatch;
+mod fallback;
 mod flood;
 mod health;
 mod helpers;

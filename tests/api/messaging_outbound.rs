@@ -335,8 +335,22 @@ async fn permanent_errors_fail_at_once_with_the_code() {
         (status.as_str(), error.as_deref(), attempts),
         ("failed", Some("131047"), 1)
     );
+    // WhatsApp failed for good: the same text goes by SMS in its place.
+    let sends = app.fake.wait_for_sends(5).await;
+    assert_eq!(sends[4].field("To").as_deref(), Some(WORKER_PHONE));
+    assert_eq!(
+        sends[4].field("Body").as_deref(),
+        Some("Org msg-org: Your visit is at 10:00")
+    );
+    let (reason, of): (String, Uuid) = sqlx::query_as(
+        "SELECT fallback_reason, fallback_of_message_id FROM messages WHERE fallback_reason IS NOT NULL",
+    )
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!((reason.as_str(), of), ("whatsapp_failed", id));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.fake.sends().len(), 4, "no permanent failure is retried");
+    assert_eq!(app.fake.sends().len(), 5, "no permanent failure is retried");
 }
 
 #[tokio::test]
@@ -694,4 +708,76 @@ async fn an_amharic_worker_outside_the_window_gets_the_template_in_an_approved_l
         .await
         .unwrap();
     assert_eq!(locale, "am", "the stored text stays the person's language");
+}
+
+#[tokio::test]
+async fn a_whatsapp_message_twilio_cannot_send_outside_the_window_goes_by_sms_at_once() {
+    let app = spawn_messaging_app(&[]).await;
+    // Twilio WhatsApp only: its templates need a Content SID, which coordinator_message lacks.
+    sqlx::query("UPDATE channels SET active = false WHERE provider = 'meta'")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    let id = queued(notify_with(&app, |_| {}, "worker").await);
+    let send = app.fake.wait_for_sends(1).await[0].clone();
+    assert_eq!(
+        send.field("To").as_deref(),
+        Some(WORKER_PHONE),
+        "SMS, not whatsapp:"
+    );
+    assert_eq!(
+        send.field("Body").as_deref(),
+        Some("Org msg-org: Your visit is at 10:00")
+    );
+    assert_twilio_valid(&send.form());
+    assert_eq!(settled(&app, id).await.0, "sending");
+    assert_eq!(
+        app.count("SELECT count(*) FROM message_fallbacks").await,
+        0,
+        "already on SMS: nothing to fall back to"
+    );
+}
+
+#[tokio::test]
+async fn a_courtesy_has_no_sms_fallback_to_a_channel_the_person_left() {
+    let app = spawn_messaging_app(&[]).await;
+    let courtesy = |n: &mut Notification| n.essential = false;
+    let planned = "SELECT count(*) FROM message_fallbacks f JOIN messages m ON m.id = f.message_id
+                   WHERE m.essential = false";
+    queued(notify_with(&app, courtesy, "worker").await);
+    assert_eq!(
+        app.count(planned).await,
+        1,
+        "WhatsApp first, SMS standing by"
+    );
+
+    let mut tx = app.app.pool.begin().await.unwrap();
+    let worker = contacts::for_worker(&mut tx, app.tenant.id, party(&app, "workers").await)
+        .await
+        .unwrap();
+    let sms: Uuid =
+        sqlx::query_scalar("SELECT id FROM channels WHERE provider = 'twilio' AND kind = 'sms'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    consent::opt_out(
+        &mut tx,
+        app.tenant.id,
+        worker,
+        sms,
+        consent::Source::Message,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    queued(notify_with(&app, courtesy, "worker").await);
+    assert_eq!(
+        app.count(planned).await,
+        1,
+        "no SMS planned after STOP on SMS"
+    );
+    // An essential message still has its SMS standing by.
+    queued(notify_with(&app, |_| {}, "worker").await);
+    assert_eq!(app.count("SELECT count(*) FROM message_fallbacks").await, 2);
 }

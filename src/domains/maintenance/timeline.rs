@@ -24,6 +24,9 @@ pub enum Event {
         body: Option<String>,
         status: String,
         error: Option<String>,
+        /// Sent by SMS in place of a WhatsApp message: why (`whatsapp_failed`,
+        /// `not_delivered_in_time`).
+        fallback_reason: Option<String>,
     },
     Comment {
         author: String,
@@ -66,6 +69,7 @@ struct MessageRow {
     body: Option<String>,
     status: String,
     error: Option<String>,
+    fallback_reason: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -115,7 +119,7 @@ pub async fn timeline(
                 COALESCE(m.body, CASE WHEN m.interactive_reply_id IS NOT NULL THEN 'tapped: ' || m.interactive_reply_id
                                       ELSE '(' || m.kind || ')' END) AS body,
                 m.status,
-                concat_ws(': ', m.error_code, m.error_message) AS error
+                concat_ws(': ', m.error_code, m.error_message) AS error, m.fallback_reason
          FROM messages m
          JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
          JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
@@ -180,6 +184,7 @@ pub async fn timeline(
                 body: r.body,
                 status: r.status,
                 error: r.error.filter(|e| !e.is_empty()),
+                fallback_reason: r.fallback_reason,
             },
         }))
         .chain(comments.into_iter().map(|r| Entry {

@@ -708,6 +708,7 @@ async fn assign_to(
         .with("requester", requester);
     let mut dispatch = Notification::new(tenant_id, worker_contact, "wo_dispatch", values);
     dispatch.related = Some(("work_order", order.id));
+    dispatch.urgent = order.priority == "urgent";
     let message_id = match notify::notify(conn, templates, &dispatch).await? {
         Notified::Queued(id) => Some(id),
         _ => None,

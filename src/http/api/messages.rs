@@ -49,6 +49,10 @@ pub struct MessageView {
     pub handled_by: Option<String>,
     pub related_entity_type: Option<String>,
     pub related_entity_id: Option<Uuid>,
+    /// On an SMS sent in place of a WhatsApp message: that message.
+    pub fallback_of_message_id: Option<Uuid>,
+    /// Why it went by SMS: `whatsapp_failed` or `not_delivered_in_time`.
+    pub fallback_reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -72,7 +76,7 @@ async fn list_messages(
         "SELECT m.id, m.direction, m.kind, ch.kind AS channel_kind, m.provider, m.contact_id,
                 c.phone AS contact_phone, m.body, m.template_key, m.locale, m.status, m.error_code,
                 m.error_message, m.attempts, m.handled_by, m.related_entity_type,
-                m.related_entity_id, m.created_at
+                m.related_entity_id, m.fallback_of_message_id, m.fallback_reason, m.created_at
          FROM messages m
          JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
          JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id

@@ -124,3 +124,12 @@ pub fn signed_in_message(coordinator: &Coordinator, title: &str, message: &str) 
         },
     )
 }
+
+/// What a timeline says of an SMS sent in place of a WhatsApp message.
+pub fn fallback_words(reason: &str) -> &'static str {
+    match reason {
+        "whatsapp_failed" => "by SMS: WhatsApp failed",
+        "not_delivered_in_time" => "by SMS: WhatsApp not delivered in time",
+        _ => "by SMS in place of WhatsApp",
+    }
+}

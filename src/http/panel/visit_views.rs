@@ -4,7 +4,10 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use super::{session::Coordinator, views::layout};
+use super::{
+    session::Coordinator,
+    views::{fallback_words, layout},
+};
 use crate::domains::care::{
     exceptions::{RESOLUTIONS, VisitException},
     visits::Visit,
@@ -28,8 +31,12 @@ pub struct EventRow {
 pub struct MessageRow {
     pub created_at: DateTime<Utc>,
     pub inbound: bool,
+    /// The person at the other end (the caregiver, or a coordinator alerted about the visit).
+    pub party: String,
+    pub channel_kind: String,
     pub body: Option<String>,
     pub status: String,
+    pub fallback_reason: Option<String>,
 }
 
 fn tz(coordinator: &Coordinator) -> chrono_tz::Tz {
@@ -261,8 +268,10 @@ pub fn detail(
                 @for m in messages {
                     li class=(if m.inbound { "message inbound" } else { "message outbound" }) {
                         span.time { (when(coordinator, m.created_at)) }
-                        (if m.inbound { "From the caregiver" } else { "To the caregiver" })
+                        @if m.inbound { "From " (m.party) } @else { "To " (m.party) }
+                        " (" (m.channel_kind) ")"
                         @if !m.inbound { " · " span.badge { (m.status) } }
+                        @if let Some(reason) = &m.fallback_reason { " · " span.badge { (fallback_words(reason)) } }
                         blockquote { (m.body.as_deref().unwrap_or("(shared location)")) }
                     }
                 }

@@ -232,8 +232,13 @@ async fn render_detail(
     .fetch_all(&mut *conn)
     .await?;
     let messages: Vec<page::MessageRow> = sqlx::query_as(
-        "SELECT m.created_at, m.direction = 'inbound' AS inbound, m.body, m.status
-         FROM messages m WHERE m.tenant_id = $1 AND m.related_entity_type = 'visit' AND m.related_entity_id = $2
+        "SELECT m.created_at, m.direction = 'inbound' AS inbound,
+                COALESCE(c.display_name || ' ' || c.phone, c.phone) AS party, ch.kind AS channel_kind,
+                m.body, m.status, m.fallback_reason
+         FROM messages m
+         JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
+         JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
+         WHERE m.tenant_id = $1 AND m.related_entity_type = 'visit' AND m.related_entity_id = $2
          ORDER BY m.created_at",
     )
     .bind(coordinator.tenant_id)

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     session::Coordinator,
-    views::layout,
+    views::{fallback_words, layout},
     work_orders::{ListQuery, Lookups, NewInput, Notice},
 };
 use crate::domains::{
@@ -215,12 +215,14 @@ fn event(coordinator: &Coordinator, entry: &Entry) -> Markup {
             body,
             status,
             error,
+            fallback_reason,
         } => html! {
             li class=(if *inbound { "message inbound" } else { "message outbound" }) {
                 span.time { (at) }
                 @if *inbound { "From " (party) } @else { "To " (party) }
                 " (" (channel_kind) ")"
                 @if !*inbound { " · " span.badge { (status) } }
+                @if let Some(reason) = fallback_reason { " · " span.badge { (fallback_words(reason)) } }
                 @if let Some(error) = error { " · " span.badge.overdue { (error) } }
                 blockquote { (body.as_deref().unwrap_or("(no text)")) }
             }
