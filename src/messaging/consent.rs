@@ -94,6 +94,23 @@ async fn change(
         .await?
         .rows_affected()
         > 0;
+    if let (Event::OptIn, Source::Message) = (event, source) {
+        // A patient who writes START asks for messages on that kind of channel: that is the
+        // consent their record lacked (courtesy messages need it).
+        sqlx::query(
+            "UPDATE patients p SET consent_sms = p.consent_sms OR ch.kind = 'sms',
+                 consent_whatsapp = p.consent_whatsapp OR ch.kind = 'whatsapp',
+                 consent_recorded_at = now()
+             FROM contacts c, channels ch
+             WHERE c.tenant_id = $1 AND c.id = $2 AND ch.tenant_id = $1 AND ch.id = $3
+               AND p.tenant_id = c.tenant_id AND p.id = c.patient_id",
+        )
+        .bind(party.tenant_id)
+        .bind(party.contact_id)
+        .bind(party.channel_id)
+        .execute(&mut *conn)
+        .await?;
+    }
     sqlx::query(
         "INSERT INTO consent_events (tenant_id, contact_id, channel_id, event, source, source_message_id)
          VALUES ($1, $2, $3, $4, $5, $6)",

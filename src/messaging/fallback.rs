@@ -134,9 +134,7 @@ pub async fn fall_back(
         "SELECT f.channel_id, f.body, f.secret_body, m.status, m.contact_id, m.template_key,
                 m.locale, m.essential, m.buttons, m.related_entity_type, m.related_entity_id,
                 m.caused_by_message_id, ch.provider,
-                ch.active AND (m.essential OR NOT EXISTS (
-                    SELECT 1 FROM opt_outs o WHERE o.contact_id = m.contact_id AND o.channel_id = ch.id
-                )) AS usable
+                ch.active AND (m.essential OR NOT courtesy_declined(f.tenant_id, m.contact_id, ch.id)) AS usable
          FROM message_fallbacks f
          JOIN messages m ON m.tenant_id = f.tenant_id AND m.id = f.message_id
          JOIN channels ch ON ch.tenant_id = f.tenant_id AND ch.id = f.channel_id

@@ -63,7 +63,8 @@ impl Notification {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notified {
     Queued(Uuid),
-    /// A non-essential message to a contact who opted out of every usable channel.
+    /// A non-essential message to a contact who opted out of every usable channel (or, for a
+    /// patient, has no consent recorded for any).
     OptedOut,
     /// The tenant has no channel that can reach this contact.
     NoChannel,
@@ -113,7 +114,7 @@ pub async fn notify(
     // contact last wrote in, the oldest channel.
     let candidates: Vec<Candidate> = sqlx::query_as(
         "SELECT ch.id AS channel_id, ch.kind, ch.provider, conv.last_inbound_at,
-                EXISTS (SELECT 1 FROM opt_outs o WHERE o.contact_id = $2 AND o.channel_id = ch.id) AS opted_out
+                courtesy_declined($1, $2, ch.id) AS opted_out
          FROM channels ch
          LEFT JOIN conversations conv ON conv.channel_id = ch.id AND conv.contact_id = $2
          WHERE ch.tenant_id = $1 AND ch.active AND (ch.kind = 'sms' OR $3)

@@ -326,7 +326,8 @@ pub async fn spawn_messaging_app(extra: &[(&str, &str)]) -> MessagingApp {
         app.post(&tenant, "/api/v1/workers", &worker).await.status(),
         201
     );
-    let patient = json!({ "first_name": "Hana", "last_name": "Tesfaye", "phone": PATIENT_PHONE });
+    let patient = json!({ "first_name": "Hana", "last_name": "Tesfaye", "phone": PATIENT_PHONE,
+        "consent_sms": true });
     assert_eq!(
         app.post(&tenant, "/api/v1/patients", &patient)
             .await
