@@ -263,13 +263,14 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let pool = connect(&config).await?;
             let mut tx = pool.begin().await?;
             let tenant = tenancy::create_tenant(&mut tx, &new, Actor::Cli).await?;
+            let number = channels::unused_console_number(&mut tx).await?;
             tx.commit().await?;
             println!(
                 "created organisation {} ({}), id {}",
                 tenant.name, tenant.slug, tenant.id
             );
             eprintln!(
-                "next: give it a number to message from, e.g. `fieldline channel add --tenant {} --provider console --kind sms --number +251911000000`",
+                "next: give it a number to message from, e.g. `fieldline channel add --tenant {} --provider console --kind sms --number {number}`",
                 tenant.slug
             );
             Ok(())

@@ -115,3 +115,16 @@ pub async fn list(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Vec<
     .fetch_all(conn)
     .await
 }
+
+/// A number no channel uses yet, for a new organisation's console channel: numbers belong to
+/// one organisation each, so a suggestion must not be one the demo (or anyone) already has.
+pub async fn unused_console_number(conn: &mut PgConnection) -> sqlx::Result<String> {
+    sqlx::query_scalar(
+        "SELECT number FROM generate_series(1, 99999) n,
+                LATERAL (SELECT '+2519119' || lpad(n::text, 5, '0') AS number) candidate
+         WHERE NOT EXISTS (SELECT 1 FROM channels WHERE phone_number = candidate.number)
+         ORDER BY n LIMIT 1",
+    )
+    .fetch_one(conn)
+    .await
+}
