@@ -9,7 +9,7 @@ use super::{Accepted, DeliveryStatus, Outgoing, OutgoingBody};
 pub fn send(message: &Outgoing) -> Accepted {
     let text = match &message.body {
         OutgoingBody::Text(text) => text.clone(),
-        OutgoingBody::Buttons { text, buttons } => {
+        OutgoingBody::Buttons { text, buttons, .. } => {
             let titles: Vec<String> = buttons.iter().map(|b| format!("[{}]", b.title)).collect();
             format!("{text}\n{}", titles.join(" "))
         }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{
     Accepted, ChannelKind, Content, DeliveryStatus, Inbound, Media, MediaKind, Outgoing,
     OutgoingBody, Provider, ReceivingNumber, Refusal, SendError, StatusUpdate, WebhookBatch,
-    retry_after,
+    retry_after, truncated,
 };
 use crate::{
     config::MetaConfig,
@@ -329,7 +329,7 @@ pub fn request_body(message: &Outgoing) -> Value {
             "text": { "preview_url": false, "body": text },
         }),
         // Up to three reply buttons; more choices become a list.
-        OutgoingBody::Buttons { text, buttons } if buttons.len() <= 3 => json!({
+        OutgoingBody::Buttons { text, buttons, .. } if buttons.len() <= 3 => json!({
             "type": "interactive",
             "interactive": {
                 "type": "button",
@@ -340,17 +340,24 @@ pub fn request_body(message: &Outgoing) -> Value {
                 })).collect::<Vec<_>>() },
             },
         }),
-        OutgoingBody::Buttons { text, buttons } => json!({
+        OutgoingBody::Buttons {
+            text,
+            buttons,
+            menu,
+        } => json!({
             "type": "interactive",
             "interactive": {
                 "type": "list",
                 "body": { "text": text },
                 "action": {
-                    "button": "Choose",
-                    "sections": [{ "rows": buttons.iter().take(10).map(|b| json!({
-                        "id": b.id,
-                        "title": b.title,
-                    })).collect::<Vec<_>>() }],
+                    "button": truncated(menu, 20),
+                    "sections": [{ "rows": buttons.iter().take(10).map(|b| {
+                        let mut row = json!({ "id": b.id, "title": truncated(&b.title, 24) });
+                        if let Some(description) = &b.description {
+                            row["description"] = json!(truncated(description, 72));
+                        }
+                        row
+                    }).collect::<Vec<_>>() }],
                 },
             },
         }),

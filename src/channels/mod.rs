@@ -257,6 +257,35 @@ pub struct WebhookBatch {
 pub struct Button {
     pub id: String,
     pub title: String,
+    /// A second line under the title where the choices become a WhatsApp list (up to 72
+    /// characters there): what a bare reference stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Button {
+    /// Longest title WhatsApp shows on a reply button.
+    pub const MAX_TITLE: usize = 20;
+
+    /// A choice made at run time: `title` cut to fit a button, `description` in full.
+    pub fn choice(id: String, title: &str, description: Option<String>) -> Self {
+        Self {
+            id,
+            title: truncated(title, Self::MAX_TITLE),
+            description,
+        }
+    }
+}
+
+/// At most `max` characters (WhatsApp counts characters, not bytes), with "…" when cut.
+pub fn truncated(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
 }
 
 /// A message ready for one provider's API.
@@ -277,7 +306,12 @@ pub enum OutgoingBody {
     /// Free text (SMS, or WhatsApp inside the 24-hour window).
     Text(String),
     /// WhatsApp reply buttons, inside the window.
-    Buttons { text: String, buttons: Vec<Button> },
+    Buttons {
+        text: String,
+        buttons: Vec<Button>,
+        /// The label of the button that opens the list, in the person's language.
+        menu: String,
+    },
     /// An approved WhatsApp template, outside the window.
     Template {
         name: String,

@@ -10,7 +10,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Messaging, consent};
+use super::{Messaging, consent, templates::Templates};
 use crate::{
     channels::{
         self, Accepted, Button, DeliveryStatus, Outgoing, OutgoingBody, Provider, SendError,
@@ -73,7 +73,7 @@ struct TemplateParams {
     language: Option<String>,
 }
 
-fn outgoing(p: &Pending) -> anyhow::Result<Outgoing> {
+fn outgoing(p: &Pending, templates: &Templates) -> anyhow::Result<Outgoing> {
     let text = p.body.clone().unwrap_or_default();
     let body = match p.kind.as_str() {
         "template" => {
@@ -92,7 +92,11 @@ fn outgoing(p: &Pending) -> anyhow::Result<Outgoing> {
         "interactive" => {
             let buttons: Vec<Button> =
                 serde_json::from_value(p.buttons.clone().unwrap_or_default())?;
-            OutgoingBody::Buttons { text, buttons }
+            OutgoingBody::Buttons {
+                text,
+                buttons,
+                menu: templates.list_menu(p.locale.as_deref().unwrap_or("en")),
+            }
         }
         _ => OutgoingBody::Text(text),
     };
@@ -323,7 +327,7 @@ pub async fn send_message(
         return Ok(());
     }
     let provider: Provider = pending.provider.parse()?;
-    let message = outgoing(&pending);
+    let message = outgoing(&pending, &messaging.templates);
 
     // 'sending' here means an earlier attempt called the provider and never recorded the answer
     // (the process died, or the database went away): ask before sending again.

@@ -34,6 +34,8 @@ const MAX_SMS_SEGMENTS: usize = 10;
 /// Keys the messaging layer itself needs to turn buttons into numbered SMS choices.
 pub const SMS_REPLY_CHOICE: &str = "sms_reply_choice";
 pub const SMS_REPLY_CHOICES: &str = "sms_reply_choices";
+/// The label of the button that opens a WhatsApp list (more than three choices).
+pub const LIST_MENU: &str = "list_menu";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,25 +108,47 @@ pub struct WhatsappTemplate {
 
 /// The values a caller fills a message's placeholders with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Values(BTreeMap<String, String>);
+pub struct Values(BTreeMap<String, Value>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Text(String),
+    /// Message keys with their own values, rendered in the message's language and joined by
+    /// line breaks: a status or a priority word, lines of a list.
+    Terms(Vec<(String, Values)>),
+}
 
 impl Values {
     pub fn new() -> Self {
         Self::default()
     }
     pub fn with(mut self, name: &str, value: impl fmt::Display) -> Self {
-        self.0.insert(name.to_owned(), value.to_string());
+        self.0
+            .insert(name.to_owned(), Value::Text(value.to_string()));
+        self
+    }
+    /// A word that is itself the message key `key` ("wo_state_assigned"), so that it reads in
+    /// the language the message goes out in.
+    pub fn with_term(self, name: &str, key: impl Into<String>) -> Self {
+        self.with_lines(name, vec![(key.into(), Values::new())])
+    }
+    /// Lines, each a message key with its values, in the language the message goes out in.
+    pub fn with_lines(mut self, name: &str, lines: Vec<(String, Values)>) -> Self {
+        self.0.insert(name.to_owned(), Value::Terms(lines));
         self
     }
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        match self.0.get(name)? {
+            Value::Text(text) => Some(text),
+            Value::Terms(_) => None,
+        }
     }
     /// The same values with each of `secret` replaced by a mask, for the text people read back.
     pub fn masked(&self, secret: &[String]) -> Self {
         let mut masked = self.clone();
         for name in secret {
             if let Some(value) = masked.0.get_mut(name) {
-                *value = SECRET_MASK.to_owned();
+                *value = Value::Text(SECRET_MASK.to_owned());
             }
         }
         masked
@@ -226,9 +250,9 @@ impl Templates {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        for required in [SMS_REPLY_CHOICE, SMS_REPLY_CHOICES] {
+        for required in [SMS_REPLY_CHOICE, SMS_REPLY_CHOICES, LIST_MENU] {
             if !self.entries.contains_key(required) {
-                bail!("message-templates/ has no {required} key (needed to offer buttons by SMS)");
+                bail!("message-templates/ has no {required} key (needed to offer choices)");
             }
         }
         for entry in self.entries.values() {
@@ -377,11 +401,8 @@ impl Templates {
             .entries
             .get(key)
             .with_context(|| format!("no message key {key} in message-templates/"))?;
-        let template = entry
-            .text
-            .get(locale)
-            .with_context(|| format!("message key {key} has no {locale} text"))?;
-        let text = fill(template, values).with_context(|| format!("message key {key}"))?;
+        let values = &self.resolve(values, locale)?;
+        let text = self.text(key, locale, values)?;
         let buttons = buttons.unwrap_or_else(|| {
             entry
                 .buttons
@@ -389,6 +410,7 @@ impl Templates {
                 .map(|(id, titles)| Button {
                     id: id.clone(),
                     title: titles[locale].clone(),
+                    description: None,
                 })
                 .collect()
         });
@@ -406,6 +428,45 @@ impl Templates {
             buttons,
             whatsapp_template,
         })
+    }
+
+    /// The label of the button that opens a list of choices, in `locale`.
+    pub fn list_menu(&self, locale: &str) -> String {
+        let texts = &self.entries[LIST_MENU].text;
+        texts
+            .get(locale)
+            .or_else(|| texts.get("en"))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `key`'s text in `locale`, filled with `values` (already resolved).
+    fn text(&self, key: &str, locale: &str, values: &Values) -> anyhow::Result<String> {
+        let template = self
+            .entries
+            .get(key)
+            .with_context(|| format!("no message key {key} in message-templates/"))?
+            .text
+            .get(locale)
+            .with_context(|| format!("message key {key} has no {locale} text"))?;
+        fill(template, values).with_context(|| format!("message key {key}"))
+    }
+
+    /// `values` with every term rendered as text in `locale`.
+    fn resolve(&self, values: &Values, locale: &str) -> anyhow::Result<Values> {
+        let mut resolved = Values::new();
+        for (name, value) in &values.0 {
+            let text = match value {
+                Value::Text(text) => text.clone(),
+                Value::Terms(lines) => lines
+                    .iter()
+                    .map(|(key, values)| self.text(key, locale, &self.resolve(values, locale)?))
+                    .collect::<anyhow::Result<Vec<_>>>()?
+                    .join("\n"),
+            };
+            resolved = resolved.with(name, text);
+        }
+        Ok(resolved)
     }
 
     /// SMS has no buttons: their titles become numbered choices ("Reply 1 to Accept, 2 to Decline.").
@@ -427,6 +488,7 @@ impl Templates {
             .map(|(id, titles)| Button {
                 id: id.clone(),
                 title: titles[locale].clone(),
+                description: None,
             })
             .collect();
         let buttons = buttons.or((!own.is_empty()).then_some(own.as_slice()));
@@ -561,6 +623,10 @@ text.am = "{number} ለ{title}"
 params = ["choices"]
 text.en = "Reply {choices}."
 text.am = "{choices} ብለው ይመልሱ።"
+
+[list_menu]
+text.en = "Choose"
+text.am = "ይምረጡ"
 "#;
 
     fn load(extra: &str) -> anyhow::Result<Templates> {
@@ -680,6 +746,43 @@ sms_fallback_after = "soon""#,
         assert_eq!(sms_segments(&"ሰ".repeat(71)), (SmsEncoding::Ucs2, 2));
         assert_eq!(sms_segments(&"ሰ".repeat(134)), (SmsEncoding::Ucs2, 2));
         assert_eq!(sms_segments(&"ሰ".repeat(135)), (SmsEncoding::Ucs2, 3));
+    }
+
+    #[test]
+    fn terms_and_lines_read_in_the_message_language() {
+        let templates = load(
+            r#"[state_open]
+text.en = "open"
+text.am = "ክፍት"
+
+[line]
+params = ["reference", "state"]
+text.en = "{reference}: {state}"
+text.am = "{reference}፦ {state}"
+
+[list]
+params = ["lines"]
+text.en = "Yours:\n{lines}"
+text.am = "የእርስዎ፦\n{lines}"
+"#,
+        )
+        .unwrap();
+        let line = |reference: &str| {
+            (
+                "line".to_owned(),
+                Values::new()
+                    .with("reference", reference)
+                    .with_term("state", "state_open"),
+            )
+        };
+        let values = Values::new().with_lines("lines", vec![line("M-1"), line("M-2")]);
+        let amharic = templates.render("list", "am", &values, None).unwrap();
+        assert_eq!(amharic.text, "የእርስዎ፦\nM-1፦ ክፍት\nM-2፦ ክፍት");
+        let english = templates.render("list", "en", &values, None).unwrap();
+        assert_eq!(english.text, "Yours:\nM-1: open\nM-2: open");
+        let unknown = Values::new().with_term("lines", "no_such_key");
+        let err = templates.render("list", "en", &unknown, None).unwrap_err();
+        assert!(format!("{err:#}").contains("no_such_key"), "{err:#}");
     }
 
     #[test]

@@ -856,3 +856,90 @@ async fn late_and_overrunning_work_alerts_the_coordinators_once() {
         2
     );
 }
+
+#[tokio::test]
+async fn an_amharic_worker_reads_states_priorities_and_which_list_in_amharic() {
+    let s = setup().await;
+    sqlx::query("UPDATE workers SET preferred_locale = 'am' WHERE first_name = 'Abebe'")
+        .execute(&s.app.app.pool)
+        .await
+        .unwrap();
+    // The reporter named the site in the location: the dispatch says it once.
+    let first = report(
+        &s,
+        json!({ "priority": "urgent", "location_detail": "Block B, Bole Garden" }),
+    )
+    .await;
+    let dispatch: String = sqlx::query_scalar(
+        "SELECT body FROM messages WHERE template_key = 'wo_dispatch' ORDER BY created_at LIMIT 1",
+    )
+    .fetch_one(&s.app.app.pool)
+    .await
+    .unwrap();
+    assert!(dispatch.contains("(አስቸኳይ)"), "{dispatch}");
+    assert_eq!(
+        dispatch.matches("Bole Garden").count(),
+        1,
+        "the site named once: {dispatch}"
+    );
+    let titles = ["Blocked drain", "Dripping shower head", "Broken cistern"];
+    let mut orders = vec![first];
+    for title in titles {
+        orders.push(report(&s, json!({ "title": title })).await);
+    }
+    for wo in &orders {
+        assert_eq!(wo["assigned_worker_id"], worker_id(&s, "Abebe").await);
+    }
+
+    // Four open: "done" without a reference asks which, as a list with each title.
+    assert_eq!(s.app.meta(&abebe_says(1, "done")).await.status(), 200);
+    let question = s
+        .app
+        .fake
+        .wait_for("asking which", |r| {
+            r.path.ends_with("/messages") && r.json()["interactive"]["type"] == "list"
+        })
+        .await
+        .json();
+    crate::spec::assert_meta_valid("InteractiveMessage", &question);
+    let action = &question["interactive"]["action"];
+    assert_eq!(action["button"], "ይምረጡ", "the list's button in Amharic");
+    let rows = action["sections"][0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    let second = &orders[1];
+    let reference = second["reference"].as_str().unwrap();
+    assert_eq!(rows[1]["id"], format!("wo:{reference}"));
+    assert_eq!(rows[1]["title"], format!("{reference} Blocked drain"));
+    assert_eq!(rows[1]["description"], "Blocked drain");
+    assert!(
+        rows[2]["title"].as_str().unwrap().chars().count() <= 20
+            && rows[2]["title"].as_str().unwrap().ends_with('…'),
+        "{}",
+        rows[2]
+    );
+
+    // Tapping one not yet accepted: refused with its state in Amharic.
+    let tap = fixture("meta/list_reply.json")
+        .replace("wo-M-1042", &format!("wo:{reference}"))
+        .replace(
+            "00000000000000000000000000000007AA==",
+            "00000000000000000000000000007007AA==",
+        )
+        // It answers the list, not the first dispatch the fixture quotes.
+        .replace(META_OUT_FIRST, "wamid.not-one-of-ours");
+    assert_eq!(s.app.meta(&tap).await.status(), 200);
+    assert!(
+        s.app
+            .eventually("SELECT EXISTS (SELECT 1 FROM messages WHERE template_key = 'wo_not_now')")
+            .await
+    );
+    let body: String =
+        sqlx::query_scalar("SELECT body FROM messages WHERE template_key = 'wo_not_now'")
+            .fetch_one(&s.app.app.pool)
+            .await
+            .unwrap();
+    assert!(
+        body.contains("ተመድቧል") && !body.contains("assigned"),
+        "{body}"
+    );
+}

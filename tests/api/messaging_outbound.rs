@@ -66,10 +66,12 @@ fn buttons() -> Vec<Button> {
         Button {
             id: "accept".into(),
             title: "Accept".into(),
+            description: None,
         },
         Button {
             id: "decline".into(),
             title: "Decline".into(),
+            description: None,
         },
     ]
 }
@@ -780,4 +782,29 @@ async fn a_courtesy_has_no_sms_fallback_to_a_channel_the_person_left() {
     // An essential message still has its SMS standing by.
     queued(notify_with(&app, |_| {}, "worker").await);
     assert_eq!(app.count("SELECT count(*) FROM message_fallbacks").await, 2);
+}
+
+#[tokio::test]
+async fn a_patient_without_recorded_consent_gets_no_courtesy_until_they_write_start() {
+    let app = spawn_messaging_app(&[]).await;
+    sqlx::query("UPDATE patients SET consent_sms = false, consent_whatsapp = false")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    let courtesy = |n: &mut Notification| n.essential = false;
+    assert_eq!(
+        notify_with(&app, courtesy, "patient").await,
+        Notified::OptedOut
+    );
+    // What is essential (an answer to them, a safety notice) does not ask.
+    queued(notify_with(&app, |_| {}, "patient").await);
+
+    // START by SMS is the consent the record lacked.
+    app.twilio_message_stored(&fixture("twilio/sms_start.form"))
+        .await;
+    assert!(
+        app.eventually("SELECT consent_sms AND NOT consent_whatsapp FROM patients")
+            .await
+    );
+    queued(notify_with(&app, courtesy, "patient").await);
 }

@@ -340,8 +340,8 @@ impl Handler for WorkerReplies {
                 .fetch_optional(&mut *turn.tx)
                 .await?
         } else {
-            let open: Vec<(Uuid, String)> = sqlx::query_as(
-                "SELECT id, reference FROM work_orders WHERE tenant_id = $1 AND assigned_worker_id = $2
+            let open: Vec<(Uuid, String, String)> = sqlx::query_as(
+                "SELECT id, reference, title FROM work_orders WHERE tenant_id = $1 AND assigned_worker_id = $2
                    AND status IN ('assigned', 'accepted', 'in_progress', 'on_hold')
                  ORDER BY created_at",
             )
@@ -351,14 +351,19 @@ impl Handler for WorkerReplies {
             .await?;
             match open.as_slice() {
                 [] => None,
-                [(id, _)] => Some(*id),
+                [(id, _, _)] => Some(*id),
                 several => {
+                    // The reference alone means little on a phone: its title comes with it,
+                    // cut to a button's 20 characters, and in full under it in a list.
                     let buttons = several
                         .iter()
                         .take(10)
-                        .map(|(_, r)| Button {
-                            id: format!("wo:{r}"),
-                            title: r.clone(),
+                        .map(|(_, reference, title)| {
+                            Button::choice(
+                                format!("wo:{reference}"),
+                                &format!("{reference} {title}"),
+                                Some(title.clone()),
+                            )
                         })
                         .collect();
                     sqlx::query(
@@ -430,7 +435,7 @@ impl Handler for WorkerReplies {
                     Err(status) => {
                         turn.reply(
                             "wo_not_now",
-                            values.with("status", status.as_str().replace('_', " ")),
+                            values.with_term("status", format!("wo_state_{}", status.as_str())),
                         )
                         .await?;
                     }

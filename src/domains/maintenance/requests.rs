@@ -560,24 +560,26 @@ async fn status(turn: &mut Turn<'_>, reference: Option<String>) -> anyhow::Resul
         .await?;
         return Ok(());
     }
+    // Each line in the requester's language, with the worker's name where it helps.
     let lines = mine
         .iter()
         .map(|m| {
-            let state = match (m.status.as_str(), &m.worker) {
-                ("pending", _) => "waiting for a worker".to_owned(),
-                ("assigned", Some(w)) => format!("offered to {w}"),
-                ("accepted", Some(w)) => format!("{w} is coming"),
-                ("in_progress", Some(w)) => format!("{w} is working on it"),
-                ("on_hold", _) => "on hold".to_owned(),
-                ("completed", _) => "done".to_owned(),
-                ("cancelled", _) => "cancelled".to_owned(),
-                (other, _) => other.replace('_', " "),
+            let values = Values::new()
+                .with("reference", &m.reference)
+                .with("title", &m.title);
+            let (key, values) = match (m.status.as_str(), &m.worker) {
+                ("assigned", Some(w)) => ("wo_status_line_offered", values.with("worker", w)),
+                ("accepted", Some(w)) => ("wo_status_line_coming", values.with("worker", w)),
+                ("in_progress", Some(w)) => ("wo_status_line_working", values.with("worker", w)),
+                (state, _) => (
+                    "wo_status_line",
+                    values.with_term("state", format!("wo_state_{state}")),
+                ),
             };
-            format!("{} {}: {state}", m.reference, m.title)
+            (key.to_owned(), values)
         })
-        .collect::<Vec<_>>()
-        .join("\n");
-    turn.reply("wo_status_list", Values::new().with("lines", lines))
+        .collect();
+    turn.reply("wo_status_list", Values::new().with_lines("lines", lines))
         .await?;
     Ok(())
 }

@@ -683,7 +683,10 @@ async fn assign_to(
     })?;
     let worker_contact = contacts::for_worker(conn, tenant_id, worker_id).await?;
     let (location, requester): (String, String) = sqlx::query_as(
-        "SELECT concat_ws(', ', s.name, wo.location_detail), COALESCE(c.display_name || ' ' || c.phone, c.phone, '-')
+        // A reporter who wrote "Block B, Bole Garden" named the site already: it is not repeated.
+        "SELECT CASE WHEN strpos(lower(wo.location_detail), lower(s.name)) > 0 THEN wo.location_detail
+                     ELSE concat_ws(', ', s.name, wo.location_detail) END,
+                COALESCE(c.display_name || ' ' || c.phone, c.phone, '-')
          FROM work_orders wo
          LEFT JOIN sites s ON s.tenant_id = wo.tenant_id AND s.id = wo.site_id
          LEFT JOIN contacts c ON c.tenant_id = wo.tenant_id AND c.id = wo.requester_contact_id
@@ -696,7 +699,7 @@ async fn assign_to(
     let values = Values::new()
         .with("reference", &order.reference)
         .with("title", &order.title)
-        .with("priority", &order.priority)
+        .with_term("priority", format!("priority_{}", order.priority))
         .with(
             "location",
             if location.is_empty() {
