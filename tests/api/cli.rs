@@ -429,4 +429,30 @@ async fn channels_are_added_and_listed_and_simulate_shows_a_round_trip() {
     .await
     .unwrap();
     assert_eq!(located, 1);
+
+    // A new organisation is told a number to add that nobody has, and the hint works as given.
+    let created = fieldline(
+        url,
+        &[
+            "tenant",
+            "create",
+            "--name",
+            "Gondar Care",
+            "--slug",
+            "gondar",
+        ],
+        None,
+    );
+    let hint = stderr(&created);
+    let command = hint
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {hint}"));
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    assert!(
+        !command.contains("+251911000000"),
+        "the demo's number: {command}"
+    );
+    let out = stdout(&fieldline(url, &args, None));
+    assert!(out.contains("added console sms channel"), "{out}");
 }
