@@ -38,7 +38,7 @@ async fn a_sign_in_flood_keeps_memory_bounded_and_the_service_answering() {
         false,
         &[
             ("TRUSTED_PROXY", "x-forwarded-for"),
-            ("DATABASE_MAX_CONNECTIONS", "16"),
+            ("DATABASE_MAX_CONNECTIONS", "18"),
         ],
     )
     .await;
