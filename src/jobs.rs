@@ -40,6 +40,23 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
 /// How far in the past an immediate job is dated: longer than any transaction that pushes one.
 const IMMEDIATE_BACKDATE_SECS: u64 = 300;
 
+/// Attempts the queue allows a job (our jobs mostly schedule their own retries).
+const MAX_ATTEMPTS: usize = 10;
+
+/// A data-modifying CTE that pushes jobs due now, for a statement that writes a record and its
+/// jobs together in one round trip (the hot path: every inbound message). `source` is a query
+/// yielding `(queue text, args json)`. The row is what apalis-postgres 1.0's `push_tasks` writes
+/// (its `queries/task/sink.sql`), with the arguments in the JSON codec the workers decode, dated
+/// in the past as [`enqueue`] dates immediate jobs; its insert trigger sends the NOTIFY.
+pub fn push_due_jobs_cte(source: &str) -> String {
+    format!(
+        "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority)
+         SELECT apalis.generate_ulid(), due.queue, convert_to(due.args::text, 'UTF8'), 'Pending', 0,
+                {MAX_ATTEMPTS}, now() - interval '{IMMEDIATE_BACKDATE_SECS} seconds', 0
+         FROM ({source}) AS due (queue, args)"
+    )
+}
+
 /// Pushes `job` inside the caller's transaction, to run after `delay`.
 pub async fn enqueue<J: Job>(
     conn: &mut PgConnection,
@@ -61,7 +78,7 @@ pub async fn enqueue<J: Job>(
     };
     let task = TaskBuilder::new(args)
         .run_at_timestamp(due_secs)
-        .max_attempts(10)
+        .max_attempts(MAX_ATTEMPTS)
         .build();
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task])
         .await

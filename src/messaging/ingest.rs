@@ -1,8 +1,6 @@
 //! Persist, then acknowledge: an inbound message, its contact and conversation, and the jobs that
 //! route it and fetch its media are written in one transaction before any webhook answers 2xx.
 
-use std::time::Duration;
-
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -11,7 +9,7 @@ use crate::{
     channels::{
         ChannelKind, Content, DeliveryStatus, Inbound, Provider, ReceivingNumber, StatusUpdate,
     },
-    jobs,
+    jobs::{self, Job},
 };
 
 /// What happened to one inbound message.
@@ -26,6 +24,62 @@ pub enum Stored {
     /// No tenant has the receiving number: acknowledged and logged, not processed.
     UnknownNumber,
 }
+
+/// One statement, one round trip, atomic without a transaction: the receiving channel (its
+/// tenant), the contact, the conversation, the message, its media and the jobs that route it and
+/// fetch the media, taking locks in the order every writer does (contact first). A provider's
+/// retry finds the earlier copy and writes nothing. Four round trips (BEGIN, the rows, the jobs,
+/// COMMIT) were most of the ingest cost.
+static STORE_INBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH channel AS (
+             SELECT tenant_id, id FROM channels
+             WHERE provider = $1 AND kind = $2 AND active AND (phone_number = $3 OR provider_ref = $4)
+             ORDER BY created_at LIMIT 1),
+         earlier AS (
+             SELECT 1 FROM messages WHERE provider = $1 AND provider_message_id = $14),
+         contact AS (
+             INSERT INTO contacts (tenant_id, phone, whatsapp_enabled, profile_name)
+             SELECT tenant_id, $5, $6, $7 FROM channel WHERE NOT EXISTS (SELECT 1 FROM earlier)
+             ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET
+                 whatsapp_enabled = contacts.whatsapp_enabled OR EXCLUDED.whatsapp_enabled,
+                 profile_name = COALESCE(EXCLUDED.profile_name, contacts.profile_name)
+             RETURNING tenant_id, id),
+         conversation AS (
+             INSERT INTO conversations (tenant_id, contact_id, channel_id, last_inbound_at)
+             SELECT contact.tenant_id, contact.id, channel.id, now() FROM contact, channel
+             ON CONFLICT ON CONSTRAINT conversations_contact_channel_key DO UPDATE SET
+                 last_inbound_at = GREATEST(conversations.last_inbound_at, EXCLUDED.last_inbound_at)
+             RETURNING tenant_id, id, contact_id, channel_id),
+         message AS (
+             INSERT INTO messages (
+                 tenant_id, conversation_id, channel_id, contact_id, direction, kind, body,
+                 latitude, longitude, location_label, interactive_reply_id, provider,
+                 provider_message_id, reply_to_provider_message_id, sender_profile_name, status,
+                 received_at)
+             SELECT tenant_id, id, channel_id, contact_id, 'inbound', $8, $9, $10, $11, $12, $13, $1,
+                    $14, $15, $7, 'received', now()
+             FROM conversation
+             -- Two copies of one message at the same instant: the second writes nothing here.
+             ON CONFLICT ON CONSTRAINT messages_provider_message_key DO NOTHING
+             RETURNING tenant_id, id),
+         media AS (
+             INSERT INTO message_media (tenant_id, message_id, media_kind, provider_media_id,
+                 provider_url, content_type, caption, file_name)
+             SELECT message.tenant_id, message.id, item.kind, item.media_id, item.url,
+                    item.content_type, $16, item.file_name
+             FROM message, unnest($17::text[], $18::text[], $19::text[], $20::text[], $21::text[])
+                 AS item (kind, media_id, url, content_type, file_name)
+             RETURNING tenant_id, id),
+         jobs AS ({})
+         SELECT (SELECT tenant_id FROM channel), (SELECT id FROM message)",
+        jobs::push_due_jobs_cte(
+            "SELECT $22::text, json_build_object('tenant_id', tenant_id, 'message_id', id) FROM message
+             UNION ALL
+             SELECT $23::text, json_build_object('tenant_id', tenant_id, 'media_id', id) FROM media"
+        )
+    )
+});
 
 #[tracing::instrument(skip_all, fields(provider = %message.provider, provider_message_id = %message.provider_message_id))]
 pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<Stored> {
@@ -52,108 +106,46 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
         Content::Reply { id, title } => (title.clone(), None, Some(id.clone()), &[][..], None),
         Content::Unsupported(kind) => (Some(format!("[{kind}]")), None, None, &[][..], None),
     };
-    let mut tx = pool.begin().await?;
-    // One statement, one round trip: the receiving channel (its tenant), the contact, the
-    // conversation and the message, in the order every writer takes them (contact first). A
-    // provider's retry conflicts on the message and the transaction is rolled back.
-    let stored: (Option<Uuid>, Option<Uuid>) = sqlx::query_as(
-        "WITH channel AS (
-             SELECT tenant_id, id FROM channels
-             WHERE provider = $1 AND kind = $2 AND active AND (phone_number = $3 OR provider_ref = $4)
-             ORDER BY created_at LIMIT 1),
-         contact AS (
-             INSERT INTO contacts (tenant_id, phone, whatsapp_enabled, profile_name)
-             SELECT tenant_id, $5, $6, $7 FROM channel
-             ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET
-                 whatsapp_enabled = contacts.whatsapp_enabled OR EXCLUDED.whatsapp_enabled,
-                 profile_name = COALESCE(EXCLUDED.profile_name, contacts.profile_name)
-             RETURNING tenant_id, id),
-         conversation AS (
-             INSERT INTO conversations (tenant_id, contact_id, channel_id, last_inbound_at)
-             SELECT contact.tenant_id, contact.id, channel.id, now() FROM contact, channel
-             ON CONFLICT ON CONSTRAINT conversations_contact_channel_key DO UPDATE SET
-                 last_inbound_at = GREATEST(conversations.last_inbound_at, EXCLUDED.last_inbound_at)
-             RETURNING tenant_id, id, contact_id, channel_id),
-         message AS (
-             INSERT INTO messages (
-                 tenant_id, conversation_id, channel_id, contact_id, direction, kind, body,
-                 latitude, longitude, location_label, interactive_reply_id, provider,
-                 provider_message_id, reply_to_provider_message_id, sender_profile_name, status,
-                 received_at)
-             SELECT tenant_id, id, channel_id, contact_id, 'inbound', $8, $9, $10, $11, $12, $13, $1,
-                    $14, $15, $7, 'received', now()
-             FROM conversation
-             ON CONFLICT ON CONSTRAINT messages_provider_message_key DO NOTHING
-             RETURNING id)
-         SELECT (SELECT tenant_id FROM channel), (SELECT id FROM message)",
-    )
-    .bind(message.provider.as_str())
-    .bind(message.kind.as_str())
-    .bind(phone)
-    .bind(provider_ref)
-    .bind(message.from.as_str())
-    .bind(message.kind == ChannelKind::Whatsapp)
-    .bind(&message.profile_name)
-    .bind(message.content.kind())
-    .bind(body)
-    .bind(location.as_ref().map(|(c, _)| c.latitude))
-    .bind(location.as_ref().map(|(c, _)| c.longitude))
-    .bind(location.and_then(|(_, l)| l))
-    .bind(reply_id)
-    .bind(&message.provider_message_id)
-    .bind(&message.reply_to)
-    .fetch_one(&mut *tx)
-    .await?;
+    let column = |f: fn(&crate::channels::Media) -> Option<String>| -> Vec<Option<String>> {
+        media.iter().map(f).collect()
+    };
+    let stored: (Option<Uuid>, Option<Uuid>) =
+        sqlx::query_as(sqlx::AssertSqlSafe(STORE_INBOUND.as_str()))
+            .bind(message.provider.as_str())
+            .bind(message.kind.as_str())
+            .bind(phone)
+            .bind(provider_ref)
+            .bind(message.from.as_str())
+            .bind(message.kind == ChannelKind::Whatsapp)
+            .bind(&message.profile_name)
+            .bind(message.content.kind())
+            .bind(body)
+            .bind(location.as_ref().map(|(c, _)| c.latitude))
+            .bind(location.as_ref().map(|(c, _)| c.longitude))
+            .bind(location.and_then(|(_, l)| l))
+            .bind(reply_id)
+            .bind(&message.provider_message_id)
+            .bind(&message.reply_to)
+            .bind(&caption)
+            .bind(column(|m| Some(m.kind.as_str().to_owned())))
+            .bind(column(|m| m.provider_media_id.clone()))
+            .bind(column(|m| m.url.clone()))
+            .bind(column(|m| m.content_type.clone()))
+            .bind(column(|m| m.file_name.clone()))
+            .bind(RouteInbound::QUEUE)
+            .bind(FetchMedia::QUEUE)
+            .fetch_one(pool)
+            .await?;
     let (tenant_id, message_id) = match stored {
         (None, _) => {
             tracing::warn!(to = ?message.to, "message for a number no tenant has: acknowledged, not processed");
             metrics::counter!("inbound_messages_total", "provider" => message.provider.as_str(), "outcome" => "unknown_number").increment(1);
             return Ok(Stored::UnknownNumber);
         }
-        (Some(_), None) => {
-            // The provider retried: the first copy stands and nothing changed.
-            tx.rollback().await?;
-            return Ok(Stored::Duplicate);
-        }
+        // The provider retried: the first copy stands and nothing changed.
+        (Some(_), None) => return Ok(Stored::Duplicate),
         (Some(tenant_id), Some(message_id)) => (tenant_id, message_id),
     };
-
-    for item in media {
-        let (media_id,): (Uuid,) = sqlx::query_as(
-            "INSERT INTO message_media (tenant_id, message_id, media_kind, provider_media_id,
-                 provider_url, content_type, caption, file_name)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(tenant_id)
-        .bind(message_id)
-        .bind(item.kind.as_str())
-        .bind(&item.provider_media_id)
-        .bind(&item.url)
-        .bind(&item.content_type)
-        .bind(&caption)
-        .bind(&item.file_name)
-        .fetch_one(&mut *tx)
-        .await?;
-        jobs::enqueue(
-            &mut tx,
-            &FetchMedia {
-                tenant_id,
-                media_id,
-            },
-            Duration::ZERO,
-        )
-        .await?;
-    }
-    jobs::enqueue(
-        &mut tx,
-        &RouteInbound {
-            tenant_id,
-            message_id,
-        },
-        Duration::ZERO,
-    )
-    .await?;
-    tx.commit().await?;
     metrics::counter!("inbound_messages_total", "provider" => message.provider.as_str(), "outcome" => "stored").increment(1);
     Ok(Stored::New {
         tenant_id,

@@ -380,6 +380,8 @@ async fn the_meta_handshake_echoes_the_challenge_only_for_our_token() {
 async fn a_provider_retry_is_stored_once_and_answered_once() {
     let app = spawn_messaging_app(&[]).await;
     let body = fixture("twilio/sms_help.form");
+    let window = "SELECT max(last_inbound_at)::text FROM conversations";
+    let mut opened = None;
     for _ in 0..3 {
         assert_eq!(
             app.twilio("/webhooks/twilio/messages", &body)
@@ -387,7 +389,19 @@ async fn a_provider_retry_is_stored_once_and_answered_once() {
                 .status(),
             200
         );
+        let at: Option<String> = sqlx::query_scalar(window)
+            .fetch_one(&app.app.pool)
+            .await
+            .unwrap();
+        // A retry does not move the conversation (nor its WhatsApp window).
+        assert_eq!(*opened.get_or_insert(at.clone()), at);
     }
+    assert_eq!(
+        app.count("SELECT count(*) FROM apalis.jobs WHERE job_type = 'route-inbound'")
+            .await,
+        1,
+        "one routing job"
+    );
     let meta = fixture("meta/text.json");
     for _ in 0..2 {
         assert_eq!(app.meta(&meta).await.status(), 200);
