@@ -198,7 +198,37 @@ impl AppError {
         }
     }
 
+    /// The database went away for a moment (a restart, a failover, a cut connection): the
+    /// caller should try again, and a provider will.
+    fn database_unavailable(&self) -> bool {
+        let err = match self {
+            Self::Unavailable(_) => return true,
+            Self::Database(err) => Some(err),
+            Self::Internal(err) => err.downcast_ref::<sqlx::Error>(),
+            _ => None,
+        };
+        match err {
+            Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
+            // Class 08: connection exception; class 57: operator intervention (shutdown, cut).
+            Some(sqlx::Error::Database(db)) => db
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+            _ => false,
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, String, Vec<FieldError>) {
+        let unavailable = || {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service cannot reach its database; try again shortly".into(),
+                vec![],
+            )
+        };
+        if self.database_unavailable() {
+            return unavailable();
+        }
         match self {
             Self::Validation(details) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -253,12 +283,7 @@ impl AppError {
                 format!("{self}; the API is described at /api/v1/openapi.json"),
                 vec![],
             ),
-            Self::Unavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the service cannot reach its database; try again shortly".into(),
-                vec![],
-            ),
+            Self::Unavailable(_) => unavailable(),
             Self::Database(err) => Self::classify_database(err).unwrap_or((
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -331,6 +356,7 @@ impl IntoResponse for AppError {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             Self::TooManyRequests(_) => Some(60),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(2),
             _ => None,
         };
         if let Some(secs) = retry_after {
