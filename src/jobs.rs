@@ -182,19 +182,19 @@ const DUE_JOB_POLL: Duration = Duration::from_secs(1);
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const MISSED_HEARTBEATS: usize = 3;
 
-fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Draining<Pubsub>> {
+fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Draining> {
     let config = QueueConfig::default()
         .queue(J::QUEUE)
         .heartbeat_interval(HEARTBEAT)
         .missed_heartbeats(MISSED_HEARTBEATS);
     let storage = PostgresStorage::<J>::new(pool).with_config(config);
-    PollWith::new(
-        storage,
-        Draining(Pubsub::new(pool.clone(), J::QUEUE.to_owned())),
-    )
+    PollWith::new(storage, Draining::new(pool.clone(), J::QUEUE))
 }
 
-/// Wake-ups from LISTEN/NOTIFY, drained.
+/// How long a worker waits before listening again after its LISTEN connection was lost.
+const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
+
+/// Wake-ups from LISTEN/NOTIFY, drained, and heard again after the connection is lost.
 ///
 /// apalis' `PollWith` polls its strategy once before each fetch and ignores the answer. A stream
 /// strategy with notifications backed up (a burst, or the announcer's) answers Ready without
@@ -202,9 +202,29 @@ fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Draining<Pubsu
 /// until its next heartbeat. That was the 30 s stall after every burst. Taking every queued
 /// notification before answering leaves the stream Pending with our waker, so the next NOTIFY
 /// always wakes the worker, which fetches until its queue is empty.
-pub struct Draining<S>(S);
+///
+/// When the LISTEN connection is lost (the database restarted, a connection was cut), apalis'
+/// listener ends for good and the worker would never be woken again: its queue stopped until the
+/// process restarted. It listens again after a pause, then fetches, for what came meanwhile.
+pub struct Draining {
+    pool: PgPool,
+    queue: &'static str,
+    listener: Pubsub,
+    relisten: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
 
-impl<S: futures::Stream + Unpin> PollStrategy for Draining<S> {
+impl Draining {
+    fn new(pool: PgPool, queue: &'static str) -> Self {
+        Self {
+            listener: Pubsub::new(pool.clone(), queue.to_owned()),
+            pool,
+            queue,
+            relisten: None,
+        }
+    }
+}
+
+impl PollStrategy for Draining {
     fn poll_drive(
         &mut self,
         cx: &mut std::task::Context<'_>,
@@ -212,11 +232,38 @@ impl<S: futures::Stream + Unpin> PollStrategy for Draining<S> {
     ) -> std::task::Poll<Option<()>> {
         use futures::StreamExt;
         use std::task::Poll;
+        if let Some(pause) = &mut self.relisten {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.relisten = None;
+            // Fetch now: notifications sent while nobody listened are lost.
+            return Poll::Ready(Some(()));
+        }
         let mut woken = false;
         loop {
-            match self.0.poll_next_unpin(cx) {
-                Poll::Ready(Some(_)) => woken = true,
-                Poll::Ready(None) => return Poll::Ready(None),
+            match self.listener.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(_))) => woken = true,
+                // Listening failed (the database is down): the listener ends next, handled below.
+                Poll::Ready(Some(Err(error))) => {
+                    tracing::warn!(queue = self.queue, %error, "cannot listen for jobs")
+                }
+                Poll::Ready(None) => {
+                    tracing::warn!(
+                        queue = self.queue,
+                        "lost the job notification connection: listening again"
+                    );
+                    self.listener = Pubsub::new(self.pool.clone(), self.queue.to_owned());
+                    let mut pause = Box::pin(tokio::time::sleep(RELISTEN_PAUSE));
+                    // Registers the waker for the pause.
+                    let _ = pause.as_mut().poll(cx);
+                    self.relisten = Some(pause);
+                    return if woken {
+                        Poll::Ready(Some(()))
+                    } else {
+                        Poll::Pending
+                    };
+                }
                 Poll::Pending if woken => return Poll::Ready(Some(())),
                 Poll::Pending => return Poll::Pending,
             }
@@ -277,7 +324,10 @@ macro_rules! register {
         let data = $data.clone();
         let name = format!("{}-{}", <$job as Job>::QUEUE, $instance);
         $monitor.register(move |_| {
-            WorkerBuilder::new(name.clone())
+            // A name per incarnation: a worker restarted after an error must not inherit the jobs
+            // its failed incarnation held (they are released, see `release_failed_worker`).
+            let incarnation = INCARNATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            WorkerBuilder::new(format!("{name}-{incarnation}"))
                 .backend(storage::<$job>(&pool))
                 .data(data.clone())
                 .concurrency($concurrency)
@@ -285,6 +335,9 @@ macro_rules! register {
         })
     }};
 }
+
+/// Numbers each start of a worker in this process.
+static INCARNATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Each worker holds one LISTEN connection of its own and needs more to poll and run jobs.
 pub const WORKER_QUEUES: u32 = 9;
@@ -380,9 +433,13 @@ pub async fn run_workers(
     let result = monitor
         // A worker whose poll failed (database restarting, pool briefly exhausted) comes back
         // rather than leaving its queue unserved until the process restarts.
-        .should_restart(|worker, error| {
-            tracing::warn!(worker = %worker.name(), %error, restarts = worker.restarts(), "job worker failed: restarting it");
-            true
+        .should_restart({
+            let pool = pool.clone();
+            move |worker, error| {
+                tracing::warn!(worker = %worker.name(), %error, restarts = worker.restarts(), "job worker failed: restarting it");
+                tokio::spawn(release_failed_worker(pool.clone(), worker.name().to_owned()));
+                true
+            }
         })
         .shutdown_timeout(grace)
         .run_with_signal(async move {
@@ -397,6 +454,37 @@ pub async fn run_workers(
     result
 }
 
+/// A worker that failed (its database connection was cut, say) dropped the jobs it was running
+/// and had fetched; their rows still name it. It restarts under a new name, so nothing would
+/// ever take them back: they go back to the queue as soon as the database answers again.
+async fn release_failed_worker(pool: PgPool, worker: String) {
+    let started = std::time::Instant::now();
+    loop {
+        let released = sqlx::query(
+            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL,
+                 last_result = '{\"Err\": \"released: its worker failed\"}'::jsonb
+             WHERE lock_by = $1 AND status IN ('Queued', 'Running')",
+        )
+        .bind(&worker)
+        .execute(&pool)
+        .await;
+        match released {
+            Ok(done) => {
+                if done.rows_affected() > 0 {
+                    tracing::info!(%worker, jobs = done.rows_affected(), "released the failed worker's jobs");
+                }
+                return;
+            }
+            // The dead-worker sweep takes them over after the heartbeat timeout anyway.
+            Err(error) if started.elapsed() > Duration::from_secs(60) => {
+                tracing::warn!(%worker, %error, "could not release the failed worker's jobs");
+                return;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
 /// After the workers stopped: jobs this process fetched and did not finish (waiting in a
 /// worker's buffer, or cut off at the shutdown grace) go back to the queue now, for any other
 /// process, instead of after the dead-worker timeout. Nothing here can run them any more, and
@@ -405,7 +493,7 @@ async fn release_held_jobs(pool: &PgPool, instance: &str) {
     let released = sqlx::query(
         "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL,
              last_result = '{\"Err\": \"released at shutdown\"}'::jsonb
-         WHERE lock_by LIKE '%-' || $1 AND status IN ('Queued', 'Running')",
+         WHERE lock_by LIKE '%-' || $1 || '-%' AND status IN ('Queued', 'Running')",
     )
     .bind(instance)
     .execute(pool)
