@@ -63,10 +63,18 @@ pub(crate) fn fieldline(
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // FIELDLINE_TEST_LOGS=1 shows the servers' logs when a fault test needs explaining.
+    if std::env::var_os("FIELDLINE_TEST_LOGS").is_some() {
+        command.env("RUST_LOG", "info").stderr(Stdio::inherit());
+    }
     command
 }
 
-async fn serve(database_url: &str, fake: &FakeProvider, workers: bool) -> (Server, String) {
+pub(crate) async fn serve(
+    database_url: &str,
+    fake: &FakeProvider,
+    workers: bool,
+) -> (Server, String) {
     serve_with(database_url, fake, workers, &[]).await
 }
 
@@ -97,7 +105,7 @@ pub(crate) async fn serve_with(
 }
 
 /// An organisation with a Twilio SMS number, made through the CLI.
-fn crash_org(database_url: &str, fake: &FakeProvider) {
+pub(crate) fn crash_org(database_url: &str, fake: &FakeProvider) {
     for args in [
         &[
             "tenant",
@@ -293,27 +301,31 @@ async fn sigterm_mid_send_gives_back_unstarted_jobs_and_exits() {
 }
 
 /// A signed "help" from each of `people` numbers.
-async fn help_from_everyone(base: &str, people: usize) {
+pub(crate) async fn help_from_everyone(base: &str, people: usize) {
     let client = reqwest::Client::new();
-    let path = "/webhooks/twilio/messages";
     for n in 0..people {
-        let body = fixture("twilio/sms_help.form")
-            .replace("SM10000000000000000000000000000004", &format!("SM6{n:031}"))
-            .replace("From=%2B251911000201", &format!("From=%2B2519118{n:05}"));
-        let response = client
-            .post(format!("{base}{path}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", twilio_signature(path, &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(help_from(&client, base, n).await, 200);
     }
 }
 
+/// A signed "help" from person `n`, answered with this status.
+pub(crate) async fn help_from(client: &reqwest::Client, base: &str, n: usize) -> u16 {
+    let path = "/webhooks/twilio/messages";
+    let body = fixture("twilio/sms_help.form")
+        .replace("SM10000000000000000000000000000004", &format!("SM6{n:031}"))
+        .replace("From=%2B251911000201", &format!("From=%2B2519118{n:05}"));
+    client
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", twilio_signature(path, &body))
+        .body(body)
+        .send()
+        .await
+        .map_or(0, |response| response.status().as_u16())
+}
+
 /// Every one of `people` got exactly one reply at the provider: none lost, none twice.
-fn each_got_one_reply(fake: &FakeProvider, people: usize) {
+pub(crate) fn each_got_one_reply(fake: &FakeProvider, people: usize) {
     let mut per_person = std::collections::BTreeMap::<String, usize>::new();
     for send in fake.sends() {
         *per_person.entry(send.field("To").unwrap()).or_default() += 1;
@@ -326,7 +338,7 @@ fn each_got_one_reply(fake: &FakeProvider, people: usize) {
 }
 
 /// Waits until `expected` replies carry the provider's id.
-async fn all_replies_recorded(pool: &PgPool, expected: usize, within: Duration) {
+pub(crate) async fn all_replies_recorded(pool: &PgPool, expected: usize, within: Duration) {
     let started = Instant::now();
     loop {
         let recorded: i64 = sqlx::query_scalar(

@@ -6,6 +6,7 @@ mod crash;
 mod crud;
 mod dispatch;
 mod fallback;
+mod faults;
 mod flood;
 mod health;
 mod helpers;

@@ -88,6 +88,16 @@ struct Shared {
     send_delay: Arc<Mutex<Duration>>,
     /// How many of the next media downloads answer 503.
     media_failures: Arc<Mutex<usize>>,
+    /// Every send's recipient and the status it was answered with, in answer order.
+    answers: Arc<Mutex<Vec<Answer>>>,
+}
+
+/// How the fake answered one send: the ledger the fault tests score against.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub to: String,
+    pub status: u16,
+    pub at: Instant,
 }
 
 pub struct FakeProvider {
@@ -113,6 +123,24 @@ async fn answer(
     };
     let is_send = recorded.is_send();
     let path = recorded.path.clone();
+    let to = if recorded.path.ends_with("/Messages.json") {
+        recorded.field("To")
+    } else if is_send {
+        serde_json::from_slice::<Value>(&recorded.body)
+            .ok()
+            .and_then(|body| body["to"].as_str().map(str::to_owned))
+    } else {
+        None
+    };
+    let answered = |status: u16| {
+        if is_send {
+            shared.answers.lock().unwrap().push(Answer {
+                to: to.clone().unwrap_or_default(),
+                status,
+                at: Instant::now(),
+            });
+        }
+    };
     // Each provider numbers its own messages, as the status fixtures expect.
     let sends = {
         let mut requests = shared.requests.lock().unwrap();
@@ -127,7 +155,13 @@ async fn answer(
     if is_send && !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    if is_send && let Some(scripted) = shared.script.lock().unwrap().pop_front() {
+    let scripted = if is_send {
+        shared.script.lock().unwrap().pop_front()
+    } else {
+        None
+    };
+    if let Some(scripted) = scripted {
+        answered(scripted.status);
         let mut response = (
             StatusCode::from_u16(scripted.status).unwrap(),
             scripted.body,
@@ -163,6 +197,7 @@ async fn answer(
             .into_response();
     }
     if path.ends_with("/Messages.json") {
+        answered(201);
         let sid = format!("SM9{sends:031}");
         return (
             StatusCode::CREATED,
@@ -171,6 +206,7 @@ async fn answer(
             .into_response();
     }
     if path.ends_with("/messages") {
+        answered(200);
         let id = format!("wamid.HBgMMjUxOTExMDAwMTAxFQIAEhgg{:032}AA==", 899 + sends);
         return axum::Json(json!({
             "messaging_product": "whatsapp",
@@ -240,6 +276,11 @@ impl FakeProvider {
     /// Every later send is answered only after `delay`, as a slow provider would.
     pub fn slow(&self, delay: Duration) {
         *self.shared.send_delay.lock().unwrap() = delay;
+    }
+
+    /// How every send was answered, in order.
+    pub fn answers(&self) -> Vec<Answer> {
+        self.shared.answers.lock().unwrap().clone()
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
