@@ -118,6 +118,29 @@ pub async fn schedule_recurring<J: Job + Default>(
     Ok(())
 }
 
+/// Finished jobs are kept this long for looking into what ran, then deleted: apalis never does,
+/// and with two jobs per message the table would grow without end.
+const FINISHED_KEPT_DAYS: i32 = 7;
+/// At most this many go per sweep, so a first sweep over a long history stays short.
+const PRUNE_BATCH: i64 = 50_000;
+
+/// Deletes jobs that finished (done, killed, or failed for good) more than a week ago.
+pub async fn prune_finished(conn: &mut PgConnection) -> sqlx::Result<u64> {
+    let deleted = sqlx::query(
+        "DELETE FROM apalis.jobs WHERE id IN (
+             SELECT id FROM apalis.jobs
+             WHERE (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))
+               AND COALESCE(done_at, run_at) < now() - make_interval(days => $1)
+             LIMIT $2)",
+    )
+    .bind(FINISHED_KEPT_DAYS)
+    .bind(PRUNE_BATCH)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(deleted)
+}
+
 /// One run of a recurring sweep at a time, across processes: held until the transaction ends.
 pub async fn lock_recurring<J: Job>(conn: &mut PgConnection) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")

@@ -73,3 +73,49 @@ async fn replies_after_a_burst_go_out_at_once_not_on_a_heartbeat() {
         "replies after the burst took {waits:?}"
     );
 }
+
+#[tokio::test]
+async fn finished_jobs_older_than_a_week_are_pruned_by_the_housekeeping() {
+    let app = spawn_messaging_app(&[]).await;
+    let pool = &app.app.pool;
+    for (id, status, age) in [
+        ("old-done", "Done", "8 days"),
+        ("old-killed", "Killed", "8 days"),
+        ("recent-done", "Done", "2 days"),
+        ("old-pending", "Pending", "8 days"),
+    ] {
+        sqlx::query(
+            "INSERT INTO apalis.jobs (id, job_type, job, status, run_at, done_at)
+             VALUES ($1, 'no-such-queue', '\\x7b7d', $2, now() - $3::interval,
+                     CASE WHEN $2 = 'Pending' THEN NULL ELSE now() - $3::interval END)",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(age)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    // The hourly housekeeping rides on the visit schedule: make its next run due.
+    sqlx::query(
+        "UPDATE apalis.jobs SET run_at = now() - interval '1 second'
+         WHERE job_type = 'visit-schedule' AND status = 'Pending'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    assert!(
+        app.eventually(
+            "SELECT count(*) = 0 FROM apalis.jobs WHERE id LIKE 'old-d%' OR id = 'old-killed'"
+        )
+        .await,
+        "finished a week ago: gone"
+    );
+    let kept: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM apalis.jobs WHERE job_type = 'no-such-queue' ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, ["old-pending", "recent-done"]);
+}

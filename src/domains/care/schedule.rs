@@ -278,10 +278,12 @@ pub async fn visit_schedule(
     .fetch_all(&mut *tx)
     .await?;
     let made = generate_for(&mut tx, &active).await?.len();
-    // Hourly housekeeping rides along: old sign-in requests, codes and panel attempts.
+    // Hourly housekeeping rides along: old sign-in requests, codes, panel attempts, early
+    // statuses and finished jobs.
     super::app_auth::prune(&mut tx).await?;
     crate::domains::sign_in_attempts::prune(&mut tx).await?;
     crate::messaging::ingest::prune_early_statuses(&mut tx).await?;
+    jobs::prune_finished(&mut tx).await?;
     jobs::schedule_recurring::<VisitSchedule>(&mut tx, messaging.config.visit_schedule_interval)
         .await?;
     tx.commit().await?;
