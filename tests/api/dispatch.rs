@@ -133,6 +133,21 @@ pub(crate) fn abebe_says(n: u32, text: &str) -> String {
         )
 }
 
+/// The text of the first message sent with `key`, once there is one.
+async fn first_message_of(s: &Setup, key: &str) -> String {
+    let sql = format!(
+        "SELECT body FROM messages WHERE template_key = '{key}' ORDER BY created_at LIMIT 1"
+    );
+    assert!(
+        s.app.eventually(&format!("SELECT EXISTS ({sql})")).await,
+        "no {key} message"
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&s.app.app.pool)
+        .await
+        .unwrap()
+}
+
 pub(crate) async fn wait_status(s: &Setup, id: &str, status: &str) -> Value {
     let sql = format!("SELECT status = '{status}' FROM work_orders WHERE id = '{id}'");
     assert!(
@@ -394,16 +409,7 @@ async fn ambiguous_and_illegal_replies_get_a_question_or_a_refusal() {
             "00000000000000000000000000006006AA==",
         );
     assert_eq!(s.app.meta(&tap).await.status(), 200);
-    assert!(
-        s.app
-            .eventually("SELECT EXISTS (SELECT 1 FROM messages WHERE template_key = 'wo_not_now')")
-            .await
-    );
-    let body: String =
-        sqlx::query_scalar("SELECT body FROM messages WHERE template_key = 'wo_not_now'")
-            .fetch_one(&s.app.app.pool)
-            .await
-            .unwrap();
+    let body = first_message_of(&s, "wo_not_now").await;
     assert!(
         body.contains(second_ref) && body.contains("assigned"),
         "{body}"
@@ -870,12 +876,7 @@ async fn an_amharic_worker_reads_states_priorities_and_which_list_in_amharic() {
         json!({ "priority": "urgent", "location_detail": "Block B, Bole Garden" }),
     )
     .await;
-    let dispatch: String = sqlx::query_scalar(
-        "SELECT body FROM messages WHERE template_key = 'wo_dispatch' ORDER BY created_at LIMIT 1",
-    )
-    .fetch_one(&s.app.app.pool)
-    .await
-    .unwrap();
+    let dispatch = first_message_of(&s, "wo_dispatch").await;
     assert!(dispatch.contains("(አስቸኳይ)"), "{dispatch}");
     assert_eq!(
         dispatch.matches("Bole Garden").count(),
@@ -928,16 +929,7 @@ async fn an_amharic_worker_reads_states_priorities_and_which_list_in_amharic() {
         // It answers the list, not the first dispatch the fixture quotes.
         .replace(META_OUT_FIRST, "wamid.not-one-of-ours");
     assert_eq!(s.app.meta(&tap).await.status(), 200);
-    assert!(
-        s.app
-            .eventually("SELECT EXISTS (SELECT 1 FROM messages WHERE template_key = 'wo_not_now')")
-            .await
-    );
-    let body: String =
-        sqlx::query_scalar("SELECT body FROM messages WHERE template_key = 'wo_not_now'")
-            .fetch_one(&s.app.app.pool)
-            .await
-            .unwrap();
+    let body = first_message_of(&s, "wo_not_now").await;
     assert!(
         body.contains("ተመድቧል") && !body.contains("assigned"),
         "{body}"

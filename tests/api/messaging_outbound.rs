@@ -61,6 +61,32 @@ async fn notify_with(
     notified
 }
 
+/// The worker or patient writes STOP to the SMS number.
+async fn stop_sms(app: &MessagingApp, who: &str) {
+    let mut tx = app.app.pool.begin().await.unwrap();
+    let contact = match who {
+        "worker" => contacts::for_worker(&mut tx, app.tenant.id, party(app, "workers").await).await,
+        _ => contacts::for_patient(&mut tx, app.tenant.id, party(app, "patients").await).await,
+    }
+    .unwrap();
+    let sms: Uuid =
+        sqlx::query_scalar("SELECT id FROM channels WHERE provider = 'twilio' AND kind = 'sms'")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    consent::opt_out(
+        &mut tx,
+        app.tenant.id,
+        contact,
+        sms,
+        consent::Source::Message,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
 fn buttons() -> Vec<Button> {
     vec![
         Button {
@@ -428,26 +454,7 @@ async fn a_rerun_of_a_send_job_does_not_send_again() {
 #[tokio::test]
 async fn opted_out_contacts_get_no_non_essential_message() {
     let app = spawn_messaging_app(&[]).await;
-    let mut tx = app.app.pool.begin().await.unwrap();
-    let patient = contacts::for_patient(&mut tx, app.tenant.id, party(&app, "patients").await)
-        .await
-        .unwrap();
-    let sms: Uuid =
-        sqlx::query_scalar("SELECT id FROM channels WHERE provider = 'twilio' AND kind = 'sms'")
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
-    consent::opt_out(
-        &mut tx,
-        app.tenant.id,
-        patient,
-        sms,
-        consent::Source::Message,
-        None,
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    stop_sms(&app, "patient").await;
 
     let reminder = notify_with(&app, |n| n.essential = false, "patient").await;
     assert_eq!(reminder, Notified::OptedOut);
@@ -753,26 +760,7 @@ async fn a_courtesy_has_no_sms_fallback_to_a_channel_the_person_left() {
         "WhatsApp first, SMS standing by"
     );
 
-    let mut tx = app.app.pool.begin().await.unwrap();
-    let worker = contacts::for_worker(&mut tx, app.tenant.id, party(&app, "workers").await)
-        .await
-        .unwrap();
-    let sms: Uuid =
-        sqlx::query_scalar("SELECT id FROM channels WHERE provider = 'twilio' AND kind = 'sms'")
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
-    consent::opt_out(
-        &mut tx,
-        app.tenant.id,
-        worker,
-        sms,
-        consent::Source::Message,
-        None,
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    stop_sms(&app, "worker").await;
     queued(notify_with(&app, courtesy, "worker").await);
     assert_eq!(
         app.count(planned).await,
