@@ -40,8 +40,9 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
 /// How far in the past an immediate job is dated: longer than any transaction that pushes one.
 const IMMEDIATE_BACKDATE_SECS: u64 = 300;
 
-/// Attempts the queue allows a job (our jobs mostly schedule their own retries).
-const MAX_ATTEMPTS: usize = 10;
+/// Attempts the queue allows a job (our jobs mostly schedule their own retries). With the pauses
+/// between failures (see [`unwinding`]), about three minutes of a database outage.
+const MAX_ATTEMPTS: usize = 25;
 
 /// A data-modifying CTE that pushes jobs due now, for a statement that writes a record and its
 /// jobs together in one round trip (the hot path: every inbound message). `source` is a query
@@ -83,6 +84,27 @@ pub async fn enqueue<J: Job>(
     apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task])
         .await
         .map_err(|e| anyhow::anyhow!("queueing a {} job: {e}", J::QUEUE))
+}
+
+/// Books the recurring sweeps, trying again every second until the database takes it.
+async fn book_recurring(pool: PgPool) {
+    loop {
+        let booked = async {
+            ensure_recurring::<PreventiveSweep>(&pool).await?;
+            ensure_recurring::<VisitSchedule>(&pool).await
+        }
+        .await;
+        match booked {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not book the recurring sweeps: trying again in a second"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Keeps exactly one run of a recurring sweep scheduled, however many processes start: the
@@ -294,20 +316,45 @@ impl PollStrategy for Draining {
     }
 }
 
-/// Wraps a job handler so that a panic ends its job as `Killed` (recorded, never retried) instead
-/// of leaving it `Running`. apalis' own `catch_panic` layer sits outside the layer that records a
-/// job's outcome, so with it the row still said `Running`.
+/// The pause after a job's first failure; it doubles with each failure, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+const MAX_PAUSE: Duration = Duration::from_secs(10);
+
+/// The pause before a job that failed `earlier` times before this failure may run again.
+fn pause_after_failure(earlier: usize) -> Duration {
+    let exponential = FIRST_PAUSE.saturating_mul(1u32 << earlier.min(16));
+    exponential
+        .min(MAX_PAUSE)
+        .mul_f64(rand::Rng::random_range(&mut rand::rng(), 0.75..=1.0))
+}
+
+/// Wraps a job handler:
+/// - a panic ends its job as `Killed` (recorded, never retried) instead of leaving it `Running`.
+///   apalis' own `catch_panic` layer sits outside the layer that records a job's outcome, so with
+///   it the row still said `Running`;
+/// - a failure pauses before it is reported (0.5 s, doubling, at most 10 s). apalis runs a failed
+///   job again at once, so a database cut for a few seconds used up all of a routing job's
+///   attempts and the person never got an answer; this way they last minutes.
 fn unwinding<J, D, F, Fut>(
     handler: F,
-) -> impl Fn(J, Data<D>) -> futures::future::BoxFuture<'static, Result<(), BoxDynError>> + Clone
+) -> impl Fn(J, Data<D>, Attempt) -> futures::future::BoxFuture<'static, Result<(), BoxDynError>> + Clone
 where
     F: Fn(J, Data<D>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), BoxDynError>> + Send + 'static,
 {
     use futures::FutureExt;
-    move |job, data| {
+    move |job, data, attempt: Attempt| {
+        let earlier = attempt.current();
         std::panic::AssertUnwindSafe(handler(job, data))
             .catch_unwind()
+            .then(move |outcome| async move {
+                if let Ok(Err(error)) = &outcome {
+                    let pause = pause_after_failure(earlier);
+                    tracing::warn!(%error, earlier_failures = earlier, pause_ms = pause.as_millis() as u64, "job failed: it runs again after a pause");
+                    tokio::time::sleep(pause).await;
+                }
+                outcome
+            })
             .map(|outcome| {
                 outcome.unwrap_or_else(|panic| {
                     let message = panic
@@ -451,8 +498,10 @@ pub async fn run_workers(
         schedule::visit_schedule,
         messaging
     );
-    ensure_recurring::<PreventiveSweep>(&pool).await?;
-    ensure_recurring::<VisitSchedule>(&pool).await?;
+    // Booked beside the workers, not before them: a database that is away at start (or a
+    // connection cut just then) once ended this function early, and with it every worker, while
+    // the HTTP side went on acknowledging messages nobody would route.
+    let booking = tokio::spawn(book_recurring(pool.clone()));
     let result = monitor
         // A worker whose poll failed (database restarting, pool briefly exhausted) comes back
         // rather than leaving its queue unserved until the process restarts.
@@ -471,6 +520,7 @@ pub async fn run_workers(
         })
         .await
         .map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"));
+    booking.abort();
     let _ = announcer_stop.send(true);
     let _ = announcer.await;
     release_held_jobs(&pool, &instance).await;
