@@ -337,8 +337,9 @@ pub(crate) fn each_got_one_reply(fake: &FakeProvider, people: usize) {
     );
 }
 
-/// Waits until `expected` replies carry the provider's id.
-pub(crate) async fn all_replies_recorded(pool: &PgPool, expected: usize, within: Duration) {
+/// Waits for every reply to be recorded; if some never are, shows the jobs that did not finish
+/// before failing, so the failure explains itself.
+pub(crate) async fn all_replies_recorded(pool: &PgPool, people: usize, within: Duration) {
     let started = Instant::now();
     loop {
         let recorded: i64 = sqlx::query_scalar(
@@ -347,13 +348,31 @@ pub(crate) async fn all_replies_recorded(pool: &PgPool, expected: usize, within:
         .fetch_one(pool)
         .await
         .unwrap();
-        if recorded == expected as i64 {
+        if recorded == people as i64 {
             return;
         }
-        assert!(
-            started.elapsed() < within,
-            "{recorded} of {expected} replies recorded"
-        );
+        if started.elapsed() > within {
+            let rows = |sql: &'static str| async move {
+                sqlx::query_scalar::<_, String>(sql)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+            };
+            let jobs = rows(
+                "SELECT concat_ws(' ', job_type, status, attempts, lock_by, last_result::text)
+                 FROM apalis.jobs WHERE job_type IN ('route-inbound', 'send-message')
+                 ORDER BY status LIMIT 5",
+            )
+            .await;
+            let counts = rows(
+                "SELECT concat_ws(' ', direction, status, handled_by, routed_at IS NULL, count(*))
+                 FROM messages GROUP BY direction, status, handled_by, routed_at IS NULL",
+            )
+            .await;
+            panic!(
+                "{recorded} of {people} replies recorded.\njobs: {jobs:#?}\nmessages (direction, status, handler, unrouted, count): {counts:#?}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

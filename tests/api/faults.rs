@@ -55,50 +55,6 @@ async fn deliver_all(base: &str, people: usize, at_once: usize) {
     }
 }
 
-/// Waits for every reply to be recorded; if some never are, shows the jobs that did not finish
-/// before failing, so the failure explains itself.
-async fn explain_unfinished(pool: &PgPool, people: usize, within: Duration) {
-    let started = Instant::now();
-    loop {
-        let recorded: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM messages WHERE direction = 'outbound' AND provider_message_id IS NOT NULL",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if recorded == people as i64 {
-            return;
-        }
-        if started.elapsed() > within {
-            let jobs: Vec<(String, String, i32, Option<String>, Option<String>)> = sqlx::query_as(
-                "SELECT job_type, status, attempts, lock_by, last_result::text FROM apalis.jobs
-                 WHERE job_type IN ('route-inbound', 'send-message') ORDER BY status LIMIT 5",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            let messages: Vec<(String, String, Option<String>)> = sqlx::query_as(
-                "SELECT direction, status, provider_message_id FROM messages
-                 WHERE (direction = 'outbound' AND provider_message_id IS NULL)
-                    OR (direction = 'inbound' AND routed_at IS NULL)",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            let counts: Vec<(String, String, Option<String>, bool, i64)> = sqlx::query_as(
-                "SELECT direction, status, handled_by, routed_at IS NULL, count(*) FROM messages GROUP BY 1, 2, 3, 4 ORDER BY 1, 2",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            panic!(
-                "{recorded} of {people} replies recorded.\nunfinished jobs: {jobs:#?}\nunfinished messages: {messages:#?}\nall messages: {counts:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Sends accepted by the provider, per recipient.
 fn accepted_per_person(fake: &FakeProvider) -> BTreeMap<String, usize> {
     let mut accepted = BTreeMap::new();
@@ -146,7 +102,7 @@ async fn database_connections_terminated_mid_load_lose_nothing_and_send_nothing_
     deliver_all(&base, PEOPLE, 4).await;
     let cut = terminator.await.unwrap();
     assert!(cut > 0, "no connection was cut");
-    explain_unfinished(&pool, PEOPLE, Duration::from_secs(90)).await;
+    all_replies_recorded(&pool, PEOPLE, Duration::from_secs(90)).await;
     println!("{cut} connections cut; all {PEOPLE} acknowledged and answered once");
     each_got_one_reply(&fake, PEOPLE);
     pool.close().await;
