@@ -361,16 +361,18 @@ pub(crate) async fn all_replies_recorded(pool: &PgPool, people: usize, within: D
             let jobs = rows(
                 "SELECT concat_ws(' ', job_type, status, attempts, lock_by, last_result::text)
                  FROM apalis.jobs WHERE job_type IN ('route-inbound', 'send-message')
-                 ORDER BY status LIMIT 5",
+                   AND status <> 'Done'",
             )
             .await;
             let counts = rows(
-                "SELECT concat_ws(' ', direction, status, handled_by, routed_at IS NULL, count(*))
-                 FROM messages GROUP BY direction, status, handled_by, routed_at IS NULL",
+                "SELECT concat_ws(' ', direction, status, handled_by, routed_at IS NULL,
+                                  provider_message_id IS NULL, count(*))
+                 FROM messages GROUP BY direction, status, handled_by, routed_at IS NULL,
+                                        provider_message_id IS NULL",
             )
             .await;
             panic!(
-                "{recorded} of {people} replies recorded.\njobs: {jobs:#?}\nmessages (direction, status, handler, unrouted, count): {counts:#?}"
+                "{recorded} of {people} replies recorded.\njobs: {jobs:#?}\nmessages (direction, status, handler, unrouted, no provider id, count): {counts:#?}"
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
