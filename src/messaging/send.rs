@@ -238,7 +238,11 @@ async fn record_accepted(
     let mut pause = Duration::from_millis(100);
     loop {
         let written = async {
-            let mut conn = messaging.pool.acquire().await?;
+            // An explicit transaction, committed before this returns: a pooled connection can
+            // come back from a future cancelled mid-BEGIN (a worker dropped at shutdown) still
+            // inside a transaction, and an autocommit write on it was lost when the process
+            // exited (seen as a reply accepted and logged, never recorded, after SIGTERM).
+            let mut tx = messaging.pool.begin().await?;
             sqlx::query(
             "UPDATE messages SET provider_message_id = $3,
                  status = CASE WHEN message_status_rank($4) > message_status_rank(status) THEN $4 ELSE status END,
@@ -256,8 +260,9 @@ async fn record_accepted(
         .bind(&accepted.provider_message_id)
         .bind(status.as_str())
         .bind(messaging.config.console_only())
-        .execute(&mut *conn)
-        .await
+        .execute(&mut *tx)
+        .await?;
+            tx.commit().await
         }
         .await;
         match written {
