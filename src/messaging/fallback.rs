@@ -86,8 +86,8 @@ pub(super) async fn plan(
     Ok(())
 }
 
-/// The WhatsApp message was delivered or read: no SMS will be needed.
-pub(super) async fn settle_delivered(
+/// No SMS will be needed (WhatsApp delivered it, or SMS may not be used): the plan is closed.
+pub(super) async fn settle_without_sms(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     message_id: Uuid,
@@ -150,7 +150,7 @@ pub async fn fall_back(
     };
     let reason = match pending.status.as_str() {
         "delivered" | "read" => {
-            settle_delivered(conn, tenant_id, message_id).await?;
+            settle_without_sms(conn, tenant_id, message_id).await?;
             return Ok(None);
         }
         "failed" | "undelivered" => Reason::WhatsappFailed,
@@ -160,7 +160,7 @@ pub async fn fall_back(
         tracing::info!(
             "the SMS channel is inactive or the person opted out of it: no SMS in its place"
         );
-        settle_delivered(conn, tenant_id, message_id).await?;
+        settle_without_sms(conn, tenant_id, message_id).await?;
         return Ok(None);
     }
     if pending.status == "queued" {

@@ -293,7 +293,7 @@ async fn apply_in(
     if moved {
         match update.status {
             DeliveryStatus::Delivered | DeliveryStatus::Read => {
-                fallback::settle_delivered(tx, tenant_id, message_id).await?
+                fallback::settle_without_sms(tx, tenant_id, message_id).await?
             }
             DeliveryStatus::Failed | DeliveryStatus::Undelivered => {
                 fallback::fall_back(tx, tenant_id, message_id, fallback::Reason::WhatsappFailed)
