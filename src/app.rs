@@ -3,20 +3,16 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch};
 
-use crate::{config::Config, db, http, jobs, messaging::Messaging, telemetry};
-
-/// What every request handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub config: Arc<Config>,
-    pub metrics: PrometheusHandle,
-    pub messaging: Arc<Messaging>,
-}
+use crate::{
+    config::Config,
+    db, domains,
+    http::{self, AppState},
+    messaging::Messaging,
+    telemetry, worker,
+};
 
 pub struct Application {
     listener: TcpListener,
@@ -26,6 +22,14 @@ pub struct Application {
 impl Application {
     /// Connects (creating the database if needed), migrates and binds. Port 0 picks a free port.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let minimum = worker::QUEUES * 2;
+        if config.run_job_workers && config.database_max_connections < minimum {
+            anyhow::bail!(
+                "DATABASE_MAX_CONNECTIONS={} is too few: the job workers alone hold {} listening connections; use at least {minimum} (or JOB_WORKERS=off)",
+                config.database_max_connections,
+                worker::QUEUES
+            );
+        }
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
         db::migrate(&pool).await?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -42,7 +46,7 @@ impl Application {
             )
         })?;
         let config = Arc::new(config);
-        let messaging = Messaging::new(pool.clone(), config.clone())?;
+        let messaging = Messaging::new(pool.clone(), config.clone(), domains::message_handlers())?;
         let state = AppState {
             pool,
             config,
@@ -61,6 +65,11 @@ impl Application {
 
     pub fn pool(&self) -> &PgPool {
         &self.state.pool
+    }
+
+    /// What the job handlers run with, for running due jobs inline ([`worker::run_due_jobs`]).
+    pub fn messaging(&self) -> Arc<Messaging> {
+        self.state.messaging.clone()
     }
 
     /// Serves until `shutdown` resolves: then stops accepting, finishes in-flight requests and
@@ -87,7 +96,7 @@ impl Application {
             "fieldline is serving"
         );
         let workers = if state.config.run_job_workers {
-            tokio::spawn(jobs::run_workers(
+            tokio::spawn(worker::run_workers(
                 state.pool.clone(),
                 state.messaging.clone(),
                 stopped(stop_rx.clone()),

@@ -207,14 +207,6 @@ impl Config {
         };
 
         let database_max_connections = parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 20)?;
-        let minimum = crate::jobs::WORKER_QUEUES * 2;
-        if database_max_connections < minimum {
-            bail!(
-                "DATABASE_MAX_CONNECTIONS={database_max_connections} is too few: the job workers alone hold {} listening connections; use at least {minimum}",
-                crate::jobs::WORKER_QUEUES
-            );
-        }
-
         Ok(Self {
             database_url,
             host,

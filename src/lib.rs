@@ -18,6 +18,7 @@ pub mod messaging;
 pub mod seed;
 pub mod telemetry;
 pub mod types;
+pub mod worker;
 
 pub use app::Application;
 pub use config::Config;

@@ -7,6 +7,7 @@ pub mod crud;
 pub mod dashboard;
 pub mod directory;
 pub mod maintenance;
+pub mod panel_sessions;
 pub mod sign_in_attempts;
 pub mod tenancy;
 

@@ -150,12 +150,12 @@ where
 /// `None` only when a trusted proxy's header is missing or unreadable.
 pub struct ClientAddress(pub Option<std::net::IpAddr>);
 
-impl FromRequestParts<crate::app::AppState> for ClientAddress {
+impl FromRequestParts<crate::http::AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &crate::app::AppState,
+        state: &crate::http::AppState,
     ) -> Result<Self, Self::Rejection> {
         use crate::config::TrustedProxy;
         let header = |name: &str| {

@@ -9,7 +9,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{app::AppState, auth::constant_time_eq, db, error::AppError, jobs};
+use crate::{auth::constant_time_eq, db, error::AppError, http::AppState, jobs};
 
 pub fn router() -> Router<AppState> {
     Router::new()

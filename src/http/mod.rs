@@ -25,7 +25,21 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{app::AppState, error::AppError};
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+
+use crate::{config::Config, error::AppError, messaging::Messaging};
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub metrics: PrometheusHandle,
+    pub messaging: Arc<Messaging>,
+}
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

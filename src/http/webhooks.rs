@@ -12,10 +12,10 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
-    app::AppState,
     auth::constant_time_eq,
     channels::{WebhookBatch, meta, signature, twilio},
     error::AppError,
+    http::AppState,
     messaging::ingest::{self, StatusApplied, Stored},
 };
 

@@ -13,7 +13,6 @@ pub mod media;
 pub mod notify;
 pub mod router;
 pub mod send;
-pub mod simulate;
 pub mod templates;
 
 use std::{sync::Arc, time::Duration};
@@ -35,7 +34,12 @@ pub struct Messaging {
 }
 
 impl Messaging {
-    pub fn new(pool: PgPool, config: Arc<Config>) -> anyhow::Result<Arc<Self>> {
+    /// `handlers` are the domains' message handlers, in the order they are asked.
+    pub fn new(
+        pool: PgPool,
+        config: Arc<Config>,
+        handlers: Vec<Box<dyn router::Handler>>,
+    ) -> anyhow::Result<Arc<Self>> {
         let templates = Templates::load(&config.message_templates_dir)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -48,7 +52,7 @@ impl Messaging {
             config,
             templates,
             http,
-            handlers: Registry::standard(),
+            handlers: Registry::new(handlers),
         }))
     }
 }

@@ -1,8 +1,9 @@
 //! The bot's front door: the routing job works out who wrote and hands the message to the first
 //! handler that takes it, all in one transaction with the replies it causes.
 //!
-//! Domains plug in by returning handlers from `domains::message_handlers()`; they see a
-//! provider-neutral [`Message`] and answer with [`Turn::reply`].
+//! Domains plug in with handlers, handed over by whoever composes the app
+//! (`domains::message_handlers()`); they see a provider-neutral [`Message`] and answer with
+//! [`Turn::reply`].
 
 use std::sync::Arc;
 
@@ -156,10 +157,10 @@ pub trait Handler: Send + Sync {
 pub struct Registry(Vec<Box<dyn Handler>>);
 
 impl Registry {
-    /// Consent and help first (they must work whatever else is going on), then the domains.
-    pub fn standard() -> Self {
+    /// Consent and help first (they must work whatever else is going on), then the domains'.
+    pub fn new(domains: Vec<Box<dyn Handler>>) -> Self {
         let mut handlers: Vec<Box<dyn Handler>> = vec![Box::new(ConsentAndHelp)];
-        handlers.extend(crate::domains::message_handlers());
+        handlers.extend(domains);
         Self(handlers)
     }
 }

@@ -11,6 +11,7 @@ mod flood;
 mod health;
 mod helpers;
 mod job_engine;
+mod layers;
 mod messaging_outbound;
 mod openapi;
 mod panel;

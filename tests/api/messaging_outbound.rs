@@ -662,7 +662,14 @@ async fn the_pace_per_number_holds_across_processes() {
     let mut processes = Vec::new();
     for _ in 0..2 {
         let pool = sqlx::PgPool::connect(&app.app.database_url).await.unwrap();
-        processes.push(fieldline::messaging::Messaging::new(pool, config.clone()).unwrap());
+        processes.push(
+            fieldline::messaging::Messaging::new(
+                pool,
+                config.clone(),
+                fieldline::domains::message_handlers(),
+            )
+            .unwrap(),
+        );
     }
     // Three sends each, at once, from the same number at 2 per second: a second's burst (two),
     // then one every half second, so the last goes 2 s after the first whichever process sends.

@@ -1,21 +1,17 @@
 //! The ambulance fleet: type, status, capacity, equipment, and where each one was last seen.
 
-use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     domains::{
         crud::{self, Resource},
         directory::workers::tags,
     },
     error::{AppResult, FieldErrors},
-    http::{api::auth::ApiCaller, extract::Query},
     types::{Coordinates, required_text},
 };
 
@@ -229,20 +225,12 @@ pub struct AmbulancePage {
     pub next_cursor: Option<Uuid>,
 }
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_ambulances, create))
-        .routes(routes!(get, update, delete))
-}
-
-/// List the organisation's ambulances.
-#[utoipa::path(get, path = "/ambulances", tag = "ambulances", params(AmbulanceFilter),
-    responses((status = 200, body = AmbulancePage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_ambulances(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    Query(filter): Query<AmbulanceFilter>,
-) -> AppResult<axum::Json<AmbulancePage>> {
+/// The organisation's ambulances, a page at a time, filtered.
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    filter: &AmbulanceFilter,
+) -> AppResult<AmbulancePage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Ambulance> = sqlx::query_as(
         "SELECT * FROM ambulances
@@ -254,23 +242,14 @@ async fn list_ambulances(
           ORDER BY id
           LIMIT $6",
     )
-    .bind(caller.tenant_id)
+    .bind(tenant_id)
     .bind(&filter.status)
     .bind(&filter.ambulance_type)
     .bind(filter.base_site_id)
     .bind(filter.after)
     .bind(limit + 1)
-    .fetch_all(&state.pool)
+    .fetch_all(pool)
     .await?;
     let (items, next_cursor) = crud::into_page(rows, limit, |a| a.id);
-    Ok(axum::Json(AmbulancePage { items, next_cursor }))
+    Ok(AmbulancePage { items, next_cursor })
 }
-
-crate::crud_handlers!(
-    resource = Ambulance,
-    input = AmbulanceInput,
-    name = "ambulance",
-    collection = "/ambulances",
-    item = "/ambulances/{id}",
-    tag = "ambulances"
-);

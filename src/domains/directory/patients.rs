@@ -1,18 +1,14 @@
 //! Patients: who caregivers visit, ambulances carry and surveys ask.
 
-use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     domains::crud::{self, Resource},
     error::{AppResult, FieldErrors},
-    http::{api::auth::ApiCaller, extract::Query},
     types::{Coordinates, Email, Locale, PhoneNumber, optional_text, required_text},
 };
 
@@ -365,20 +361,12 @@ pub struct PatientPage {
     pub next_cursor: Option<Uuid>,
 }
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_patients, create))
-        .routes(routes!(get, update, delete))
-}
-
-/// List the organisation's patients.
-#[utoipa::path(get, path = "/patients", tag = "patients", params(PatientFilter),
-    responses((status = 200, body = PatientPage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_patients(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    Query(filter): Query<PatientFilter>,
-) -> AppResult<axum::Json<PatientPage>> {
+/// The organisation's patients, a page at a time, filtered.
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    filter: &PatientFilter,
+) -> AppResult<PatientPage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Patient> = sqlx::query_as(
         "SELECT * FROM patients
@@ -390,25 +378,16 @@ async fn list_patients(
           ORDER BY id
           LIMIT $5",
     )
-    .bind(caller.tenant_id)
+    .bind(tenant_id)
     .bind(&filter.q)
     .bind(&filter.phone)
     .bind(filter.after)
     .bind(limit + 1)
-    .fetch_all(&state.pool)
+    .fetch_all(pool)
     .await?;
     let (items, next_cursor) = crud::into_page(rows, limit, |p| p.id);
-    Ok(axum::Json(PatientPage { items, next_cursor }))
+    Ok(PatientPage { items, next_cursor })
 }
-
-crate::crud_handlers!(
-    resource = Patient,
-    input = PatientInput,
-    name = "patient",
-    collection = "/patients",
-    item = "/patients/{id}",
-    tag = "patients"
-);
 
 #[cfg(test)]
 mod tests {

@@ -1,18 +1,14 @@
 //! Sites: complexes, properties, buildings, wards and departments, anywhere work happens.
 
-use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     domains::crud::{self, Resource},
     error::{AppResult, FieldErrors},
-    http::{api::auth::ApiCaller, extract::Query},
     types::{Coordinates, optional_text, required_text},
 };
 
@@ -197,20 +193,8 @@ pub struct SitePage {
     pub next_cursor: Option<Uuid>,
 }
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_sites, create))
-        .routes(routes!(get, update, delete))
-}
-
-/// List the organisation's sites.
-#[utoipa::path(get, path = "/sites", tag = "sites", params(SiteFilter),
-    responses((status = 200, body = SitePage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_sites(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    Query(filter): Query<SiteFilter>,
-) -> AppResult<axum::Json<SitePage>> {
+/// The organisation's sites, a page at a time, filtered.
+pub async fn list(pool: &PgPool, tenant_id: Uuid, filter: &SiteFilter) -> AppResult<SitePage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Site> = sqlx::query_as(
         "SELECT * FROM sites
@@ -222,23 +206,14 @@ async fn list_sites(
           ORDER BY id
           LIMIT $6",
     )
-    .bind(caller.tenant_id)
+    .bind(tenant_id)
     .bind(&filter.kind)
     .bind(filter.parent_id)
     .bind(&filter.q)
     .bind(filter.after)
     .bind(limit + 1)
-    .fetch_all(&state.pool)
+    .fetch_all(pool)
     .await?;
     let (items, next_cursor) = crud::into_page(rows, limit, |s| s.id);
-    Ok(axum::Json(SitePage { items, next_cursor }))
+    Ok(SitePage { items, next_cursor })
 }
-
-crate::crud_handlers!(
-    resource = Site,
-    input = SiteInput,
-    name = "site",
-    collection = "/sites",
-    item = "/sites/{id}",
-    tag = "sites"
-);

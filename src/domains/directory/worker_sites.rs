@@ -1,19 +1,13 @@
 //! Which sites a worker covers, and which one is their primary: what automatic assignment reads.
 
-use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     audit::{self, Actor},
     error::{AppError, AppResult},
-    http::{
-        api::auth::ApiCaller,
-        extract::{self, Path},
-    },
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -23,10 +17,6 @@ pub struct SiteCoverage {
     /// Primary workers are offered the site's work first.
     #[serde(default)]
     pub is_primary: bool,
-}
-
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_worker_sites, set_worker_sites))
 }
 
 async fn exists(conn: &mut sqlx::PgConnection, tenant_id: Uuid, worker_id: Uuid) -> AppResult<()> {
@@ -60,30 +50,22 @@ async fn coverage(
 }
 
 /// The sites a worker covers.
-#[utoipa::path(get, path = "/workers/{id}/sites", tag = "workers",
-    responses((status = 200, body = Vec<SiteCoverage>), (status = 404, body = crate::error::ErrorBody)))]
-async fn get_worker_sites(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    Path(id): Path<Uuid>,
-) -> AppResult<Json<Vec<SiteCoverage>>> {
-    let mut conn = state.pool.acquire().await?;
-    exists(&mut conn, caller.tenant_id, id).await?;
-    Ok(Json(coverage(&mut conn, caller.tenant_id, id).await?))
+pub async fn get(pool: &PgPool, tenant_id: Uuid, worker_id: Uuid) -> AppResult<Vec<SiteCoverage>> {
+    let mut conn = pool.acquire().await?;
+    exists(&mut conn, tenant_id, worker_id).await?;
+    coverage(&mut conn, tenant_id, worker_id).await
 }
 
 const MAX_SITES_PER_WORKER: usize = 200;
 
-/// Replace the sites a worker covers (an empty list removes them all).
-#[utoipa::path(put, path = "/workers/{id}/sites", tag = "workers", request_body = Vec<SiteCoverage>,
-    responses((status = 200, body = Vec<SiteCoverage>), (status = 404, body = crate::error::ErrorBody),
-              (status = 422, body = crate::error::ErrorBody)))]
-async fn set_worker_sites(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    Path(id): Path<Uuid>,
-    extract::Json(sites): extract::Json<Vec<SiteCoverage>>,
-) -> AppResult<Json<Vec<SiteCoverage>>> {
+/// Replaces the sites a worker covers (an empty list removes them all).
+pub async fn replace(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    actor: Actor,
+    id: Uuid,
+    sites: &[SiteCoverage],
+) -> AppResult<Vec<SiteCoverage>> {
     // One statement per site below: a bound keeps one request from holding a connection for long.
     if sites.len() > MAX_SITES_PER_WORKER {
         return Err(AppError::field(
@@ -91,33 +73,33 @@ async fn set_worker_sites(
             format!("a worker covers at most {MAX_SITES_PER_WORKER} sites"),
         ));
     }
-    let mut tx = state.pool.begin().await?;
-    exists(&mut tx, caller.tenant_id, id).await?;
-    let before = coverage(&mut tx, caller.tenant_id, id).await?;
+    let mut tx = pool.begin().await?;
+    exists(&mut tx, tenant_id, id).await?;
+    let before = coverage(&mut tx, tenant_id, id).await?;
     sqlx::query("DELETE FROM worker_sites WHERE tenant_id = $1 AND worker_id = $2")
-        .bind(caller.tenant_id)
+        .bind(tenant_id)
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    for site in &sites {
+    for site in sites {
         // The composite foreign key refuses another organisation's site (422, naming site_id).
         sqlx::query(
             "INSERT INTO worker_sites (tenant_id, worker_id, site_id, is_primary) VALUES ($1, $2, $3, $4)
              ON CONFLICT ON CONSTRAINT worker_sites_worker_site_key DO UPDATE SET is_primary = EXCLUDED.is_primary",
         )
-        .bind(caller.tenant_id)
+        .bind(tenant_id)
         .bind(id)
         .bind(site.site_id)
         .bind(site.is_primary)
         .execute(&mut *tx)
         .await?;
     }
-    let after = coverage(&mut tx, caller.tenant_id, id).await?;
+    let after = coverage(&mut tx, tenant_id, id).await?;
     audit::record(
         &mut tx,
         audit::Entry {
-            tenant_id: Some(caller.tenant_id),
-            actor: Actor::ApiToken(caller.token_id),
+            tenant_id: Some(tenant_id),
+            actor,
             action: "worker.sites",
             entity_type: "worker",
             entity_id: Some(id),
@@ -127,5 +109,5 @@ async fn set_worker_sites(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(after))
+    Ok(after)
 }

@@ -1,18 +1,14 @@
 //! Workers: maintenance staff, housekeepers, caregivers and ambulance crew, in one table.
 
-use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     domains::crud::{self, Resource},
     error::{AppResult, FieldErrors},
-    http::{api::auth::ApiCaller, extract::Query},
     types::{Email, Locale, PhoneNumber, required_text},
 };
 
@@ -252,20 +248,8 @@ pub struct WorkerPage {
     pub next_cursor: Option<Uuid>,
 }
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_workers, create))
-        .routes(routes!(get, update, delete))
-}
-
-/// List the organisation's workers.
-#[utoipa::path(get, path = "/workers", tag = "workers", params(WorkerFilter),
-    responses((status = 200, body = WorkerPage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_workers(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    Query(filter): Query<WorkerFilter>,
-) -> AppResult<axum::Json<WorkerPage>> {
+/// The organisation's workers, a page at a time, filtered.
+pub async fn list(pool: &PgPool, tenant_id: Uuid, filter: &WorkerFilter) -> AppResult<WorkerPage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Worker> = sqlx::query_as(
         "SELECT w.* FROM workers w
@@ -279,7 +263,7 @@ async fn list_workers(
           ORDER BY w.id
           LIMIT $8",
     )
-    .bind(caller.tenant_id)
+    .bind(tenant_id)
     .bind(&filter.status)
     .bind(&filter.kind)
     .bind(&filter.specialty)
@@ -287,17 +271,8 @@ async fn list_workers(
     .bind(&filter.q)
     .bind(filter.after)
     .bind(limit + 1)
-    .fetch_all(&state.pool)
+    .fetch_all(pool)
     .await?;
     let (items, next_cursor) = crud::into_page(rows, limit, |w| w.id);
-    Ok(axum::Json(WorkerPage { items, next_cursor }))
+    Ok(WorkerPage { items, next_cursor })
 }
-
-crate::crud_handlers!(
-    resource = Worker,
-    input = WorkerInput,
-    name = "worker",
-    collection = "/workers",
-    item = "/workers/{id}",
-    tag = "workers"
-);

@@ -1,18 +1,14 @@
 //! Assets: pumps, lifts, generators, air handlers; what gets maintained, and how often.
 
-use axum::extract::State;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     domains::crud::{self, Resource},
     error::{AppResult, FieldErrors},
-    http::{api::auth::ApiCaller, extract::Query},
     types::{optional_text, required_text},
 };
 
@@ -217,20 +213,8 @@ pub struct AssetPage {
     pub next_cursor: Option<Uuid>,
 }
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_assets, create))
-        .routes(routes!(get, update, delete))
-}
-
-/// List the organisation's assets.
-#[utoipa::path(get, path = "/assets", tag = "assets", params(AssetFilter),
-    responses((status = 200, body = AssetPage), (status = 401, body = crate::error::ErrorBody)))]
-async fn list_assets(
-    State(state): State<AppState>,
-    caller: ApiCaller,
-    Query(filter): Query<AssetFilter>,
-) -> AppResult<axum::Json<AssetPage>> {
+/// The organisation's assets, a page at a time, filtered.
+pub async fn list(pool: &PgPool, tenant_id: Uuid, filter: &AssetFilter) -> AppResult<AssetPage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Asset> = sqlx::query_as(
         "SELECT * FROM assets
@@ -244,7 +228,7 @@ async fn list_assets(
           ORDER BY id
           LIMIT $8",
     )
-    .bind(caller.tenant_id)
+    .bind(tenant_id)
     .bind(filter.site_id)
     .bind(&filter.status)
     .bind(&filter.asset_type)
@@ -252,17 +236,8 @@ async fn list_assets(
     .bind(&filter.q)
     .bind(filter.after)
     .bind(limit + 1)
-    .fetch_all(&state.pool)
+    .fetch_all(pool)
     .await?;
     let (items, next_cursor) = crud::into_page(rows, limit, |a| a.id);
-    Ok(axum::Json(AssetPage { items, next_cursor }))
+    Ok(AssetPage { items, next_cursor })
 }
-
-crate::crud_handlers!(
-    resource = Asset,
-    input = AssetInput,
-    name = "asset",
-    collection = "/assets",
-    item = "/assets/{id}",
-    tag = "assets"
-);

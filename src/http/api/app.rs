@@ -13,12 +13,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     domains::care::{
         app_auth::{self, AppSession},
         visits::{self, EventKind, EventResult, Reading, Visit, Vitals},
     },
     error::{AppError, AppResult},
+    http::AppState,
     http::extract::{self, Path, Query},
     types::Coordinates,
 };

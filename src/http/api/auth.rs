@@ -3,7 +3,7 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 use uuid::Uuid;
 
-use crate::{app::AppState, audit::Actor, auth, domains::tenancy::Role, error::AppError};
+use crate::{audit::Actor, auth, domains::tenancy::Role, error::AppError, http::AppState};
 
 /// A caller authenticated by an API token, and the one tenant it may touch.
 #[derive(Clone, Copy, Debug)]

@@ -5,8 +5,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::ApiCaller;
 use crate::{
-    app::AppState,
     error::AppResult,
+    http::AppState,
     http::extract,
     messaging::channels::{self, Channel, NewChannel},
 };

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::http::extract::Query;
 
 use super::auth::ApiCaller;
-use crate::{app::AppState, domains::crud, error::AppResult};
+use crate::{domains::crud, error::AppResult, http::AppState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_messages))

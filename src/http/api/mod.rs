@@ -1,11 +1,18 @@
 //! The JSON API under `/api/v1`: bearer-token auth scoped to one tenant, and its OpenAPI document.
 
+pub mod ambulances;
 pub mod app;
+pub mod assets;
 pub mod auth;
 pub mod channels;
+mod crud;
 pub mod messages;
+pub mod patients;
+pub mod sites;
 pub mod visits;
 pub mod work_orders;
+pub mod worker_sites;
+pub mod workers;
 
 use axum::{Json, Router, routing::get};
 use utoipa::{
@@ -14,7 +21,7 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{app::AppState, domains};
+use crate::http::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,12 +52,12 @@ impl Modify for BearerAuth {
 /// The documented routes and the document itself come from the same list, so they cannot drift.
 fn documented() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(domains::directory::sites::routes())
-        .merge(domains::directory::workers::routes())
-        .merge(domains::directory::worker_sites::routes())
-        .merge(domains::directory::patients::routes())
-        .merge(domains::maintenance::assets::routes())
-        .merge(domains::ambulance::ambulances::routes())
+        .merge(sites::routes())
+        .merge(workers::routes())
+        .merge(worker_sites::routes())
+        .merge(patients::routes())
+        .merge(assets::routes())
+        .merge(ambulances::routes())
         .merge(channels::routes())
         .merge(messages::routes())
         .merge(work_orders::routes())

@@ -15,7 +15,6 @@ use uuid::Uuid;
 
 use super::{app::DateQuery, auth::ApiCaller};
 use crate::{
-    app::AppState,
     domains::care::{
         app_auth,
         exceptions::{self, Correction, Resolution, VisitException},
@@ -24,6 +23,7 @@ use crate::{
         visits::{self, NewVisit, Visit},
     },
     error::{AppError, AppResult},
+    http::AppState,
     http::extract::{self, Path, Query},
 };
 

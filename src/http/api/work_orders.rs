@@ -11,12 +11,12 @@ use crate::http::extract::Query;
 
 use super::auth::ApiCaller;
 use crate::{
-    app::AppState,
     domains::{
         crud,
         maintenance::work_orders::{self, Actor, NewWorkOrder, WorkOrder},
     },
     error::AppResult,
+    http::AppState,
     http::extract::{self, Path},
 };
 

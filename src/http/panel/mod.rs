@@ -18,7 +18,7 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::{
-    app::AppState, auth, domains::dashboard, error::AppError, http::extract::ClientAddress,
+    auth, domains::dashboard, error::AppError, http::AppState, http::extract::ClientAddress,
 };
 
 pub use session::Coordinator;

@@ -18,13 +18,14 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
-    app::AppState,
     audit::{self, Actor},
     auth,
     config::Config,
+    domains::panel_sessions::ExpirePanelSession,
     domains::sign_in_attempts,
     error::AppError,
-    jobs::{self, ExpirePanelSession},
+    http::AppState,
+    jobs,
     types::Email,
 };
 

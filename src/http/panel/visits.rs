@@ -15,7 +15,6 @@ use uuid::Uuid;
 use super::{Coordinator, local_time, not_found, session, visit_views as page};
 use crate::http::extract::Query;
 use crate::{
-    app::AppState,
     audit::Actor,
     auth,
     domains::care::{
@@ -24,6 +23,7 @@ use crate::{
         visits::{self, NewVisit},
     },
     error::{AppError, AppResult},
+    http::AppState,
 };
 
 pub fn routes() -> Router<AppState> {

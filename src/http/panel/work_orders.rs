@@ -18,7 +18,6 @@ use super::{Coordinator, local_time, not_found, session, work_order_views as pag
 use crate::http::extract::Query;
 use crate::messaging::media;
 use crate::{
-    app::AppState,
     auth,
     domains::{
         alerts,
@@ -28,6 +27,7 @@ use crate::{
         },
     },
     error::{AppError, AppResult},
+    http::AppState,
 };
 
 const PAGE_SIZE: i64 = 50;

@@ -4,18 +4,17 @@
 
 use std::{sync::Arc, time::Duration};
 
-use anyhow::{Context, bail};
-use tokio::sync::oneshot;
+use anyhow::bail;
 use uuid::Uuid;
 
-use super::{
-    Messaging,
-    ingest::{self, Stored},
-};
 use crate::{
     channels::{ChannelKind, Content, Inbound, Provider, ReceivingNumber},
-    jobs,
+    messaging::{
+        Messaging,
+        ingest::{self, Stored},
+    },
     types::PhoneNumber,
+    worker,
 };
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -71,18 +70,11 @@ pub async fn simulate(
         bail!("the console channel did not take the message");
     };
 
-    // Run the job workers here, so the round trip works whether or not a server is running.
-    let (stop, stopped) = oneshot::channel::<()>();
-    let workers = tokio::spawn(jobs::run_workers(
-        pool.clone(),
-        messaging.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(5),
-    ));
+    // The jobs run here, so the round trip works whether or not a server is running (one that
+    // is may take some of them: then this waits for it).
     let deadline = tokio::time::Instant::now() + wait;
     let done = loop {
+        worker::run_due_jobs(&messaging).await?;
         let pending: Option<i64> = sqlx::query_scalar(
             "SELECT CASE WHEN m.routed_at IS NULL THEN NULL ELSE
                  (SELECT count(*) FROM messages r WHERE r.tenant_id = m.tenant_id
@@ -102,8 +94,6 @@ pub async fn simulate(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let _ = stop.send(());
-    workers.await.context("the job workers panicked")??;
     if !done {
         bail!(
             "no answer within {} s: are the jobs failing? (run with RUST_LOG=info)",

@@ -6,6 +6,8 @@ use std::{
     time::Duration,
 };
 
+mod simulate;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sqlx::PgPool;
@@ -16,11 +18,13 @@ use crate::{
     channels::{ChannelKind, Content},
     config::{Config, LogFormat},
     db,
-    domains::tenancy::{self, NewTenant, Role},
+    domains::{
+        self,
+        tenancy::{self, NewTenant, Role},
+    },
     messaging::{
         Messaging,
         channels::{self, NewChannel},
-        simulate,
     },
     seed, telemetry,
     types::{Coordinates, Email, Locale, PhoneNumber, Slug, TimeZone},
@@ -419,7 +423,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let pool = db::connect(&config.database_url, config.database_max_connections).await?;
             db::migrate(&pool).await?;
             let tenant = tenancy::find_tenant(&pool, &tenant).await?;
-            let messaging = Messaging::new(pool, Arc::new(config))?;
+            let messaging = Messaging::new(pool, Arc::new(config), domains::message_handlers())?;
             let kind = if whatsapp {
                 ChannelKind::Whatsapp
             } else {

@@ -1,0 +1,479 @@
+//! The job workers: one apalis monitor running every domain's jobs, registered from one list.
+//!
+//! Workers wake on LISTEN/NOTIFY rather than slow polling, and every process start registers
+//! workers under a fresh id. [`run_due_jobs`] runs the same handlers inline, for tests and the
+//! CLI.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use apalis::prelude::*;
+use apalis_postgres::{Config as QueueConfig, PostgresStorage, Pubsub};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    domains::{
+        care::{
+            schedule::{self, VisitSchedule},
+            timers::{self as visit_timers, VisitTimer},
+        },
+        maintenance::{
+            preventive::{self, PreventiveSweep},
+            timers::{self, WorkOrderTimer},
+        },
+        panel_sessions::{self, ExpirePanelSession},
+    },
+    jobs::{self, Job},
+    messaging::{
+        Messaging,
+        fallback::{self, FallbackDeadline},
+        media::{self, FetchMedia},
+        router::{self, RouteInbound},
+        send::{self, SendMessage},
+    },
+};
+
+/// Books the recurring sweeps, trying again every second until the database takes it.
+async fn book_recurring(pool: PgPool) {
+    loop {
+        let booked = async {
+            jobs::ensure_recurring::<PreventiveSweep>(&pool).await?;
+            jobs::ensure_recurring::<VisitSchedule>(&pool).await
+        }
+        .await;
+        match booked {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not book the recurring sweeps: trying again in a second"
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// How often delayed jobs that have come due are announced. The queue's insert trigger can only
+/// NOTIFY jobs due at insert time, and apalis' interval strategy does not re-arm its timer after
+/// it fires (a worker woken once slept until unrelated traffic): one query a second per process
+/// sends the NOTIFY the trigger could not, and workers wake exactly as for new jobs.
+const DUE_JOB_POLL: Duration = Duration::from_secs(1);
+
+/// How often each worker says it is alive, and how many missed beats make it dead: a killed
+/// process's fetched jobs go back to the queue after about 15 s (apalis' default was 5 minutes),
+/// taken over by any live worker of the same queue, a restarted process included.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const MISSED_HEARTBEATS: usize = 3;
+
+fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Draining> {
+    let config = QueueConfig::default()
+        .queue(J::QUEUE)
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS);
+    let storage = PostgresStorage::<J>::new(pool).with_config(config);
+    PollWith::new(storage, Draining::new(pool.clone(), J::QUEUE))
+}
+
+/// How long a worker waits before listening again after its LISTEN connection was lost.
+const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
+
+/// Wake-ups from LISTEN/NOTIFY, drained, and heard again after the connection is lost.
+///
+/// apalis' `PollWith` polls its strategy once before each fetch and ignores the answer. A stream
+/// strategy with notifications backed up (a burst, or the announcer's) answers Ready without
+/// registering a waker; the fetch then finds nothing and parks, and nothing wakes the worker
+/// until its next heartbeat. That was the 30 s stall after every burst. Taking every queued
+/// notification before answering leaves the stream Pending with our waker, so the next NOTIFY
+/// always wakes the worker, which fetches until its queue is empty.
+///
+/// When the LISTEN connection is lost (the database restarted, a connection was cut), apalis'
+/// listener ends for good and the worker would never be woken again: its queue stopped until the
+/// process restarted. It listens again after a pause, then fetches, for what came meanwhile.
+pub struct Draining {
+    pool: PgPool,
+    queue: &'static str,
+    listener: Pubsub,
+    relisten: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Draining {
+    fn new(pool: PgPool, queue: &'static str) -> Self {
+        Self {
+            listener: Pubsub::new(pool.clone(), queue.to_owned()),
+            pool,
+            queue,
+            relisten: None,
+        }
+    }
+}
+
+impl PollStrategy for Draining {
+    fn poll_drive(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        _: &PollSnapshot,
+    ) -> std::task::Poll<Option<()>> {
+        use futures::StreamExt;
+        use std::task::Poll;
+        if let Some(pause) = &mut self.relisten {
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.relisten = None;
+            // Fetch now: notifications sent while nobody listened are lost.
+            return Poll::Ready(Some(()));
+        }
+        let mut woken = false;
+        loop {
+            match self.listener.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(_))) => woken = true,
+                // Listening failed (the database is down): the listener ends next, handled below.
+                Poll::Ready(Some(Err(error))) => {
+                    tracing::warn!(queue = self.queue, %error, "cannot listen for jobs")
+                }
+                Poll::Ready(None) => {
+                    tracing::warn!(
+                        queue = self.queue,
+                        "lost the job notification connection: listening again"
+                    );
+                    self.listener = Pubsub::new(self.pool.clone(), self.queue.to_owned());
+                    let mut pause = Box::pin(tokio::time::sleep(RELISTEN_PAUSE));
+                    // Registers the waker for the pause.
+                    let _ = pause.as_mut().poll(cx);
+                    self.relisten = Some(pause);
+                    return if woken {
+                        Poll::Ready(Some(()))
+                    } else {
+                        Poll::Pending
+                    };
+                }
+                Poll::Pending if woken => return Poll::Ready(Some(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// The pause after a job's first failure; it doubles with each failure, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(500);
+const MAX_PAUSE: Duration = Duration::from_secs(10);
+
+/// The pause before a job that failed `earlier` times before this failure may run again.
+fn pause_after_failure(earlier: usize) -> Duration {
+    let exponential = FIRST_PAUSE.saturating_mul(1u32 << earlier.min(16));
+    exponential
+        .min(MAX_PAUSE)
+        .mul_f64(rand::Rng::random_range(&mut rand::rng(), 0.75..=1.0))
+}
+
+/// Wraps a job handler:
+/// - a panic ends its job as `Killed` (recorded, never retried) instead of leaving it `Running`.
+///   apalis' own `catch_panic` layer sits outside the layer that records a job's outcome, so with
+///   it the row still said `Running`;
+/// - a failure pauses before it is reported (0.5 s, doubling, at most 10 s). apalis runs a failed
+///   job again at once, so a database cut for a few seconds used up all of a routing job's
+///   attempts and the person never got an answer; this way they last minutes.
+fn unwinding<J, D, F, Fut>(
+    handler: F,
+) -> impl Fn(J, Data<D>, Attempt) -> futures::future::BoxFuture<'static, Result<(), BoxDynError>> + Clone
+where
+    F: Fn(J, Data<D>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), BoxDynError>> + Send + 'static,
+{
+    use futures::FutureExt;
+    move |job, data, attempt: Attempt| {
+        let earlier = attempt.current();
+        std::panic::AssertUnwindSafe(handler(job, data))
+            .catch_unwind()
+            .then(move |outcome| async move {
+                if let Ok(Err(error)) = &outcome {
+                    let pause = pause_after_failure(earlier);
+                    tracing::warn!(%error, earlier_failures = earlier, pause_ms = pause.as_millis() as u64, "job failed: it runs again after a pause");
+                    tokio::time::sleep(pause).await;
+                }
+                outcome
+            })
+            .map(|outcome| {
+                outcome.unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|m| m.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a job panicked".into());
+                    tracing::error!(%message, "job panicked: recorded as killed");
+                    Err(Box::new(apalis::prelude::AbortError::new(format!(
+                        "panicked: {message}"
+                    ))) as BoxDynError)
+                })
+            })
+            .boxed()
+    }
+}
+
+/// Jobs one worker runs at once: each may hold a database connection, and the pool is shared
+/// with the HTTP side.
+const JOB_CONCURRENCY: usize = 8;
+
+/// Every job the service runs, with its handler: one list for the apalis workers, the queue
+/// count and [`run_due_jobs`], so none of them can forget a job.
+macro_rules! every_job {
+    ($($job:ty => $handler:path $(, concurrency = $concurrency:expr)?;)*) => {
+        /// How many queues there are; each worker holds a LISTEN connection of its own.
+        pub const QUEUES: u32 = [$(<$job as Job>::QUEUE),*].len() as u32;
+
+        fn register_all(
+            monitor: Monitor,
+            pool: &PgPool,
+            instance: &str,
+            messaging: &Arc<Messaging>,
+        ) -> Monitor {
+            $(
+                #[allow(unused_variables)]
+                let concurrency = |m: &Messaging| JOB_CONCURRENCY;
+                $(let concurrency = $concurrency;)?
+                let monitor = register::<$job, _, _>(
+                    monitor, pool, instance, messaging, $handler, concurrency(messaging),
+                );
+            )*
+            monitor
+        }
+
+        /// Runs one job of queue `queue` from its stored arguments; `None` for an unknown queue.
+        async fn run_stored(
+            queue: &str,
+            args: &[u8],
+            messaging: &Arc<Messaging>,
+        ) -> Option<Result<(), BoxDynError>> {
+            $(
+                if queue == <$job as Job>::QUEUE {
+                    return Some(match serde_json::from_slice::<$job>(args) {
+                        Ok(job) => $handler(job, Data::new(messaging.clone())).await,
+                        Err(error) => Err(error.into()),
+                    });
+                }
+            )*
+            None
+        }
+    };
+}
+
+every_job! {
+    ExpirePanelSession => panel_sessions::expire_panel_session;
+    RouteInbound => router::route_inbound;
+    SendMessage => send::send_message, concurrency = |m: &Messaging| m.config.send_concurrency;
+    FallbackDeadline => fallback::fallback_deadline;
+    FetchMedia => media::fetch_media;
+    WorkOrderTimer => timers::work_order_timer;
+    PreventiveSweep => preventive::preventive_sweep;
+    VisitTimer => visit_timers::visit_timer;
+    VisitSchedule => schedule::visit_schedule;
+}
+
+/// Registers the worker of job type `J`, running `handler` with `concurrency` jobs at once.
+fn register<J, F, Fut>(
+    monitor: Monitor,
+    pool: &PgPool,
+    instance: &str,
+    messaging: &Arc<Messaging>,
+    handler: F,
+    concurrency: usize,
+) -> Monitor
+where
+    J: Job,
+    F: Fn(J, Data<Arc<Messaging>>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), BoxDynError>> + Send + 'static,
+{
+    let pool = pool.clone();
+    let messaging = messaging.clone();
+    let name = format!("{}-{instance}", J::QUEUE);
+    monitor.register(move |_| {
+        // A name per incarnation: a worker restarted after an error must not inherit the jobs
+        // its failed incarnation held (they are released, see `release_failed_worker`).
+        let incarnation = INCARNATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WorkerBuilder::new(format!("{name}-{incarnation}"))
+            .backend(storage::<J>(&pool))
+            .data(messaging.clone())
+            .concurrency(concurrency)
+            .build(unwinding(handler.clone()))
+    })
+}
+
+/// Numbers each start of a worker in this process.
+static INCARNATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Runs every worker until `shutdown` resolves, then lets running jobs finish within `grace`.
+pub async fn run_workers(
+    pool: PgPool,
+    messaging: Arc<Messaging>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    // Unique per process start, so a restarted process never takes over a live worker's identity.
+    let instance = Uuid::now_v7().simple().to_string();
+    let (announcer_stop, announcer_stopped) = tokio::sync::watch::channel(false);
+    let announcer = tokio::spawn(announce_due_jobs(pool.clone(), announcer_stopped));
+    let monitor = register_all(Monitor::new(), &pool, &instance, &messaging);
+    // Booked beside the workers, not before them: a database that is away at start (or a
+    // connection cut just then) once ended this function early, and with it every worker, while
+    // the HTTP side went on acknowledging messages nobody would route.
+    let booking = tokio::spawn(book_recurring(pool.clone()));
+    let result = monitor
+        // A worker whose poll failed (database restarting, pool briefly exhausted) comes back
+        // rather than leaving its queue unserved until the process restarts.
+        .should_restart({
+            let pool = pool.clone();
+            move |worker, error| {
+                tracing::warn!(worker = %worker.name(), %error, restarts = worker.restarts(), "job worker failed: restarting it");
+                tokio::spawn(release_failed_worker(pool.clone(), worker.name().to_owned()));
+                true
+            }
+        })
+        .shutdown_timeout(grace)
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"));
+    booking.abort();
+    let _ = announcer_stop.send(true);
+    let _ = announcer.await;
+    release_held_jobs(&pool, &instance).await;
+    result
+}
+
+/// A worker that failed (its database connection was cut, say) dropped the jobs it was running
+/// and had fetched; their rows still name it. It restarts under a new name, so nothing would
+/// ever take them back: they go back to the queue as soon as the database answers again.
+async fn release_failed_worker(pool: PgPool, worker: String) {
+    let started = std::time::Instant::now();
+    loop {
+        let released = sqlx::query(
+            "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL,
+                 last_result = '{\"Err\": \"released: its worker failed\"}'::jsonb
+             WHERE lock_by = $1 AND status IN ('Queued', 'Running')",
+        )
+        .bind(&worker)
+        .execute(&pool)
+        .await;
+        match released {
+            Ok(done) => {
+                if done.rows_affected() > 0 {
+                    tracing::info!(%worker, jobs = done.rows_affected(), "released the failed worker's jobs");
+                }
+                return;
+            }
+            // The dead-worker sweep takes them over after the heartbeat timeout anyway.
+            Err(error) if started.elapsed() > Duration::from_secs(60) => {
+                tracing::warn!(%worker, %error, "could not release the failed worker's jobs");
+                return;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// After the workers stopped: jobs this process fetched and did not finish (waiting in a
+/// worker's buffer, or cut off at the shutdown grace) go back to the queue now, for any other
+/// process, instead of after the dead-worker timeout. Nothing here can run them any more, and
+/// every job is safe to run again (a send asks the provider before sending twice).
+async fn release_held_jobs(pool: &PgPool, instance: &str) {
+    let released = sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL,
+             last_result = '{\"Err\": \"released at shutdown\"}'::jsonb
+         WHERE lock_by LIKE '%-' || $1 || '-%' AND status IN ('Queued', 'Running')",
+    )
+    .bind(instance)
+    .execute(pool)
+    .await;
+    match released {
+        Ok(done) if done.rows_affected() > 0 => {
+            tracing::info!(
+                jobs = done.rows_affected(),
+                "released the jobs this process held"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "could not release held jobs: others take them over after the dead-worker timeout")
+        }
+    }
+}
+
+/// Sends the NOTIFY for pending jobs whose time has come, once a second, until stopped.
+async fn announce_due_jobs(pool: PgPool, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(DUE_JOB_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        // Recently due only (immediate jobs are dated 5 min back): a job missed by a reconnecting
+        // listener is announced again; the worker's start-up fetch covers anything older.
+        let announced = sqlx::query(
+            "SELECT pg_notify('apalis::job::insert',
+                        json_build_object('job_type', job_type, 'id', id, 'run_at', run_at)::text)
+             FROM apalis.jobs
+             WHERE status = 'Pending' AND run_at <= now() AND run_at > now() - interval '15 minutes'
+             LIMIT 500",
+        )
+        .execute(&pool)
+        .await;
+        if let Err(error) = announced {
+            tracing::warn!(%error, "could not announce due jobs; retrying in a second");
+        }
+    }
+}
+
+/// Runs every job that is due, one at a time in this task, until none is left; returns how many
+/// ran. For tests and `fieldline simulate`: what happened is then done, and what did not happen
+/// will not, without waiting on a clock. A job that fails is put off by its pause, as the workers
+/// would; one claimed by a running worker is left to it.
+#[tracing::instrument(skip(messaging))]
+pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
+    let mut ran = 0;
+    loop {
+        let claimed: Option<(String, String, Vec<u8>, i32)> = sqlx::query_as(
+            "UPDATE apalis.jobs j
+                SET status = 'Running', lock_by = 'inline', lock_at = now(), attempts = j.attempts + 1
+               FROM (SELECT id FROM apalis.jobs
+                      WHERE (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))
+                        AND run_at < now()
+                      ORDER BY priority DESC, run_at, id
+                      LIMIT 1
+                      FOR UPDATE SKIP LOCKED) due
+              WHERE j.id = due.id
+          RETURNING j.id, j.job_type, j.job, j.attempts",
+        )
+        .fetch_optional(&messaging.pool)
+        .await?;
+        let Some((id, queue, args, attempts)) = claimed else {
+            return Ok(ran);
+        };
+        let outcome = run_stored(&queue, &args, messaging)
+            .await
+            .unwrap_or_else(|| Err(format!("no handler for queue {queue}").into()));
+        let (status, result, pause) = match &outcome {
+            Ok(()) => ("Done", serde_json::json!({"Ok": null}), Duration::ZERO),
+            Err(error) => (
+                "Failed",
+                serde_json::json!({"Err": error.to_string()}),
+                pause_after_failure(attempts.max(1) as usize - 1),
+            ),
+        };
+        sqlx::query(
+            "UPDATE apalis.jobs SET status = $2, last_result = $3, done_at = now(), lock_by = NULL,
+                    run_at = CASE WHEN $2 = 'Failed' THEN now() + $4 ELSE run_at END
+              WHERE id = $1",
+        )
+        .bind(&id)
+        .bind(status)
+        .bind(result)
+        .bind(pause)
+        .execute(&messaging.pool)
+        .await?;
+        ran += 1;
+    }
+}
