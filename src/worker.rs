@@ -33,15 +33,16 @@ use crate::{
     },
 };
 
+/// Keeps one run of each recurring sweep booked.
+async fn ensure_recurring(pool: &PgPool) -> anyhow::Result<()> {
+    jobs::ensure_recurring::<PreventiveSweep>(pool).await?;
+    jobs::ensure_recurring::<VisitSchedule>(pool).await
+}
+
 /// Books the recurring sweeps, trying again every second until the database takes it.
 async fn book_recurring(pool: PgPool) {
     loop {
-        let booked = async {
-            jobs::ensure_recurring::<PreventiveSweep>(&pool).await?;
-            jobs::ensure_recurring::<VisitSchedule>(&pool).await
-        }
-        .await;
-        match booked {
+        match ensure_recurring(&pool).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(
@@ -430,26 +431,28 @@ async fn announce_due_jobs(pool: PgPool, mut stop: tokio::sync::watch::Receiver<
 /// Runs every job that is due, one at a time in this task, until none is left; returns how many
 /// ran. For tests and `fieldline simulate`: what happened is then done, and what did not happen
 /// will not, without waiting on a clock. A job that fails is put off by its pause, as the workers
-/// would; one claimed by a running worker is left to it.
+/// would put it off.
+///
+/// The job's row stays locked while it runs, so a running worker skips it and a crash leaves it
+/// pending, as it was.
 #[tracing::instrument(skip(messaging))]
 pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
+    // As a worker process would, so the sweeps run here too.
+    ensure_recurring(&messaging.pool).await?;
     let mut ran = 0;
     loop {
-        let claimed: Option<(String, String, Vec<u8>, i32)> = sqlx::query_as(
-            "UPDATE apalis.jobs j
-                SET status = 'Running', lock_by = 'inline', lock_at = now(), attempts = j.attempts + 1
-               FROM (SELECT id FROM apalis.jobs
-                      WHERE (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))
-                        AND run_at < now()
-                      ORDER BY priority DESC, run_at, id
-                      LIMIT 1
-                      FOR UPDATE SKIP LOCKED) due
-              WHERE j.id = due.id
-          RETURNING j.id, j.job_type, j.job, j.attempts",
+        let mut claim = messaging.pool.begin().await?;
+        let due: Option<(String, String, Vec<u8>, i32)> = sqlx::query_as(
+            "SELECT id, job_type, job, attempts FROM apalis.jobs
+              WHERE (status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts))
+                AND run_at < now()
+              ORDER BY priority DESC, run_at, id
+              LIMIT 1
+              FOR UPDATE SKIP LOCKED",
         )
-        .fetch_optional(&messaging.pool)
+        .fetch_optional(&mut *claim)
         .await?;
-        let Some((id, queue, args, attempts)) = claimed else {
+        let Some((id, queue, args, earlier)) = due else {
             return Ok(ran);
         };
         let outcome = run_stored(&queue, &args, messaging)
@@ -460,11 +463,12 @@ pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
             Err(error) => (
                 "Failed",
                 serde_json::json!({"Err": error.to_string()}),
-                pause_after_failure(attempts.max(1) as usize - 1),
+                pause_after_failure(earlier.max(0) as usize),
             ),
         };
         sqlx::query(
-            "UPDATE apalis.jobs SET status = $2, last_result = $3, done_at = now(), lock_by = NULL,
+            "UPDATE apalis.jobs
+                SET status = $2, last_result = $3, done_at = now(), attempts = attempts + 1,
                     run_at = CASE WHEN $2 = 'Failed' THEN now() + $4 ELSE run_at END
               WHERE id = $1",
         )
@@ -472,8 +476,9 @@ pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
         .bind(status)
         .bind(result)
         .bind(pause)
-        .execute(&messaging.pool)
+        .execute(&mut *claim)
         .await?;
+        claim.commit().await?;
         ran += 1;
     }
 }

@@ -506,19 +506,21 @@ async fn no_answer_means_a_reminder_then_the_next_worker_then_an_alert() {
 
 #[tokio::test]
 async fn an_answer_in_time_stops_the_clock() {
-    let s = setup().await;
+    let s = setup_with(&[JOBS_BY_HAND]).await;
     high_priority_timeout(&s, 2).await;
     let wo = report(&s, json!({})).await;
     let id = wo["id"].as_str().unwrap();
     assert_eq!(s.app.meta(&abebe_says(1, "accept")).await.status(), 200);
     wait_status(&s, id, "accepted").await;
     // Past the first deadline: the timer ran and did nothing.
-    assert!(
+    s.app.app.advance(std::time::Duration::from_secs(3)).await;
+    s.app.settle().await;
+    assert_eq!(
         s.app
-            .eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'work-order-timers' AND status IN ('Pending', 'Queued')")
-            .await
+            .count("SELECT count(*) FROM apalis.jobs WHERE job_type = 'work-order-timers' AND status = 'Done'")
+            .await,
+        1
     );
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
         s.app
             .count("SELECT count(*) FROM messages WHERE template_key = 'wo_reminder'")
@@ -628,7 +630,7 @@ async fn coordinators_reassign_and_cancel_and_other_tenants_see_nothing() {
 
 #[tokio::test]
 async fn preventive_work_orders_open_on_schedule_and_completion_moves_the_dates() {
-    let s = setup_with(&[("PREVENTIVE_SWEEP_SECS", "1")]).await;
+    let s = setup_with(&[("PREVENTIVE_SWEEP_SECS", "1"), JOBS_BY_HAND]).await;
     let asset = json!({ "name": "Water pump P-2", "asset_type": "pump", "site_id": s.site,
         "maintenance_frequency_days": 30, "next_maintenance_at": "2026-01-01T00:00:00Z" });
     let (status, asset) = json(
@@ -656,7 +658,16 @@ async fn preventive_work_orders_open_on_schedule_and_completion_moves_the_dates(
             .await
     );
     // Later sweeps do not open a second one while it is open.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for _ in 0..2 {
+        s.app.app.advance(std::time::Duration::from_secs(2)).await;
+        s.app.settle().await;
+    }
+    assert_eq!(
+        s.app
+            .count("SELECT count(*) FROM apalis.jobs WHERE job_type = 'preventive-maintenance' AND status = 'Done'")
+            .await,
+        3
+    );
     let (_, page) = json(s.app.app.get(&s.app.tenant, "/api/v1/work-orders").await).await;
     let orders = page["items"].as_array().unwrap();
     assert_eq!(orders.len(), 1, "{page}");
@@ -750,7 +761,7 @@ async fn site_coverage_refuses_other_organisations_sites_and_workers() {
 
 #[tokio::test]
 async fn late_and_overrunning_work_alerts_the_coordinators_once() {
-    let s = setup().await;
+    let s = setup_with(&[JOBS_BY_HAND]).await;
     // A coordinator who gave a number for alerts.
     s.app
         .app
@@ -841,7 +852,7 @@ async fn late_and_overrunning_work_alerts_the_coordinators_once() {
             .eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'work-order-timers' AND status IN ('Pending', 'Queued') AND run_at <= now()")
             .await
     );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.app.settle().await;
     assert_eq!(
         s.app
             .count(&format!(

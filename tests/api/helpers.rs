@@ -1,11 +1,12 @@
 //! A real app on port 0 against its own fresh PostgreSQL database, dropped afterwards.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use fieldline::{
     Application, Config,
     audit::Actor,
     domains::tenancy::{self, NewTenant, Role},
+    messaging::Messaging,
     types::{Email, Locale, Slug, TimeZone},
 };
 use reqwest::{Client, Response, redirect::Policy};
@@ -13,6 +14,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tokio::{sync::oneshot, task::JoinHandle};
 use uuid::Uuid;
+
+/// Starts the app without job workers: the test runs the jobs ([`TestApp::run_jobs`]).
+pub const JOBS_BY_HAND: (&str, &str) = ("JOB_WORKERS", "off");
 
 /// Where the test databases are created. CI and a fresh machine use the local server.
 pub fn server_url() -> String {
@@ -28,6 +32,10 @@ pub fn fresh_database_url() -> (String, String) {
 pub struct TestApp {
     pub base: String,
     pub pool: PgPool,
+    /// What the job handlers run with, for [`TestApp::run_jobs`].
+    pub messaging: Arc<Messaging>,
+    /// Started with `JOB_WORKERS=off`: jobs run only when the test runs them.
+    pub jobs_by_hand: bool,
     pub database_url: String,
     pub client: Client,
     db_name: String,
@@ -57,9 +65,11 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         env.insert((*k).into(), (*v).into());
     }
     let config = Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid");
+    let jobs_by_hand = !config.run_job_workers;
     let app = Application::build(config).await.expect("the app starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let pool = app.pool().clone();
+    let messaging = app.messaging();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
@@ -73,6 +83,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     TestApp {
         base,
         pool,
+        messaging,
+        jobs_by_hand,
         database_url,
         client,
         db_name,
@@ -82,6 +94,31 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
 }
 
 impl TestApp {
+    /// Runs every due job inline until none is left (the app's own workers are off): after it,
+    /// what the jobs do is done, and nothing more happens until the test moves the clock.
+    pub async fn run_jobs(&self) -> usize {
+        assert!(
+            self.jobs_by_hand,
+            "start the app with JOB_WORKERS=off to run jobs by hand"
+        );
+        fieldline::worker::run_due_jobs(&self.messaging)
+            .await
+            .expect("the due jobs ran")
+    }
+
+    /// Moves the jobs' clock forward: every waiting job (timers, retries, sweeps) comes `by`
+    /// closer to its time, as if that much time had passed.
+    pub async fn advance(&self, by: Duration) {
+        sqlx::query(
+            "UPDATE apalis.jobs SET run_at = run_at - $1
+              WHERE status = 'Pending' OR (status = 'Failed' AND attempts < max_attempts)",
+        )
+        .bind(by)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -322,7 +322,7 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn permanent_errors_fail_at_once_with_the_code() {
-    let app = spawn_messaging_app(&[]).await;
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
     app.fake.respond(
         400,
         &[],
@@ -351,7 +351,7 @@ async fn permanent_errors_fail_at_once_with_the_code() {
 
     // Meta 131047: outside the window.
     app.meta(&fixture("meta/text.json")).await;
-    app.fake.wait_for_sends(3).await;
+    app.wait_for_sends(3).await;
     app.fake.respond(
         400,
         &[],
@@ -364,7 +364,7 @@ async fn permanent_errors_fail_at_once_with_the_code() {
         ("failed", Some("131047"), 1)
     );
     // WhatsApp failed for good: the same text goes by SMS in its place.
-    let sends = app.fake.wait_for_sends(5).await;
+    let sends = app.wait_for_sends(5).await;
     assert_eq!(sends[4].field("To").as_deref(), Some(WORKER_PHONE));
     assert_eq!(
         sends[4].field("Body").as_deref(),
@@ -377,7 +377,9 @@ async fn permanent_errors_fail_at_once_with_the_code() {
     .await
     .unwrap();
     assert_eq!((reason.as_str(), of), ("whatsapp_failed", id));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Past every retry pause a failure could have had.
+    app.app.advance(Duration::from_secs(60)).await;
+    app.settle().await;
     assert_eq!(app.fake.sends().len(), 5, "no permanent failure is retried");
 }
 
@@ -439,15 +441,20 @@ async fn after_the_last_attempt_the_message_is_failed() {
 
 #[tokio::test]
 async fn a_rerun_of_a_send_job_does_not_send_again() {
-    let app = spawn_messaging_app(&[]).await;
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
     let id = queued(notify_with(&app, |_| {}, "patient").await);
-    app.fake.wait_for_sends(1).await;
+    app.wait_for_sends(1).await;
     settled(&app, id).await;
     run_send_job_again(&app, id).await;
-    // Picked up (apalis may record "Done" only at the worker's next wake-up), then given time to
-    // send if it were going to.
-    assert!(app.eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'send-message' AND status IN ('Pending', 'Queued')").await);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.settle().await;
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'send-message' AND status = 'Done'"
+        )
+        .await,
+        2,
+        "the send job ran again"
+    );
     assert_eq!(app.fake.sends().len(), 1);
 }
 

@@ -19,6 +19,7 @@ use fieldline::channels::signature;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+pub use crate::helpers::JOBS_BY_HAND;
 use crate::helpers::{Tenant, TestApp, spawn_app_with};
 
 pub const PUBLIC_BASE_URL: &str = "https://fieldline.test";
@@ -405,6 +406,19 @@ pub fn twilio_signature(path: &str, body: &str) -> String {
 }
 
 impl MessagingApp {
+    /// Waits for at least `n` sends, running the due jobs first when the test runs them.
+    pub async fn wait_for_sends(&self, n: usize) -> Vec<Recorded> {
+        if self.app.jobs_by_hand {
+            self.app.run_jobs().await;
+        }
+        self.fake.wait_for_sends(n).await
+    }
+
+    /// Runs every due job (the app's workers are off): nothing more happens until the clock moves.
+    pub async fn settle(&self) {
+        self.app.run_jobs().await;
+    }
+
     /// Posts a Twilio form body signed as Twilio would sign it.
     pub async fn twilio(&self, path: &str, body: &str) -> reqwest::Response {
         self.twilio_signed(path, body, Some(&twilio_signature(path, body)))
@@ -465,9 +479,13 @@ impl MessagingApp {
     }
 
     /// Polls `sql` (a boolean query) until it returns true, for up to 15 s; no row counts as false.
+    /// With the jobs run by hand, runs the due ones first.
     pub async fn eventually(&self, sql: &str) -> bool {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(15) {
+            if self.app.jobs_by_hand {
+                self.app.run_jobs().await;
+            }
             let done: Option<Option<bool>> =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
                     .fetch_optional(&self.app.pool)

@@ -759,11 +759,14 @@ async fn caregivers_check_in_by_whatsapp_location_and_out_by_sms_words() {
             .await,
         1
     );
-    // The same webhook again changes nothing.
+    // The same webhook again changes nothing: dropped at the door, with no routing job that
+    // could act later.
+    let routing_jobs = "SELECT count(*) FROM apalis.jobs WHERE job_type = 'route-inbound'";
+    let before = c.app.count(routing_jobs).await;
     c.app
         .twilio("/webhooks/twilio/messages", &sms(2, "Out"))
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(c.app.count(routing_jobs).await, before);
     assert_eq!(c.app.count("SELECT count(*) FROM visit_events").await, 2);
 
     // The next visit: "in" by SMS checks in, unverified; the Amharic word checks out.

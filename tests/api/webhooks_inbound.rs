@@ -378,7 +378,7 @@ async fn the_meta_handshake_echoes_the_challenge_only_for_our_token() {
 
 #[tokio::test]
 async fn a_provider_retry_is_stored_once_and_answered_once() {
-    let app = spawn_messaging_app(&[]).await;
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
     let body = fixture("twilio/sms_help.form");
     let window = "SELECT max(last_inbound_at)::text FROM conversations";
     let mut opened = None;
@@ -416,8 +416,8 @@ async fn a_provider_retry_is_stored_once_and_answered_once() {
             .await
     );
     // One HELP answer and one "not understood", however often the provider retried.
-    let sends = app.fake.wait_for_sends(2).await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let sends = app.wait_for_sends(2).await;
+    app.settle().await;
     assert_eq!(app.fake.sends().len(), 2, "{sends:?}");
     assert_eq!(
         app.count("SELECT count(*) FROM messages WHERE direction = 'outbound'")

@@ -164,7 +164,7 @@ async fn meta_statuses_only_move_forward_and_keep_error_codes() {
 
 #[tokio::test]
 async fn opt_out_and_opt_in_words_change_consent_and_are_confirmed_once() {
-    let app = spawn_messaging_app(&[]).await;
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
     assert_eq!(
         app.twilio(
             "/webhooks/twilio/messages",
@@ -174,7 +174,7 @@ async fn opt_out_and_opt_in_words_change_consent_and_are_confirmed_once() {
         .status(),
         200
     );
-    let sends = app.fake.wait_for_sends(1).await;
+    let sends = app.wait_for_sends(1).await;
     assert!(
         sends[0].field("Body").unwrap().contains("no more messages"),
         "{:?}",
@@ -200,7 +200,7 @@ async fn opt_out_and_opt_in_words_change_consent_and_are_confirmed_once() {
         .status(),
         200
     );
-    let sends = app.fake.wait_for_sends(2).await;
+    let sends = app.wait_for_sends(2).await;
     assert!(
         sends[1].field("Body").unwrap().contains("again"),
         "{:?}",
@@ -216,8 +216,8 @@ async fn opt_out_and_opt_in_words_change_consent_and_are_confirmed_once() {
     // A plain phrase on WhatsApp, with punctuation and capitals.
     assert_eq!(app.meta(&fixture("meta/stop.json")).await.status(), 200);
     assert!(app.eventually("SELECT count(*) = 1 FROM opt_outs o JOIN channels c ON c.id = o.channel_id WHERE c.provider = 'meta'").await);
-    app.fake.wait_for_sends(3).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.wait_for_sends(3).await;
+    app.settle().await;
     assert_eq!(
         app.fake.sends().len(),
         3,
