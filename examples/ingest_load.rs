@@ -337,7 +337,7 @@ impl Fieldline {
         };
         channels::add(&mut tx, tenant.id, &input, Actor::Cli)
             .await
-            .map_err(|e| anyhow::anyhow!(e.explain()))?;
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
         tx.commit().await?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {

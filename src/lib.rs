@@ -22,4 +22,4 @@ pub mod worker;
 
 pub use app::Application;
 pub use config::Config;
-pub use error::AppError;
+pub use http::error::AppError;

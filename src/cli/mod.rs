@@ -366,7 +366,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let mut tx = pool.begin().await?;
             let channel = channels::add(&mut tx, tenant.id, &input, Actor::Cli)
                 .await
-                .map_err(|e| anyhow::anyhow!(e.explain()))?;
+                .map_err(|e| anyhow::anyhow!(crate::http::error::AppError::from(e).explain()))?;
             tx.commit().await?;
             println!(
                 "added {} {} channel {} to {}, id {}",

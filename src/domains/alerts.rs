@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    error::{AppError, AppResult},
+    domains::crud::{RecordError, RecordResult},
     messaging::{
         notify::{self, Notification},
         templates::{Templates, Values},
@@ -132,7 +132,7 @@ pub async fn resolve(
     tenant_id: Uuid,
     id: Uuid,
     user_id: Uuid,
-) -> AppResult<()> {
+) -> RecordResult<()> {
     let done = sqlx::query(
         "UPDATE coordinator_alerts SET resolved_at = now(), resolved_by = $3
          WHERE tenant_id = $1 AND id = $2 AND resolved_at IS NULL",
@@ -143,7 +143,7 @@ pub async fn resolve(
     .execute(conn)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(AppError::NotFound("open alert"));
+        return Err(RecordError::NotFound("open alert"));
     }
     Ok(())
 }

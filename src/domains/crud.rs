@@ -11,8 +11,27 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, Actor},
-    error::{AppError, AppResult},
+    error::Invalid,
 };
+
+/// Why a record could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// Missing, deleted, or another organisation's (never revealed as such).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The body cannot be applied at all (not an object, a field of the wrong type).
+    #[error("{0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type RecordResult<T> = Result<T, RecordError>;
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 200;
@@ -28,7 +47,7 @@ pub trait Resource: Serialize + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin 
     /// The input once every field has been parsed.
     type Valid: Send + Sync;
 
-    fn validate(input: Self::Input) -> AppResult<Self::Valid>;
+    fn validate(input: Self::Input) -> Result<Self::Valid, Invalid>;
     fn insert(
         conn: &mut PgConnection,
         tenant_id: Uuid,
@@ -43,14 +62,13 @@ pub trait Resource: Serialize + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin 
 }
 
 /// Keyset paging over time-ordered (UUID v7) ids: stable under inserts, cheap at any depth.
-pub fn page_size(limit: Option<i64>) -> AppResult<i64> {
+pub fn page_size(limit: Option<i64>) -> RecordResult<i64> {
     match limit {
         None => Ok(DEFAULT_PAGE_SIZE),
         Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        Some(_) => Err(AppError::field(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_SIZE}"),
-        )),
+        Some(_) => {
+            Err(Invalid::field("limit", format!("must be between 1 and {MAX_PAGE_SIZE}")).into())
+        }
     }
 }
 
@@ -66,7 +84,7 @@ pub fn into_page<R>(
     (rows, next)
 }
 
-pub async fn get<R: Resource>(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> AppResult<R> {
+pub async fn get<R: Resource>(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> RecordResult<R> {
     fetch::<R>(&mut *pool.acquire().await?, tenant_id, id, false).await
 }
 
@@ -75,7 +93,7 @@ async fn fetch<R: Resource>(
     tenant_id: Uuid,
     id: Uuid,
     for_update: bool,
-) -> AppResult<R> {
+) -> RecordResult<R> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     let sql = format!(
         "SELECT * FROM {} WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL{lock}",
@@ -88,7 +106,7 @@ async fn fetch<R: Resource>(
         .fetch_optional(conn)
         .await?
         // Another tenant's row is "not found", never "forbidden": its existence is not ours to reveal.
-        .ok_or(AppError::NotFound(R::NAME))
+        .ok_or(RecordError::NotFound(R::NAME))
 }
 
 pub async fn create<R: Resource>(
@@ -96,7 +114,7 @@ pub async fn create<R: Resource>(
     tenant_id: Uuid,
     actor: Actor,
     input: R::Input,
-) -> AppResult<R> {
+) -> RecordResult<R> {
     let valid = R::validate(input)?;
     let mut tx = pool.begin().await?;
     let created = R::insert(&mut tx, tenant_id, &valid).await?;
@@ -125,10 +143,10 @@ pub async fn update<R: Resource>(
     actor: Actor,
     id: Uuid,
     patch: Value,
-) -> AppResult<R> {
+) -> RecordResult<R> {
     if !patch.is_object() {
-        return Err(AppError::bad_request(
-            "send a JSON object with the fields to change",
+        return Err(RecordError::Malformed(
+            "send a JSON object with the fields to change".into(),
         ));
     }
     let mut tx = pool.begin().await?;
@@ -136,7 +154,7 @@ pub async fn update<R: Resource>(
     let mut merged = serde_json::to_value(R::Input::from(&current)).map_err(anyhow::Error::from)?;
     merge_patch(&mut merged, &patch);
     let input: R::Input = serde_json::from_value(merged)
-        .map_err(|e| AppError::bad_request(format!("the JSON does not fit: {e}")))?;
+        .map_err(|e| RecordError::Malformed(format!("the JSON does not fit: {e}")))?;
     let valid = R::validate(input)?;
     let updated = R::update(&mut tx, tenant_id, id, &valid).await?;
     audit::record(
@@ -162,7 +180,7 @@ pub async fn soft_delete<R: Resource>(
     tenant_id: Uuid,
     actor: Actor,
     id: Uuid,
-) -> AppResult<()> {
+) -> RecordResult<()> {
     let mut tx = pool.begin().await?;
     let current = fetch::<R>(&mut tx, tenant_id, id, true).await?;
     let sql = format!(

@@ -7,7 +7,15 @@ use std::net::IpAddr;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::AppError;
+/// Why an attempt may not go ahead.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInRefused {
+    /// Too many failures for the account or from the address: wait this long.
+    #[error("too many sign-in attempts for this account or from this address: try again in {} minutes", .retry_after_secs.div_ceil(60))]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
 
 /// Unsuccessful attempts at one account (organisation and email) in the window.
 const PER_ACCOUNT: i64 = 5;
@@ -35,7 +43,7 @@ pub async fn begin(
     pool: &PgPool,
     account: &str,
     address: Option<IpAddr>,
-) -> Result<Attempt, AppError> {
+) -> Result<Attempt, SignInRefused> {
     let (by_account, by_address, retry_after): (i64, i64, Option<f64>) = sqlx::query_as(
         "WITH recent AS (
              SELECT account = $1 AS same_account, address = $2::inet AS same_address, created_at
@@ -55,13 +63,7 @@ pub async fn begin(
     if by_account >= PER_ACCOUNT || by_address >= PER_ADDRESS {
         tracing::warn!(by_account, by_address, "sign-in refused: too many attempts");
         let retry_after_secs = retry_after.unwrap_or(60.0).ceil().max(1.0) as u64;
-        return Err(AppError::RetryLater {
-            message: format!(
-                "too many sign-in attempts for this account or from this address: try again in {} minutes",
-                retry_after_secs.div_ceil(60)
-            ),
-            retry_after_secs,
-        });
+        return Err(SignInRefused::TooManyAttempts { retry_after_secs });
     }
     let id: Uuid = sqlx::query_scalar(
         "INSERT INTO sign_in_attempts (account, address) VALUES ($1, $2::inet) RETURNING id",

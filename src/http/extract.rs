@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
-    error::{AppError, FieldErrors},
+    http::error::{AppError, FieldErrors},
     types,
 };
 

@@ -9,7 +9,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{auth::constant_time_eq, db, error::AppError, http::AppState, jobs};
+use crate::{auth::constant_time_eq, db, http::AppState, http::error::AppError, jobs};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -1,6 +1,7 @@
 //! HTTP: routers only. Handlers parse requests and call into the domains.
 
 pub mod api;
+pub mod error;
 pub mod extract;
 pub mod health;
 pub mod panel;
@@ -30,7 +31,9 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
-use crate::{config::Config, error::AppError, messaging::Messaging};
+use crate::{config::Config, messaging::Messaging};
+
+use self::error::AppError;
 
 /// What every request handler can reach.
 #[derive(Clone)]

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use crate::{
     auth::constant_time_eq,
     channels::{WebhookBatch, meta, signature, twilio},
-    error::AppError,
     http::AppState,
+    http::error::AppError,
     messaging::ingest::{self, StatusApplied, Stored},
 };
 

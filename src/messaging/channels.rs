@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, Actor},
     channels::{ChannelKind, Provider},
-    error::{AppError, FieldErrors},
+    error::{FieldErrors, Invalid},
     types::PhoneNumber,
 };
 
@@ -38,6 +38,19 @@ pub struct Channel {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Why a channel cannot be added.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error(
+        "this number or provider id is already in use and cannot be added: numbers on the shared provider accounts are assigned by the operator (`fieldline channel add`)"
+    )]
+    InUse,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 const COLUMNS: &str = "id, provider, kind, phone_number, provider_ref AS provider_id, display_name, active, created_at";
 
 pub async fn add(
@@ -45,7 +58,7 @@ pub async fn add(
     tenant_id: Uuid,
     input: &NewChannel,
     actor: Actor,
-) -> Result<Channel, AppError> {
+) -> Result<Channel, ChannelError> {
     let mut errors = FieldErrors::new();
     let provider = errors.check("provider", input.provider.parse::<Provider>());
     let kind = errors.check("kind", input.kind.parse::<ChannelKind>());
@@ -86,10 +99,8 @@ pub async fn add(
     .map_err(|e| match &e {
         // The same answer whoever holds it (this organisation or another), so the refusal
         // says nothing about other organisations' numbers.
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => AppError::Conflict(
-            "this number or provider id is already in use and cannot be added: numbers on the shared provider accounts are assigned by the operator (`fieldline channel add`)".into(),
-        ),
-        _ => AppError::from(e),
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => ChannelError::InUse,
+        _ => ChannelError::from(e),
     })?;
     audit::record(
         conn,

@@ -769,8 +769,20 @@ async fn caregivers_check_in_by_whatsapp_location_and_out_by_sms_words() {
     assert_eq!(c.app.count(routing_jobs).await, before);
     assert_eq!(c.app.count("SELECT count(*) FROM visit_events").await, 2);
 
-    // The next visit: "in" by SMS checks in, unverified; the Amharic word checks out.
+    // The next visit: "out" before "in" is refused in words the caregiver can act on (not the
+    // API's, and the routing job does not fail over it); "in" by SMS checks in, unverified; a
+    // second "in" is refused; the Amharic word checks out.
     let next = c.visit(&c.caregiver, 10).await;
+    c.app
+        .twilio("/webhooks/twilio/messages", &sms(5, "out"))
+        .await;
+    c.app
+        .fake
+        .wait_for("the refusal", |r| {
+            r.field("Body")
+                .is_some_and(|b| b.contains("not checked in to this visit yet. Reply IN"))
+        })
+        .await;
     c.app
         .twilio("/webhooks/twilio/messages", &sms(3, "In"))
         .await;
@@ -778,6 +790,22 @@ async fn caregivers_check_in_by_whatsapp_location_and_out_by_sms_words() {
         c.app
             .eventually(&format!("SELECT status = 'in_progress' AND NOT check_in_verified AND check_in_method = 'sms' FROM visits WHERE id = '{next}'"))
             .await
+    );
+    c.app
+        .twilio("/webhooks/twilio/messages", &sms(6, "in"))
+        .await;
+    c.app
+        .fake
+        .wait_for("the second refusal", |r| {
+            r.field("Body")
+                .is_some_and(|b| b.contains("already checked in to this visit. Reply OUT"))
+        })
+        .await;
+    assert!(
+        c.app
+            .eventually("SELECT count(*) = 0 FROM apalis.jobs WHERE job_type = 'route-inbound' AND status <> 'Done'")
+            .await,
+        "no routing job failed over a refusal"
     );
     c.app
         .twilio("/webhooks/twilio/messages", &sms(4, "ወጥቻለሁ"))

@@ -11,7 +11,7 @@ use crate::{
         crud::{self, Resource},
         directory::workers::tags,
     },
-    error::{AppResult, FieldErrors},
+    error::{FieldErrors, Invalid},
     types::{Coordinates, required_text},
 };
 
@@ -101,7 +101,7 @@ impl Resource for Ambulance {
     type Input = AmbulanceInput;
     type Valid = ValidAmbulance;
 
-    fn validate(mut input: AmbulanceInput) -> AppResult<ValidAmbulance> {
+    fn validate(mut input: AmbulanceInput) -> Result<ValidAmbulance, Invalid> {
         let mut errors = FieldErrors::new();
         if let Some(reg) = errors.check(
             "registration_number",
@@ -230,7 +230,7 @@ pub async fn list(
     pool: &PgPool,
     tenant_id: Uuid,
     filter: &AmbulanceFilter,
-) -> AppResult<AmbulancePage> {
+) -> crud::RecordResult<AmbulancePage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Ambulance> = sqlx::query_as(
         "SELECT * FROM ambulances

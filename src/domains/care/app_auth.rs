@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::{
     auth,
-    error::{AppError, AppResult},
+    error::Invalid,
     messaging::{
         contacts,
         notify::{self, Notification},
@@ -28,6 +28,33 @@ const TOKEN_LIFETIME: TimeDelta = TimeDelta::days(30);
 const CODES_PER_PHONE: i64 = 3;
 const REQUESTS_PER_ADDRESS: i64 = 20;
 
+/// Why a caregiver app sign-in was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("too many sign-in requests from this address: wait ten minutes")]
+    TooManyFromAddress,
+    #[error(
+        "three codes were sent to this number in the last ten minutes: use the latest, or wait"
+    )]
+    TooManyCodes,
+    #[error("five wrong codes: this code no longer works, ask for a new one")]
+    CodeUsedUp,
+    #[error("wrong code: {0} attempts left")]
+    WrongCode(i32),
+    #[error(
+        "no code is waiting for this number, or it expired (codes last 10 minutes): ask for a new one with POST /api/v1/app/login"
+    )]
+    NoCodeWaiting,
+    #[error("worker not found")]
+    UnknownWorker,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
 fn code_hash(code_id: Uuid, code: &str) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update(code_id.as_bytes());
@@ -42,7 +69,7 @@ async fn worker_for(
     conn: &mut PgConnection,
     phone: &PhoneNumber,
     organisation: Option<&str>,
-) -> AppResult<Option<(Uuid, Uuid)>> {
+) -> Result<Option<(Uuid, Uuid)>, SignInError> {
     let found: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT w.tenant_id, w.id FROM workers w JOIN tenants t ON t.id = w.tenant_id
          WHERE w.phone = $1 AND w.deleted_at IS NULL AND w.status = 'active'
@@ -56,10 +83,11 @@ async fn worker_for(
     match found.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(*one)),
-        _ => Err(AppError::field(
+        _ => Err(Invalid::field(
             "organisation",
             "this number works for several organisations: give the organisation's short name",
-        )),
+        )
+        .into()),
     }
 }
 
@@ -72,8 +100,8 @@ pub async fn request_code(
     phone: &str,
     organisation: Option<&str>,
     address: Option<std::net::IpAddr>,
-) -> AppResult<()> {
-    let phone = PhoneNumber::parse(phone).map_err(|e| AppError::field("phone", e))?;
+) -> Result<(), SignInError> {
+    let phone = PhoneNumber::parse(phone).map_err(|e| Invalid::field("phone", e))?;
     if let Some(address) = address {
         // Counted in its own statement, committed whatever happens next.
         let recent: i64 = sqlx::query_scalar(
@@ -85,9 +113,7 @@ pub async fn request_code(
         .await?;
         // The row this request added is not visible to the statement that added it.
         if recent >= REQUESTS_PER_ADDRESS {
-            return Err(AppError::TooManyRequests(
-                "too many sign-in requests from this address: wait ten minutes".into(),
-            ));
+            return Err(SignInError::TooManyFromAddress);
         }
     }
     let mut tx = pool.begin().await?;
@@ -109,10 +135,7 @@ pub async fn request_code(
     .fetch_one(&mut *tx)
     .await?;
     if recent >= CODES_PER_PHONE {
-        return Err(AppError::TooManyRequests(
-            "three codes were sent to this number in the last ten minutes: use the latest, or wait"
-                .into(),
-        ));
+        return Err(SignInError::TooManyCodes);
     }
     // Only the newest code works.
     sqlx::query(
@@ -167,12 +190,6 @@ struct Pending {
     worker_name: String,
 }
 
-fn no_code_waiting() -> AppError {
-    AppError::Unauthorized(
-        "no code is waiting for this number, or it expired (codes last 10 minutes): ask for a new one with POST /api/v1/app/login".into(),
-    )
-}
-
 /// Exchanges the code for a token. A wrong code counts against the code, and the count is kept
 /// even though the request fails.
 #[tracing::instrument(skip_all)]
@@ -181,12 +198,12 @@ pub async fn verify_code(
     phone: &str,
     organisation: Option<&str>,
     code: &str,
-) -> AppResult<AppSession> {
-    let phone = PhoneNumber::parse(phone).map_err(|e| AppError::field("phone", e))?;
+) -> Result<AppSession, SignInError> {
+    let phone = PhoneNumber::parse(phone).map_err(|e| Invalid::field("phone", e))?;
     let mut tx = pool.begin().await?;
     // Unknown numbers get the very answer a caregiver with no code gets, as /app/login does.
     let Some((tenant_id, worker_id)) = worker_for(&mut tx, &phone, organisation).await? else {
-        return Err(no_code_waiting());
+        return Err(SignInError::NoCodeWaiting);
     };
     let pending: Option<Pending> = sqlx::query_as(
         "SELECT c.id, c.tenant_id, c.worker_id, c.code_hash, c.attempts, w.first_name || ' ' || w.last_name AS worker_name
@@ -200,12 +217,10 @@ pub async fn verify_code(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(pending) = pending else {
-        return Err(no_code_waiting());
+        return Err(SignInError::NoCodeWaiting);
     };
     if pending.attempts >= MAX_ATTEMPTS {
-        return Err(AppError::TooManyRequests(
-            "five wrong codes: this code no longer works, ask for a new one".into(),
-        ));
+        return Err(SignInError::CodeUsedUp);
     }
     let matches: bool = code_hash(pending.id, code.trim())
         .ct_eq(&pending.code_hash)
@@ -220,11 +235,9 @@ pub async fn verify_code(
         tx.commit().await?;
         let left = MAX_ATTEMPTS - attempts;
         return Err(if left > 0 {
-            AppError::Unauthorized(format!("wrong code: {left} attempts left"))
+            SignInError::WrongCode(left)
         } else {
-            AppError::TooManyRequests(
-                "five wrong codes: this code no longer works, ask for a new one".into(),
-            )
+            SignInError::CodeUsedUp
         });
     }
     sqlx::query("UPDATE app_login_codes SET consumed_at = now() WHERE id = $1")
@@ -268,7 +281,11 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> sqlx::Result<Option<(Uu
 }
 
 /// A coordinator signs a worker's phones out: every app token of theirs stops working.
-pub async fn revoke(conn: &mut PgConnection, tenant_id: Uuid, worker_id: Uuid) -> AppResult<u64> {
+pub async fn revoke(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    worker_id: Uuid,
+) -> Result<u64, SignInError> {
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM workers WHERE tenant_id = $1 AND id = $2)",
     )
@@ -277,7 +294,7 @@ pub async fn revoke(conn: &mut PgConnection, tenant_id: Uuid, worker_id: Uuid) -
     .fetch_one(&mut *conn)
     .await?;
     if !exists {
-        return Err(AppError::NotFound("worker"));
+        return Err(SignInError::UnknownWorker);
     }
     let done = sqlx::query(
         "UPDATE app_tokens SET revoked_at = now() WHERE tenant_id = $1 AND worker_id = $2 AND revoked_at IS NULL",

@@ -8,9 +8,10 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::{CareError, CareResult};
 use crate::{
     audit::{self, Actor},
-    error::{AppError, AppResult, FieldErrors},
+    error::{FieldErrors, Invalid},
     types::required_text,
 };
 
@@ -110,7 +111,7 @@ pub async fn resolve(
     input: &Resolution,
     user_id: Option<Uuid>,
     actor: Actor,
-) -> AppResult<()> {
+) -> CareResult<()> {
     let mut errors = FieldErrors::new();
     if !RESOLUTIONS.contains(&input.resolution_code.as_str()) {
         errors.add(
@@ -141,9 +142,9 @@ pub async fn resolve(
         .fetch_one(&mut *conn)
         .await?;
         return Err(if exists {
-            AppError::Conflict("this exception is already resolved".into())
+            CareError::Conflict("this exception is already resolved".into())
         } else {
-            AppError::NotFound("visit exception")
+            CareError::NotFound("visit exception")
         });
     };
     audit::record(
@@ -188,7 +189,7 @@ pub async fn correct(
     visit_id: Uuid,
     input: &Correction,
     actor: Actor,
-) -> AppResult<()> {
+) -> CareResult<()> {
     let mut errors = FieldErrors::new();
     let reason = errors.check("reason", required_text(&input.reason, 2000));
     if input.check_in_at.is_none() && input.check_out_at.is_none() {
@@ -213,9 +214,9 @@ pub async fn correct(
     .bind(visit_id)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(AppError::NotFound("visit"))?;
+    .ok_or(CareError::NotFound("visit"))?;
     if before.status == "cancelled" {
-        return Err(AppError::Conflict(
+        return Err(CareError::Conflict(
             "a cancelled visit has no times to correct".into(),
         ));
     }
@@ -223,16 +224,12 @@ pub async fn correct(
     let check_out = input.check_out_at.or(before.check_out_at);
     match (check_in, check_out) {
         (None, Some(_)) => {
-            return Err(AppError::field(
-                "check_in_at",
-                "a check-out needs a check-in: give both",
-            ));
+            return Err(
+                Invalid::field("check_in_at", "a check-out needs a check-in: give both").into(),
+            );
         }
         (Some(i), Some(o)) if o < i => {
-            return Err(AppError::field(
-                "check_out_at",
-                "must not be before the check-in",
-            ));
+            return Err(Invalid::field("check_out_at", "must not be before the check-in").into());
         }
         _ => {}
     }

@@ -5,10 +5,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::visits::{self, EventKind, Reading};
+use super::{
+    CareError,
+    visits::{self, EventKind, Reading},
+};
 use crate::{
     channels::ChannelKind,
-    error::AppError,
     messaging::{
         router::{Handler, Outcome, Sender, Turn},
         templates::Values,
@@ -120,9 +122,9 @@ impl Handler for CaregiverReplies {
             match visits::record(&mut turn.tx, tenant_id, worker_id, visit.id, kind, reading).await
             {
                 Ok(result) => result,
-                Err(AppError::Conflict(reason)) => {
-                    turn.reply("visit_refused", Values::new().with("reason", reason))
-                        .await?;
+                // Said to the caregiver in their language; only a fault retries the job.
+                Err(CareError::Refused(refusal)) => {
+                    turn.reply(refusal.message_key(), Values::new()).await?;
                     return Ok(Outcome::Handled);
                 }
                 Err(other) => return Err(other.into()),

@@ -10,9 +10,9 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::timers;
+use super::{CareError, CareResult, timers};
 use crate::{
-    error::{AppError, AppResult, FieldErrors},
+    error::FieldErrors,
     jobs::{self, Job},
     messaging::{
         Messaging, contacts,
@@ -120,7 +120,7 @@ pub async fn create(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     input: NewAssignment,
-) -> AppResult<Assignment> {
+) -> CareResult<Assignment> {
     let mut errors = FieldErrors::new();
     let service = errors.check("service_type", required_text(&input.service_type, 100));
     let start = parse_time("shift_start", &input.shift_start, &mut errors);
@@ -363,7 +363,7 @@ pub async fn cancel(
     tenant_id: Uuid,
     scope: Scope,
     reason: Option<&str>,
-) -> AppResult<u64> {
+) -> CareResult<u64> {
     let visits = match scope {
         Scope::Visit(id) => {
             let visits = upcoming(conn, tenant_id, None, Some(id)).await?;
@@ -376,11 +376,11 @@ pub async fn cancel(
                 .fetch_one(&mut *conn)
                 .await?;
                 return Err(if exists {
-                    AppError::Conflict(
+                    CareError::Conflict(
                         "only a scheduled visit still to come can be cancelled".into(),
                     )
                 } else {
-                    AppError::NotFound("visit")
+                    CareError::NotFound("visit")
                 });
             }
             visits
@@ -394,7 +394,7 @@ pub async fn cancel(
             .execute(&mut *conn)
             .await?;
             if done.rows_affected() == 0 {
-                return Err(AppError::NotFound("assignment"));
+                return Err(CareError::NotFound("assignment"));
             }
             upcoming(conn, tenant_id, Some(id), None).await?
         }
@@ -429,7 +429,7 @@ pub async fn reassign(
     tenant_id: Uuid,
     scope: Scope,
     caregiver_id: Uuid,
-) -> AppResult<u64> {
+) -> CareResult<u64> {
     super::visits::check_caregiver(conn, tenant_id, caregiver_id).await?;
     let visits = match scope {
         Scope::Visit(id) => upcoming(conn, tenant_id, None, Some(id)).await?,
@@ -443,13 +443,13 @@ pub async fn reassign(
             .execute(&mut *conn)
             .await?;
             if done.rows_affected() == 0 {
-                return Err(AppError::NotFound("assignment"));
+                return Err(CareError::NotFound("assignment"));
             }
             upcoming(conn, tenant_id, Some(id), None).await?
         }
     };
     if visits.is_empty() && matches!(scope, Scope::Visit(_)) {
-        return Err(AppError::NotFound("scheduled visit"));
+        return Err(CareError::NotFound("scheduled visit"));
     }
     let mut moved = 0;
     for visit in visits.iter().filter(|v| v.caregiver_id != caregiver_id) {
@@ -501,7 +501,7 @@ pub async fn change(
     tenant_id: Uuid,
     id: Uuid,
     input: AssignmentChange,
-) -> AppResult<Assignment> {
+) -> CareResult<Assignment> {
     let current: Assignment = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM caregiver_assignments WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
     )))
@@ -509,9 +509,9 @@ pub async fn change(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(AppError::NotFound("assignment"))?;
+    .ok_or(CareError::NotFound("assignment"))?;
     if current.status != "active" {
-        return Err(AppError::Conflict(format!(
+        return Err(CareError::Conflict(format!(
             "this assignment is {}: only an active one can change",
             current.status
         )));

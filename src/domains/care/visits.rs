@@ -7,9 +7,12 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::verify::{self, Code, Exception, Rules};
+use super::{
+    CareError, CareResult,
+    verify::{self, Code, Exception, Rules},
+};
 use crate::{
-    error::{AppError, AppResult, FieldErrors},
+    error::{FieldErrors, Invalid},
     types::{Coordinates, required_text},
 };
 
@@ -58,12 +61,51 @@ pub struct NewVisit {
     pub scheduled_end: DateTime<Utc>,
 }
 
+/// A check-in or check-out the visit does not allow, said to the API caller in English and to a
+/// caregiver writing in by [`Refusal::message_key`], in their language.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("this visit was cancelled")]
+    Cancelled,
+    #[error("this visit is already checked in: check out instead")]
+    AlreadyCheckedIn,
+    #[error("this visit is already checked out")]
+    AlreadyCheckedOut,
+    #[error("this visit is not checked in yet: check in first")]
+    NotCheckedIn,
+    /// Completed, missed or otherwise over.
+    #[error("this visit is {0}: it can no longer be checked in")]
+    Closed(String),
+    #[error(
+        "this visit is scheduled for another caregiver: ask a coordinator to reassign it, or send \"covering\": true if you are standing in"
+    )]
+    AnotherCaregivers,
+    #[error(
+        "this visit is scheduled for another caregiver, and you are not set up to stand in: ask a coordinator to reassign it to you"
+    )]
+    MayNotCover,
+}
+
+impl Refusal {
+    /// The reply a caregiver gets by message.
+    pub fn message_key(&self) -> &'static str {
+        match self {
+            Self::Cancelled => "visit_refused_cancelled",
+            Self::AlreadyCheckedIn => "visit_refused_already_in",
+            Self::AlreadyCheckedOut => "visit_refused_already_out",
+            Self::NotCheckedIn => "visit_refused_not_in",
+            Self::Closed(_) => "visit_refused_closed",
+            Self::AnotherCaregivers | Self::MayNotCover => "visit_refused_not_yours",
+        }
+    }
+}
+
 /// Visits go to active caregivers of the organisation only (the API field is `caregiver_id`).
 pub async fn check_caregiver(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     caregiver_id: Uuid,
-) -> AppResult<()> {
+) -> CareResult<()> {
     let caregiver: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM workers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL
                           AND status = 'active' AND 'caregiver' = ANY (kinds))",
@@ -75,15 +117,20 @@ pub async fn check_caregiver(
     if caregiver {
         Ok(())
     } else {
-        Err(AppError::field(
+        Err(Invalid::field(
             "caregiver_id",
             "no active caregiver of this organisation has this id",
-        ))
+        )
+        .into())
     }
 }
 
 /// A one-off visit.
-pub async fn create(conn: &mut PgConnection, tenant_id: Uuid, input: NewVisit) -> AppResult<Visit> {
+pub async fn create(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    input: NewVisit,
+) -> CareResult<Visit> {
     let mut errors = FieldErrors::new();
     let service = errors.check("service_type", required_text(&input.service_type, 100));
     if input.scheduled_end <= input.scheduled_start {
@@ -107,7 +154,7 @@ pub async fn create(conn: &mut PgConnection, tenant_id: Uuid, input: NewVisit) -
     get(conn, tenant_id, id).await
 }
 
-pub async fn get(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> AppResult<Visit> {
+pub async fn get(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> CareResult<Visit> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM {FROM} WHERE v.tenant_id = $1 AND v.id = $2"
     )))
@@ -115,7 +162,7 @@ pub async fn get(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> AppResul
     .bind(id)
     .fetch_optional(conn)
     .await?
-    .ok_or(AppError::NotFound("visit"))
+    .ok_or(CareError::NotFound("visit"))
 }
 
 /// The visits starting on `date` in the organisation's time zone, optionally one caregiver's.
@@ -284,7 +331,7 @@ pub async fn record(
     visit_id: Uuid,
     kind: EventKind,
     reading: Reading,
-) -> AppResult<EventResult> {
+) -> CareResult<EventResult> {
     let mut errors = FieldErrors::new();
     if let Some(accuracy) = reading.accuracy_m
         && !(accuracy.is_finite() && accuracy >= 0.0)
@@ -319,7 +366,7 @@ pub async fn record(
     .bind(visit_id)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or(AppError::NotFound("visit"))?;
+    .ok_or(CareError::NotFound("visit"))?;
 
     // A retry of an event already recorded: the first answer, nothing changed.
     if let Some(client_event_id) = &reading.client_event_id {
@@ -335,18 +382,14 @@ pub async fn record(
         .await?;
         if let Some(earlier) = earlier {
             return serde_json::from_value(earlier)
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("stored event result: {e}")));
+                .map_err(|e| CareError::Internal(anyhow::anyhow!("stored event result: {e}")));
         }
     }
 
     let mut exceptions: Vec<Exception> = Vec::new();
     if visit.caregiver_id != worker_id {
         if !reading.covering {
-            return Err(AppError::Forbidden(
-                "this visit is scheduled for another caregiver: ask a coordinator to reassign it, \
-                 or send \"covering\": true if you are standing in"
-                    .into(),
-            ));
+            return Err(Refusal::AnotherCaregivers.into());
         }
         let may_cover: bool = sqlx::query_scalar(
             "SELECT may_cover AND 'caregiver' = ANY (kinds) AND status = 'active'
@@ -358,11 +401,7 @@ pub async fn record(
         .await?
         .unwrap_or(false);
         if !may_cover {
-            return Err(AppError::Forbidden(
-                "this visit is scheduled for another caregiver, and you are not set up to stand in: \
-                 ask a coordinator to reassign it to you"
-                    .into(),
-            ));
+            return Err(Refusal::MayNotCover.into());
         }
         exceptions.push(Exception {
             code: Code::WrongCaregiver,
@@ -370,29 +409,17 @@ pub async fn record(
         });
     }
     match (kind, visit.status.as_str()) {
-        (_, "cancelled") => {
-            return Err(AppError::Conflict("this visit was cancelled".into()));
-        }
+        (_, "cancelled") => return Err(Refusal::Cancelled.into()),
         (EventKind::CheckIn, "scheduled") | (EventKind::CheckOut, "in_progress") => {}
         (EventKind::CheckIn, _) if visit.check_in_at.is_some() => {
-            return Err(AppError::Conflict(
-                "this visit is already checked in: check out instead".into(),
-            ));
+            return Err(Refusal::AlreadyCheckedIn.into());
         }
         (EventKind::CheckOut, _) if visit.check_out_at.is_some() => {
-            return Err(AppError::Conflict(
-                "this visit is already checked out".into(),
-            ));
+            return Err(Refusal::AlreadyCheckedOut.into());
         }
-        (EventKind::CheckOut, _) => {
-            return Err(AppError::Conflict(
-                "this visit is not checked in yet: check in first".into(),
-            ));
-        }
+        (EventKind::CheckOut, _) => return Err(Refusal::NotCheckedIn.into()),
         (EventKind::CheckIn, status) => {
-            return Err(AppError::Conflict(format!(
-                "this visit is {status}: it can no longer be checked in"
-            )));
+            return Err(Refusal::Closed(status.to_owned()).into());
         }
     }
 
@@ -404,10 +431,11 @@ pub async fn record(
         && let Some(check_in) = visit.check_in_at
         && at < check_in
     {
-        return Err(AppError::field(
+        return Err(Invalid::field(
             "device_time",
             "is before the check-in: check the phone's clock",
-        ));
+        )
+        .into());
     }
     let home = visit
         .home_latitude

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     domains::crud::{self, Resource},
-    error::{AppResult, FieldErrors},
+    error::{FieldErrors, Invalid},
     types::{Coordinates, Email, Locale, PhoneNumber, optional_text, required_text},
 };
 
@@ -143,7 +143,7 @@ impl Resource for Patient {
     type Input = PatientInput;
     type Valid = ValidPatient;
 
-    fn validate(mut input: PatientInput) -> AppResult<ValidPatient> {
+    fn validate(mut input: PatientInput) -> Result<ValidPatient, Invalid> {
         let mut errors = FieldErrors::new();
         if let Some(name) = errors.check("first_name", required_text(&input.first_name, 100)) {
             input.first_name = name;
@@ -366,7 +366,7 @@ pub async fn list(
     pool: &PgPool,
     tenant_id: Uuid,
     filter: &PatientFilter,
-) -> AppResult<PatientPage> {
+) -> crud::RecordResult<PatientPage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Patient> = sqlx::query_as(
         "SELECT * FROM patients

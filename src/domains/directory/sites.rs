@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     domains::crud::{self, Resource},
-    error::{AppResult, FieldErrors},
+    error::{FieldErrors, Invalid},
     types::{Coordinates, optional_text, required_text},
 };
 
@@ -88,7 +88,7 @@ impl Resource for Site {
     type Input = SiteInput;
     type Valid = ValidSite;
 
-    fn validate(input: SiteInput) -> AppResult<ValidSite> {
+    fn validate(input: SiteInput) -> Result<ValidSite, Invalid> {
         let mut errors = FieldErrors::new();
         if !KINDS.contains(&input.kind.as_str()) {
             errors.add("kind", format!("must be one of: {}", KINDS.join(", ")));
@@ -194,7 +194,11 @@ pub struct SitePage {
 }
 
 /// The organisation's sites, a page at a time, filtered.
-pub async fn list(pool: &PgPool, tenant_id: Uuid, filter: &SiteFilter) -> AppResult<SitePage> {
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    filter: &SiteFilter,
+) -> crud::RecordResult<SitePage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Site> = sqlx::query_as(
         "SELECT * FROM sites

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, Actor},
-    error::{AppError, AppResult},
+    domains::crud::{RecordError, RecordResult},
+    error::Invalid,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -19,7 +20,11 @@ pub struct SiteCoverage {
     pub is_primary: bool,
 }
 
-async fn exists(conn: &mut sqlx::PgConnection, tenant_id: Uuid, worker_id: Uuid) -> AppResult<()> {
+async fn exists(
+    conn: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    worker_id: Uuid,
+) -> RecordResult<()> {
     let found: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM workers WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL)",
     )
@@ -30,7 +35,7 @@ async fn exists(conn: &mut sqlx::PgConnection, tenant_id: Uuid, worker_id: Uuid)
     if found {
         Ok(())
     } else {
-        Err(AppError::NotFound("worker"))
+        Err(RecordError::NotFound("worker"))
     }
 }
 
@@ -38,7 +43,7 @@ async fn coverage(
     conn: &mut sqlx::PgConnection,
     tenant_id: Uuid,
     worker_id: Uuid,
-) -> AppResult<Vec<SiteCoverage>> {
+) -> RecordResult<Vec<SiteCoverage>> {
     Ok(sqlx::query_as(
         "SELECT site_id, is_primary FROM worker_sites WHERE tenant_id = $1 AND worker_id = $2
          ORDER BY is_primary DESC, created_at",
@@ -50,7 +55,11 @@ async fn coverage(
 }
 
 /// The sites a worker covers.
-pub async fn get(pool: &PgPool, tenant_id: Uuid, worker_id: Uuid) -> AppResult<Vec<SiteCoverage>> {
+pub async fn get(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    worker_id: Uuid,
+) -> RecordResult<Vec<SiteCoverage>> {
     let mut conn = pool.acquire().await?;
     exists(&mut conn, tenant_id, worker_id).await?;
     coverage(&mut conn, tenant_id, worker_id).await
@@ -65,13 +74,13 @@ pub async fn replace(
     actor: Actor,
     id: Uuid,
     sites: &[SiteCoverage],
-) -> AppResult<Vec<SiteCoverage>> {
+) -> RecordResult<Vec<SiteCoverage>> {
     // One statement per site below: a bound keeps one request from holding a connection for long.
     if sites.len() > MAX_SITES_PER_WORKER {
-        return Err(AppError::field(
+        return Err(RecordError::from(Invalid::field(
             "sites",
             format!("a worker covers at most {MAX_SITES_PER_WORKER} sites"),
-        ));
+        )));
     }
     let mut tx = pool.begin().await?;
     exists(&mut tx, tenant_id, id).await?;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     domains::crud::{self, Resource},
-    error::{AppResult, FieldErrors},
+    error::{FieldErrors, Invalid},
     types::{Email, Locale, PhoneNumber, required_text},
 };
 
@@ -114,7 +114,7 @@ impl Resource for Worker {
     type Input = WorkerInput;
     type Valid = ValidWorker;
 
-    fn validate(input: WorkerInput) -> AppResult<ValidWorker> {
+    fn validate(input: WorkerInput) -> Result<ValidWorker, Invalid> {
         let mut errors = FieldErrors::new();
         let first_name = errors.check("first_name", required_text(&input.first_name, 100));
         let last_name = errors.check("last_name", required_text(&input.last_name, 100));
@@ -249,7 +249,11 @@ pub struct WorkerPage {
 }
 
 /// The organisation's workers, a page at a time, filtered.
-pub async fn list(pool: &PgPool, tenant_id: Uuid, filter: &WorkerFilter) -> AppResult<WorkerPage> {
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    filter: &WorkerFilter,
+) -> crud::RecordResult<WorkerPage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Worker> = sqlx::query_as(
         "SELECT w.* FROM workers w

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     domains::crud::{self, Resource},
-    error::{AppResult, FieldErrors},
+    error::{FieldErrors, Invalid},
     types::{optional_text, required_text},
 };
 
@@ -90,7 +90,7 @@ impl Resource for Asset {
     type Input = AssetInput;
     type Valid = ValidAsset;
 
-    fn validate(mut input: AssetInput) -> AppResult<ValidAsset> {
+    fn validate(mut input: AssetInput) -> Result<ValidAsset, Invalid> {
         let mut errors = FieldErrors::new();
         if let Some(name) = errors.check("name", required_text(&input.name, 200)) {
             input.name = name;
@@ -214,7 +214,11 @@ pub struct AssetPage {
 }
 
 /// The organisation's assets, a page at a time, filtered.
-pub async fn list(pool: &PgPool, tenant_id: Uuid, filter: &AssetFilter) -> AppResult<AssetPage> {
+pub async fn list(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    filter: &AssetFilter,
+) -> crud::RecordResult<AssetPage> {
     let limit = crud::page_size(filter.limit)?;
     let rows: Vec<Asset> = sqlx::query_as(
         "SELECT * FROM assets

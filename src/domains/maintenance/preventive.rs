@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::state::Priority;
 use super::work_orders::{self, Actor, NewWorkOrder};
 use crate::{
     jobs::{self, Job},
@@ -60,7 +61,7 @@ pub async fn preventive_sweep(
             request_type: Some("preventive".into()),
             title: format!("Preventive maintenance: {}", asset.name),
             description: None,
-            priority: Some("low".into()),
+            priority: Some(Priority::Low),
             site_id: asset.site_id,
             location_detail: asset.location_detail.clone(),
             asset_id: Some(asset.id),

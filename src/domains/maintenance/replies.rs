@@ -481,7 +481,7 @@ impl Handler for WorkerReplies {
                 )
                 .bind(tenant_id)
                 .bind(order.id)
-                .bind(&order.status)
+                .bind(order.status)
                 .bind(worker_id)
                 .bind(channel)
                 .bind(at.latitude)

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     replies::find_reference,
+    state::Priority,
     work_orders::{self, Actor, NewWorkOrder},
 };
 use crate::{
@@ -113,7 +114,7 @@ pub struct Classified {
     pub kind: &'static str,
     pub request_type: &'static str,
     pub specialty: Option<&'static str>,
-    pub priority: &'static str,
+    pub priority: Priority,
 }
 
 const TRADES: &[(&str, &str, &str, &[&str])] = &[
@@ -222,7 +223,11 @@ pub fn classify(description: &str) -> Classified {
             request_type
         },
         specialty,
-        priority: if urgent { "urgent" } else { "medium" },
+        priority: if urgent {
+            Priority::Urgent
+        } else {
+            Priority::Medium
+        },
     }
 }
 
@@ -453,7 +458,7 @@ async fn file_report(turn: &mut Turn<'_>, draft: Draft) -> anyhow::Result<()> {
         request_type: Some(classified.request_type.to_owned()),
         title: title(&description),
         description: Some(description.clone()),
-        priority: Some(classified.priority.to_owned()),
+        priority: Some(classified.priority),
         site_id: draft.site_id,
         location_detail,
         asset_id: None,
@@ -668,12 +673,17 @@ mod tests {
         let c = classify("The kitchen tap is leaking");
         assert_eq!(
             (c.kind, c.specialty, c.priority),
-            ("maintenance", Some("plumbing"), "medium")
+            ("maintenance", Some("plumbing"), Priority::Medium)
         );
         let c = classify("URGENT: sparks from the socket!");
         assert_eq!(
             (c.kind, c.request_type, c.specialty, c.priority),
-            ("maintenance", "emergency", Some("electrical"), "urgent")
+            (
+                "maintenance",
+                "emergency",
+                Some("electrical"),
+                Priority::Urgent
+            )
         );
         let c = classify("Someone spilled juice in the corridor");
         assert_eq!(

@@ -1,56 +1,32 @@
 //! The one state machine every work-order change goes through.
 
-use std::{fmt, str::FromStr};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Assigned,
-    Accepted,
-    InProgress,
-    OnHold,
-    Completed,
-    Cancelled,
+crate::text_enum! {
+    /// Where a work order is in its life.
+    pub enum Status {
+        Pending = "pending",
+        Assigned = "assigned",
+        Accepted = "accepted",
+        InProgress = "in_progress",
+        OnHold = "on_hold",
+        Completed = "completed",
+        Cancelled = "cancelled",
+    }
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Assigned => "assigned",
-            Self::Accepted => "accepted",
-            Self::InProgress => "in_progress",
-            Self::OnHold => "on_hold",
-            Self::Completed => "completed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
     /// Open work is work a worker may still answer about.
     pub fn is_open(self) -> bool {
         !matches!(self, Self::Pending | Self::Completed | Self::Cancelled)
     }
 }
 
-impl FromStr for Status {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Ok(match s {
-            "pending" => Self::Pending,
-            "assigned" => Self::Assigned,
-            "accepted" => Self::Accepted,
-            "in_progress" => Self::InProgress,
-            "on_hold" => Self::OnHold,
-            "completed" => Self::Completed,
-            "cancelled" => Self::Cancelled,
-            other => return Err(format!("{other:?} is not a work order status")),
-        })
-    }
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::text_enum! {
+    /// How soon a work order needs doing: it sets the acceptance timeout and the SMS fallback.
+    pub enum Priority {
+        Low = "low",
+        Medium = "medium",
+        High = "high",
+        Urgent = "urgent",
     }
 }
 

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::work_orders::{self, Actor};
+use super::{
+    state::Priority,
+    work_orders::{self, Actor},
+};
 use crate::{
     domains::alerts::{self, About, AlertKind},
     jobs::{self, Job},
@@ -51,7 +54,7 @@ impl Job for WorkOrderTimer {
 pub async fn timeout(
     conn: &mut PgConnection,
     tenant_id: Uuid,
-    priority: &str,
+    priority: Priority,
 ) -> sqlx::Result<Duration> {
     let secs: Option<i64> = sqlx::query_scalar(
         "SELECT (acceptance_timeout_secs ->> $2)::bigint FROM tenants WHERE id = $1",
@@ -69,7 +72,7 @@ pub async fn start(
     tenant_id: Uuid,
     work_order_id: Uuid,
     offer_id: Uuid,
-    priority: &str,
+    priority: Priority,
 ) -> anyhow::Result<()> {
     let wait = timeout(conn, tenant_id, priority).await?;
     let timer = WorkOrderTimer {
@@ -118,7 +121,7 @@ fn until(at: DateTime<Utc>) -> Duration {
 struct Pending {
     reference: String,
     title: String,
-    priority: String,
+    priority: Priority,
     worker_id: Uuid,
     worker_name: String,
 }
@@ -237,7 +240,7 @@ async fn acceptance(
             .bind(offer_id)
             .execute(&mut *tx)
             .await?;
-            let wait = timeout(&mut tx, job.tenant_id, &pending.priority).await?;
+            let wait = timeout(&mut tx, job.tenant_id, pending.priority).await?;
             jobs::enqueue(
                 &mut tx,
                 &WorkOrderTimer {

@@ -8,12 +8,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    state::{self, Action, Status},
+    state::{self, Action, Priority, Status},
     timers,
 };
 use crate::{
     domains::alerts::{self, About, AlertKind},
-    error::{AppError, AppResult, FieldErrors},
+    error::{FieldErrors, Invalid},
     messaging::{
         contacts,
         notify::{self, Notification, Notified},
@@ -21,6 +21,45 @@ use crate::{
     },
     types::{optional_text, required_text},
 };
+
+/// Why a work-order change was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkOrderError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("work order not found")]
+    NotFound,
+    /// The lifecycle does not allow `action` from where the order is.
+    #[error("{reference} is {from}: {}", not_now(*.action))]
+    NotNow {
+        reference: String,
+        from: Status,
+        action: Action,
+    },
+    #[error("{0} has no worker yet: assign one first")]
+    NoWorker(String),
+    #[error("the worker on this work order was removed: assign someone else first")]
+    WorkerRemoved,
+    #[error(
+        "the worker cannot be reached: no channel of this organisation can message their number"
+    )]
+    WorkerUnreachable,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+fn not_now(action: Action) -> &'static str {
+    match action {
+        Action::Cancel => "it can no longer be cancelled",
+        Action::Hold => "only accepted or started work can be put on hold",
+        Action::Assign => "it cannot be assigned",
+        _ => "that step does not apply now",
+    }
+}
+
+pub type WorkOrderResult<T> = Result<T, WorkOrderError>;
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct WorkOrder {
@@ -30,8 +69,8 @@ pub struct WorkOrder {
     pub request_type: String,
     pub title: String,
     pub description: Option<String>,
-    pub priority: String,
-    pub status: String,
+    pub priority: Priority,
+    pub status: Status,
     pub site_id: Option<Uuid>,
     pub location_detail: Option<String>,
     pub asset_id: Option<Uuid>,
@@ -67,7 +106,7 @@ pub struct NewWorkOrder {
     pub title: String,
     pub description: Option<String>,
     /// low, medium (default), high, urgent.
-    pub priority: Option<String>,
+    pub priority: Option<Priority>,
     pub site_id: Option<Uuid>,
     pub location_detail: Option<String>,
     pub asset_id: Option<Uuid>,
@@ -111,7 +150,7 @@ pub async fn create(
     input: NewWorkOrder,
     actor: Actor,
     channel: Channel,
-) -> AppResult<WorkOrder> {
+) -> WorkOrderResult<WorkOrder> {
     let order = record(conn, tenant_id, input, actor, channel).await?;
     assign_next(conn, templates, tenant_id, order.id, actor, channel).await?;
     get(conn, tenant_id, order.id).await
@@ -125,7 +164,7 @@ pub async fn record(
     input: NewWorkOrder,
     actor: Actor,
     channel: Channel,
-) -> AppResult<WorkOrder> {
+) -> WorkOrderResult<WorkOrder> {
     let mut errors = FieldErrors::new();
     let kind = input.kind.trim().to_owned();
     if !matches!(kind.as_str(), "maintenance" | "housekeeping") {
@@ -139,10 +178,7 @@ pub async fn record(
         }
         .to_owned()
     });
-    let priority = input.priority.unwrap_or_else(|| "medium".into());
-    if !matches!(priority.as_str(), "low" | "medium" | "high" | "urgent") {
-        errors.add("priority", "use low, medium, high or urgent");
-    }
+    let priority = input.priority.unwrap_or(Priority::Medium);
     let title = errors.check("title", required_text(&input.title, 200));
     let description = errors
         .check(
@@ -207,7 +243,7 @@ pub async fn record(
     .bind(&request_type)
     .bind(title)
     .bind(description)
-    .bind(&priority)
+    .bind(priority)
     .bind(input.site_id)
     .bind(location_detail)
     .bind(input.asset_id)
@@ -278,7 +314,7 @@ pub async fn list(
     .await
 }
 
-pub async fn get(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> AppResult<WorkOrder> {
+pub async fn get(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> WorkOrderResult<WorkOrder> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM work_orders WHERE tenant_id = $1 AND id = $2"
     )))
@@ -286,7 +322,7 @@ pub async fn get(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> AppResul
     .bind(id)
     .fetch_optional(conn)
     .await?
-    .ok_or(AppError::NotFound("work order"))
+    .ok_or(WorkOrderError::NotFound)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -338,7 +374,7 @@ pub async fn assign_next(
     id: Uuid,
     actor: Actor,
     channel: Channel,
-) -> AppResult<Option<Uuid>> {
+) -> WorkOrderResult<Option<Uuid>> {
     let order = get(conn, tenant_id, id).await?;
     let candidate: Option<Candidate> = sqlx::query_as(
         "SELECT w.id, w.first_name || ' ' || w.last_name AS name, bool_or(ws.is_primary) AS is_primary,
@@ -364,7 +400,7 @@ pub async fn assign_next(
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
-    let from: Status = order.status.parse().map_err(AppError::bad_request)?;
+    let from: Status = order.status;
     let Some(candidate) = candidate else {
         let note = "no available worker matches: a coordinator must assign it";
         history(
@@ -428,7 +464,7 @@ pub async fn assign_by_hand(
     worker_id: Uuid,
     actor: Actor,
     channel: Channel,
-) -> AppResult<WorkOrder> {
+) -> WorkOrderResult<WorkOrder> {
     let order = get(conn, tenant_id, id).await?;
     let worker: Option<(String, String)> = sqlx::query_as(
         "SELECT first_name || ' ' || last_name, status FROM workers
@@ -440,16 +476,18 @@ pub async fn assign_by_hand(
     .fetch_optional(&mut *conn)
     .await?;
     let Some((name, status)) = worker else {
-        return Err(AppError::field(
+        return Err(Invalid::field(
             "worker_id",
             format!("no {} worker of this organisation has this id", order.kind),
-        ));
+        )
+        .into());
     };
     if status != "active" {
-        return Err(AppError::field(
+        return Err(Invalid::field(
             "worker_id",
             format!("{name} is {status}: choose an active worker"),
-        ));
+        )
+        .into());
     }
     if let Some(previous) = order.assigned_worker_id.filter(|p| *p != worker_id) {
         sqlx::query(
@@ -496,7 +534,7 @@ pub async fn cancel(
     reason: Option<&str>,
     actor: Actor,
     channel: Channel,
-) -> AppResult<WorkOrder> {
+) -> WorkOrderResult<WorkOrder> {
     let order = get(conn, tenant_id, id).await?;
     if let Err(status) = act(
         conn,
@@ -511,10 +549,11 @@ pub async fn cancel(
     )
     .await?
     {
-        return Err(AppError::bad_request(format!(
-            "{} is {status}: it can no longer be cancelled",
-            order.reference
-        )));
+        return Err(WorkOrderError::NotNow {
+            reference: order.reference,
+            from: status,
+            action: Action::Cancel,
+        });
     }
     if let Some(worker) = order.assigned_worker_id {
         tell_worker(
@@ -540,8 +579,8 @@ pub async fn hold(
     reason: &str,
     actor: Actor,
     channel: Channel,
-) -> AppResult<WorkOrder> {
-    let reason = required_text(reason, 500).map_err(|e| AppError::field("reason", e))?;
+) -> WorkOrderResult<WorkOrder> {
+    let reason = required_text(reason, 500).map_err(|e| Invalid::field("reason", e))?;
     let order = get(conn, tenant_id, id).await?;
     if let Err(status) = act(
         conn,
@@ -556,10 +595,11 @@ pub async fn hold(
     )
     .await?
     {
-        return Err(AppError::bad_request(format!(
-            "{} is {status}: only accepted or started work can be put on hold",
-            order.reference
-        )));
+        return Err(WorkOrderError::NotNow {
+            reference: order.reference,
+            from: status,
+            action: Action::Hold,
+        });
     }
     if let Some(worker) = order.assigned_worker_id {
         let values = Values::new().with("reason", &reason);
@@ -584,8 +624,8 @@ pub async fn comment(
     id: Uuid,
     user_id: Uuid,
     body: &str,
-) -> AppResult<()> {
-    let body = required_text(body, 2000).map_err(|e| AppError::field("body", e))?;
+) -> WorkOrderResult<()> {
+    let body = required_text(body, 2000).map_err(|e| Invalid::field("body", e))?;
     get(conn, tenant_id, id).await?;
     sqlx::query(
         "INSERT INTO work_order_comments (tenant_id, work_order_id, author_kind, author_user_id, body)
@@ -607,32 +647,25 @@ pub async fn message_worker(
     tenant_id: Uuid,
     id: Uuid,
     text: &str,
-) -> AppResult<()> {
-    let text = required_text(text, 1000).map_err(|e| AppError::field("text", e))?;
+) -> WorkOrderResult<()> {
+    let text = required_text(text, 1000).map_err(|e| Invalid::field("text", e))?;
     let order = get(conn, tenant_id, id).await?;
     let Some(worker) = order.assigned_worker_id else {
-        return Err(AppError::bad_request(format!(
-            "{} has no worker yet: assign one first",
-            order.reference
-        )));
+        return Err(WorkOrderError::NoWorker(order.reference));
     };
     let tenant: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
         .bind(tenant_id)
         .fetch_one(&mut *conn)
         .await?;
     let Some(contact) = contacts::for_live_worker(conn, tenant_id, worker).await? else {
-        return Err(AppError::bad_request(
-            "the worker on this work order was removed: assign someone else first",
-        ));
+        return Err(WorkOrderError::WorkerRemoved);
     };
     let values = Values::new().with("tenant", tenant).with("text", text);
     let mut notification = Notification::new(tenant_id, contact, "coordinator_message", values);
     notification.related = Some(("work_order", order.id));
     match notify::notify(conn, templates, &notification).await? {
         Notified::Queued(_) => Ok(()),
-        Notified::OptedOut | Notified::NoChannel => Err(AppError::bad_request(
-            "the worker cannot be reached: no channel of this organisation can message their number",
-        )),
+        Notified::OptedOut | Notified::NoChannel => Err(WorkOrderError::WorkerUnreachable),
     }
 }
 
@@ -645,7 +678,7 @@ async fn tell_worker(
     worker_id: Uuid,
     key: &'static str,
     values: Values,
-) -> AppResult<()> {
+) -> WorkOrderResult<()> {
     // A worker who was removed has nobody to tell.
     let Some(contact) = contacts::for_live_worker(conn, tenant_id, worker_id).await? else {
         return Ok(());
@@ -673,13 +706,12 @@ async fn assign_to(
     reason: &str,
     actor: Actor,
     channel: Channel,
-) -> AppResult<()> {
-    let from: Status = order.status.parse().map_err(AppError::bad_request)?;
-    let to = state::next(from, Action::Assign).ok_or_else(|| {
-        AppError::bad_request(format!(
-            "{} is {from}: it cannot be assigned",
-            order.reference
-        ))
+) -> WorkOrderResult<()> {
+    let from: Status = order.status;
+    let to = state::next(from, Action::Assign).ok_or_else(|| WorkOrderError::NotNow {
+        reference: order.reference.clone(),
+        from,
+        action: Action::Assign,
     })?;
     let worker_contact = contacts::for_worker(conn, tenant_id, worker_id).await?;
     let (location, requester): (String, String) = sqlx::query_as(
@@ -711,7 +743,7 @@ async fn assign_to(
         .with("requester", requester);
     let mut dispatch = Notification::new(tenant_id, worker_contact, "wo_dispatch", values);
     dispatch.related = Some(("work_order", order.id));
-    dispatch.urgent = order.priority == "urgent";
+    dispatch.urgent = order.priority == Priority::Urgent;
     let message_id = match notify::notify(conn, templates, &dispatch).await? {
         Notified::Queued(id) => Some(id),
         _ => None,
@@ -727,7 +759,7 @@ async fn assign_to(
     .bind(message_id)
     .fetch_one(&mut *conn)
     .await?;
-    timers::start(conn, tenant_id, order.id, offer_id, &order.priority).await?;
+    timers::start(conn, tenant_id, order.id, offer_id, order.priority).await?;
     sqlx::query(
         "UPDATE work_orders SET status = $3, assigned_worker_id = $4, assigned_at = now(),
              accepted_at = NULL, dispatch_message_id = $5, whatsapp_status = CASE WHEN $5 IS NULL THEN NULL ELSE 'queued' END
@@ -784,8 +816,8 @@ pub async fn act(
     channel: Channel,
     note: Option<&str>,
     completion: Option<Completion>,
-) -> AppResult<Result<Status, Status>> {
-    let from: Status = order.status.parse().map_err(AppError::bad_request)?;
+) -> WorkOrderResult<Result<Status, Status>> {
+    let from: Status = order.status;
     let Some(to) = state::next(from, action) else {
         return Ok(Err(from));
     };
@@ -913,7 +945,7 @@ async fn tell_requester(
     order: &WorkOrder,
     key: &'static str,
     worker: Option<&str>,
-) -> AppResult<()> {
+) -> WorkOrderResult<()> {
     let Some(requester) = order.requester_contact_id else {
         return Ok(());
     };

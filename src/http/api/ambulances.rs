@@ -7,7 +7,7 @@ use crate::{
     domains::ambulance::ambulances::{
         self, Ambulance, AmbulanceFilter, AmbulanceInput, AmbulancePage,
     },
-    error::AppResult,
+    http::error::AppResult,
     http::{AppState, api::auth::ApiCaller, extract::Query},
 };
 
@@ -19,7 +19,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// List the organisation's ambulances.
 #[utoipa::path(get, path = "/ambulances", tag = "ambulances", params(AmbulanceFilter),
-    responses((status = 200, body = AmbulancePage), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = AmbulancePage), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_ambulances(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -17,8 +17,8 @@ use crate::{
         app_auth::{self, AppSession},
         visits::{self, EventKind, EventResult, Reading, Visit, Vitals},
     },
-    error::{AppError, AppResult},
     http::AppState,
+    http::error::{AppError, AppResult},
     http::extract::{self, Path, Query},
     types::Coordinates,
 };
@@ -86,8 +86,8 @@ pub struct LoginAccepted {
 /// Ask for a sign-in code. It goes to the number by WhatsApp or SMS, lasts 10 minutes and allows
 /// 5 attempts. The answer is the same whether or not the number belongs to a caregiver.
 #[utoipa::path(post, path = "/app/login", tag = "app", request_body = LoginRequest, security(()),
-    responses((status = 202, body = LoginAccepted), (status = 422, body = crate::error::ErrorBody),
-              (status = 429, body = crate::error::ErrorBody)))]
+    responses((status = 202, body = LoginAccepted), (status = 422, body = crate::http::error::ErrorBody),
+              (status = 429, body = crate::http::error::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     extract::ClientAddress(address): extract::ClientAddress,
@@ -120,8 +120,8 @@ pub struct VerifyRequest {
 
 /// Exchange the code for the app token (valid 30 days; a coordinator can revoke it).
 #[utoipa::path(post, path = "/app/verify", tag = "app", request_body = VerifyRequest, security(()),
-    responses((status = 200, body = AppSession), (status = 401, body = crate::error::ErrorBody),
-              (status = 429, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = AppSession), (status = 401, body = crate::http::error::ErrorBody),
+              (status = 429, body = crate::http::error::ErrorBody)))]
 async fn verify(
     State(state): State<AppState>,
     extract::Json(input): extract::Json<VerifyRequest>,
@@ -146,7 +146,7 @@ pub struct DateQuery {
 
 /// The signed-in caregiver's visits on a day, with each patient's name, address and position.
 #[utoipa::path(get, path = "/app/visits", tag = "app", params(DateQuery),
-    responses((status = 200, body = [Visit]), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [Visit]), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn my_visits(
     State(state): State<AppState>,
     me: AppWorker,
@@ -215,9 +215,9 @@ async fn record(
 /// Check in with the phone's position. The answer says whether the position was verified
 /// against the patient's home and which exceptions the reading raised.
 #[utoipa::path(post, path = "/app/visits/{id}/check-in", tag = "app", request_body = CheckInput,
-    responses((status = 200, body = EventResult), (status = 403, body = crate::error::ErrorBody),
-              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
-              (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = EventResult), (status = 403, body = crate::http::error::ErrorBody),
+              (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody),
+              (status = 422, body = crate::http::error::ErrorBody)))]
 async fn check_in(
     State(state): State<AppState>,
     me: AppWorker,
@@ -235,9 +235,9 @@ async fn check_in(
 
 /// Check out, with the visit's notes and optional vitals.
 #[utoipa::path(post, path = "/app/visits/{id}/check-out", tag = "app", request_body = CheckInput,
-    responses((status = 200, body = EventResult), (status = 403, body = crate::error::ErrorBody),
-              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
-              (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = EventResult), (status = 403, body = crate::http::error::ErrorBody),
+              (status = 404, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody),
+              (status = 422, body = crate::http::error::ErrorBody)))]
 async fn check_out(
     State(state): State<AppState>,
     me: AppWorker,

@@ -5,7 +5,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     domains::maintenance::assets::{self, Asset, AssetFilter, AssetInput, AssetPage},
-    error::AppResult,
+    http::error::AppResult,
     http::{AppState, api::auth::ApiCaller, extract::Query},
 };
 
@@ -17,7 +17,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// List the organisation's assets.
 #[utoipa::path(get, path = "/assets", tag = "assets", params(AssetFilter),
-    responses((status = 200, body = AssetPage), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = AssetPage), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_assets(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -3,7 +3,7 @@
 use axum::{extract::FromRequestParts, http::request::Parts};
 use uuid::Uuid;
 
-use crate::{audit::Actor, auth, domains::tenancy::Role, error::AppError, http::AppState};
+use crate::{audit::Actor, auth, domains::tenancy::Role, http::AppState, http::error::AppError};
 
 /// A caller authenticated by an API token, and the one tenant it may touch.
 #[derive(Clone, Copy, Debug)]

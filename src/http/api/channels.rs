@@ -5,8 +5,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::ApiCaller;
 use crate::{
-    error::AppResult,
     http::AppState,
+    http::error::AppResult,
     http::extract,
     messaging::channels::{self, Channel, NewChannel},
 };
@@ -17,7 +17,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// List the organisation's channels.
 #[utoipa::path(get, path = "/channels", tag = "channels",
-    responses((status = 200, body = Vec<Channel>), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Vec<Channel>), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_channels(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -28,8 +28,8 @@ async fn list_channels(
 
 /// Add a number. Provider credentials come from the server's environment, never from here.
 #[utoipa::path(post, path = "/channels", tag = "channels", request_body = NewChannel,
-    responses((status = 201, body = Channel), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
-              (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Channel), (status = 403, body = crate::http::error::ErrorBody), (status = 409, body = crate::http::error::ErrorBody),
+              (status = 422, body = crate::http::error::ErrorBody)))]
 async fn add_channel(
     State(state): State<AppState>,
     caller: ApiCaller,

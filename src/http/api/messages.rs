@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::http::extract::Query;
 
 use super::auth::ApiCaller;
-use crate::{domains::crud, error::AppResult, http::AppState};
+use crate::{domains::crud, http::AppState, http::error::AppResult};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_messages))
@@ -65,7 +65,7 @@ pub struct MessagePage {
 
 /// List messages, newest first.
 #[utoipa::path(get, path = "/messages", tag = "messages", params(MessageFilter),
-    responses((status = 200, body = MessagePage), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = MessagePage), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_messages(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -28,7 +28,7 @@ use crate::http::AppState;
     info(title = "Fieldline API", description = "Coordinate field teams that work by WhatsApp and SMS. Every call needs `Authorization: Bearer <api token>`; the token decides the organisation."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail, crate::error::FieldError))
+    components(schemas(crate::http::error::ErrorBody, crate::http::error::ErrorDetail, crate::http::error::FieldError))
 )]
 struct ApiDoc;
 

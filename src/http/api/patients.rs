@@ -5,7 +5,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     domains::directory::patients::{self, Patient, PatientFilter, PatientInput, PatientPage},
-    error::AppResult,
+    http::error::AppResult,
     http::{AppState, api::auth::ApiCaller, extract::Query},
 };
 
@@ -17,7 +17,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// List the organisation's patients.
 #[utoipa::path(get, path = "/patients", tag = "patients", params(PatientFilter),
-    responses((status = 200, body = PatientPage), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = PatientPage), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_patients(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -5,7 +5,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     domains::directory::sites::{self, Site, SiteFilter, SiteInput, SitePage},
-    error::AppResult,
+    http::error::AppResult,
     http::{AppState, api::auth::ApiCaller, extract::Query},
 };
 
@@ -17,7 +17,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// List the organisation's sites.
 #[utoipa::path(get, path = "/sites", tag = "sites", params(SiteFilter),
-    responses((status = 200, body = SitePage), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = SitePage), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_sites(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -22,8 +22,8 @@ use crate::{
         schedule::{self, Assignment, AssignmentChange, NewAssignment, Scope},
         visits::{self, NewVisit, Visit},
     },
-    error::{AppError, AppResult},
     http::AppState,
+    http::error::{AppError, AppResult},
     http::extract::{self, Path, Query},
 };
 
@@ -102,8 +102,8 @@ async fn reassign_in(
 
 /// Cancel a visit still to come; the caregiver is told not to go.
 #[utoipa::path(post, path = "/visits/{id}/cancel", tag = "visits", request_body = Cancellation,
-    responses((status = 200, body = Changed), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Changed), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody)))]
 async fn cancel_visit(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -115,8 +115,8 @@ async fn cancel_visit(
 
 /// Give a visit still to come to another caregiver; both are told.
 #[utoipa::path(post, path = "/visits/{id}/reassign", tag = "visits", request_body = Reassignment,
-    responses((status = 200, body = Changed), (status = 404, body = crate::error::ErrorBody),
-              (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Changed), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 422, body = crate::http::error::ErrorBody)))]
 async fn reassign_visit(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -129,7 +129,7 @@ async fn reassign_visit(
 /// A recurring assignment: the caregiver visits the patient on these days at these local times.
 /// Its visits for the next 14 days are created at once, and kept 14 days ahead.
 #[utoipa::path(post, path = "/assignments", tag = "visits", request_body = NewAssignment,
-    responses((status = 201, body = Assignment), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Assignment), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn create_assignment(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -142,7 +142,7 @@ async fn create_assignment(
 }
 
 #[utoipa::path(get, path = "/assignments", tag = "visits",
-    responses((status = 200, body = [Assignment]), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [Assignment]), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_assignments(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -153,7 +153,7 @@ async fn list_assignments(
 
 /// End an assignment: its visits to come are cancelled and the caregiver told.
 #[utoipa::path(post, path = "/assignments/{id}/cancel", tag = "visits", request_body = Cancellation,
-    responses((status = 200, body = Changed), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Changed), (status = 404, body = crate::http::error::ErrorBody)))]
 async fn cancel_assignment(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -165,8 +165,8 @@ async fn cancel_assignment(
 
 /// Give an assignment, and its visits to come, to another caregiver; both are told.
 #[utoipa::path(post, path = "/assignments/{id}/reassign", tag = "visits", request_body = Reassignment,
-    responses((status = 200, body = Changed), (status = 404, body = crate::error::ErrorBody),
-              (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Changed), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 422, body = crate::http::error::ErrorBody)))]
 async fn reassign_assignment(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -178,7 +178,7 @@ async fn reassign_assignment(
 
 /// Schedule a one-off visit.
 #[utoipa::path(post, path = "/visits", tag = "visits", request_body = NewVisit,
-    responses((status = 201, body = Visit), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = Visit), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn create_visit(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -192,7 +192,7 @@ async fn create_visit(
 
 /// The visits on a day (the organisation's time zone), every caregiver's.
 #[utoipa::path(get, path = "/visits", tag = "visits", params(DateQuery),
-    responses((status = 200, body = [Visit]), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = [Visit]), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_visits(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -209,7 +209,7 @@ async fn list_visits(
 }
 
 #[utoipa::path(get, path = "/visits/{id}", tag = "visits",
-    responses((status = 200, body = Visit), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Visit), (status = 404, body = crate::http::error::ErrorBody)))]
 async fn get_visit(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -226,7 +226,7 @@ pub struct Revoked {
 
 /// Sign a worker's phones out: every app token of theirs stops working at once.
 #[utoipa::path(post, path = "/workers/{id}/app-tokens/revoke", tag = "visits",
-    responses((status = 200, body = Revoked), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Revoked), (status = 404, body = crate::http::error::ErrorBody)))]
 async fn revoke_app_tokens(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -253,7 +253,7 @@ pub struct ExportQuery {
 /// manual-edit flag. At most 366 days at a time.
 #[utoipa::path(get, path = "/visits/export", tag = "visits", params(ExportQuery),
     responses((status = 200, body = [ExportRow], description = "JSON, or text/csv with the same columns"),
-              (status = 422, body = crate::error::ErrorBody)))]
+              (status = 422, body = crate::http::error::ErrorBody)))]
 async fn export_visits(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -294,8 +294,8 @@ async fn export_visits(
 /// Correct a visit's check-in and/or check-out time by hand. The visit is marked manually
 /// edited and the audit log keeps the original times, who changed them, when and why.
 #[utoipa::path(post, path = "/visits/{id}/correct", tag = "visits", request_body = Correction,
-    responses((status = 200, body = Visit), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Visit), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn correct_visit(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -339,8 +339,8 @@ async fn list_exceptions(
 
 /// Resolve an exception with a reason code and a note.
 #[utoipa::path(post, path = "/visit-exceptions/{id}/resolve", tag = "visits", request_body = Resolution,
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 204), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn resolve_exception(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -356,8 +356,8 @@ async fn resolve_exception(
 /// Change an assignment's days, hours or last day. Visits to come that no longer fit are
 /// removed and new ones made; the caregiver hears of each.
 #[utoipa::path(post, path = "/assignments/{id}/change", tag = "visits", request_body = AssignmentChange,
-    responses((status = 200, body = Assignment), (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Assignment), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn change_assignment(
     State(state): State<AppState>,
     caller: ApiCaller,

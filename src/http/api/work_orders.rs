@@ -15,8 +15,8 @@ use crate::{
         crud,
         maintenance::work_orders::{self, Actor, NewWorkOrder, WorkOrder},
     },
-    error::AppResult,
     http::AppState,
+    http::error::AppResult,
     http::extract::{self, Path},
 };
 
@@ -38,8 +38,8 @@ pub struct WorkOrderAssignment {
 /// Assign or reassign by hand. The worker gets the dispatch message; a previous worker is told
 /// the job went to someone else.
 #[utoipa::path(post, path = "/work-orders/{id}/assign", tag = "work orders", request_body = WorkOrderAssignment,
-    responses((status = 200, body = WorkOrder), (status = 400, body = crate::error::ErrorBody),
-              (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = WorkOrder), (status = 400, body = crate::http::error::ErrorBody),
+              (status = 404, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn assign_work_order(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -69,8 +69,8 @@ pub struct Cancellation {
 
 /// Cancel. The assigned worker is told not to go.
 #[utoipa::path(post, path = "/work-orders/{id}/cancel", tag = "work orders", request_body = Cancellation,
-    responses((status = 200, body = WorkOrder), (status = 400, body = crate::error::ErrorBody),
-              (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = WorkOrder), (status = 400, body = crate::http::error::ErrorBody),
+              (status = 404, body = crate::http::error::ErrorBody)))]
 async fn cancel_work_order(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -95,7 +95,7 @@ async fn cancel_work_order(
 /// Report a work order. It is assigned to the best available worker at once and dispatched by
 /// WhatsApp (SMS without it); the history says who was chosen and why.
 #[utoipa::path(post, path = "/work-orders", tag = "work orders", request_body = NewWorkOrder,
-    responses((status = 201, body = WorkOrder), (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 201, body = WorkOrder), (status = 422, body = crate::http::error::ErrorBody)))]
 async fn create_work_order(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -138,7 +138,7 @@ pub struct WorkOrderPage {
 
 /// List work orders, oldest first.
 #[utoipa::path(get, path = "/work-orders", tag = "work orders", params(WorkOrderFilter),
-    responses((status = 200, body = WorkOrderPage), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = WorkOrderPage), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_work_orders(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -160,7 +160,7 @@ async fn list_work_orders(
 }
 
 #[utoipa::path(get, path = "/work-orders/{id}", tag = "work orders",
-    responses((status = 200, body = WorkOrder), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = WorkOrder), (status = 404, body = crate::http::error::ErrorBody)))]
 async fn get_work_order(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -187,7 +187,7 @@ pub struct HistoryEntry {
 
 /// Every step of a work order: who, how and why.
 #[utoipa::path(get, path = "/work-orders/{id}/history", tag = "work orders",
-    responses((status = 200, body = Vec<HistoryEntry>), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Vec<HistoryEntry>), (status = 404, body = crate::http::error::ErrorBody)))]
 async fn work_order_history(
     State(state): State<AppState>,
     caller: ApiCaller,

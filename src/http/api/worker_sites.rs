@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     domains::directory::worker_sites::{self, SiteCoverage},
-    error::AppResult,
+    http::error::AppResult,
     http::{
         AppState,
         api::auth::ApiCaller,
@@ -20,7 +20,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The sites a worker covers.
 #[utoipa::path(get, path = "/workers/{id}/sites", tag = "workers",
-    responses((status = 200, body = Vec<SiteCoverage>), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Vec<SiteCoverage>), (status = 404, body = crate::http::error::ErrorBody)))]
 async fn get_worker_sites(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -33,8 +33,8 @@ async fn get_worker_sites(
 
 /// Replace the sites a worker covers (an empty list removes them all).
 #[utoipa::path(put, path = "/workers/{id}/sites", tag = "workers", request_body = Vec<SiteCoverage>,
-    responses((status = 200, body = Vec<SiteCoverage>), (status = 404, body = crate::error::ErrorBody),
-              (status = 422, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = Vec<SiteCoverage>), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 422, body = crate::http::error::ErrorBody)))]
 async fn set_worker_sites(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -5,7 +5,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     domains::directory::workers::{self, Worker, WorkerFilter, WorkerInput, WorkerPage},
-    error::AppResult,
+    http::error::AppResult,
     http::{AppState, api::auth::ApiCaller, extract::Query},
 };
 
@@ -17,7 +17,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// List the organisation's workers.
 #[utoipa::path(get, path = "/workers", tag = "workers", params(WorkerFilter),
-    responses((status = 200, body = WorkerPage), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = WorkerPage), (status = 401, body = crate::http::error::ErrorBody)))]
 async fn list_workers(
     State(state): State<AppState>,
     caller: ApiCaller,

@@ -18,7 +18,7 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::{
-    auth, domains::dashboard, error::AppError, http::AppState, http::extract::ClientAddress,
+    auth, domains::dashboard, http::AppState, http::error::AppError, http::extract::ClientAddress,
 };
 
 pub use session::Coordinator;
@@ -44,7 +44,7 @@ fn local_time(
     field: &str,
     raw: &str,
     time_zone: &str,
-) -> crate::error::AppResult<Option<chrono::DateTime<chrono::Utc>>> {
+) -> crate::http::error::AppResult<Option<chrono::DateTime<chrono::Utc>>> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(None);

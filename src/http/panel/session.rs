@@ -23,8 +23,8 @@ use crate::{
     config::Config,
     domains::panel_sessions::ExpirePanelSession,
     domains::sign_in_attempts,
-    error::AppError,
     http::AppState,
+    http::error::AppError,
     jobs,
     types::Email,
 };

@@ -18,12 +18,13 @@ use crate::{
     audit::Actor,
     auth,
     domains::care::{
+        CareError,
         exceptions::{self, Correction, Resolution},
         schedule::{self, AssignmentChange, NewAssignment, Scope},
         visits::{self, NewVisit},
     },
-    error::{AppError, AppResult},
     http::AppState,
+    http::error::{AppError, AppResult},
 };
 
 pub fn routes() -> Router<AppState> {
@@ -210,8 +211,8 @@ async fn render_detail(
     let mut conn = state.pool.acquire().await?;
     let visit = match visits::get(&mut conn, coordinator.tenant_id, id).await {
         Ok(visit) => visit,
-        Err(AppError::NotFound(_)) => return Ok(not_found(coordinator, "visit")),
-        Err(other) => return Err(other),
+        Err(CareError::NotFound(_)) => return Ok(not_found(coordinator, "visit")),
+        Err(other) => return Err(other.into()),
     };
     let caregiver: String = sqlx::query_scalar(
         "SELECT first_name || ' ' || last_name FROM workers WHERE tenant_id = $1 AND id = $2",
@@ -304,9 +305,9 @@ async fn finish(
     state: &AppState,
     coordinator: &Coordinator,
     visit_id: Uuid,
-    outcome: AppResult<()>,
+    outcome: Result<(), impl Into<AppError>>,
 ) -> Result<Response, AppError> {
-    match outcome {
+    match outcome.map_err(Into::into) {
         Ok(()) => Ok(Redirect::to(&format!("/panel/visits/{visit_id}")).into_response()),
         Err(AppError::NotFound(_)) => Ok(not_found(coordinator, "visit")),
         Err(error) if error.status_code().is_client_error() => {
@@ -538,8 +539,8 @@ async fn cancel_assignment(
             tx.commit().await?;
             Ok(Redirect::to("/panel/assignments").into_response())
         }
-        Err(AppError::NotFound(_)) => Ok(not_found(&coordinator, "visit")),
-        Err(error) => Err(error),
+        Err(CareError::NotFound(_)) => Ok(not_found(&coordinator, "visit")),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -547,9 +548,9 @@ async fn cancel_assignment(
 async fn assignment_outcome(
     state: &AppState,
     coordinator: &Coordinator,
-    outcome: AppResult<()>,
+    outcome: Result<(), impl Into<AppError>>,
 ) -> Result<Response, AppError> {
-    match outcome {
+    match outcome.map_err(Into::into) {
         Ok(()) => Ok(Redirect::to("/panel/assignments").into_response()),
         Err(AppError::NotFound(_)) => Ok(not_found(coordinator, "visit")),
         Err(error) if error.status_code().is_client_error() => {

@@ -151,7 +151,7 @@ pub fn list(
                                 td { (wo.title) }
                                 td { span class=(format!("badge priority-{}", wo.priority)) { (wo.priority) } }
                                 td {
-                                    (words(&wo.status))
+                                    (words(wo.status.as_str()))
                                     @if overdue.contains(&wo.id) { " " span.badge.overdue { "overdue" } }
                                 }
                                 td { (lookups.site(wo.site_id).unwrap_or("-")) }
@@ -285,7 +285,7 @@ pub fn detail(
                 None => {},
             }
             dl.facts {
-                dt { "Status" } dd { (words(&wo.status)) }
+                dt { "Status" } dd { (words(wo.status.as_str())) }
                 dt { "Priority" } dd { (wo.priority) }
                 dt { "Kind" } dd { (wo.kind) " · " (words(&wo.request_type)) @if let Some(s) = &wo.required_specialty { " · " (s) } }
                 dt { "Where" } dd { (lookups.site(wo.site_id).unwrap_or("-")) @if let Some(d) = &wo.location_detail { ", " (d) } }

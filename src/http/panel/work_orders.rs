@@ -21,13 +21,14 @@ use crate::{
     auth,
     domains::{
         alerts,
+        crud::RecordError,
         maintenance::{
             timeline,
-            work_orders::{self, Actor},
+            work_orders::{self, Actor, WorkOrderError},
         },
     },
-    error::{AppError, AppResult},
     http::AppState,
+    http::error::{AppError, AppResult},
 };
 
 const PAGE_SIZE: i64 = 50;
@@ -260,7 +261,10 @@ impl NewInput {
             request_type: None,
             title: self.title.clone(),
             description: some(&self.description),
-            priority: some(&self.priority),
+            priority: some(&self.priority)
+                .map(|p| p.parse())
+                .transpose()
+                .map_err(|e: String| AppError::field("priority", e))?,
             site_id: uuid_or_error("site", &self.site)?,
             location_detail: some(&self.location_detail),
             asset_id: uuid_or_error("asset", &self.asset)?,
@@ -369,8 +373,8 @@ async fn render_detail(
     let mut conn = state.pool.acquire().await?;
     let order = match work_orders::get(&mut conn, coordinator.tenant_id, id).await {
         Ok(order) => order,
-        Err(AppError::NotFound(_)) => return Ok(not_found(coordinator, "work order")),
-        Err(other) => return Err(other),
+        Err(WorkOrderError::NotFound) => return Ok(not_found(coordinator, "work order")),
+        Err(other) => return Err(other.into()),
     };
     let entries = timeline::timeline(&mut conn, coordinator.tenant_id, id).await?;
     let requester: Option<String> = sqlx::query_scalar(
@@ -467,6 +471,7 @@ async fn assign(
             )
             .await
             .map(drop)
+            .map_err(AppError::from)
         },
     )
     .await
@@ -505,6 +510,7 @@ async fn hold(
             )
             .await
             .map(drop)
+            .map_err(AppError::from)
         },
     )
     .await
@@ -537,6 +543,7 @@ async fn cancel(
             )
             .await
             .map(drop)
+            .map_err(AppError::from)
         },
     )
     .await
@@ -562,7 +569,7 @@ async fn comment(
         id,
         &input.csrf_token,
         "commented",
-        async |conn| work_orders::comment(conn, tenant, id, user, &input.text).await,
+        async |conn| Ok(work_orders::comment(conn, tenant, id, user, &input.text).await?),
     )
     .await
 }
@@ -581,7 +588,9 @@ async fn message(
         id,
         &input.csrf_token,
         "messaged",
-        async |conn| work_orders::message_worker(conn, templates, tenant, id, &input.text).await,
+        async |conn| {
+            Ok(work_orders::message_worker(conn, templates, tenant, id, &input.text).await?)
+        },
     )
     .await
 }
@@ -602,11 +611,11 @@ async fn resolve_alert(
     }
     let mut conn = state.pool.acquire().await?;
     match alerts::resolve(&mut conn, coordinator.tenant_id, id, coordinator.user_id).await {
-        Ok(()) | Err(AppError::NotFound(_)) => {
+        Ok(()) | Err(RecordError::NotFound(_)) => {
             // Already resolved by someone else is fine: the list shows what is left.
             Ok(Redirect::to("/panel/work-orders").into_response())
         }
-        Err(other) => Err(other),
+        Err(other) => Err(other.into()),
     }
 }
 
