@@ -282,6 +282,28 @@ macro_rules! text_enum {
                     $(Self::$variant => $text),+
                 }
             }
+
+            /// An optional input field: absent is `default`; anything else must be a value,
+            /// else the field is recorded as wrong, naming the values allowed.
+            #[allow(dead_code)]
+            pub fn field(
+                raw: Option<&str>,
+                default: Self,
+                field: &str,
+                errors: &mut $crate::error::FieldErrors,
+            ) -> Self {
+                match raw.map(str::parse::<Self>) {
+                    None => default,
+                    Some(Ok(value)) => value,
+                    Some(Err(_)) => {
+                        errors.add(
+                            field,
+                            format!("must be one of: {}", [$($text),+].join(", ")),
+                        );
+                        default
+                    }
+                }
+            }
         }
 
         impl std::str::FromStr for $name {
@@ -303,6 +325,14 @@ macro_rules! text_enum {
             }
         }
 
+        $crate::text_sql!($name);
+    };
+}
+
+/// sqlx as text for a type with `as_str` and `FromStr` (its error naming what is allowed).
+#[macro_export]
+macro_rules! text_sql {
+    ($name:ty) => {
         impl sqlx::Type<sqlx::Postgres> for $name {
             fn type_info() -> sqlx::postgres::PgTypeInfo {
                 <&str as sqlx::Type<sqlx::Postgres>>::type_info()

@@ -23,7 +23,7 @@ use crate::{
         tenancy::{self, NewTenant, Role},
     },
     messaging::{
-        Messaging,
+        MessageKind, Messaging,
         channels::{self, NewChannel},
     },
     seed, telemetry,
@@ -452,7 +452,10 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                     reply.status,
                     reply.body.unwrap_or_default()
                 );
-                if let Some(buttons) = reply.buttons.filter(|_| reply.kind == "interactive") {
+                if let Some(buttons) = reply
+                    .buttons
+                    .filter(|_| reply.kind == MessageKind::Interactive)
+                {
                     let buttons: Vec<crate::channels::Button> = serde_json::from_value(buttons)?;
                     for b in buttons {
                         println!("   [{}] {}", b.id, b.title);

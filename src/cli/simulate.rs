@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::{
     channels::{ChannelKind, Content, Inbound, Provider, ReceivingNumber},
     messaging::{
-        Messaging,
+        MessageKind, MessageStatus, Messaging,
         ingest::{self, Stored},
     },
     types::PhoneNumber,
@@ -21,8 +21,8 @@ use crate::{
 pub struct Reply {
     /// `None` for the sender; someone else's number otherwise.
     pub to_other: Option<String>,
-    pub kind: String,
-    pub status: String,
+    pub kind: MessageKind,
+    pub status: MessageStatus,
     pub body: Option<String>,
     pub buttons: Option<serde_json::Value>,
     pub whatsapp_template: Option<String>,

@@ -13,16 +13,18 @@ use crate::{
     },
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertKind {
-    /// Nobody left to offer a work order to.
-    NoWorkerAvailable,
-    /// Accepted but not started by its scheduled time.
-    NotStarted,
-    /// In progress past its expected duration.
-    Overdue,
-    /// No check-in half an hour after a visit's start.
-    VisitLate,
+crate::text_enum! {
+    /// Why the coordinators are told.
+    pub enum AlertKind {
+        /// Nobody left to offer a work order to.
+        NoWorkerAvailable = "no_worker_available",
+        /// Accepted but not started by its scheduled time.
+        NotStarted = "not_started",
+        /// In progress past its expected duration.
+        Overdue = "overdue",
+        /// No check-in half an hour after a visit's start.
+        VisitLate = "visit_late",
+    }
 }
 
 /// What an alert is about: the panel links to it, and messages go on its timeline.
@@ -30,17 +32,6 @@ pub enum AlertKind {
 pub enum About {
     WorkOrder(Uuid),
     Visit(Uuid),
-}
-
-impl AlertKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NoWorkerAvailable => "no_worker_available",
-            Self::NotStarted => "not_started",
-            Self::Overdue => "overdue",
-            Self::VisitLate => "visit_late",
-        }
-    }
 }
 
 /// Records the alert and messages the coordinators. `NotStarted` and `Overdue` are raised once
@@ -108,7 +99,7 @@ pub async fn raise(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OpenAlert {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: AlertKind,
     pub work_order_id: Option<Uuid>,
     pub visit_id: Option<Uuid>,
     pub message: String,

@@ -46,6 +46,19 @@ impl Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<Self, String> {
+        match raw {
+            "admin" => Ok(Self::Admin),
+            "coordinator" => Ok(Self::Coordinator),
+            other => Err(format!("{other:?} is not a role: use admin or coordinator")),
+        }
+    }
+}
+
+crate::text_sql!(Role);
+
 #[derive(Debug, thiserror::Error)]
 pub enum TenancyError {
     #[error("no organisation has the slug {0:?} (list them with `fieldline tenant list`)")]

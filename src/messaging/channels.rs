@@ -29,8 +29,8 @@ pub struct NewChannel {
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Channel {
     pub id: Uuid,
-    pub provider: String,
-    pub kind: String,
+    pub provider: Provider,
+    pub kind: ChannelKind,
     pub phone_number: String,
     pub provider_id: Option<String>,
     pub display_name: Option<String>,

@@ -5,6 +5,7 @@
 //! once, by whichever comes first of a permanent send failure, a `failed`/`undelivered` status
 //! from the provider and the deadline job; a delivery or a read settles it without an SMS.
 
+use super::MessageStatus;
 use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::{BoxDynError, Data};
@@ -108,7 +109,7 @@ struct Pending {
     channel_id: Uuid,
     body: String,
     secret_body: Option<String>,
-    status: String,
+    status: MessageStatus,
     contact_id: Uuid,
     template_key: Option<String>,
     locale: Option<String>,
@@ -163,7 +164,7 @@ pub async fn fall_back(
         settle_without_sms(conn, tenant_id, message_id).await?;
         return Ok(None);
     }
-    if pending.status == "queued" {
+    if pending.status == MessageStatus::Queued {
         // Still waiting for a retry: WhatsApp gives way, so the person gets one copy.
         sqlx::query(
             "UPDATE messages SET status = 'failed', failed_at = now(), error_code = 'replaced_by_sms',

@@ -1,6 +1,7 @@
 //! Persist, then acknowledge: an inbound message, its contact and conversation, and the jobs that
 //! route it and fetch its media are written in one transaction before any webhook answers 2xx.
 
+use super::MessageStatus;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -207,7 +208,7 @@ pub async fn prune_early_statuses(conn: &mut sqlx::PgConnection) -> sqlx::Result
 
 #[derive(sqlx::FromRow)]
 struct EarlyStatus {
-    status: String,
+    status: MessageStatus,
     error_code: Option<String>,
     error_message: Option<String>,
     at: Option<chrono::DateTime<chrono::Utc>>,
@@ -232,7 +233,7 @@ pub async fn replay_early_statuses(
         .fetch_all(&mut *tx)
         .await?;
     for early in early {
-        let Some(status) = DeliveryStatus::parse(&early.status) else {
+        let Some(status) = DeliveryStatus::parse(early.status.as_str()) else {
             continue;
         };
         let update = StatusUpdate {

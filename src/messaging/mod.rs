@@ -23,6 +23,40 @@ use router::Registry;
 use sqlx::PgPool;
 use templates::Templates;
 
+crate::text_enum! {
+    /// Which way a message went.
+    pub enum Direction {
+        Inbound = "inbound",
+        Outbound = "outbound",
+    }
+}
+
+crate::text_enum! {
+    /// What a message carries.
+    pub enum MessageKind {
+        Text = "text",
+        Location = "location",
+        Media = "media",
+        Interactive = "interactive",
+        Template = "template",
+        Unsupported = "unsupported",
+    }
+}
+
+crate::text_enum! {
+    /// Where a message is: received (inbound), or on its way out and what the provider said.
+    pub enum MessageStatus {
+        Received = "received",
+        Queued = "queued",
+        Sending = "sending",
+        Sent = "sent",
+        Delivered = "delivered",
+        Read = "read",
+        Failed = "failed",
+        Undelivered = "undelivered",
+    }
+}
+
 /// What the messaging jobs and webhooks share.
 pub struct Messaging {
     pub pool: PgPool,

@@ -6,6 +6,7 @@
 //! Both commit or neither does. A WhatsApp message that could also go by SMS gets its SMS
 //! planned beside it (see [`super::fallback`]).
 
+use crate::channels::{ChannelKind, Provider};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -81,8 +82,8 @@ struct Recipient {
 #[derive(sqlx::FromRow)]
 struct Candidate {
     channel_id: Uuid,
-    kind: String,
-    provider: String,
+    kind: ChannelKind,
+    provider: Provider,
     last_inbound_at: Option<DateTime<Utc>>,
     opted_out: bool,
 }
@@ -162,7 +163,9 @@ pub async fn notify(
         let form = |rendered: &Rendered| -> anyhow::Result<_> {
             Ok(Some(match candidate.kind.as_str() {
                 // Twilio needs a Content template for buttons: it gets the numbered choices instead.
-                "whatsapp" if in_window && has_buttons && candidate.provider == "twilio" => {
+                "whatsapp"
+                    if in_window && has_buttons && candidate.provider == Provider::Twilio =>
+                {
                     ("text", templates.sms_body(rendered)?, None)
                 }
                 "whatsapp" if in_window && has_buttons => {
@@ -171,7 +174,9 @@ pub async fn notify(
                 "whatsapp" if in_window => ("text", rendered.text.clone(), None),
                 "whatsapp" => match &rendered.whatsapp_template {
                     // Twilio sends a template only by its Content SID.
-                    Some(template) if candidate.provider != "twilio" || template.2.is_some() => {
+                    Some(template)
+                        if candidate.provider != Provider::Twilio || template.2.is_some() =>
+                    {
                         ("template", rendered.text.clone(), Some(template.clone()))
                     }
                     // Outside the window with no approved template: WhatsApp would refuse it,
@@ -203,7 +208,7 @@ pub async fn notify(
                 tenant_id: n.tenant_id,
                 contact_id: n.contact_id,
                 channel_id: candidate.channel_id,
-                provider: &candidate.provider,
+                provider: candidate.provider.as_str(),
                 kind,
                 body: &body,
                 buttons: has_buttons.then(|| json!(rendered.buttons)),
@@ -222,7 +227,9 @@ pub async fn notify(
         .await?;
         // WhatsApp first: the SMS stands by in case it fails or is not delivered in time.
         let sms = candidates.iter().skip(position + 1).find(|c| {
-            candidate.kind == "whatsapp" && c.kind == "sms" && (essential || !c.opted_out)
+            candidate.kind == ChannelKind::Whatsapp
+                && c.kind == ChannelKind::Sms
+                && (essential || !c.opted_out)
         });
         if let Some(sms) = sms {
             let text = |rendered: &Rendered| templates.sms_body(rendered);

@@ -5,6 +5,8 @@
 //! (`domains::message_handlers()`); they see a provider-neutral [`Message`] and answer with
 //! [`Turn::reply`].
 
+use super::MessageKind;
+use crate::channels::Provider;
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
@@ -171,10 +173,10 @@ struct Loaded {
     contact_id: Uuid,
     channel_id: Uuid,
     conversation_id: Uuid,
-    channel_kind: String,
-    provider: String,
+    channel_kind: ChannelKind,
+    provider: Provider,
     body: Option<String>,
-    kind: String,
+    kind: MessageKind,
     interactive_reply_id: Option<String>,
     reply_to_provider_message_id: Option<String>,
     latitude: Option<f64>,
@@ -225,7 +227,7 @@ pub async fn route_inbound(
     }
 
     let sender = resolve_sender(&mut tx, job.tenant_id, loaded.contact_id).await?;
-    let text = (loaded.kind != "location")
+    let text = (loaded.kind != MessageKind::Location)
         .then_some(loaded.body.clone())
         .flatten();
     let normalized = text.as_deref().map(keywords::normalize).unwrap_or_default();
@@ -236,7 +238,7 @@ pub async fn route_inbound(
              FROM messages WHERE tenant_id = $1 AND provider = $2 AND provider_message_id = $3",
             )
             .bind(job.tenant_id)
-            .bind(&loaded.provider)
+            .bind(loaded.provider)
             .bind(provider_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -266,7 +268,7 @@ pub async fn route_inbound(
         contact_id: loaded.contact_id,
         channel_id: loaded.channel_id,
         conversation_id: loaded.conversation_id,
-        channel_kind: loaded.channel_kind.parse()?,
+        channel_kind: loaded.channel_kind,
         text,
         normalized,
         reply_id,

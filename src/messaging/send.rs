@@ -3,6 +3,7 @@
 //! Retries are scheduled here rather than by the queue, so the delay can follow exponential
 //! backoff with jitter and honour `Retry-After`, and each attempt is counted on the message.
 
+use super::{MessageKind, MessageStatus};
 use std::{sync::Arc, time::Duration};
 
 use apalis::prelude::{BoxDynError, Data};
@@ -44,10 +45,10 @@ pub fn retry_delay(base: Duration, attempt: u32, retry_after: Option<Duration>) 
 
 #[derive(sqlx::FromRow)]
 struct Pending {
-    status: String,
+    status: MessageStatus,
     provider_message_id: Option<String>,
     attempts: i32,
-    kind: String,
+    kind: MessageKind,
     body: Option<String>,
     secret: bool,
     essential: bool,
@@ -326,7 +327,10 @@ pub async fn send_message(
     };
     // A re-run after the provider accepted it must not send it twice.
     if pending.provider_message_id.is_some()
-        || !matches!(pending.status.as_str(), "queued" | "sending")
+        || !matches!(
+            pending.status,
+            MessageStatus::Queued | MessageStatus::Sending
+        )
     {
         tracing::info!(status = %pending.status, "already handed to the provider: not sending again");
         return Ok(());
@@ -336,7 +340,7 @@ pub async fn send_message(
 
     // 'sending' here means an earlier attempt called the provider and never recorded the answer
     // (the process died, or the database went away): ask before sending again.
-    if pending.status == "sending"
+    if pending.status == MessageStatus::Sending
         && let Ok(message) = &message
     {
         let since = pending.sending_at.unwrap_or_else(chrono::Utc::now);

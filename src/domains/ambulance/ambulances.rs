@@ -15,30 +15,34 @@ use crate::{
     types::{Coordinates, required_text},
 };
 
-pub const TYPES: &[&str] = &[
-    "basic_life_support",
-    "advanced_life_support",
-    "patient_transport",
-    "neonatal",
-    "mobile_icu",
-];
-pub const STATUSES: &[&str] = &[
-    "available",
-    "assigned",
-    "in_service",
-    "under_maintenance",
-    "out_of_service",
-];
+crate::text_enum! {
+    /// The ambulance's class: what crew and care it carries.
+    pub enum AmbulanceType {
+        BasicLifeSupport = "basic_life_support",
+        AdvancedLifeSupport = "advanced_life_support",
+        PatientTransport = "patient_transport",
+        Neonatal = "neonatal",
+        MobileIcu = "mobile_icu",
+    }
+}
+crate::text_enum! {
+    /// Whether an ambulance can take a trip.
+    pub enum AmbulanceStatus {
+        Available = "available",
+        Assigned = "assigned",
+        InService = "in_service",
+        UnderMaintenance = "under_maintenance",
+        OutOfService = "out_of_service",
+    }
+}
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Ambulance {
     pub id: Uuid,
     /// Unique within the organisation's fleet, compared without regard to case.
     pub registration_number: String,
-    /// basic_life_support | advanced_life_support | patient_transport | neonatal | mobile_icu
-    pub ambulance_type: String,
-    /// available | assigned | in_service | under_maintenance | out_of_service
-    pub status: String,
+    pub ambulance_type: AmbulanceType,
+    pub status: AmbulanceStatus,
     pub capacity: i32,
     pub features: Vec<String>,
     pub base_site_id: Option<Uuid>,
@@ -73,8 +77,8 @@ impl From<&Ambulance> for AmbulanceInput {
     fn from(a: &Ambulance) -> Self {
         Self {
             registration_number: a.registration_number.clone(),
-            ambulance_type: a.ambulance_type.clone(),
-            status: Some(a.status.clone()),
+            ambulance_type: a.ambulance_type.to_string(),
+            status: Some(a.status.to_string()),
             capacity: Some(a.capacity),
             features: a.features.clone(),
             base_site_id: a.base_site_id,
@@ -89,7 +93,8 @@ impl From<&Ambulance> for AmbulanceInput {
 
 pub struct ValidAmbulance {
     input: AmbulanceInput,
-    status: String,
+    ambulance_type: AmbulanceType,
+    status: AmbulanceStatus,
     capacity: i32,
     features: Vec<String>,
     position: Option<Coordinates>,
@@ -109,16 +114,18 @@ impl Resource for Ambulance {
         ) {
             input.registration_number = reg.to_uppercase();
         }
-        if !TYPES.contains(&input.ambulance_type.as_str()) {
-            errors.add(
-                "ambulance_type",
-                format!("must be one of: {}", TYPES.join(", ")),
-            );
-        }
-        let status = input.status.clone().unwrap_or_else(|| "available".into());
-        if !STATUSES.contains(&status.as_str()) {
-            errors.add("status", format!("must be one of: {}", STATUSES.join(", ")));
-        }
+        let ambulance_type = AmbulanceType::field(
+            Some(&input.ambulance_type),
+            AmbulanceType::BasicLifeSupport,
+            "ambulance_type",
+            &mut errors,
+        );
+        let status = AmbulanceStatus::field(
+            input.status.as_deref(),
+            AmbulanceStatus::Available,
+            "status",
+            &mut errors,
+        );
         let capacity = input.capacity.unwrap_or(1);
         if !(1..=20).contains(&capacity) {
             errors.add("capacity", "must be between 1 and 20");
@@ -137,6 +144,7 @@ impl Resource for Ambulance {
         errors.into_result()?;
         Ok(ValidAmbulance {
             input,
+            ambulance_type,
             status,
             capacity,
             features,
@@ -192,8 +200,8 @@ async fn write(
         .bind(id)
         .bind(tenant_id)
         .bind(&i.registration_number)
-        .bind(&i.ambulance_type)
-        .bind(&v.status)
+        .bind(v.ambulance_type)
+        .bind(v.status)
         .bind(v.capacity)
         .bind(&v.features)
         .bind(i.base_site_id)
@@ -209,9 +217,8 @@ async fn write(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AmbulanceFilter {
-    /// available | assigned | in_service | under_maintenance | out_of_service
-    pub status: Option<String>,
-    pub ambulance_type: Option<String>,
+    pub status: Option<AmbulanceStatus>,
+    pub ambulance_type: Option<AmbulanceType>,
     pub base_site_id: Option<Uuid>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<i64>,
@@ -243,8 +250,8 @@ pub async fn list(
           LIMIT $6",
     )
     .bind(tenant_id)
-    .bind(&filter.status)
-    .bind(&filter.ambulance_type)
+    .bind(filter.status)
+    .bind(filter.ambulance_type)
     .bind(filter.base_site_id)
     .bind(filter.after)
     .bind(limit + 1)

@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{CareError, CareResult};
+use super::{CareError, CareResult, visits::VisitStatus};
 use crate::{
     audit::{self, Actor},
     error::{FieldErrors, Invalid},
@@ -174,7 +174,7 @@ pub struct Correction {
 
 #[derive(sqlx::FromRow, Serialize)]
 struct Times {
-    status: String,
+    status: VisitStatus,
     check_in_at: Option<DateTime<Utc>>,
     check_out_at: Option<DateTime<Utc>>,
     check_in_method: Option<String>,
@@ -215,7 +215,7 @@ pub async fn correct(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(CareError::NotFound("visit"))?;
-    if before.status == "cancelled" {
+    if before.status == VisitStatus::Cancelled {
         return Err(CareError::Conflict(
             "a cancelled visit has no times to correct".into(),
         ));
@@ -234,9 +234,9 @@ pub async fn correct(
         _ => {}
     }
     let status = if check_out.is_some() {
-        "completed"
+        VisitStatus::Completed
     } else {
-        "in_progress"
+        VisitStatus::InProgress
     };
     let after: Times = sqlx::query_as(
         "UPDATE visits SET check_in_at = $3, check_out_at = $4, status = $5, manually_edited = true,

@@ -2,6 +2,7 @@
 //! service, person receiving it, person providing it, date, location, start and end time), the
 //! verification result, the exception codes and whether a person edited the times.
 
+use super::visits::VisitStatus;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -24,7 +25,7 @@ pub struct ExportRow {
     pub patient_longitude: Option<f64>,
     pub scheduled_start: DateTime<Utc>,
     pub scheduled_end: DateTime<Utc>,
-    pub status: String,
+    pub status: VisitStatus,
     pub check_in_at: Option<DateTime<Utc>>,
     pub check_in_latitude: Option<f64>,
     pub check_in_longitude: Option<f64>,
@@ -146,7 +147,7 @@ mod tests {
             patient_longitude: Some(38.75),
             scheduled_start: DateTime::UNIX_EPOCH,
             scheduled_end: DateTime::UNIX_EPOCH,
-            status: "completed".into(),
+            status: VisitStatus::Completed,
             check_in_at: None,
             check_in_latitude: None,
             check_in_longitude: None,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{
     CareError,
-    visits::{self, EventKind, Reading},
+    visits::{self, EventKind, Reading, VisitStatus},
 };
 use crate::{
     channels::ChannelKind,
@@ -43,7 +43,7 @@ const OUT: &[&str] = &[
 #[derive(sqlx::FromRow)]
 struct Current {
     id: Uuid,
-    status: String,
+    status: VisitStatus,
 }
 
 /// The visit in progress, else the next one due (from an hour before its start to its end),
@@ -98,7 +98,7 @@ impl Handler for CaregiverReplies {
             return Ok(Outcome::Handled);
         };
         // A shared location checks in, or out of the visit in progress.
-        let kind = wanted.unwrap_or(if visit.status == "in_progress" {
+        let kind = wanted.unwrap_or(if visit.status == VisitStatus::InProgress {
             EventKind::CheckOut
         } else {
             EventKind::CheckIn

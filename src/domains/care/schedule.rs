@@ -25,6 +25,16 @@ use crate::{
 /// How far ahead recurring visits exist.
 pub const HORIZON: TimeDelta = TimeDelta::days(14);
 
+crate::text_enum! {
+    /// Whether an assignment still generates visits.
+    pub enum AssignmentStatus {
+        Active = "active",
+        Paused = "paused",
+        Ended = "ended",
+        Cancelled = "cancelled",
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Assignment {
     pub id: Uuid,
@@ -39,7 +49,7 @@ pub struct Assignment {
     /// 1 = Monday ... 7 = Sunday.
     pub days_of_week: Vec<i16>,
     /// active, paused, ended, cancelled.
-    pub status: String,
+    pub status: AssignmentStatus,
 }
 
 const COLUMNS: &str = "id, caregiver_id, patient_id, service_type, starts_on, ends_on, shift_start, \
@@ -510,7 +520,7 @@ pub async fn change(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(CareError::NotFound("assignment"))?;
-    if current.status != "active" {
+    if current.status != AssignmentStatus::Active {
         return Err(CareError::Conflict(format!(
             "this assignment is {}: only an active one can change",
             current.status

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::visits::VisitStatus;
 use crate::{
     domains::alerts::{self, About, AlertKind},
     jobs::{self, Job},
@@ -94,7 +95,7 @@ pub async fn start(conn: &mut PgConnection, tenant_id: Uuid, visit_id: Uuid) -> 
 #[derive(sqlx::FromRow)]
 struct Watched {
     caregiver_id: Uuid,
-    status: String,
+    status: VisitStatus,
     scheduled_start: DateTime<Utc>,
     scheduled_end: DateTime<Utc>,
     late: bool,
@@ -127,13 +128,16 @@ pub async fn visit_timer(
     let Some(visit) = visit else {
         return Ok(());
     };
-    if matches!(visit.status.as_str(), "cancelled" | "completed") {
+    if matches!(
+        visit.status,
+        VisitStatus::Cancelled | VisitStatus::Completed
+    ) {
         tracing::debug!("the visit has moved on: no more timers");
         return Ok(());
     }
     // Once checked in, only the check-out reminder is left to wait for.
     let job = VisitTimer {
-        stage: if visit.status == "in_progress" {
+        stage: if visit.status == VisitStatus::InProgress {
             Stage::CheckOutReminder
         } else {
             job.stage
@@ -153,7 +157,7 @@ pub async fn visit_timer(
         .with_timezone(&tz)
         .format("%H:%M")
         .to_string();
-    let scheduled = visit.status == "scheduled";
+    let scheduled = visit.status == VisitStatus::Scheduled;
     let tell = async |tx: &mut PgConnection, key: &'static str| -> anyhow::Result<()> {
         // A caregiver removed since: nobody to remind.
         let Some(contact) =
@@ -224,7 +228,7 @@ pub async fn visit_timer(
             tracing::info!("visit missed");
             return Ok(());
         }
-        Stage::CheckOutReminder if visit.status == "in_progress" => {
+        Stage::CheckOutReminder if visit.status == VisitStatus::InProgress => {
             super::exceptions::raise(
                 &mut tx,
                 job.tenant_id,

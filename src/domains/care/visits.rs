@@ -29,7 +29,7 @@ pub struct Visit {
     pub scheduled_start: DateTime<Utc>,
     pub scheduled_end: DateTime<Utc>,
     /// scheduled, in_progress, completed, missed, cancelled.
-    pub status: String,
+    pub status: VisitStatus,
     pub late: bool,
     pub check_in_at: Option<DateTime<Utc>>,
     pub check_in_distance_m: Option<f64>,
@@ -74,8 +74,8 @@ pub enum Refusal {
     #[error("this visit is not checked in yet: check in first")]
     NotCheckedIn,
     /// Completed, missed or otherwise over.
-    #[error("this visit is {0}: it can no longer be checked in")]
-    Closed(String),
+    #[error("this visit is {}: it can no longer be checked in", .0.as_str().replace('_', " "))]
+    Closed(VisitStatus),
     #[error(
         "this visit is scheduled for another caregiver: ask a coordinator to reassign it, or send \"covering\": true if you are standing in"
     )]
@@ -193,19 +193,42 @@ pub async fn today(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Nai
         .await
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    CheckIn,
-    CheckOut,
+crate::text_enum! {
+    /// Where a visit is in its day.
+    pub enum VisitStatus {
+        Scheduled = "scheduled",
+        InProgress = "in_progress",
+        Completed = "completed",
+        Missed = "missed",
+        Cancelled = "cancelled",
+    }
 }
 
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::CheckIn => "check_in",
-            Self::CheckOut => "check_out",
+impl VisitStatus {
+    /// The one place a check-in or check-out moves a visit: where it goes, or why it cannot.
+    pub fn after(
+        self,
+        event: EventKind,
+        checked_in: bool,
+        checked_out: bool,
+    ) -> Result<Self, Refusal> {
+        match (event, self) {
+            (_, Self::Cancelled) => Err(Refusal::Cancelled),
+            (EventKind::CheckIn, Self::Scheduled) => Ok(Self::InProgress),
+            (EventKind::CheckOut, Self::InProgress) => Ok(Self::Completed),
+            (EventKind::CheckIn, _) if checked_in => Err(Refusal::AlreadyCheckedIn),
+            (EventKind::CheckOut, _) if checked_out => Err(Refusal::AlreadyCheckedOut),
+            (EventKind::CheckOut, _) => Err(Refusal::NotCheckedIn),
+            (EventKind::CheckIn, status) => Err(Refusal::Closed(status)),
         }
+    }
+}
+
+crate::text_enum! {
+    /// Arriving at or leaving a visit.
+    pub enum EventKind {
+        CheckIn = "check_in",
+        CheckOut = "check_out",
     }
 }
 
@@ -306,13 +329,13 @@ pub struct EventResult {
     /// Exception codes raised by this reading: outside_geofence, poor_accuracy, no_position,
     /// early_check_in, late_check_in, wrong_caregiver, impossible_journey, device_time_skew.
     pub exceptions: Vec<String>,
-    pub status: String,
+    pub status: VisitStatus,
 }
 
 #[derive(sqlx::FromRow)]
 struct Locked {
     caregiver_id: Uuid,
-    status: String,
+    status: VisitStatus,
     scheduled_start: DateTime<Utc>,
     check_in_at: Option<DateTime<Utc>>,
     check_out_at: Option<DateTime<Utc>>,
@@ -408,20 +431,11 @@ pub async fn record(
             detail: "checked by a caregiver other than the one scheduled".into(),
         });
     }
-    match (kind, visit.status.as_str()) {
-        (_, "cancelled") => return Err(Refusal::Cancelled.into()),
-        (EventKind::CheckIn, "scheduled") | (EventKind::CheckOut, "in_progress") => {}
-        (EventKind::CheckIn, _) if visit.check_in_at.is_some() => {
-            return Err(Refusal::AlreadyCheckedIn.into());
-        }
-        (EventKind::CheckOut, _) if visit.check_out_at.is_some() => {
-            return Err(Refusal::AlreadyCheckedOut.into());
-        }
-        (EventKind::CheckOut, _) => return Err(Refusal::NotCheckedIn.into()),
-        (EventKind::CheckIn, status) => {
-            return Err(Refusal::Closed(status.to_owned()).into());
-        }
-    }
+    let status = visit.status.after(
+        kind,
+        visit.check_in_at.is_some(),
+        visit.check_out_at.is_some(),
+    )?;
 
     let rules = Rules::default();
     let received = Utc::now();
@@ -468,10 +482,6 @@ pub async fn record(
     }
 
     let event_id = Uuid::now_v7();
-    let status = match kind {
-        EventKind::CheckIn => "in_progress",
-        EventKind::CheckOut => "completed",
-    };
     let result = EventResult {
         event_id,
         visit_id,
@@ -485,7 +495,7 @@ pub async fn record(
             .iter()
             .map(|e| e.code.as_str().to_owned())
             .collect(),
-        status: status.to_owned(),
+        status,
     };
     let (lat, lon) = match reading.position {
         Some(p) => (Some(p.latitude), Some(p.longitude)),
@@ -563,4 +573,39 @@ pub async fn record(
     }
     tracing::info!(kind = kind.as_str(), verified = place.verified, exceptions = ?result.exceptions, "visit event recorded");
     Ok(result)
+}
+
+#[cfg(test)]
+mod lifecycle {
+    use super::{EventKind::*, Refusal, VisitStatus::*};
+
+    #[test]
+    fn a_visit_moves_only_forward_and_says_why_not() {
+        assert_eq!(Scheduled.after(CheckIn, false, false), Ok(InProgress));
+        assert_eq!(InProgress.after(CheckOut, true, false), Ok(Completed));
+        assert_eq!(
+            InProgress.after(CheckIn, true, false),
+            Err(Refusal::AlreadyCheckedIn)
+        );
+        assert_eq!(
+            Completed.after(CheckOut, true, true),
+            Err(Refusal::AlreadyCheckedOut)
+        );
+        assert_eq!(
+            Scheduled.after(CheckOut, false, false),
+            Err(Refusal::NotCheckedIn)
+        );
+        assert_eq!(
+            Missed.after(CheckIn, false, false),
+            Err(Refusal::Closed(Missed))
+        );
+        assert_eq!(
+            Cancelled.after(CheckIn, false, false),
+            Err(Refusal::Cancelled)
+        );
+        assert_eq!(
+            Refusal::Closed(Missed).to_string(),
+            "this visit is missed: it can no longer be checked in"
+        );
+    }
 }

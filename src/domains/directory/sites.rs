@@ -12,23 +12,25 @@ use crate::{
     types::{Coordinates, optional_text, required_text},
 };
 
-pub const KINDS: &[&str] = &[
-    "complex",
-    "property",
-    "building",
-    "hospital",
-    "ward",
-    "department",
-    "office",
-    "other",
-];
+crate::text_enum! {
+    /// What kind of place a site is.
+    pub enum SiteKind {
+        Complex = "complex",
+        Property = "property",
+        Building = "building",
+        Hospital = "hospital",
+        Ward = "ward",
+        Department = "department",
+        Office = "office",
+        Other = "other",
+    }
+}
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Site {
     pub id: Uuid,
     pub parent_id: Option<Uuid>,
-    /// complex | property | building | hospital | ward | department | office | other
-    pub kind: String,
+    pub kind: SiteKind,
     pub name: String,
     pub code: Option<String>,
     pub address_line: Option<String>,
@@ -58,7 +60,7 @@ pub struct SiteInput {
 impl From<&Site> for SiteInput {
     fn from(s: &Site) -> Self {
         Self {
-            kind: s.kind.clone(),
+            kind: s.kind.to_string(),
             name: s.name.clone(),
             parent_id: s.parent_id,
             code: s.code.clone(),
@@ -72,7 +74,7 @@ impl From<&Site> for SiteInput {
 }
 
 pub struct ValidSite {
-    kind: String,
+    kind: SiteKind,
     name: String,
     parent_id: Option<Uuid>,
     code: Option<String>,
@@ -90,9 +92,7 @@ impl Resource for Site {
 
     fn validate(input: SiteInput) -> Result<ValidSite, Invalid> {
         let mut errors = FieldErrors::new();
-        if !KINDS.contains(&input.kind.as_str()) {
-            errors.add("kind", format!("must be one of: {}", KINDS.join(", ")));
-        }
+        let kind = SiteKind::field(Some(&input.kind), SiteKind::Other, "kind", &mut errors);
         let name = errors.check("name", required_text(&input.name, 200));
         let code = errors.check("code", optional_text(input.code.as_deref(), 50));
         let address_line = errors.check(
@@ -111,7 +111,7 @@ impl Resource for Site {
         }
         errors.into_result()?;
         Ok(ValidSite {
-            kind: input.kind,
+            kind,
             name: name.unwrap_or_default(),
             parent_id: input.parent_id,
             code: code.flatten(),
@@ -158,7 +158,7 @@ async fn write(
     sqlx::query_as(sql)
         .bind(id)
         .bind(tenant_id)
-        .bind(&v.kind)
+        .bind(v.kind)
         .bind(&v.name)
         .bind(v.parent_id)
         .bind(&v.code)
@@ -175,7 +175,7 @@ async fn write(
 #[into_params(parameter_in = Query)]
 pub struct SiteFilter {
     /// Only sites of this kind.
-    pub kind: Option<String>,
+    pub kind: Option<SiteKind>,
     /// Only the children of this site.
     pub parent_id: Option<Uuid>,
     /// Matches name or code, case-insensitively.
@@ -211,7 +211,7 @@ pub async fn list(
           LIMIT $6",
     )
     .bind(tenant_id)
-    .bind(&filter.kind)
+    .bind(filter.kind)
     .bind(filter.parent_id)
     .bind(&filter.q)
     .bind(filter.after)

@@ -13,7 +13,14 @@ use crate::{
 };
 
 pub const KINDS: &[&str] = &["maintenance", "housekeeping", "caregiver", "ambulance_crew"];
-pub const STATUSES: &[&str] = &["active", "inactive", "on_leave"];
+crate::text_enum! {
+    /// Whether a worker is offered work.
+    pub enum WorkerStatus {
+        Active = "active",
+        Inactive = "inactive",
+        OnLeave = "on_leave",
+    }
+}
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Worker {
@@ -28,8 +35,7 @@ pub struct Worker {
     pub kinds: Vec<String>,
     pub specialties: Vec<String>,
     pub certifications: Vec<String>,
-    /// active | inactive | on_leave
-    pub status: String,
+    pub status: WorkerStatus,
     pub preferred_locale: Option<String>,
     /// A caregiver who may check in to another caregiver's visit, standing in (`covering`).
     pub may_cover: bool,
@@ -73,7 +79,7 @@ impl From<&Worker> for WorkerInput {
             kinds: w.kinds.clone(),
             specialties: w.specialties.clone(),
             certifications: w.certifications.clone(),
-            status: Some(w.status.clone()),
+            status: Some(w.status.to_string()),
             preferred_locale: w.preferred_locale.clone(),
             may_cover: w.may_cover,
         }
@@ -89,7 +95,7 @@ pub struct ValidWorker {
     kinds: Vec<String>,
     specialties: Vec<String>,
     certifications: Vec<String>,
-    status: String,
+    status: WorkerStatus,
     preferred_locale: Option<Locale>,
     may_cover: bool,
 }
@@ -142,10 +148,12 @@ impl Resource for Worker {
         }
         let specialties = tags("specialties", &input.specialties, &mut errors);
         let certifications = tags("certifications", &input.certifications, &mut errors);
-        let status = input.status.unwrap_or_else(|| "active".into());
-        if !STATUSES.contains(&status.as_str()) {
-            errors.add("status", format!("must be one of: {}", STATUSES.join(", ")));
-        }
+        let status = WorkerStatus::field(
+            input.status.as_deref(),
+            WorkerStatus::Active,
+            "status",
+            &mut errors,
+        );
         let preferred_locale = match input.preferred_locale.as_deref() {
             Some(l) => errors.check("preferred_locale", Locale::parse(l)),
             None => None,
@@ -216,7 +224,7 @@ async fn write(
         .bind(&v.kinds)
         .bind(&v.specialties)
         .bind(&v.certifications)
-        .bind(&v.status)
+        .bind(v.status)
         .bind(v.preferred_locale.as_ref().map(Locale::as_str))
         .bind(v.may_cover)
         .fetch_one(conn)
@@ -226,8 +234,7 @@ async fn write(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WorkerFilter {
-    /// active | inactive | on_leave
-    pub status: Option<String>,
+    pub status: Option<WorkerStatus>,
     /// Workers having this kind.
     pub kind: Option<String>,
     /// Workers having this specialty.
@@ -268,7 +275,7 @@ pub async fn list(
           LIMIT $8",
     )
     .bind(tenant_id)
-    .bind(&filter.status)
+    .bind(filter.status)
     .bind(&filter.kind)
     .bind(&filter.specialty)
     .bind(filter.site_id)

@@ -12,13 +12,16 @@ use crate::{
     types::{optional_text, required_text},
 };
 
-pub const STATUSES: &[&str] = &[
-    "operational",
-    "needs_maintenance",
-    "under_maintenance",
-    "out_of_service",
-    "retired",
-];
+crate::text_enum! {
+    /// Whether an asset works.
+    pub enum AssetStatus {
+        Operational = "operational",
+        NeedsMaintenance = "needs_maintenance",
+        UnderMaintenance = "under_maintenance",
+        OutOfService = "out_of_service",
+        Retired = "retired",
+    }
+}
 
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Asset {
@@ -27,8 +30,7 @@ pub struct Asset {
     pub name: String,
     /// Free classification, lowercase: pump, elevator, generator, hvac, ...
     pub asset_type: String,
-    /// operational | needs_maintenance | under_maintenance | out_of_service | retired
-    pub status: String,
+    pub status: AssetStatus,
     pub serial_number: Option<String>,
     pub model: Option<String>,
     pub manufacturer: Option<String>,
@@ -66,7 +68,7 @@ impl From<&Asset> for AssetInput {
             name: a.name.clone(),
             asset_type: a.asset_type.clone(),
             site_id: a.site_id,
-            status: Some(a.status.clone()),
+            status: Some(a.status.to_string()),
             serial_number: a.serial_number.clone(),
             model: a.model.clone(),
             manufacturer: a.manufacturer.clone(),
@@ -81,7 +83,7 @@ impl From<&Asset> for AssetInput {
 
 pub struct ValidAsset {
     input: AssetInput,
-    status: String,
+    status: AssetStatus,
 }
 
 impl Resource for Asset {
@@ -108,10 +110,12 @@ impl Resource for Asset {
                 *value = clean;
             }
         }
-        let status = input.status.clone().unwrap_or_else(|| "operational".into());
-        if !STATUSES.contains(&status.as_str()) {
-            errors.add("status", format!("must be one of: {}", STATUSES.join(", ")));
-        }
+        let status = AssetStatus::field(
+            input.status.as_deref(),
+            AssetStatus::Operational,
+            "status",
+            &mut errors,
+        );
         if input
             .maintenance_frequency_days
             .is_some_and(|d| !(1..=3650).contains(&d))
@@ -177,7 +181,7 @@ async fn write(
         .bind(&i.name)
         .bind(&i.asset_type)
         .bind(i.site_id)
-        .bind(&v.status)
+        .bind(v.status)
         .bind(&i.serial_number)
         .bind(&i.model)
         .bind(&i.manufacturer)
@@ -194,8 +198,7 @@ async fn write(
 #[into_params(parameter_in = Query)]
 pub struct AssetFilter {
     pub site_id: Option<Uuid>,
-    /// operational | needs_maintenance | under_maintenance | out_of_service | retired
-    pub status: Option<String>,
+    pub status: Option<AssetStatus>,
     pub asset_type: Option<String>,
     /// Only assets whose next maintenance is due before this time.
     pub due_before: Option<DateTime<Utc>>,
@@ -234,7 +237,7 @@ pub async fn list(
     )
     .bind(tenant_id)
     .bind(filter.site_id)
-    .bind(&filter.status)
+    .bind(filter.status)
     .bind(&filter.asset_type)
     .bind(filter.due_before)
     .bind(&filter.q)

@@ -6,6 +6,7 @@
 //! work order is created and dispatched, and the reference comes back. A photo with a caption
 //! answers two questions at once; every answer may come in any order the person likes.
 
+use super::state::Status;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -531,7 +532,7 @@ async fn file_report(turn: &mut Turn<'_>, draft: Draft) -> anyhow::Result<()> {
 struct Mine {
     reference: String,
     title: String,
-    status: String,
+    status: Status,
     worker: Option<String>,
 }
 

@@ -21,6 +21,14 @@ impl Status {
 }
 
 crate::text_enum! {
+    /// Which trade's work it is: it decides who may be offered it.
+    pub enum WorkKind {
+        Maintenance = "maintenance",
+        Housekeeping = "housekeeping",
+    }
+}
+
+crate::text_enum! {
     /// How soon a work order needs doing: it sets the acceptance timeout and the SMS fallback.
     pub enum Priority {
         Low = "low",

@@ -1,6 +1,11 @@
 //! Everything that happened to a work order, oldest first: status changes, messages both ways
 //! with their delivery status, comments and photos.
 
+use super::state::Status;
+use crate::{
+    channels::ChannelKind,
+    messaging::{Direction, MessageStatus},
+};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -8,8 +13,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub enum Event {
     Status {
-        from: Option<String>,
-        to: String,
+        from: Option<Status>,
+        to: Status,
         /// "Abebe Kebede (worker)", "Liya (coordinator)", "system", "requester".
         actor: String,
         channel: String,
@@ -20,9 +25,9 @@ pub enum Event {
         inbound: bool,
         /// The person at the other end.
         party: String,
-        channel_kind: String,
+        channel_kind: ChannelKind,
         body: Option<String>,
-        status: String,
+        status: MessageStatus,
         error: Option<String>,
         /// Sent by SMS in place of a WhatsApp message: why (`whatsapp_failed`,
         /// `not_delivered_in_time`).
@@ -51,8 +56,8 @@ pub struct Entry {
 #[derive(sqlx::FromRow)]
 struct StatusRow {
     created_at: DateTime<Utc>,
-    from_status: Option<String>,
-    to_status: String,
+    from_status: Option<Status>,
+    to_status: Status,
     actor: String,
     channel: String,
     note: Option<String>,
@@ -63,11 +68,11 @@ struct StatusRow {
 #[derive(sqlx::FromRow)]
 struct MessageRow {
     created_at: DateTime<Utc>,
-    direction: String,
+    direction: Direction,
     party: String,
-    channel_kind: String,
+    channel_kind: ChannelKind,
     body: Option<String>,
-    status: String,
+    status: MessageStatus,
     error: Option<String>,
     fallback_reason: Option<String>,
 }
@@ -178,7 +183,7 @@ pub async fn timeline(
         .chain(messages.into_iter().map(|r| Entry {
             at: r.created_at,
             event: Event::Message {
-                inbound: r.direction == "inbound",
+                inbound: r.direction == Direction::Inbound,
                 party: r.party,
                 channel_kind: r.channel_kind,
                 body: r.body,

@@ -8,14 +8,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    state::{self, Action, Priority, Status},
+    state::{self, Action, Priority, Status, WorkKind},
     timers,
 };
 use crate::{
     domains::alerts::{self, About, AlertKind},
     error::{FieldErrors, Invalid},
     messaging::{
-        contacts,
+        MessageStatus, contacts,
         notify::{self, Notification, Notified},
         templates::{Templates, Values},
     },
@@ -65,7 +65,7 @@ pub type WorkOrderResult<T> = Result<T, WorkOrderError>;
 pub struct WorkOrder {
     pub id: Uuid,
     pub reference: String,
-    pub kind: String,
+    pub kind: WorkKind,
     pub request_type: String,
     pub title: String,
     pub description: Option<String>,
@@ -81,7 +81,7 @@ pub struct WorkOrder {
     pub expected_duration_minutes: Option<i32>,
     pub labour_hours: Option<f64>,
     pub parts_used: Option<String>,
-    pub whatsapp_status: Option<String>,
+    pub whatsapp_status: Option<MessageStatus>,
     pub assigned_at: Option<DateTime<Utc>>,
     pub accepted_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
@@ -166,12 +166,12 @@ pub async fn record(
     channel: Channel,
 ) -> WorkOrderResult<WorkOrder> {
     let mut errors = FieldErrors::new();
-    let kind = input.kind.trim().to_owned();
-    if !matches!(kind.as_str(), "maintenance" | "housekeeping") {
+    let kind = input.kind.trim().parse::<WorkKind>().unwrap_or_else(|_| {
         errors.add("kind", "use maintenance or housekeeping");
-    }
+        WorkKind::Maintenance
+    });
     let request_type = input.request_type.unwrap_or_else(|| {
-        if kind == "housekeeping" {
+        if kind == WorkKind::Housekeeping {
             "cleaning"
         } else {
             "corrective"
@@ -221,7 +221,10 @@ pub async fn record(
         ),
         None => None,
     };
-    let prefix = if kind == "housekeeping" { "H" } else { "M" };
+    let prefix = match kind {
+        WorkKind::Housekeeping => "H",
+        WorkKind::Maintenance => "M",
+    };
     let number: i64 = sqlx::query_scalar(
         "INSERT INTO tenant_counters (tenant_id, name, last_value) VALUES ($1, 'work_order', 1001)
          ON CONFLICT ON CONSTRAINT tenant_counters_pkey DO UPDATE SET last_value = tenant_counters.last_value + 1
@@ -239,7 +242,7 @@ pub async fn record(
     )))
     .bind(tenant_id)
     .bind(format!("{prefix}-{number}"))
-    .bind(&kind)
+    .bind(kind)
     .bind(&request_type)
     .bind(title)
     .bind(description)
@@ -270,8 +273,8 @@ pub async fn record(
 /// What a list of work orders can be narrowed by.
 #[derive(Debug, Default)]
 pub struct Filter {
-    pub status: Option<String>,
-    pub priority: Option<String>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
     pub site_id: Option<Uuid>,
     pub worker_id: Option<Uuid>,
     /// Past its scheduled time and not started, or in progress past its expected duration.
@@ -303,8 +306,8 @@ pub async fn list(
          ORDER BY id LIMIT $7"
     )))
     .bind(tenant_id)
-    .bind(&filter.status)
-    .bind(&filter.priority)
+    .bind(filter.status)
+    .bind(filter.priority)
     .bind(filter.site_id)
     .bind(filter.worker_id)
     .bind(filter.after)
@@ -394,7 +397,7 @@ pub async fn assign_next(
          LIMIT 1",
     )
     .bind(tenant_id)
-    .bind(&order.kind)
+    .bind(order.kind)
     .bind(order.site_id)
     .bind(&order.required_specialty)
     .bind(id)
@@ -472,7 +475,7 @@ pub async fn assign_by_hand(
     )
     .bind(tenant_id)
     .bind(worker_id)
-    .bind(&order.kind)
+    .bind(order.kind)
     .fetch_optional(&mut *conn)
     .await?;
     let Some((name, status)) = worker else {

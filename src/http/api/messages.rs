@@ -10,7 +10,13 @@ use uuid::Uuid;
 use crate::http::extract::Query;
 
 use super::auth::ApiCaller;
-use crate::{domains::crud, http::AppState, http::error::AppResult};
+use crate::{
+    channels::{ChannelKind, Provider},
+    domains::crud,
+    http::AppState,
+    http::error::AppResult,
+    messaging::{Direction, MessageKind, MessageStatus},
+};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_messages))
@@ -19,10 +25,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct MessageFilter {
-    /// `inbound` or `outbound`.
-    pub direction: Option<String>,
-    /// `received`, `queued`, `sending`, `sent`, `delivered`, `read`, `failed`, `undelivered`.
-    pub status: Option<String>,
+    pub direction: Option<Direction>,
+    pub status: Option<MessageStatus>,
     pub contact_id: Option<Uuid>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<i64>,
@@ -33,16 +37,16 @@ pub struct MessageFilter {
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct MessageView {
     pub id: Uuid,
-    pub direction: String,
-    pub kind: String,
-    pub channel_kind: String,
-    pub provider: String,
+    pub direction: Direction,
+    pub kind: MessageKind,
+    pub channel_kind: ChannelKind,
+    pub provider: Provider,
     pub contact_id: Uuid,
     pub contact_phone: String,
     pub body: Option<String>,
     pub template_key: Option<String>,
     pub locale: Option<String>,
-    pub status: String,
+    pub status: MessageStatus,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub attempts: i32,
@@ -89,8 +93,8 @@ async fn list_messages(
          LIMIT $6",
     )
     .bind(caller.tenant_id)
-    .bind(&filter.direction)
-    .bind(&filter.status)
+    .bind(filter.direction)
+    .bind(filter.status)
     .bind(filter.contact_id)
     .bind(filter.before)
     .bind(limit + 1)

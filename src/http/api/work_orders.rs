@@ -1,5 +1,6 @@
 //! `/work-orders`: report, read and follow maintenance and housekeeping jobs.
 
+use crate::domains::maintenance::state::{Priority, Status};
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -118,8 +119,8 @@ async fn create_work_order(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct WorkOrderFilter {
-    pub status: Option<String>,
-    pub priority: Option<String>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
     pub site_id: Option<Uuid>,
     pub worker_id: Option<Uuid>,
     /// `true`: only work past its scheduled time and not started, or past its expected duration.
@@ -174,8 +175,8 @@ async fn get_work_order(
 
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct HistoryEntry {
-    pub from_status: Option<String>,
-    pub to_status: String,
+    pub from_status: Option<Status>,
+    pub to_status: Status,
     pub actor_kind: String,
     pub actor_worker_id: Option<Uuid>,
     pub channel: String,

@@ -18,10 +18,10 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::{
-    auth, domains::dashboard, http::AppState, http::error::AppError, http::extract::ClientAddress,
+    domains::dashboard, http::AppState, http::error::AppError, http::extract::ClientAddress,
 };
 
-pub use session::Coordinator;
+pub use session::{Coordinator, CsrfForm};
 
 /// 404 for a record another organisation has, or nobody: the same page either way.
 fn not_found(coordinator: &Coordinator, what: &str) -> Response {
@@ -184,20 +184,11 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
-struct LogoutInput {
-    csrf_token: String,
-}
-
 async fn logout(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     jar: CookieJar,
-    Form(input): Form<LogoutInput>,
+    CsrfForm { coordinator, .. }: CsrfForm<session::NoFields>,
 ) -> Result<Response, AppError> {
-    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     session::sign_out(&state, &coordinator).await?;
     Ok((
         session::forget(jar, &state.config),

@@ -3,6 +3,7 @@
 //! CSRF: each session has its own token, embedded in every form and compared in constant time.
 //! Before sign-in there is no session, so the sign-in form uses a double-submit cookie instead.
 
+use crate::domains::tenancy::Role;
 use std::net::IpAddr;
 
 use axum::{
@@ -42,7 +43,7 @@ pub struct Coordinator {
     pub time_zone: String,
     pub email: String,
     pub full_name: Option<String>,
-    pub role: String,
+    pub role: Role,
     pub csrf_token: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -226,5 +227,55 @@ impl FromRequestParts<AppState> for Coordinator {
         .await
         .map_err(|e| AppError::Unavailable(e).into_response())?;
         found.ok_or_else(|| Redirect::to("/panel/login").into_response())
+    }
+}
+
+/// A form with nothing in it but its CSRF token (a button).
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
+/// A form posted by a signed-in coordinator, its CSRF token checked (in constant time) before
+/// the handler runs: a missing or stale token gets the "form expired" page, and no handler can
+/// forget the check.
+pub struct CsrfForm<T> {
+    pub coordinator: Coordinator,
+    pub input: T,
+}
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for CsrfForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let coordinator = Coordinator::from_request_parts(&mut parts, state).await?;
+        let request = axum::extract::Request::from_parts(parts, body);
+        let axum::extract::RawForm(body) = axum::extract::RawForm::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|e| {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the form cannot be read: {e}"),
+            )
+                .into_response()
+        })?;
+        let token = fields
+            .iter()
+            .find(|(name, _)| name == "csrf_token")
+            .map_or("", |(_, value)| value.as_str());
+        if !auth::constant_time_eq(token, &coordinator.csrf_token) {
+            return Err(csrf_refused());
+        }
+        let input = serde_urlencoded::from_bytes(&body).map_err(|e| {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the form cannot be read: {e}"),
+            )
+                .into_response()
+        })?;
+        Ok(Self { coordinator, input })
     }
 }

@@ -8,14 +8,17 @@ use super::{
     session::Coordinator,
     views::{fallback_words, layout},
 };
+use crate::channels::ChannelKind;
 use crate::domains::care::{
     exceptions::{RESOLUTIONS, VisitException},
-    visits::Visit,
+    schedule::AssignmentStatus,
+    visits::{EventKind, Visit, VisitStatus},
 };
+use crate::messaging::MessageStatus;
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct EventRow {
-    pub kind: String,
+    pub kind: EventKind,
     pub method: String,
     pub at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
@@ -33,9 +36,9 @@ pub struct MessageRow {
     pub inbound: bool,
     /// The person at the other end (the caregiver, or a coordinator alerted about the visit).
     pub party: String,
-    pub channel_kind: String,
+    pub channel_kind: ChannelKind,
     pub body: Option<String>,
-    pub status: String,
+    pub status: MessageStatus,
     pub fallback_reason: Option<String>,
 }
 
@@ -61,13 +64,13 @@ fn words(s: &str) -> String {
 
 /// What the board calls the visit: late is a flag on a scheduled visit, not a status.
 fn board_state(v: &Visit) -> &'static str {
-    match v.status.as_str() {
-        "scheduled" if v.late => "late",
-        "scheduled" => "scheduled",
-        "in_progress" => "in progress",
-        "completed" => "completed",
-        "missed" => "missed",
-        _ => "cancelled",
+    match v.status {
+        VisitStatus::Scheduled if v.late => "late",
+        VisitStatus::Scheduled => "scheduled",
+        VisitStatus::InProgress => "in progress",
+        VisitStatus::Completed => "completed",
+        VisitStatus::Missed => "missed",
+        VisitStatus::Cancelled => "cancelled",
     }
 }
 
@@ -253,7 +256,7 @@ pub fn detail(
                 @for e in events {
                     li {
                         span.time { (when(coordinator, e.at)) }
-                        strong { (words(&e.kind)) } " by " (e.worker) " via " (e.method) " · " (metres(e.distance_m)) " from home"
+                        strong { (words(e.kind.as_str())) } " by " (e.worker) " via " (e.method) " · " (metres(e.distance_m)) " from home"
                         @if let Some(a) = e.accuracy_m { " (±" (format!("{a:.0}")) " m)" }
                         " · " (if e.verified { "verified" } else { "not verified" })
                         @if (e.received_at - e.at).num_minutes().abs() >= 1 { " · arrived " (hm(coordinator, e.received_at)) }
@@ -276,7 +279,7 @@ pub fn detail(
                     }
                 }
             }
-            @if v.status == "scheduled" && v.scheduled_start > Utc::now() {
+            @if v.status == VisitStatus::Scheduled && v.scheduled_start > Utc::now() {
                 h2 { "Cancel" }
                 form.stack.wide method="post" action=(format!("/panel/visits/{}/cancel", v.id)) {
                     input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
@@ -284,7 +287,7 @@ pub fn detail(
                     button.danger type="submit" { "Cancel this visit (the caregiver is told)" }
                 }
             }
-            @if v.status != "cancelled" {
+            @if v.status != VisitStatus::Cancelled {
                 h2 { "Correct the times" }
                 form.stack.wide method="post" action=(format!("/panel/visits/{}/correct", v.id)) {
                     input type="hidden" name="csrf_token" value=(coordinator.csrf_token);
@@ -335,13 +338,12 @@ pub struct AssignmentRow {
     pub shift_end: chrono::NaiveTime,
     pub starts_on: NaiveDate,
     pub ends_on: Option<NaiveDate>,
-    pub status: String,
+    pub status: AssignmentStatus,
 }
 
 /// The "new assignment" form as typed (days come as repeated checkboxes).
 #[derive(Debug, Default)]
 pub struct AssignmentForm {
-    pub csrf_token: String,
     pub caregiver_id: String,
     pub patient_id: String,
     pub service_type: String,
@@ -357,7 +359,6 @@ impl AssignmentForm {
         let mut form = Self::default();
         for (key, value) in pairs {
             match key.as_str() {
-                "csrf_token" => form.csrf_token = value.clone(),
                 "caregiver_id" => form.caregiver_id = value.clone(),
                 "patient_id" => form.patient_id = value.clone(),
                 "service_type" => form.service_type = value.clone(),
@@ -412,7 +413,7 @@ pub fn assignments(
                             td { (a.starts_on) " – " (a.ends_on.map(|d| d.to_string()).unwrap_or_else(|| "…".into())) }
                             td { (a.status) }
                             td {
-                                @if a.status == "active" {
+                                @if a.status == AssignmentStatus::Active {
                                     details {
                                         summary { "Change or end" }
                                         form.inline-grid method="post" action=(format!("/panel/assignments/{}/change", a.id)) {

@@ -2,7 +2,7 @@
 //! correction), and the exception queue. Scoped by the coordinator's tenant; others' ids are 404.
 
 use axum::{
-    Form, Router,
+    Router,
     extract::{Path, State},
     http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
@@ -12,11 +12,10 @@ use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Coordinator, local_time, not_found, session, visit_views as page};
+use super::{Coordinator, CsrfForm, local_time, not_found, visit_views as page};
 use crate::http::extract::Query;
 use crate::{
     audit::Actor,
-    auth,
     domains::care::{
         CareError,
         exceptions::{self, Correction, Resolution},
@@ -115,7 +114,6 @@ impl Choices {
 
 #[derive(Deserialize)]
 struct OneVisitInput {
-    csrf_token: String,
     #[serde(default)]
     caregiver_id: String,
     #[serde(default)]
@@ -133,12 +131,8 @@ struct OneVisitInput {
 /// A one-off visit from the board's form, in the organisation's local time.
 async fn create_visit(
     State(state): State<AppState>,
-    coordinator: Coordinator,
-    Form(input): Form<OneVisitInput>,
+    CsrfForm { coordinator, input }: CsrfForm<OneVisitInput>,
 ) -> Result<Response, AppError> {
-    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let outcome = async {
         let uuid = |field: &str, raw: &str| {
             Uuid::parse_str(raw).map_err(|_| AppError::field(field, "choose one from the list"))
@@ -261,7 +255,6 @@ async fn render_detail(
 
 #[derive(Deserialize)]
 struct CorrectInput {
-    csrf_token: String,
     #[serde(default)]
     check_in_at: String,
     #[serde(default)]
@@ -272,13 +265,9 @@ struct CorrectInput {
 
 async fn correct(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<CorrectInput>,
+    CsrfForm { coordinator, input }: CsrfForm<CorrectInput>,
 ) -> Result<Response, AppError> {
-    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let outcome = async {
         let correction = Correction {
             check_in_at: local_time("check_in_at", &input.check_in_at, &coordinator.time_zone)?,
@@ -329,7 +318,6 @@ async fn queue(
 
 #[derive(Deserialize)]
 struct ResolveInput {
-    csrf_token: String,
     #[serde(default)]
     resolution_code: String,
     #[serde(default)]
@@ -341,13 +329,9 @@ struct ResolveInput {
 
 async fn resolve(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<ResolveInput>,
+    CsrfForm { coordinator, input }: CsrfForm<ResolveInput>,
 ) -> Result<Response, AppError> {
-    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let visit_id: Option<Uuid> = sqlx::query_scalar(
         "SELECT visit_id FROM visit_exceptions WHERE tenant_id = $1 AND id = $2",
     )
@@ -385,20 +369,15 @@ async fn resolve(
 
 #[derive(Deserialize)]
 struct ReasonInput {
-    csrf_token: String,
     #[serde(default)]
     reason: String,
 }
 
 async fn cancel(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<ReasonInput>,
+    CsrfForm { coordinator, input }: CsrfForm<ReasonInput>,
 ) -> Result<Response, AppError> {
-    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let mut tx = state.pool.begin().await?;
     let reason = Some(input.reason.trim()).filter(|r| !r.is_empty());
     let outcome = schedule::cancel(
@@ -466,13 +445,12 @@ async fn assignments(
 
 async fn create_assignment(
     State(state): State<AppState>,
-    coordinator: Coordinator,
-    Form(pairs): Form<Vec<(String, String)>>,
+    CsrfForm {
+        coordinator,
+        input: pairs,
+    }: CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let form = page::AssignmentForm::from_pairs(&pairs);
-    if !auth::constant_time_eq(&form.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let outcome = async {
         let field_uuid = |field: &str, raw: &str| {
             Uuid::parse_str(raw).map_err(|_| AppError::field(field, "choose one from the list"))
@@ -517,13 +495,9 @@ async fn create_assignment(
 
 async fn cancel_assignment(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<ReasonInput>,
+    CsrfForm { coordinator, input }: CsrfForm<ReasonInput>,
 ) -> Result<Response, AppError> {
-    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let mut tx = state.pool.begin().await?;
     let reason = Some(input.reason.trim()).filter(|r| !r.is_empty());
     match schedule::cancel(
@@ -564,14 +538,13 @@ async fn assignment_outcome(
 
 async fn change_assignment(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(pairs): Form<Vec<(String, String)>>,
+    CsrfForm {
+        coordinator,
+        input: pairs,
+    }: CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let form = page::AssignmentForm::from_pairs(&pairs);
-    if !auth::constant_time_eq(&form.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let outcome = async {
         let ends_on = match form.ends_on.trim() {
             "" => None,
@@ -608,20 +581,15 @@ async fn change_assignment(
 
 #[derive(Deserialize)]
 struct ReassignInput {
-    csrf_token: String,
     #[serde(default)]
     caregiver_id: String,
 }
 
 async fn reassign_assignment(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<ReassignInput>,
+    CsrfForm { coordinator, input }: CsrfForm<ReassignInput>,
 ) -> Result<Response, AppError> {
-    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let outcome = async {
         let caregiver = Uuid::parse_str(&input.caregiver_id)
             .map_err(|_| AppError::field("caregiver_id", "choose one from the list"))?;

@@ -1,5 +1,6 @@
 //! The work-order pages' HTML.
 
+use crate::{domains::directory::workers::WorkerStatus, messaging::MessageStatus};
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use uuid::Uuid;
@@ -22,7 +23,7 @@ pub struct WorkerOption {
     pub id: Uuid,
     pub name: String,
     pub kinds: Vec<String>,
-    pub status: String,
+    pub status: WorkerStatus,
 }
 
 pub struct AlertRow {
@@ -46,8 +47,8 @@ fn when(coordinator: &Coordinator, at: DateTime<Utc>) -> String {
     at.with_timezone(&tz).format("%d %b %H:%M").to_string()
 }
 
-fn words(status: &str) -> String {
-    status.replace('_', " ")
+fn words(value: impl std::fmt::Display) -> String {
+    value.to_string().replace('_', " ")
 }
 
 fn select(name: &str, label: &str, chosen: &str, options: &[(String, String)]) -> Markup {
@@ -113,7 +114,7 @@ pub fn list(
                     ul {
                         @for row in alerts {
                             li {
-                                span.muted { (when(coordinator, row.alert.created_at)) " · " (words(&row.alert.kind)) " · " }
+                                span.muted { (when(coordinator, row.alert.created_at)) " · " (words(row.alert.kind.as_str())) " · " }
                                 @if let (Some(id), Some(reference)) = (row.alert.work_order_id, &row.reference) {
                                     a href=(format!("/panel/work-orders/{id}")) { (reference) } " "
                                 }
@@ -156,7 +157,7 @@ pub fn list(
                                 }
                                 td { (lookups.site(wo.site_id).unwrap_or("-")) }
                                 td { (lookups.worker(wo.assigned_worker_id).unwrap_or("-")) }
-                                td { (wo.whatsapp_status.as_deref().unwrap_or("-")) }
+                                td { (wo.whatsapp_status.map_or("-", MessageStatus::as_str)) }
                                 td { (when(coordinator, wo.created_at)) }
                             }
                         }
@@ -196,10 +197,10 @@ fn event(coordinator: &Coordinator, entry: &Entry) -> Markup {
         } => html! {
             li.status {
                 span.time { (at) }
-                @if from.as_deref() == Some(to.as_str()) {
+                @if *from == Some(*to) {
                     strong { (words(to)) }
                 } @else {
-                    strong { (from.as_deref().map(words).unwrap_or_default()) " → " (words(to)) }
+                    strong { (from.map(words).unwrap_or_default()) " → " (words(to)) }
                 }
                 " by " (actor) " via " (channel)
                 @if let Some(note) = note { ": " (note) }
@@ -304,9 +305,9 @@ pub fn detail(
                         label { (if wo.assigned_worker_id.is_some() { "Reassign to" } else { "Assign to" })
                             select name="worker_id" required {
                                 option value="" { "Choose a worker" }
-                                @for w in lookups.workers.iter().filter(|w| w.kinds.contains(&wo.kind)) {
-                                    option value=(w.id) disabled[w.status != "active"] selected[Some(w.id) == wo.assigned_worker_id] {
-                                        (w.name) @if w.status != "active" { " (" (words(&w.status)) ")" }
+                                @for w in lookups.workers.iter().filter(|w| w.kinds.iter().any(|k| k == wo.kind.as_str())) {
+                                    option value=(w.id) disabled[w.status != WorkerStatus::Active] selected[Some(w.id) == wo.assigned_worker_id] {
+                                        (w.name) @if w.status != WorkerStatus::Active { " (" (words(w.status)) ")" }
                                     }
                                 }
                             }

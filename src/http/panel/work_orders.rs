@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    Form, Router,
+    Router,
     extract::{Path, State},
     http::{StatusCode, header},
     response::{Html, IntoResponse, Redirect, Response},
@@ -14,11 +14,10 @@ use axum::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Coordinator, local_time, not_found, session, work_order_views as page};
+use super::{Coordinator, CsrfForm, local_time, not_found, session, work_order_views as page};
 use crate::http::extract::Query;
 use crate::messaging::media;
 use crate::{
-    auth,
     domains::{
         alerts,
         crud::RecordError,
@@ -140,8 +139,9 @@ async fn list(
     let lookups = Lookups::load(&state, coordinator.tenant_id).await?;
     let filter = (|| -> AppResult<work_orders::Filter> {
         Ok(work_orders::Filter {
-            status: some(&query.status),
-            priority: some(&query.priority),
+            // Anything not a status or priority (an old link, a typo) means "any".
+            status: query.status.parse().ok(),
+            priority: query.priority.parse().ok(),
             site_id: uuid_or_error("site", &query.site)?,
             worker_id: uuid_or_error("worker", &query.worker)?,
             overdue: query.overdue.is_some(),
@@ -217,8 +217,6 @@ async fn list(
 #[derive(Debug, Default, Deserialize)]
 pub struct NewInput {
     #[serde(default)]
-    pub csrf_token: String,
-    #[serde(default)]
     pub kind: String,
     #[serde(default)]
     pub title: String,
@@ -291,12 +289,8 @@ async fn new_form(
 
 async fn create(
     State(state): State<AppState>,
-    coordinator: Coordinator,
-    Form(input): Form<NewInput>,
+    CsrfForm { coordinator, input }: CsrfForm<NewInput>,
 ) -> Result<Response, AppError> {
-    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let created = async {
         let new = input.to_new_work_order(&coordinator.time_zone)?;
         let mut tx = state.pool.begin().await?;
@@ -403,16 +397,12 @@ async fn perform<F>(
     state: &AppState,
     coordinator: &Coordinator,
     id: Uuid,
-    csrf_token: &str,
     done: &'static str,
     action: F,
 ) -> Result<Response, AppError>
 where
     F: AsyncFnOnce(&mut sqlx::PgConnection) -> AppResult<()>,
 {
-    if !auth::constant_time_eq(csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let mut tx = state.pool.begin().await?;
     match action(&mut tx).await {
         Ok(()) => {
@@ -438,177 +428,127 @@ where
 
 #[derive(Deserialize)]
 struct AssignInput {
-    csrf_token: String,
     #[serde(default)]
     worker_id: String,
 }
 
 async fn assign(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<AssignInput>,
+    CsrfForm { coordinator, input }: CsrfForm<AssignInput>,
 ) -> Result<Response, AppError> {
     let templates = &state.messaging.templates;
     let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
-    perform(
-        &state,
-        &coordinator,
-        id,
-        &input.csrf_token,
-        "assigned",
-        async |conn| {
-            let worker = uuid_or_error("worker_id", &input.worker_id)?
-                .ok_or_else(|| AppError::field("worker_id", "choose a worker"))?;
-            work_orders::assign_by_hand(
-                conn,
-                templates,
-                tenant,
-                id,
-                worker,
-                Actor::Coordinator(Some(user)),
-                "panel",
-            )
-            .await
-            .map(drop)
-            .map_err(AppError::from)
-        },
-    )
+    perform(&state, &coordinator, id, "assigned", async |conn| {
+        let worker = uuid_or_error("worker_id", &input.worker_id)?
+            .ok_or_else(|| AppError::field("worker_id", "choose a worker"))?;
+        work_orders::assign_by_hand(
+            conn,
+            templates,
+            tenant,
+            id,
+            worker,
+            Actor::Coordinator(Some(user)),
+            "panel",
+        )
+        .await
+        .map(drop)
+        .map_err(AppError::from)
+    })
     .await
 }
 
 #[derive(Deserialize)]
 struct ReasonInput {
-    csrf_token: String,
     #[serde(default)]
     reason: String,
 }
 
 async fn hold(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<ReasonInput>,
+    CsrfForm { coordinator, input }: CsrfForm<ReasonInput>,
 ) -> Result<Response, AppError> {
     let templates = &state.messaging.templates;
     let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
-    perform(
-        &state,
-        &coordinator,
-        id,
-        &input.csrf_token,
-        "held",
-        async |conn| {
-            work_orders::hold(
-                conn,
-                templates,
-                tenant,
-                id,
-                &input.reason,
-                Actor::Coordinator(Some(user)),
-                "panel",
-            )
-            .await
-            .map(drop)
-            .map_err(AppError::from)
-        },
-    )
+    perform(&state, &coordinator, id, "held", async |conn| {
+        work_orders::hold(
+            conn,
+            templates,
+            tenant,
+            id,
+            &input.reason,
+            Actor::Coordinator(Some(user)),
+            "panel",
+        )
+        .await
+        .map(drop)
+        .map_err(AppError::from)
+    })
     .await
 }
 
 async fn cancel(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<ReasonInput>,
+    CsrfForm { coordinator, input }: CsrfForm<ReasonInput>,
 ) -> Result<Response, AppError> {
     let templates = &state.messaging.templates;
     let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
-    perform(
-        &state,
-        &coordinator,
-        id,
-        &input.csrf_token,
-        "cancelled",
-        async |conn| {
-            let reason = some(&input.reason);
-            work_orders::cancel(
-                conn,
-                templates,
-                tenant,
-                id,
-                reason.as_deref(),
-                Actor::Coordinator(Some(user)),
-                "panel",
-            )
-            .await
-            .map(drop)
-            .map_err(AppError::from)
-        },
-    )
+    perform(&state, &coordinator, id, "cancelled", async |conn| {
+        let reason = some(&input.reason);
+        work_orders::cancel(
+            conn,
+            templates,
+            tenant,
+            id,
+            reason.as_deref(),
+            Actor::Coordinator(Some(user)),
+            "panel",
+        )
+        .await
+        .map(drop)
+        .map_err(AppError::from)
+    })
     .await
 }
 
 #[derive(Deserialize)]
 struct TextInput {
-    csrf_token: String,
     #[serde(default)]
     text: String,
 }
 
 async fn comment(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<TextInput>,
+    CsrfForm { coordinator, input }: CsrfForm<TextInput>,
 ) -> Result<Response, AppError> {
     let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
-    perform(
-        &state,
-        &coordinator,
-        id,
-        &input.csrf_token,
-        "commented",
-        async |conn| Ok(work_orders::comment(conn, tenant, id, user, &input.text).await?),
-    )
+    perform(&state, &coordinator, id, "commented", async |conn| {
+        Ok(work_orders::comment(conn, tenant, id, user, &input.text).await?)
+    })
     .await
 }
 
 async fn message(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<TextInput>,
+    CsrfForm { coordinator, input }: CsrfForm<TextInput>,
 ) -> Result<Response, AppError> {
     let templates = &state.messaging.templates;
     let tenant = coordinator.tenant_id;
-    perform(
-        &state,
-        &coordinator,
-        id,
-        &input.csrf_token,
-        "messaged",
-        async |conn| {
-            Ok(work_orders::message_worker(conn, templates, tenant, id, &input.text).await?)
-        },
-    )
+    perform(&state, &coordinator, id, "messaged", async |conn| {
+        Ok(work_orders::message_worker(conn, templates, tenant, id, &input.text).await?)
+    })
     .await
-}
-
-#[derive(Deserialize)]
-struct CsrfInput {
-    csrf_token: String,
 }
 
 async fn resolve_alert(
     State(state): State<AppState>,
-    coordinator: Coordinator,
     Path(id): Path<Uuid>,
-    Form(input): Form<CsrfInput>,
+    CsrfForm { coordinator, .. }: CsrfForm<session::NoFields>,
 ) -> Result<Response, AppError> {
-    if !auth::constant_time_eq(&input.csrf_token, &coordinator.csrf_token) {
-        return Ok(session::csrf_refused());
-    }
     let mut conn = state.pool.acquire().await?;
     match alerts::resolve(&mut conn, coordinator.tenant_id, id, coordinator.user_id).await {
         Ok(()) | Err(RecordError::NotFound(_)) => {
