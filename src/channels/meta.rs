@@ -541,3 +541,88 @@ mod media_info_tests {
         assert!(serde_json::from_str::<MediaInfo>(r#"{"url": "u", "file_size": "big"}"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod parser_tests {
+    use super::parse_webhook;
+    use crate::channels::{describe, fixture};
+
+    /// Messages, statuses and ignored parts of each fixture, in order.
+    fn read(name: &str) -> (Vec<String>, Vec<String>, usize) {
+        let batch = parse_webhook(&fixture(&format!("meta/{name}")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        (
+            batch.messages.iter().map(describe).collect(),
+            batch
+                .statuses
+                .iter()
+                .map(|s| format!("{} {:?}", s.status.as_str(), s.error_code))
+                .collect(),
+            batch.ignored.len(),
+        )
+    }
+
+    #[test]
+    fn every_fixture_parses_to_what_it_says() {
+        let from = "meta whatsapp from +251911000101";
+        for (name, messages, statuses) in [
+            ("text.json", vec!["text"], vec![]),
+            ("stop.json", vec!["text"], vec![]),
+            ("text_with_context.json", vec!["text"], vec![]),
+            ("location.json", vec!["location"], vec![]),
+            ("image.json", vec!["media image"], vec![]),
+            ("document.json", vec!["media document"], vec![]),
+            ("voice.json", vec!["media"], vec![]),
+            ("button_reply.json", vec!["reply"], vec![]),
+            ("list_reply.json", vec!["reply"], vec![]),
+            ("template_quick_reply.json", vec!["reply"], vec![]),
+            ("unsupported.json", vec!["unsupported"], vec![]),
+            (
+                "batched.json",
+                vec!["text", "location", "text"],
+                vec!["delivered None"],
+            ),
+            ("status_sent.json", vec![], vec!["sent None"]),
+            ("status_delivered.json", vec![], vec!["delivered None"]),
+            ("status_read.json", vec![], vec!["read None"]),
+            (
+                "status_failed_131047.json",
+                vec![],
+                vec!["failed Some(\"131047\")"],
+            ),
+        ] {
+            let (got, got_statuses, _) = read(name);
+            assert_eq!(got.len(), messages.len(), "{name}: {got:?}");
+            for (message, kind) in got.iter().zip(&messages) {
+                let content = message.split_once(": ").map(|(_, c)| c).unwrap_or_default();
+                assert!(content.starts_with(kind), "{name}: {message} is not {kind}");
+                assert!(
+                    message.starts_with("meta whatsapp from +"),
+                    "{name}: {message}"
+                );
+            }
+            assert_eq!(got_statuses, statuses, "{name}");
+        }
+        assert_eq!(
+            read("location.json").0[0],
+            format!(
+                "{from}: location 9.0108,38.7613 Some(\"Bole Garden block B, Bole Road, Addis Ababa\")"
+            )
+        );
+    }
+
+    #[test]
+    fn other_notifications_are_acknowledged_and_set_aside() {
+        let (messages, statuses, ignored) = read("account_update.json");
+        assert!(messages.is_empty() && statuses.is_empty());
+        assert_eq!(ignored, 1);
+    }
+
+    #[test]
+    fn a_body_that_is_not_metas_json_is_refused_saying_so() {
+        let error = parse_webhook(b"not json").unwrap_err();
+        assert!(error.contains("not Meta's JSON"), "{error}");
+        let error = parse_webhook(br#"{"object": 3}"#).unwrap_err();
+        assert!(error.contains("webhook JSON"), "{error}");
+    }
+}

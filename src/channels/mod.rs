@@ -459,3 +459,35 @@ pub fn strip_nul_from_json(value: &mut serde_json::Value) {
         _ => {}
     }
 }
+
+/// What a parsed message comes to, in one line, for the parsers' table-driven tests.
+#[cfg(test)]
+pub(crate) fn describe(message: &Inbound) -> String {
+    let content = match &message.content {
+        Content::Text(text) => format!("text {text:?}"),
+        Content::Location { at, label } => {
+            format!("location {},{} {label:?}", at.latitude, at.longitude)
+        }
+        Content::Media { items, caption } => {
+            let kinds: Vec<&str> = items.iter().map(|m| m.kind.as_str()).collect();
+            format!("media {} {caption:?}", kinds.join("+"))
+        }
+        Content::Reply { id, title } => format!("reply {id} {title:?}"),
+        Content::Unsupported(kind) => format!("unsupported {kind}"),
+    };
+    format!(
+        "{} {} from {}: {content}",
+        message.provider,
+        message.kind,
+        message.from.as_str()
+    )
+}
+
+/// A fixture from `webhooks/`, the same files the integration tests post.
+#[cfg(test)]
+pub(crate) fn fixture(path: &str) -> Vec<u8> {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("webhooks")
+        .join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}

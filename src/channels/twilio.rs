@@ -347,3 +347,83 @@ pub async fn send(
     }
     .classify(RETRYABLE, Some(OPTED_OUT)))
 }
+
+#[cfg(test)]
+mod parser_tests {
+    use super::{Form, parse_message, parse_status};
+    use crate::channels::{describe, fixture};
+
+    fn form(name: &str) -> Form {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&fixture(&format!("twilio/{name}"))).unwrap();
+        Form::new(&pairs)
+    }
+
+    #[test]
+    fn every_message_fixture_parses_to_what_it_says() {
+        for (name, expected) in [
+            (
+                "sms_help.form",
+                r#"twilio sms from +251911000201: text "help""#,
+            ),
+            (
+                "sms_numbered_reply.form",
+                r#"twilio sms from +251911000101: text "1""#,
+            ),
+            (
+                "sms_stop.form",
+                r#"twilio sms from +251911000201: text "Stop.""#,
+            ),
+            (
+                "sms_text.form",
+                r#"twilio sms from +251911000101: text "On my way!""#,
+            ),
+            (
+                "whatsapp_text.form",
+                r#"twilio whatsapp from +251911000101: text "Done, replaced the valve""#,
+            ),
+            (
+                "whatsapp_image.form",
+                r#"twilio whatsapp from +251911000101: media image Some("Leak under the sink")"#,
+            ),
+        ] {
+            let parsed = parse_message(&form(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(describe(&parsed), expected, "{name}");
+        }
+        let location = parse_message(&form("whatsapp_location.form")).unwrap();
+        assert!(describe(&location).starts_with("twilio whatsapp from +251911000101: location "));
+        let reply = parse_message(&form("whatsapp_reply_with_context.form")).unwrap();
+        assert!(reply.reply_to.is_some(), "the quoted message is kept");
+    }
+
+    #[test]
+    fn every_status_fixture_parses_with_its_error_code() {
+        for (name, status, code) in [
+            ("status_queued.form", "queued", None),
+            ("status_sending.form", "sending", None),
+            ("status_sent.form", "sent", None),
+            ("status_delivered.form", "delivered", None),
+            ("status_read.form", "read", None),
+            ("status_failed_21610.form", "failed", Some("21610")),
+            (
+                "status_undelivered_30003.form",
+                "undelivered",
+                Some("30003"),
+            ),
+        ] {
+            let update = parse_status(&form(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                (update.status.as_str(), update.error_code.as_deref()),
+                (status, code),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_form_without_its_addresses_is_refused_naming_what_is_missing() {
+        let error = parse_message(&Form::new(&[("MessageSid".into(), "SM1".into())])).unwrap_err();
+        assert!(error.contains("From"), "{error}");
+        assert!(parse_status(&Form::new(&[])).is_err());
+    }
+}
