@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     state::{Action, Status},
-    work_orders::{self, Actor, Completion},
+    work_orders::{self, Actor, Completion, Step, WorkOrderError},
 };
 use crate::{
     channels::{Button, ChannelKind},
@@ -407,19 +407,14 @@ impl Handler for WorkerReplies {
                 completion,
             } => {
                 let templates = &turn.messaging.templates;
-                let outcome = work_orders::act(
-                    &mut turn.tx,
-                    templates,
-                    tenant_id,
-                    &order,
+                let step = Step {
                     action,
-                    Actor::Worker(worker_id),
+                    actor: Actor::Worker(worker_id),
                     channel,
-                    note.as_deref(),
+                    note: note.as_deref(),
                     completion,
-                )
-                .await?;
-                match outcome {
+                };
+                match work_orders::act(&mut turn.tx, templates, tenant_id, &order, step).await {
                     Ok(status) => {
                         let key = match (action, status) {
                             (Action::Accept, _) => "wo_accepted",
@@ -432,13 +427,15 @@ impl Handler for WorkerReplies {
                         };
                         turn.reply(key, values).await?;
                     }
-                    Err(status) => {
+                    // A refusal is answered in the worker's language; only a fault retries.
+                    Err(WorkOrderError::NotNow { from, .. }) => {
                         turn.reply(
                             "wo_not_now",
-                            values.with_term("status", format!("wo_state_{}", status.as_str())),
+                            values.with_term("status", format!("wo_state_{}", from.as_str())),
                         )
                         .await?;
                     }
+                    Err(fault) => return Err(fault.into()),
                 }
             }
             Command::Comment(body) => {

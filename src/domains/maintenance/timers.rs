@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     state::Priority,
-    work_orders::{self, Actor},
+    work_orders::{self, Actor, Step},
 };
 use crate::{
     domains::alerts::{self, About, AlertKind},
@@ -262,24 +262,16 @@ async fn acceptance(
             .await?;
             let order = work_orders::get(&mut tx, job.tenant_id, job.work_order_id).await?;
             let note = format!("no answer from {} in time", pending.worker_name);
+            // An order that moved on meanwhile is not offered again (NotNow fails the job).
             work_orders::act(
                 &mut tx,
                 &messaging.templates,
                 job.tenant_id,
                 &order,
-                super::state::Action::Decline,
-                Actor::System,
-                "system",
-                Some(&note),
-                None,
+                Step::new(super::state::Action::Decline, Actor::System, "system")
+                    .with_note(Some(&note)),
             )
-            .await?
-            .map_err(|status| {
-                format!(
-                    "{} could not be offered again from {status}",
-                    pending.reference
-                )
-            })?;
+            .await?;
             tracing::info!(reference = %pending.reference, "no answer: offered to the next candidate");
         }
     }

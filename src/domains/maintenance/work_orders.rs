@@ -539,25 +539,14 @@ pub async fn cancel(
     channel: Channel,
 ) -> WorkOrderResult<WorkOrder> {
     let order = get(conn, tenant_id, id).await?;
-    if let Err(status) = act(
+    act(
         conn,
         templates,
         tenant_id,
         &order,
-        Action::Cancel,
-        actor,
-        channel,
-        reason,
-        None,
+        Step::new(Action::Cancel, actor, channel).with_note(reason),
     )
-    .await?
-    {
-        return Err(WorkOrderError::NotNow {
-            reference: order.reference,
-            from: status,
-            action: Action::Cancel,
-        });
-    }
+    .await?;
     if let Some(worker) = order.assigned_worker_id {
         tell_worker(
             conn,
@@ -585,25 +574,14 @@ pub async fn hold(
 ) -> WorkOrderResult<WorkOrder> {
     let reason = required_text(reason, 500).map_err(|e| Invalid::field("reason", e))?;
     let order = get(conn, tenant_id, id).await?;
-    if let Err(status) = act(
+    act(
         conn,
         templates,
         tenant_id,
         &order,
-        Action::Hold,
-        actor,
-        channel,
-        Some(&reason),
-        None,
+        Step::new(Action::Hold, actor, channel).with_note(Some(&reason)),
     )
-    .await?
-    {
-        return Err(WorkOrderError::NotNow {
-            reference: order.reference,
-            from: status,
-            action: Action::Hold,
-        });
-    }
+    .await?;
     if let Some(worker) = order.assigned_worker_id {
         let values = Values::new().with("reason", &reason);
         tell_worker(
@@ -806,23 +784,56 @@ pub struct Completion {
     pub parts_used: Option<String>,
 }
 
-/// Moves a work order by `action`. `Ok(Err(status))` is an illegal move from `status`: nothing
-/// changed and the caller says so; a failure is an error and rolls the caller back.
-#[allow(clippy::too_many_arguments)]
+/// One step in a work order's life: what is asked, by whom, through which door, and what the
+/// person said with it.
+pub struct Step<'a> {
+    pub action: Action,
+    pub actor: Actor,
+    pub channel: Channel,
+    pub note: Option<&'a str>,
+    pub completion: Option<Completion>,
+}
+
+impl<'a> Step<'a> {
+    pub fn new(action: Action, actor: Actor, channel: Channel) -> Self {
+        Self {
+            action,
+            actor,
+            channel,
+            note: None,
+            completion: None,
+        }
+    }
+
+    pub fn with_note(self, note: Option<&'a str>) -> Self {
+        Self { note, ..self }
+    }
+}
+
+/// Moves a work order one step: the new status, or [`WorkOrderError::NotNow`] when the lifecycle
+/// does not allow it from where the order is (nothing changed). Any other error rolls the
+/// caller back.
 pub async fn act(
     conn: &mut PgConnection,
     templates: &Templates,
     tenant_id: Uuid,
     order: &WorkOrder,
-    action: Action,
-    actor: Actor,
-    channel: Channel,
-    note: Option<&str>,
-    completion: Option<Completion>,
-) -> WorkOrderResult<Result<Status, Status>> {
+    step: Step<'_>,
+) -> WorkOrderResult<Status> {
+    let Step {
+        action,
+        actor,
+        channel,
+        note,
+        completion,
+    } = step;
     let from: Status = order.status;
     let Some(to) = state::next(from, action) else {
-        return Ok(Err(from));
+        return Err(WorkOrderError::NotNow {
+            reference: order.reference.clone(),
+            from,
+            action,
+        });
     };
     let completion = completion.unwrap_or_default();
     let started_at: Option<DateTime<Utc>> = sqlx::query_scalar(
@@ -929,7 +940,7 @@ pub async fn act(
         }
         _ => {}
     }
-    Ok(Ok(to))
+    Ok(to)
 }
 
 fn action_key(action: Action) -> &'static str {
