@@ -439,52 +439,40 @@ impl Handler for WorkerReplies {
                 }
             }
             Command::Comment(body) => {
-                sqlx::query(
-                    "INSERT INTO work_order_comments (tenant_id, work_order_id, author_kind, author_worker_id, body, message_id)
-                     VALUES ($1, $2, 'worker', $3, $4, $5)",
+                work_orders::worker_note(
+                    &mut turn.tx,
+                    tenant_id,
+                    &order,
+                    worker_id,
+                    &body,
+                    message.id,
                 )
-                .bind(tenant_id)
-                .bind(order.id)
-                .bind(worker_id)
-                .bind(&body)
-                .bind(message.id)
-                .execute(&mut *turn.tx)
                 .await?;
                 turn.reply("wo_noted", values).await?;
             }
             Command::Photo => {
-                for media_id in &message.media_ids {
-                    sqlx::query(
-                        "INSERT INTO work_order_attachments (tenant_id, work_order_id, uploaded_by_kind,
-                             uploaded_by_worker_id, media_id, message_id)
-                         VALUES ($1, $2, 'worker', $3, $4, $5)",
-                    )
-                    .bind(tenant_id)
-                    .bind(order.id)
-                    .bind(worker_id)
-                    .bind(media_id)
-                    .bind(message.id)
-                    .execute(&mut *turn.tx)
-                    .await?;
-                }
+                work_orders::worker_photos(
+                    &mut turn.tx,
+                    tenant_id,
+                    &order,
+                    worker_id,
+                    &message.media_ids,
+                    message.id,
+                )
+                .await?;
                 turn.reply("wo_noted", values).await?;
             }
             Command::Location => {
                 let at = message.location.expect("a location command has a location");
-                sqlx::query(
-                    "INSERT INTO work_order_status_history (tenant_id, work_order_id, from_status, to_status,
-                         actor_kind, actor_worker_id, channel, note, latitude, longitude, message_id)
-                     VALUES ($1, $2, $3, $3, 'worker', $4, $5, 'shared location', $6, $7, $8)",
+                work_orders::worker_position(
+                    &mut turn.tx,
+                    tenant_id,
+                    &order,
+                    worker_id,
+                    channel,
+                    at,
+                    message.id,
                 )
-                .bind(tenant_id)
-                .bind(order.id)
-                .bind(order.status)
-                .bind(worker_id)
-                .bind(channel)
-                .bind(at.latitude)
-                .bind(at.longitude)
-                .bind(message.id)
-                .execute(&mut *turn.tx)
                 .await?;
                 turn.reply("wo_noted", values).await?;
             }

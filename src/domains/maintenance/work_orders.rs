@@ -621,6 +621,81 @@ pub async fn comment(
     Ok(())
 }
 
+/// What the assigned worker said about the work, by message, on its timeline.
+pub async fn worker_note(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    order: &WorkOrder,
+    worker_id: Uuid,
+    body: &str,
+    message_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO work_order_comments (tenant_id, work_order_id, author_kind, author_worker_id, body, message_id)
+         VALUES ($1, $2, 'worker', $3, $4, $5)",
+    )
+    .bind(tenant_id)
+    .bind(order.id)
+    .bind(worker_id)
+    .bind(body)
+    .bind(message_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Photos the assigned worker sent, attached to the work order (fetched by the media job).
+pub async fn worker_photos(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    order: &WorkOrder,
+    worker_id: Uuid,
+    media_ids: &[Uuid],
+    message_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO work_order_attachments (tenant_id, work_order_id, uploaded_by_kind,
+             uploaded_by_worker_id, media_id, message_id)
+         SELECT $1, $2, 'worker', $3, media_id, $5 FROM unnest($4::uuid[]) AS media_id",
+    )
+    .bind(tenant_id)
+    .bind(order.id)
+    .bind(worker_id)
+    .bind(media_ids)
+    .bind(message_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Where the assigned worker is, as they shared it: on the history, the status unchanged.
+pub async fn worker_position(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    order: &WorkOrder,
+    worker_id: Uuid,
+    channel: Channel,
+    at: crate::types::Coordinates,
+    message_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO work_order_status_history (tenant_id, work_order_id, from_status, to_status,
+             actor_kind, actor_worker_id, channel, note, latitude, longitude, message_id)
+         VALUES ($1, $2, $3, $3, 'worker', $4, $5, 'shared location', $6, $7, $8)",
+    )
+    .bind(tenant_id)
+    .bind(order.id)
+    .bind(order.status)
+    .bind(worker_id)
+    .bind(channel)
+    .bind(at.latitude)
+    .bind(at.longitude)
+    .bind(message_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A coordinator's own words to the assigned worker, on the work order's timeline.
 pub async fn message_worker(
     conn: &mut PgConnection,
