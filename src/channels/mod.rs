@@ -7,6 +7,7 @@
 
 pub mod console;
 pub mod meta;
+pub mod providers;
 pub mod signature;
 pub mod twilio;
 
@@ -32,6 +33,43 @@ impl Provider {
             Self::Meta => "meta",
             Self::Console => "console",
         }
+    }
+
+    /// Whether WhatsApp reply buttons can be sent as written, inside the 24-hour window
+    /// (Twilio needs an approved Content template for them).
+    pub fn sends_free_form_buttons(self) -> bool {
+        !matches!(self, Self::Twilio)
+    }
+
+    /// Whether a WhatsApp template goes only by the provider's own id for it (Twilio's Content
+    /// SID), not by its name.
+    pub fn templates_need_content_sid(self) -> bool {
+        matches!(self, Self::Twilio)
+    }
+
+    /// The provider's refusal of a channel it cannot carry, if any: Meta's Cloud API carries
+    /// WhatsApp only and addresses a number by its phone number id.
+    pub fn channel_problems(
+        self,
+        kind: Option<ChannelKind>,
+        provider_ref: Option<&str>,
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut problems = Vec::new();
+        if self == Self::Meta {
+            if kind == Some(ChannelKind::Sms) {
+                problems.push((
+                    "kind",
+                    "Meta's Cloud API carries WhatsApp only: use --kind whatsapp",
+                ));
+            }
+            if provider_ref.is_none() {
+                problems.push((
+                    "provider_id",
+                    "Meta channels need the phone number id from WhatsApp Manager (--provider-id)",
+                ));
+            }
+        }
+        problems
     }
 }
 

@@ -68,18 +68,9 @@ pub async fn add(
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    if provider == Some(Provider::Meta) {
-        if kind == Some(ChannelKind::Sms) {
-            errors.add(
-                "kind",
-                "Meta's Cloud API carries WhatsApp only: use --kind whatsapp",
-            );
-        }
-        if provider_id.is_none() {
-            errors.add(
-                "provider_id",
-                "Meta channels need the phone number id from WhatsApp Manager (--provider-id)",
-            );
+    if let Some(provider) = provider {
+        for (field, problem) in provider.channel_problems(kind, provider_id) {
+            errors.add(field, problem);
         }
     }
     errors.into_result()?;

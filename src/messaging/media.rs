@@ -11,7 +11,13 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use super::Messaging;
-use crate::{channels::meta, jobs::Job};
+use crate::{
+    channels::{
+        Provider,
+        providers::{self, MediaSource},
+    },
+    jobs::Job,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FetchMedia {
@@ -55,45 +61,6 @@ pub fn raster_image_type(bytes: &[u8]) -> Option<&'static str> {
             ..,
         ] => Some("image/webp"),
         _ => None,
-    }
-}
-
-/// Where Twilio serves media people send (https only); the configured API base is trusted too.
-const TWILIO_MEDIA_HOSTS: &[&str] = &["api.twilio.com", "media.twiliocdn.com"];
-/// Where Meta hands out media downloads (https only), besides the configured Graph base.
-const META_MEDIA_HOSTS: &[&str] = &["lookaside.fbsbx.com", "graph.facebook.com"];
-
-/// A media URL from a webhook is the sender's word: the provider's credentials go only to the
-/// provider's own hosts over https, or to the configured API base (a local fake in tests).
-/// Anything else is refused, so a forged or odd URL never receives our account's secret.
-#[derive(Debug, thiserror::Error)]
-#[error("refused to send provider credentials to {0}: not one of the provider's media hosts")]
-pub struct UntrustedMediaUrl(String);
-
-fn credentials_may_go_to(
-    raw: &str,
-    api_base: &url::Url,
-    hosts: &[&str],
-) -> Result<url::Url, UntrustedMediaUrl> {
-    let refuse = || {
-        tracing::warn!(
-            url = raw,
-            "media URL outside the provider's hosts: not fetched"
-        );
-        UntrustedMediaUrl(raw.chars().take(200).collect())
-    };
-    let url = url::Url::parse(raw).map_err(|_| refuse())?;
-    let same_origin_as_base = url.origin() == api_base.origin();
-    let provider_host = url.scheme() == "https"
-        && url.port().is_none()
-        && url.host_str().is_some_and(|h| hosts.contains(&h));
-    if (same_origin_as_base || provider_host)
-        && url.username().is_empty()
-        && url.password().is_none()
-    {
-        Ok(url)
-    } else {
-        Err(refuse())
     }
 }
 
@@ -200,43 +167,15 @@ async fn download(
 ) -> anyhow::Result<(PathBuf, u64, Option<String>)> {
     let config = &messaging.config;
     let cap = config.media_max_bytes;
-    let (request, content_type) = match pending.provider.as_str() {
-        "twilio" => {
-            let twilio = config.twilio.as_ref().context("Twilio is not configured")?;
-            let url = pending
-                .provider_url
-                .as_deref()
-                .context("Twilio gave no media URL")?;
-            let url = credentials_may_go_to(url, &twilio.api_base, TWILIO_MEDIA_HOSTS)?;
-            (
-                messaging
-                    .http
-                    .get(url)
-                    .basic_auth(&twilio.account_sid, Some(twilio.auth_token.expose())),
-                pending.content_type.clone(),
-            )
-        }
-        "meta" => {
-            let meta_config = config.meta.as_ref().context("Meta is not configured")?;
-            let media_id = pending
-                .provider_media_id
-                .as_deref()
-                .context("Meta gave no media id")?;
-            let info = meta::media_info(&messaging.http, meta_config, media_id).await?;
-            if info.file_size.is_some_and(|size| size > cap) {
-                bail!("the file is larger than MEDIA_MAX_BYTES ({cap} bytes)");
-            }
-            let url = credentials_may_go_to(&info.url, &meta_config.graph_base, META_MEDIA_HOSTS)?;
-            (
-                messaging
-                    .http
-                    .get(url)
-                    .bearer_auth(meta_config.access_token.expose()),
-                pending.content_type.clone().or(info.mime_type),
-            )
-        }
-        _ => bail!("the console channel has no files to fetch"),
+    let provider: Provider = pending.provider.parse().map_err(anyhow::Error::msg)?;
+    let source = MediaSource {
+        provider,
+        url: pending.provider_url.as_deref(),
+        media_id: pending.provider_media_id.as_deref(),
+        content_type: pending.content_type.clone(),
     };
+    let (request, content_type) =
+        providers::media_request(&messaging.http, config, source, cap).await?;
     let response = request.send().await?.error_for_status()?;
     if response.content_length().is_some_and(|len| len > cap) {
         bail!("the file is larger than MEDIA_MAX_BYTES ({cap} bytes)");
@@ -275,27 +214,6 @@ async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_go_only_to_the_providers_hosts() {
-        let base = url::Url::parse("https://api.twilio.com").unwrap();
-        let ok = |u: &str| credentials_may_go_to(u, &base, TWILIO_MEDIA_HOSTS).is_ok();
-        assert!(ok(
-            "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
-        ));
-        assert!(ok("https://media.twiliocdn.com/AC1/abc"));
-        assert!(!ok(
-            "http://api.twilio.com/2010-04-01/Accounts/AC1/Media/ME1"
-        ));
-        assert!(!ok("https://api.twilio.com.evil.example/x"));
-        assert!(!ok("https://evil.example/api.twilio.com"));
-        assert!(!ok("https://user:pw@api.twilio.com/x"));
-        assert!(!ok("https://api.twilio.com:8443/x"));
-        assert!(!ok("not a url"));
-        let local = url::Url::parse("http://127.0.0.1:4010").unwrap();
-        assert!(credentials_may_go_to("http://127.0.0.1:4010/media/1", &local, &[]).is_ok());
-        assert!(credentials_may_go_to("http://127.0.0.1:4011/media/1", &local, &[]).is_err());
-    }
 
     #[test]
     fn only_raster_signatures_count_as_images() {

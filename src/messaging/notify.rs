@@ -162,9 +162,11 @@ pub async fn notify(
         let has_buttons = !rendered.buttons.is_empty();
         let form = |rendered: &Rendered| -> anyhow::Result<_> {
             Ok(Some(match candidate.kind.as_str() {
-                // Twilio needs a Content template for buttons: it gets the numbered choices instead.
+                // A provider that needs a Content template for buttons gets numbered choices.
                 "whatsapp"
-                    if in_window && has_buttons && candidate.provider == Provider::Twilio =>
+                    if in_window
+                        && has_buttons
+                        && !candidate.provider.sends_free_form_buttons() =>
                 {
                     ("text", templates.sms_body(rendered)?, None)
                 }
@@ -173,9 +175,10 @@ pub async fn notify(
                 }
                 "whatsapp" if in_window => ("text", rendered.text.clone(), None),
                 "whatsapp" => match &rendered.whatsapp_template {
-                    // Twilio sends a template only by its Content SID.
+                    // Some providers send a template only by their own id for it.
                     Some(template)
-                        if candidate.provider != Provider::Twilio || template.2.is_some() =>
+                        if !candidate.provider.templates_need_content_sid()
+                            || template.2.is_some() =>
                     {
                         ("template", rendered.text.clone(), Some(template.clone()))
                     }

@@ -14,7 +14,8 @@ use uuid::Uuid;
 use super::{Messaging, consent, templates::Templates};
 use crate::{
     channels::{
-        self, Accepted, Button, DeliveryStatus, Outgoing, OutgoingBody, Provider, SendError,
+        Accepted, Button, DeliveryStatus, Outgoing, OutgoingBody, Provider, SendError,
+        providers::{self, Earlier},
     },
     jobs::{self, Job},
     types::PhoneNumber,
@@ -111,49 +112,6 @@ fn outgoing(p: &Pending, templates: &Templates) -> anyhow::Result<Outgoing> {
     })
 }
 
-async fn call_provider(
-    messaging: &Messaging,
-    provider: Provider,
-    message: &Outgoing,
-) -> Result<Accepted, SendError> {
-    let config = &messaging.config;
-    // With no provider credentials at all (a laptop, a demo), every number is the console's.
-    // With some configured, a channel of an unconfigured provider fails loudly instead.
-    if config.twilio.is_none() && config.meta.is_none() {
-        return Ok(channels::console::send(message));
-    }
-    match provider {
-        Provider::Console => Ok(channels::console::send(message)),
-        Provider::Twilio => match &config.twilio {
-            Some(twilio) => {
-                let callback = format!(
-                    "{}/webhooks/twilio/status",
-                    config.public_base_url.as_str().trim_end_matches('/')
-                );
-                channels::twilio::send(&messaging.http, twilio, &callback, message).await
-            }
-            None => Err(not_configured(
-                "Twilio",
-                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
-            )),
-        },
-        Provider::Meta => match &config.meta {
-            Some(meta) => channels::meta::send(&messaging.http, meta, message).await,
-            None => Err(not_configured(
-                "Meta",
-                "META_APP_SECRET, META_VERIFY_TOKEN and META_ACCESS_TOKEN",
-            )),
-        },
-    }
-}
-
-fn not_configured(provider: &str, variables: &str) -> SendError {
-    SendError::permanent(
-        "provider_not_configured",
-        format!("{provider} is not configured: set {variables}"),
-    )
-}
-
 /// Paces sends per sending number across every process, so one busy number cannot trip a
 /// provider's throughput limit: a burst of up to a second's worth goes at once, then one every
 /// 1/rate seconds (GCRA, the state in `channel_send_pace`).
@@ -181,46 +139,10 @@ pub async fn wait_for_turn(
     Ok(())
 }
 
-/// What the provider says of a message whose earlier attempt ended without our record of its
-/// answer.
-enum Earlier {
-    /// The provider has it: record that, send nothing.
-    Accepted(Accepted),
-    /// The provider does not have it: send it.
-    NotSent,
-    /// The provider cannot be asked (Meta has no list of sent messages; a template's text is
-    /// rendered by Twilio and cannot be matched).
-    Unknown,
-}
-
-/// Asks the provider whether an earlier attempt of this message got through.
-async fn earlier_attempt(
-    messaging: &Messaging,
-    provider: Provider,
-    message: &Outgoing,
-    since: chrono::DateTime<chrono::Utc>,
-) -> Result<Earlier, SendError> {
-    let config = &messaging.config;
-    if config.console_only() || provider == Provider::Console {
-        // The console delivers into the database: sending again is harmless.
-        return Ok(Earlier::NotSent);
-    }
-    match (provider, &config.twilio) {
-        (Provider::Twilio, Some(twilio)) => Ok(
-            match channels::twilio::find_sent(&messaging.http, twilio, message, since).await? {
-                Some(accepted) => Earlier::Accepted(accepted),
-                None if matches!(message.body, OutgoingBody::Text(_)) => Earlier::NotSent,
-                None => Earlier::Unknown,
-            },
-        ),
-        _ => Ok(Earlier::Unknown),
-    }
-}
-
 /// Records the provider's acceptance. The provider has said yes, so this must not fail the job
 /// (a re-run would send again): a lost connection or a busy pool is retried on fresh connections
 /// for up to a minute. Only then does it give up, and a re-run asks the provider before sending
-/// (see [`earlier_attempt`]).
+/// (see [`providers::earlier_attempt`]).
 ///
 /// No connection is held across the provider call: that would tie the pool to the provider's
 /// latency, and with a slow provider webhooks would wait for connections.
@@ -344,7 +266,15 @@ pub async fn send_message(
         && let Ok(message) = &message
     {
         let since = pending.sending_at.unwrap_or_else(chrono::Utc::now);
-        match earlier_attempt(&messaging, provider, message, since).await {
+        match providers::earlier_attempt(
+            &messaging.http,
+            &messaging.config,
+            provider,
+            message,
+            since,
+        )
+        .await
+        {
             Ok(Earlier::Accepted(accepted)) => {
                 tracing::info!(provider_message_id = %accepted.provider_message_id, "the provider already had it: recorded, not sent again");
                 tx.commit().await?;
@@ -391,7 +321,7 @@ pub async fn send_message(
     let result = match message {
         Ok(message) => {
             wait_for_turn(&messaging, job.tenant_id, pending.channel_id).await?;
-            call_provider(&messaging, provider, &message).await
+            providers::send(&messaging.http, &messaging.config, provider, &message).await
         }
         Err(e) => Err(SendError::permanent("unsendable", format!("{e:#}"))),
     };
