@@ -216,6 +216,16 @@ where
 /// with the HTTP side.
 const JOB_CONCURRENCY: usize = 8;
 
+/// A job's concurrency: its own rule applied to the running service, or the default.
+macro_rules! concurrency {
+    ($messaging:ident) => {
+        JOB_CONCURRENCY
+    };
+    ($messaging:ident, $rule:expr) => {
+        ($rule)($messaging.as_ref())
+    };
+}
+
 /// Every job the service runs, with its handler: one list for the apalis workers, the queue
 /// count and [`run_due_jobs`], so none of them can forget a job.
 macro_rules! every_job {
@@ -230,11 +240,9 @@ macro_rules! every_job {
             messaging: &Arc<Messaging>,
         ) -> Monitor {
             $(
-                #[allow(unused_variables)]
-                let concurrency = |m: &Messaging| JOB_CONCURRENCY;
-                $(let concurrency = $concurrency;)?
+                let concurrency = concurrency!(messaging $(, $concurrency)?);
                 let monitor = register::<$job, _, _>(
-                    monitor, pool, instance, messaging, $handler, concurrency(messaging),
+                    monitor, pool, instance, messaging, $handler, concurrency,
                 );
             )*
             monitor

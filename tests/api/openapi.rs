@@ -21,6 +21,19 @@ async fn the_document_matches_the_routes() {
     assert_eq!(status, 200);
     assert_eq!(doc["servers"][0]["url"], "/api/v1");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Typed statuses and kinds are documented by the values the API sends, not their Rust names.
+    for (schema, stored) in [
+        ("Status", "in_progress"),
+        ("AmbulanceType", "advanced_life_support"),
+        ("MessageStatus", "undelivered"),
+        ("SiteKind", "hospital"),
+    ] {
+        let values = &doc["components"]["schemas"][schema]["enum"];
+        assert!(
+            values.as_array().is_some_and(|v| v.contains(&json!(stored))),
+            "{schema}: {values}"
+        );
+    }
 
     let mut documented = BTreeSet::new();
     for (path, operations) in doc["paths"].as_object().unwrap() {
