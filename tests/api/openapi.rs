@@ -30,7 +30,9 @@ async fn the_document_matches_the_routes() {
     ] {
         let values = &doc["components"]["schemas"][schema]["enum"];
         assert!(
-            values.as_array().is_some_and(|v| v.contains(&json!(stored))),
+            values
+                .as_array()
+                .is_some_and(|v| v.contains(&json!(stored))),
             "{schema}: {values}"
         );
     }
