@@ -1388,9 +1388,24 @@ async fn exceptions_are_resolved_times_corrected_with_their_originals_and_visits
 #[tokio::test]
 async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_panel() {
     use crate::panel::{PASSWORD, csrf_in, login_form, sign_in};
+    use chrono::Timelike;
     let c = care().await;
     let token = c.sign_in(CAREGIVER).await;
     let now = Utc::now();
+    // The board shows one local day: the organisation is put where it is about midday now, so
+    // visits from now to two hours ahead fall on the same day whenever the test runs (in Addis
+    // Ababa, from 22:00 the last one fell on tomorrow's board).
+    let east = 12 - now.hour() as i32;
+    let zone = if east >= 0 {
+        format!("Etc/GMT-{east}")
+    } else {
+        format!("Etc/GMT+{}", -east)
+    };
+    sqlx::query("UPDATE tenants SET time_zone = $1")
+        .bind(&zone)
+        .execute(&c.app.app.pool)
+        .await
+        .unwrap();
     let done = c.visit(&c.caregiver, 5).await;
     c.post(
         &format!("/api/v1/app/visits/{done}/check-in"),
@@ -1517,6 +1532,7 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
         "{detail}"
     );
     let local = (now - TimeDelta::minutes(3))
+        .with_timezone(&chrono::FixedOffset::east_opt(east * 3600).unwrap())
         .format("%Y-%m-%dT%H:%M")
         .to_string();
     let corrected = post(
