@@ -442,7 +442,8 @@ async fn announce_due_jobs(pool: PgPool, mut stop: tokio::sync::watch::Receiver<
 /// would put it off.
 ///
 /// The job's row stays locked while it runs, so a running worker skips it and a crash leaves it
-/// pending, as it was.
+/// pending, as it was. A recurring sweep runs at most once per call: its row is still pending
+/// while it runs, so it books no next run itself, and the next call books it again.
 #[tracing::instrument(skip(messaging))]
 pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
     // As a worker process would, so the sweeps run here too.
