@@ -261,7 +261,7 @@ pub fn check_date_text(text: &str) -> Result<(), String> {
 }
 
 /// An enum stored as text: the CHECK constraint and readable rows stay, and Rust sees a type.
-/// Gives `as_str`, `ALL`, `FromStr` (naming the allowed values), `Display`, serde, OpenAPI
+/// Gives `as_str`, `FromStr` (naming the allowed values), `Display`, serde, OpenAPI
 /// and sqlx as text. A row holding anything else is a decode error (a fault), never a 4xx.
 #[macro_export]
 macro_rules! text_enum {
@@ -275,8 +275,6 @@ macro_rules! text_enum {
         }
 
         impl $name {
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => $text),+

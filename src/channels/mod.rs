@@ -11,30 +11,23 @@ pub mod providers;
 pub mod signature;
 pub mod twilio;
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::types::{Coordinates, PhoneNumber};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    Twilio,
-    Meta,
-    Console,
+crate::text_enum! {
+    /// Who carries a channel's messages.
+    pub enum Provider {
+        Twilio = "twilio",
+        Meta = "meta",
+        Console = "console",
+    }
 }
 
 impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Twilio => "twilio",
-            Self::Meta => "meta",
-            Self::Console => "console",
-        }
-    }
-
     /// Whether WhatsApp reply buttons can be sent as written, inside the 24-hour window
     /// (Twilio needs an approved Content template for them).
     pub fn sends_free_form_buttons(self) -> bool {
@@ -73,61 +66,11 @@ impl Provider {
     }
 }
 
-impl FromStr for Provider {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "twilio" => Ok(Self::Twilio),
-            "meta" => Ok(Self::Meta),
-            "console" => Ok(Self::Console),
-            other => Err(format!(
-                "{other:?} is not a provider: use twilio, meta or console"
-            )),
-        }
-    }
-}
-
-crate::text_sql!(Provider);
-crate::text_sql!(ChannelKind);
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ChannelKind {
-    Sms,
-    Whatsapp,
-}
-
-impl ChannelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sms => "sms",
-            Self::Whatsapp => "whatsapp",
-        }
-    }
-}
-
-impl FromStr for ChannelKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sms" => Ok(Self::Sms),
-            "whatsapp" => Ok(Self::Whatsapp),
-            other => Err(format!(
-                "{other:?} is not a channel kind: use sms or whatsapp"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for ChannelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::text_enum! {
+    /// How a channel reaches people.
+    pub enum ChannelKind {
+        Sms = "sms",
+        Whatsapp = "whatsapp",
     }
 }
 

@@ -29,15 +29,6 @@ pub enum Role {
 }
 
 impl Role {
-    /// A stored role; anything unknown is the lesser one.
-    pub fn stored(raw: &str) -> Self {
-        if raw == "admin" {
-            Self::Admin
-        } else {
-            Self::Coordinator
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Coordinator => "coordinator",

@@ -54,7 +54,7 @@ impl FromRequestParts<AppState> for ApiCaller {
             })?;
 
         // Looked up by its SHA-256: the lookup reveals nothing about tokens that do not match.
-        let row: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+        let row: Option<(Uuid, Uuid, Role)> = sqlx::query_as(
             "UPDATE api_tokens t
                 SET last_used_at = now()
                FROM tenants
@@ -72,7 +72,7 @@ impl FromRequestParts<AppState> for ApiCaller {
             Some((token_id, tenant_id, role)) => Ok(Self {
                 tenant_id,
                 token_id,
-                role: Role::stored(&role),
+                role,
             }),
             None => Err(AppError::Unauthorized(
                 "the API token is unknown, revoked or expired".into(),
