@@ -19,6 +19,7 @@ RUN apt-get update \
     && useradd --system --create-home --home-dir /var/lib/fieldline fieldline
 COPY --from=build /src/target/release/fieldline /usr/local/bin/fieldline
 COPY message-templates /app/message-templates
+COPY intents /app/intents
 WORKDIR /app
 USER fieldline
 ENV HOST=0.0.0.0 \

@@ -126,6 +126,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub panel_session_ttl: Duration,
     pub message_templates_dir: PathBuf,
+    /// The words people use, per locale (`intents/en.toml`, …), checked at start.
+    pub intents_dir: PathBuf,
     pub provider_timeout: Duration,
     pub outbound_per_number_per_second: u32,
     pub send_max_attempts: u32,
@@ -228,6 +230,9 @@ impl Config {
             message_templates_dir: lookup("MESSAGE_TEMPLATES_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(default_templates_dir),
+            intents_dir: lookup("INTENTS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| source_or_local("intents")),
             provider_timeout: Duration::from_secs(parse_or(&lookup, "PROVIDER_TIMEOUT_SECS", 15)?),
             outbound_per_number_per_second: parse_or(
                 &lookup,
@@ -290,13 +295,17 @@ impl Config {
     }
 }
 
-/// `./message-templates` when run from a checkout or the container; else the source tree's copy.
 fn default_templates_dir() -> PathBuf {
-    let local = PathBuf::from("message-templates");
+    source_or_local("message-templates")
+}
+
+/// `./name` when run from a checkout or the container; else the source tree's copy.
+fn source_or_local(name: &str) -> PathBuf {
+    let local = PathBuf::from(name);
     if local.is_dir() {
         local
     } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/message-templates"))
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name)
     }
 }
 

@@ -82,6 +82,14 @@ struct WaMessage {
     audio: Option<WaMedia>,
     video: Option<WaMedia>,
     sticker: Option<WaMedia>,
+    reaction: Option<WaReaction>,
+}
+
+#[derive(Deserialize)]
+struct WaReaction {
+    message_id: String,
+    #[serde(default)]
+    emoji: String,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +233,7 @@ fn parse_message(
         }],
         caption: item.caption.clone(),
     };
+    let mut reply_to = message.context.and_then(|c| c.id);
     let content = match message.kind.as_str() {
         "text" => Content::Text(message.text.map(|t| t.body).unwrap_or_default()),
         "location" => {
@@ -275,6 +284,15 @@ fn parse_message(
             let item = item.ok_or_else(|| format!("a {} message has no {0} part", message.kind))?;
             media(&item, kind)
         }
+        "reaction" => {
+            let reaction = message
+                .reaction
+                .ok_or("a reaction message has no reaction")?;
+            reply_to = Some(reaction.message_id);
+            Content::Reaction {
+                emoji: reaction.emoji,
+            }
+        }
         other => Content::Unsupported(other.to_owned()),
     };
     Ok(Inbound {
@@ -286,7 +304,7 @@ fn parse_message(
         profile_name,
         sent_at: unix_time(message.timestamp.as_deref()),
         content,
-        reply_to: message.context.and_then(|c| c.id),
+        reply_to,
     })
 }
 
@@ -577,6 +595,7 @@ mod parser_tests {
             ("list_reply.json", vec!["reply"], vec![]),
             ("template_quick_reply.json", vec!["reply"], vec![]),
             ("unsupported.json", vec!["unsupported"], vec![]),
+            ("reaction.json", vec!["reaction 👍"], vec![]),
             (
                 "batched.json",
                 vec!["text", "location", "text"],

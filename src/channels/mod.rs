@@ -114,6 +114,11 @@ pub enum Content {
         id: String,
         title: Option<String>,
     },
+    /// An emoji reaction to one of our messages (the message is `reply_to`); empty when the
+    /// person took their reaction back.
+    Reaction {
+        emoji: String,
+    },
     /// Something we do not handle (a sticker pack, a poll, an order): kept with its type name.
     Unsupported(String),
 }
@@ -125,6 +130,7 @@ impl Content {
             Self::Location { .. } => "location",
             Self::Media { .. } => "media",
             Self::Reply { .. } => "interactive",
+            Self::Reaction { .. } => "reaction",
             Self::Unsupported(_) => "unsupported",
         }
     }
@@ -454,6 +460,7 @@ pub(crate) fn describe(message: &Inbound) -> String {
             format!("media {} {caption:?}", kinds.join("+"))
         }
         Content::Reply { id, title } => format!("reply {id} {title:?}"),
+        Content::Reaction { emoji } => format!("reaction {emoji}"),
         Content::Unsupported(kind) => format!("unsupported {kind}"),
     };
     format!(

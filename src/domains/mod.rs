@@ -11,6 +11,9 @@ pub mod panel_sessions;
 pub mod sign_in_attempts;
 pub mod tenancy;
 
+#[cfg(test)]
+mod reading_tests;
+
 /// The message handlers each domain contributes, in the order the router asks them.
 pub fn message_handlers() -> Vec<Box<dyn crate::messaging::router::Handler>> {
     vec![

@@ -38,6 +38,29 @@ pub async fn opt_out(
     change(conn, party, Event::OptOut, source, source_message_id).await
 }
 
+/// Whether START (or "yes") from this contact is a request to receive messages: they opted out
+/// on this channel, or they are a patient who never gave consent for it.
+pub async fn may_opt_in(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    contact_id: Uuid,
+    channel_id: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM opt_outs WHERE tenant_id = $1 AND contact_id = $2 AND channel_id = $3)
+             OR EXISTS (SELECT 1 FROM contacts c
+                        JOIN patients p ON p.tenant_id = c.tenant_id AND p.id = c.patient_id
+                        JOIN channels ch ON ch.tenant_id = c.tenant_id AND ch.id = $3
+                        WHERE c.tenant_id = $1 AND c.id = $2
+                          AND NOT CASE ch.kind WHEN 'sms' THEN p.consent_sms ELSE p.consent_whatsapp END)",
+    )
+    .bind(tenant_id)
+    .bind(contact_id)
+    .bind(channel_id)
+    .fetch_one(conn)
+    .await
+}
+
 /// Returns false when the contact was not opted out (the event is still recorded).
 pub async fn opt_in(
     conn: &mut PgConnection,

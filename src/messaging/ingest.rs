@@ -105,6 +105,7 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
             caption.clone(),
         ),
         Content::Reply { id, title } => (title.clone(), None, Some(id.clone()), &[][..], None),
+        Content::Reaction { emoji } => (Some(emoji.clone()), None, None, &[][..], None),
         Content::Unsupported(kind) => (Some(format!("[{kind}]")), None, None, &[][..], None),
     };
     let column = |f: fn(&crate::channels::Media) -> Option<String>| -> Vec<Option<String>> {

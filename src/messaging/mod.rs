@@ -8,12 +8,12 @@ pub mod consent;
 pub mod contacts;
 pub mod fallback;
 pub mod ingest;
-pub mod keywords;
 pub mod media;
 pub mod notify;
 pub mod router;
 pub mod send;
 pub mod templates;
+pub mod understanding;
 
 use std::{sync::Arc, time::Duration};
 
@@ -39,6 +39,8 @@ crate::text_enum! {
         Media = "media",
         Interactive = "interactive",
         Template = "template",
+        /// An emoji reaction to one of our messages (WhatsApp).
+        Reaction = "reaction",
         Unsupported = "unsupported",
     }
 }
@@ -62,6 +64,8 @@ pub struct Messaging {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub templates: Templates,
+    /// The words people use for each intent, per locale.
+    pub lexicons: understanding::Lexicons,
     /// One client for every provider call, with timeouts.
     pub http: reqwest::Client,
     pub handlers: Registry,
@@ -75,6 +79,8 @@ impl Messaging {
         handlers: Vec<Box<dyn router::Handler>>,
     ) -> anyhow::Result<Arc<Self>> {
         let templates = Templates::load(&config.message_templates_dir)?;
+        let handlers = Registry::new(handlers);
+        let lexicons = understanding::Lexicons::load(&config.intents_dir, &handlers.intent_sets())?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(config.provider_timeout)
@@ -86,7 +92,8 @@ impl Messaging {
             config,
             templates,
             http,
-            handlers: Registry::new(handlers),
+            lexicons,
+            handlers,
         }))
     }
 }

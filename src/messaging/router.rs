@@ -17,9 +17,9 @@ use uuid::Uuid;
 
 use super::{
     Messaging, consent,
-    keywords::{self, Keyword},
     notify::{self, Notification, Notified},
     templates::Values,
+    understanding::{self, Context, Intent, IntentSet, Reading},
 };
 use crate::{
     channels::{Button, ChannelKind},
@@ -75,13 +75,18 @@ pub struct Message {
     pub conversation_id: Uuid,
     pub channel_kind: ChannelKind,
     pub text: Option<String>,
-    /// `text` lowercased, accents and surrounding punctuation removed: for matching words.
-    pub normalized: String,
     /// The tapped button's id; on SMS, a number answering numbered choices becomes that choice's id.
     pub reply_id: Option<String>,
     pub replied_to: Option<RepliedTo>,
     pub location: Option<Coordinates>,
     pub media_ids: Vec<Uuid>,
+}
+
+impl Message {
+    /// The text with surrounding space trimmed, or nothing.
+    pub fn words(&self) -> &str {
+        self.text.as_deref().unwrap_or("").trim()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +103,8 @@ pub struct Turn<'m> {
     pub message: Message,
     pub sender: Sender,
     pub tenant: TenantInfo,
+    /// The language replies go out in: for help and for the labels of a clarifying question.
+    pub locale: String,
     /// What the message turned out to be about: set by [`Turn::relate`], carried by the replies.
     pub related: Option<(&'static str, Uuid)>,
 }
@@ -118,6 +125,76 @@ impl Turn<'_> {
         .await?;
         self.related = Some((entity_type, id));
         Ok(())
+    }
+
+    /// Reads the message's words for the intents of `set`.
+    pub fn read(&self, set: &IntentSet, context: Context<'_>) -> Reading {
+        understanding::read(&self.messaging.lexicons, set, self.message.words(), context)
+    }
+
+    /// Asks which of two readings was meant, with a button for each (numbered on SMS), and keeps
+    /// the words so the answer can act on them. The answer comes back as [`Turn::clarified`].
+    pub async fn ask_between(
+        &mut self,
+        set: &IntentSet,
+        (first, second): (&'static str, &'static str),
+    ) -> anyhow::Result<()> {
+        let lexicons = &self.messaging.lexicons;
+        let buttons: Vec<Button> = [first, second]
+            .iter()
+            .map(|intent| {
+                let label = lexicons
+                    .shown(&self.locale, set.name, intent)
+                    .map_or(*intent, |s| s.label.as_str());
+                Button::choice(format!("intent:{intent}"), label, None)
+            })
+            .collect();
+        sqlx::query(
+            "UPDATE conversations SET bot_state = jsonb_set(bot_state, '{understanding}', $3)
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(self.tenant.id)
+        .bind(self.message.conversation_id)
+        .bind(serde_json::json!({ "set": set.name, "text": self.message.words() }))
+        .execute(&mut *self.tx)
+        .await?;
+        self.reply_with("understand_which", Values::new(), Some(buttons))
+            .await?;
+        Ok(())
+    }
+
+    /// The answer to [`Turn::ask_between`]: the intent chosen and the words it was asked about.
+    /// Taken once, so a second tap on an old question does nothing twice.
+    pub async fn clarified(
+        &mut self,
+        set: &IntentSet,
+    ) -> anyhow::Result<Option<(&'static str, String)>> {
+        let Some(chosen) = self
+            .message
+            .reply_id
+            .as_deref()
+            .and_then(|id| id.strip_prefix("intent:"))
+            .and_then(|name| set.intents.iter().find(|i| i.name == name))
+        else {
+            return Ok(None);
+        };
+        let pending: Option<serde_json::Value> = sqlx::query_scalar(
+            "UPDATE conversations c SET bot_state = c.bot_state - 'understanding'
+             FROM conversations old WHERE old.tenant_id = c.tenant_id AND old.id = c.id
+               AND c.tenant_id = $1 AND c.id = $2
+             RETURNING old.bot_state->'understanding'",
+        )
+        .bind(self.tenant.id)
+        .bind(self.message.conversation_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let Some(pending) = pending.filter(|p| p["set"] == set.name) else {
+            return Ok(None);
+        };
+        Ok(Some((
+            chosen.name,
+            pending["text"].as_str().unwrap_or_default().to_owned(),
+        )))
     }
 
     /// Answers on the channel the message came in on.
@@ -152,6 +229,14 @@ pub enum Outcome {
 pub trait Handler: Send + Sync {
     /// Recorded on the message as `handled_by`.
     fn name(&self) -> &'static str;
+    /// The intents this handler reads; their words must be in every shipped locale.
+    fn intents(&self) -> Option<&'static IntentSet> {
+        None
+    }
+    /// Whether HELP from `sender` lists this handler's intents.
+    fn helps(&self, _sender: &Sender) -> bool {
+        false
+    }
     async fn handle(&self, turn: &mut Turn<'_>) -> anyhow::Result<Outcome>;
 }
 
@@ -165,7 +250,38 @@ impl Registry {
         handlers.extend(domains);
         Self(handlers)
     }
+
+    /// Every set of intents read, for checking the words at start.
+    pub fn intent_sets(&self) -> Vec<&'static IntentSet> {
+        let mut sets: Vec<&'static IntentSet> = vec![&CONSENT];
+        for set in self.0.iter().filter_map(|h| h.intents()) {
+            if !sets.iter().any(|s| s.name == set.name) {
+                sets.push(set);
+            }
+        }
+        sets
+    }
 }
+
+/// Consent and help, read before anything else.
+pub static CONSENT: IntentSet = IntentSet {
+    name: "consent",
+    intents: &[
+        Intent {
+            name: "opt_out",
+            negated: None,
+        },
+        Intent {
+            name: "opt_in",
+            negated: None,
+        },
+        Intent {
+            name: "help",
+            negated: None,
+        },
+    ],
+    opposites: &[("opt_out", "opt_in")],
+};
 
 #[derive(sqlx::FromRow)]
 struct Loaded {
@@ -227,10 +343,9 @@ pub async fn route_inbound(
     }
 
     let sender = resolve_sender(&mut tx, job.tenant_id, loaded.contact_id).await?;
-    let text = (loaded.kind != MessageKind::Location)
+    let mut text = (loaded.kind != MessageKind::Location)
         .then_some(loaded.body.clone())
         .flatten();
-    let normalized = text.as_deref().map(keywords::normalize).unwrap_or_default();
     let mut replied_to = match &loaded.reply_to_provider_message_id {
         Some(provider_id) => {
             sqlx::query_as::<_, RepliedTo>(
@@ -246,14 +361,41 @@ pub async fn route_inbound(
         None => None,
     };
     let mut reply_id = loaded.interactive_reply_id.clone();
+    if loaded.kind == MessageKind::Reaction {
+        // 👍 on a question is its first (positive) answer; any other reaction is kept, not read.
+        let yes = text
+            .as_deref()
+            .is_some_and(|emoji| messaging.lexicons.is_positive_reaction(emoji));
+        let answer = match (&replied_to, yes) {
+            (Some(to), true) => first_button(&mut tx, job.tenant_id, to.message_id).await?,
+            _ => None,
+        };
+        match answer {
+            Some(id) => {
+                reply_id = Some(id);
+                text = None;
+            }
+            None => {
+                mark_routed(&mut tx, job.tenant_id, job.message_id, "reaction", None).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
+        }
+    }
+    // "2" (or "፪") answers the latest numbered choices this person was offered, on any channel.
+    let number = text
+        .as_deref()
+        .map(understanding::normalize)
+        .and_then(|n| n.parse::<usize>().ok());
     if reply_id.is_none()
-        && let Ok(choice) = normalized.parse::<usize>()
+        && let Some(choice) = number
         && let Some((offer, id)) =
-            numbered_choice(&mut tx, job.tenant_id, loaded.conversation_id, choice).await?
+            numbered_choice(&mut tx, job.tenant_id, loaded.contact_id, choice).await?
     {
         reply_id = Some(id);
         replied_to = replied_to.or(Some(offer));
     }
+    let locale = reply_locale(&mut tx, &messaging, job.tenant_id, loaded.contact_id).await?;
     let media_ids: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM message_media WHERE tenant_id = $1 AND message_id = $2 ORDER BY id",
     )
@@ -270,7 +412,6 @@ pub async fn route_inbound(
         conversation_id: loaded.conversation_id,
         channel_kind: loaded.channel_kind,
         text,
-        normalized,
         reply_id,
         replied_to,
         location: loaded
@@ -289,6 +430,7 @@ pub async fn route_inbound(
             name: loaded.tenant_name,
             help_text: loaded.help_text,
         },
+        locale,
         related: None,
     };
     let mut handled_by = None;
@@ -307,21 +449,78 @@ pub async fn route_inbound(
     };
     let reply_id = turn.message.reply_id.clone();
     let mut tx = turn.tx;
-    // A number answering numbered choices is kept as the choice it stood for.
+    mark_routed(&mut tx, job.tenant_id, job.message_id, handled_by, reply_id).await?;
+    tx.commit().await?;
+    tracing::info!(handled_by, "inbound message routed");
+    Ok(())
+}
+
+/// Routed once: a number answering numbered choices (or a 👍) is kept as the choice it stood for.
+async fn mark_routed(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant_id: Uuid,
+    message_id: Uuid,
+    handled_by: &str,
+    reply_id: Option<String>,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE messages SET routed_at = now(), handled_by = $3,
              interactive_reply_id = COALESCE(interactive_reply_id, $4)
          WHERE tenant_id = $1 AND id = $2",
     )
-    .bind(job.tenant_id)
-    .bind(job.message_id)
+    .bind(tenant_id)
+    .bind(message_id)
     .bind(handled_by)
     .bind(reply_id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
-    tracing::info!(handled_by, "inbound message routed");
     Ok(())
+}
+
+/// The language replies to this contact go out in, chosen as [`notify::notify`] chooses it.
+async fn reply_locale(
+    tx: &mut Transaction<'static, Postgres>,
+    messaging: &Messaging,
+    tenant_id: Uuid,
+    contact_id: Uuid,
+) -> sqlx::Result<String> {
+    let (contact, party, tenant): (Option<String>, Option<String>, String) = sqlx::query_as(
+        "SELECT c.preferred_locale, COALESCE(w.preferred_locale, p.preferred_locale), t.default_locale
+         FROM contacts c
+         JOIN tenants t ON t.id = c.tenant_id
+         LEFT JOIN workers w ON w.tenant_id = c.tenant_id AND w.id = c.worker_id
+         LEFT JOIN patients p ON p.tenant_id = c.tenant_id AND p.id = c.patient_id
+         WHERE c.tenant_id = $1 AND c.id = $2",
+    )
+    .bind(tenant_id)
+    .bind(contact_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(messaging.templates.pick_locale([
+        contact.as_deref(),
+        party.as_deref(),
+        Some(tenant.as_str()),
+    ]))
+}
+
+/// The id of the first button `message_id` offered: the yes of a yes/no question.
+async fn first_button(
+    tx: &mut Transaction<'static, Postgres>,
+    tenant_id: Uuid,
+    message_id: Uuid,
+) -> anyhow::Result<Option<String>> {
+    let buttons: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT buttons FROM messages WHERE tenant_id = $1 AND id = $2 AND buttons IS NOT NULL",
+    )
+    .bind(tenant_id)
+    .bind(message_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(buttons) = buttons else {
+        return Ok(None);
+    };
+    let buttons: Vec<Button> = serde_json::from_value(buttons)?;
+    Ok(buttons.into_iter().next().map(|b| b.id))
 }
 
 #[derive(sqlx::FromRow)]
@@ -396,20 +595,21 @@ async fn resolve_sender(
     })
 }
 
-/// "2" after numbered choices: the id of the second button of the latest message that offered any.
+/// "2" after numbered choices: the id of the second button of the latest message that offered
+/// this person any, whichever channel it went out on (a dispatch on WhatsApp, an answer by SMS).
 async fn numbered_choice(
     tx: &mut Transaction<'static, Postgres>,
     tenant_id: Uuid,
-    conversation_id: Uuid,
+    contact_id: Uuid,
     choice: usize,
 ) -> anyhow::Result<Option<(RepliedTo, String)>> {
     let offer: Option<Offer> = sqlx::query_as(
         "SELECT id AS message_id, template_key, related_entity_type, related_entity_id, buttons FROM messages
-         WHERE tenant_id = $1 AND conversation_id = $2 AND direction = 'outbound' AND buttons IS NOT NULL
+         WHERE tenant_id = $1 AND contact_id = $2 AND direction = 'outbound' AND buttons IS NOT NULL
          ORDER BY created_at DESC LIMIT 1",
     )
     .bind(tenant_id)
-    .bind(conversation_id)
+    .bind(contact_id)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(offer) = offer else {
@@ -423,6 +623,11 @@ async fn numbered_choice(
 }
 
 /// STOP and its kin, START and its kin, HELP: whatever else the message might mean.
+///
+/// On SMS the carrier-mandated opt-out words opt out alone or first in a message, whatever else
+/// is going on; on WhatsApp a lone "cancel" or "stop" in the middle of something (a report being
+/// written, a question asked) is left to that conversation first, and opts out only if nothing
+/// takes it. START and "yes" opt in only someone who had opted out.
 struct ConsentAndHelp;
 
 #[async_trait]
@@ -431,35 +636,37 @@ impl Handler for ConsentAndHelp {
         "consent"
     }
 
+    fn intents(&self) -> Option<&'static IntentSet> {
+        Some(&CONSENT)
+    }
+
     async fn handle(&self, turn: &mut Turn<'_>) -> anyhow::Result<Outcome> {
-        let Some(keyword) = keywords::keyword(&turn.message.normalized) else {
+        if turn.message.reply_id.is_some() {
+            return Ok(Outcome::Pass);
+        }
+        let reading = turn.read(&CONSENT, Context::default());
+        let Some(top) = reading.ranked.first().cloned() else {
             return Ok(Outcome::Pass);
         };
-        let (tenant_id, contact_id, channel_id, message_id) = (
-            turn.tenant.id,
-            turn.message.contact_id,
-            turn.message.channel_id,
-            turn.message.id,
-        );
-        let tenant = Values::new().with("tenant", &turn.tenant.name);
-        match keyword {
-            Keyword::OptOut => {
-                consent::opt_out(
-                    &mut turn.tx,
-                    tenant_id,
-                    contact_id,
-                    channel_id,
-                    consent::Source::Message,
-                    Some(message_id),
-                )
-                .await?;
-                turn.reply("opt_out_confirmed", tenant).await?;
+        let sms = turn.message.channel_kind == ChannelKind::Sms;
+        match top.intent {
+            "opt_out" if sms && (top.alone || reading.leading == Some("opt_out")) => {
+                opt_out(turn).await?;
             }
-            Keyword::OptIn => {
-                // "yes" is also an ordinary answer: it only opts in someone who had opted out.
-                let opted_out =
-                    consent::is_opted_out(&mut turn.tx, tenant_id, contact_id, channel_id).await?;
-                if !opted_out && turn.message.normalized == "yes" {
+            "opt_out" if top.alone => {
+                if in_the_middle_of_something(turn).await? {
+                    return Ok(Outcome::Pass);
+                }
+                opt_out(turn).await?;
+            }
+            "opt_in" if top.alone => {
+                let (tenant_id, contact_id, channel_id) = (
+                    turn.tenant.id,
+                    turn.message.contact_id,
+                    turn.message.channel_id,
+                );
+                if !consent::may_opt_in(&mut turn.tx, tenant_id, contact_id, channel_id).await? {
+                    // "start" and "yes" are ordinary answers to someone who never opted out.
                     return Ok(Outcome::Pass);
                 }
                 consent::opt_in(
@@ -468,26 +675,92 @@ impl Handler for ConsentAndHelp {
                     contact_id,
                     channel_id,
                     consent::Source::Message,
-                    Some(message_id),
+                    Some(turn.message.id),
                 )
                 .await?;
+                let tenant = Values::new().with("tenant", &turn.tenant.name);
                 turn.reply("opt_in_confirmed", tenant).await?;
             }
-            Keyword::Help => match turn.tenant.help_text.clone() {
-                Some(help) => {
-                    turn.reply("help_tenant", tenant.with("help", help)).await?;
-                }
-                None => {
-                    turn.reply("help", tenant).await?;
-                }
-            },
+            "help" if top.alone => help(turn).await?,
+            _ => return Ok(Outcome::Pass),
         }
         Ok(Outcome::Handled)
     }
 }
 
-/// Nobody took the message: say politely what the sender can do.
+/// Whether a domain is mid-conversation with this person (a draft, a question awaiting an answer).
+async fn in_the_middle_of_something(turn: &mut Turn<'_>) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT bot_state <> '{}'::jsonb FROM conversations WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(turn.tenant.id)
+    .bind(turn.message.conversation_id)
+    .fetch_one(&mut *turn.tx)
+    .await
+}
+
+/// Opts the person out on this channel and drops whatever they were in the middle of, saying so.
+async fn opt_out(turn: &mut Turn<'_>) -> anyhow::Result<()> {
+    consent::opt_out(
+        &mut turn.tx,
+        turn.tenant.id,
+        turn.message.contact_id,
+        turn.message.channel_id,
+        consent::Source::Message,
+        Some(turn.message.id),
+    )
+    .await?;
+    let dropped: bool = sqlx::query_scalar(
+        "UPDATE conversations c SET bot_state = '{}'::jsonb
+         FROM conversations old WHERE old.tenant_id = c.tenant_id AND old.id = c.id
+           AND c.tenant_id = $1 AND c.id = $2
+         RETURNING old.bot_state <> '{}'::jsonb",
+    )
+    .bind(turn.tenant.id)
+    .bind(turn.message.conversation_id)
+    .fetch_one(&mut *turn.tx)
+    .await?;
+    let key = if dropped {
+        "opt_out_confirmed_dropped"
+    } else {
+        "opt_out_confirmed"
+    };
+    turn.reply(key, Values::new().with("tenant", &turn.tenant.name))
+        .await?;
+    Ok(())
+}
+
+/// What this person can write, generated from the same words the reader reads.
+async fn help(turn: &mut Turn<'_>) -> anyhow::Result<()> {
+    let messaging = turn.messaging;
+    let lexicons = &messaging.lexicons;
+    let mut lines: Vec<String> = Vec::new();
+    for handler in &messaging.handlers.0 {
+        if let Some(set) = handler.intents().filter(|_| handler.helps(&turn.sender)) {
+            lines.extend(lexicons.help_lines(&turn.locale, set));
+        }
+    }
+    lines.extend(lexicons.help_lines(&turn.locale, &CONSENT));
+    let values = Values::new()
+        .with("tenant", &turn.tenant.name)
+        .with("commands", lines.join("\n"));
+    match turn.tenant.help_text.clone() {
+        Some(help) => turn.reply("help_tenant", values.with("help", help)).await?,
+        None => turn.reply("help", values).await?,
+    };
+    Ok(())
+}
+
+/// Nobody took the message: a lone opt-out word nothing else claimed opts out; otherwise say
+/// politely what the sender can do.
 async fn fallback(turn: &mut Turn<'_>) -> anyhow::Result<()> {
+    if turn.message.reply_id.is_none()
+        && let Some(top) = turn.read(&CONSENT, Context::default()).ranked.first()
+        && top.intent == "opt_out"
+        && top.alone
+    {
+        return opt_out(turn).await;
+    }
     let key = match turn.sender {
         Sender::Unknown => "unknown_sender",
         _ => "not_understood",

@@ -177,7 +177,12 @@ async fn a_process_killed_after_the_acknowledgement_loses_nothing() {
     let (_second, _) = serve(&database_url, &fake, true).await;
     let sends = fake.wait_for_sends(1).await;
     assert_eq!(sends.len(), 1, "the reply went out after the restart");
-    assert!(sends[0].field("Body").unwrap().contains("STOP to opt out"));
+    assert!(
+        sends[0]
+            .field("Body")
+            .unwrap()
+            .contains("• STOP — no more messages")
+    );
     let started = Instant::now();
     loop {
         let done: bool = sqlx::query_scalar(

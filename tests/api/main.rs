@@ -2,6 +2,7 @@
 
 mod api_auth;
 mod cli;
+mod corpus;
 mod crash;
 mod crud;
 mod dispatch;

@@ -284,7 +284,12 @@ async fn help_gets_the_help_text_and_strangers_a_polite_answer() {
         200
     );
     let help = app.fake.wait_for_sends(1).await[0].clone();
-    assert!(help.field("Body").unwrap().contains("STOP to opt out"));
+    // The help is generated from intents/: what the reader reads is what it lists.
+    assert!(
+        help.field("Body")
+            .unwrap()
+            .contains("• STOP — no more messages")
+    );
     assert_eq!(help.field("To").as_deref(), Some(PATIENT_PHONE));
     assert_eq!(help.field("From").as_deref(), Some(TWILIO_NUMBER));
 

@@ -1,5 +1,6 @@
-//! Caregivers check in and out by message: a shared WhatsApp location, or "in" / "out" (and the
-//! Amharic words), tied to the visit in progress or the next one.
+//! Caregivers check in and out by message: a shared WhatsApp location, or words ("arrived",
+//! "leaving now", "እዚህ ነኝ"), tied to the visit in progress or the next one. Other words during
+//! a visit ("running 10 min late") are filed on it for the coordinator.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,48 +15,46 @@ use crate::{
     messaging::{
         router::{Handler, Outcome, Sender, Turn},
         templates::Values,
+        understanding::{self, Context, Intent, IntentSet},
     },
 };
 
 pub struct CaregiverReplies;
 
-const IN: &[&str] = &[
-    "in",
-    "check in",
-    "checkin",
-    "arrived",
-    "i am here",
-    "here",
-    "ገብቻለሁ",
-    "ደርሻለሁ",
-];
-const OUT: &[&str] = &[
-    "out",
-    "check out",
-    "checkout",
-    "leaving",
-    "done",
-    "finished",
-    "ወጥቻለሁ",
-    "ጨርሻለሁ",
-];
+/// What a caregiver can mean around a visit.
+pub static CARE_INTENTS: IntentSet = IntentSet {
+    name: "care",
+    intents: &[
+        Intent {
+            name: "check_out",
+            negated: None,
+        },
+        Intent {
+            name: "check_in",
+            negated: None,
+        },
+    ],
+    opposites: &[("check_in", "check_out")],
+};
 
 #[derive(sqlx::FromRow)]
 struct Current {
     id: Uuid,
     status: VisitStatus,
+    patient_name: String,
 }
 
-/// The visit in progress, else the next one due (from an hour before its start to its end),
+/// The visit in progress, else the next one due (from two hours before its start to its end),
 /// else one just missed by a little.
 async fn current_visit(turn: &mut Turn<'_>, worker_id: Uuid) -> sqlx::Result<Option<Current>> {
     sqlx::query_as(
-        "SELECT id, status FROM visits
-         WHERE tenant_id = $1 AND caregiver_id = $2
-           AND (status = 'in_progress'
-                OR (status = 'scheduled' AND scheduled_start < now() + interval '2 hours'
-                    AND scheduled_end > now() - interval '1 hour'))
-         ORDER BY status = 'in_progress' DESC, abs(extract(epoch FROM scheduled_start - now()))
+        "SELECT v.id, v.status, p.first_name || ' ' || p.last_name AS patient_name
+         FROM visits v JOIN patients p ON p.tenant_id = v.tenant_id AND p.id = v.patient_id
+         WHERE v.tenant_id = $1 AND v.caregiver_id = $2
+           AND (v.status = 'in_progress'
+                OR (v.status = 'scheduled' AND v.scheduled_start < now() + interval '2 hours'
+                    AND v.scheduled_end > now() - interval '1 hour'))
+         ORDER BY v.status = 'in_progress' DESC, abs(extract(epoch FROM v.scheduled_start - now()))
          LIMIT 1",
     )
     .bind(turn.tenant.id)
@@ -64,10 +63,26 @@ async fn current_visit(turn: &mut Turn<'_>, worker_id: Uuid) -> sqlx::Result<Opt
     .await
 }
 
+fn kind_of(intent: &str) -> Option<EventKind> {
+    match intent {
+        "check_in" => Some(EventKind::CheckIn),
+        "check_out" => Some(EventKind::CheckOut),
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl Handler for CaregiverReplies {
     fn name(&self) -> &'static str {
         "care"
+    }
+
+    fn intents(&self) -> Option<&'static IntentSet> {
+        Some(&CARE_INTENTS)
+    }
+
+    fn helps(&self, sender: &Sender) -> bool {
+        matches!(sender, Sender::Worker { kinds, .. } if kinds.iter().any(|k| k == "caregiver"))
     }
 
     async fn handle(&self, turn: &mut Turn<'_>) -> anyhow::Result<Outcome> {
@@ -83,17 +98,49 @@ impl Handler for CaregiverReplies {
             return Ok(Outcome::Pass);
         }
         let message = turn.message.clone();
-        let said = message.normalized.as_str();
+        let clarified = turn.clarified(&CARE_INTENTS).await?;
+        if message.reply_id.is_some() && clarified.is_none() {
+            return Ok(Outcome::Pass);
+        }
+        let visit = current_visit(turn, worker_id).await?;
         let wanted = if message.location.is_some() {
             None
-        } else if IN.contains(&said) {
-            Some(EventKind::CheckIn)
-        } else if OUT.contains(&said) {
-            Some(EventKind::CheckOut)
+        } else if let Some((intent, _)) = clarified {
+            kind_of(intent)
         } else {
-            return Ok(Outcome::Pass);
+            let expected: &[&str] = match visit.as_ref().map(|v| v.status) {
+                Some(VisitStatus::InProgress) => &["check_out"],
+                Some(_) => &["check_in"],
+                None => &[],
+            };
+            let reading = turn.read(&CARE_INTENTS, Context { expected });
+            if let Some(pair) = understanding::unsure(&CARE_INTENTS, &reading) {
+                turn.ask_between(&CARE_INTENTS, pair).await?;
+                return Ok(Outcome::Handled);
+            }
+            match reading.top().and_then(kind_of) {
+                Some(kind) => Some(kind),
+                None => {
+                    // Words that are no check-in or out, during a visit: the coordinator sees
+                    // them on it. A caregiver who also does maintenance may mean a work order.
+                    let also_maintenance = kinds.iter().any(|k| k != "caregiver");
+                    let Some(visit) = visit.filter(|_| !also_maintenance) else {
+                        return Ok(Outcome::Pass);
+                    };
+                    if message.words().is_empty() {
+                        return Ok(Outcome::Pass);
+                    }
+                    turn.relate("visit", visit.id).await?;
+                    turn.reply(
+                        "visit_noted",
+                        Values::new().with("patient", &visit.patient_name),
+                    )
+                    .await?;
+                    return Ok(Outcome::Handled);
+                }
+            }
         };
-        let Some(visit) = current_visit(turn, worker_id).await? else {
+        let Some(visit) = visit else {
             turn.reply("visit_none", Values::new()).await?;
             return Ok(Outcome::Handled);
         };

@@ -15,13 +15,60 @@ use super::{
 use crate::{
     channels::{Button, ChannelKind},
     messaging::{
-        keywords::normalize,
         router::{Handler, Outcome, Sender, Turn},
         templates::Values,
+        understanding::{self, Context, Intent, IntentSet, Lexicons, Reading, Reference},
     },
 };
 
 pub struct WorkerReplies;
+
+fn is_maintenance(kinds: &[String]) -> bool {
+    kinds
+        .iter()
+        .any(|k| k == "maintenance" || k == "housekeeping")
+}
+
+/// What a worker can mean, in order of precedence when two are read equally well: the further
+/// along the work, the more a message says ("ok, done" is done).
+pub static WORKER_INTENTS: IntentSet = IntentSet {
+    name: "maintenance",
+    intents: &[
+        Intent {
+            name: "completed",
+            negated: None,
+        },
+        Intent {
+            name: "on_hold",
+            negated: None,
+        },
+        Intent {
+            name: "started",
+            negated: None,
+        },
+        Intent {
+            name: "on_my_way",
+            negated: None,
+        },
+        Intent {
+            name: "decline",
+            negated: None,
+        },
+        Intent {
+            name: "accept",
+            negated: Some("decline"),
+        },
+        Intent {
+            name: "status",
+            negated: None,
+        },
+    ],
+    opposites: &[
+        ("accept", "decline"),
+        ("completed", "on_hold"),
+        ("started", "on_hold"),
+    ],
+};
 
 /// What the worker asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,232 +81,140 @@ pub enum Command {
     Comment(String),
     Photo,
     Location,
+    /// "status", "my jobs": their open work.
+    Status,
+    /// Two readings too close to call: ask which.
+    Ask(&'static str, &'static str),
 }
 
-const ACCEPT: &[&str] = &[
-    "accept",
-    "accepted",
-    "ok",
-    "okay",
-    "yes",
-    "i accept",
-    "እቀበላለሁ",
-    "እሺ",
-    "ተቀብያለሁ",
-];
-const DECLINE: &[&str] = &[
-    "decline",
-    "declined",
-    "no",
-    "reject",
-    "cannot",
-    "can't",
-    "cant",
-    "አልቀበልም",
-    "አልችልም",
-];
-const ON_MY_WAY: &[&str] = &[
-    "on my way",
-    "omw",
-    "on the way",
-    "coming",
-    "en route",
-    "በመንገድ ላይ ነኝ",
-    "እየመጣሁ ነው",
-    "እየመጣሁ",
-];
-const STARTED: &[&str] = &[
-    "started",
-    "starting",
-    "begin",
-    "begun",
-    "working",
-    "resume",
-    "resumed",
-    "ጀመርኩ",
-    "ጀምሬያለሁ",
-];
-const HOLD: &[&str] = &[
-    "on hold",
-    "hold",
-    "pause",
-    "paused",
-    "waiting",
-    "ቆሟል",
-    "ቆሜያለሁ",
-];
-const DONE: &[&str] = &[
-    "done",
-    "finished",
-    "complete",
-    "completed",
-    "fixed",
-    "ጨረስኩ",
-    "ተጠናቋል",
-    "ጨርሻለሁ",
-];
-
-/// One edit away counts for words of five letters or more ("acept", "finshed").
-fn close(word: &str, target: &str) -> bool {
-    if word == target {
-        return true;
-    }
-    let (a, b): (Vec<char>, Vec<char>) = (word.chars().collect(), target.chars().collect());
-    if b.len() < 5 || a.len().abs_diff(b.len()) > 1 {
-        return false;
-    }
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            current.push(
-                (previous[j] + cost)
-                    .min(previous[j + 1] + 1)
-                    .min(current[j] + 1),
-            );
-        }
-        previous = current;
-    }
-    previous[b.len()] <= 1
-}
-
-/// The phrase from `list` the words start with, and how many words it took.
-fn leading(words: &[String], list: &[&str]) -> Option<usize> {
-    list.iter().find_map(|phrase| {
-        let parts: Vec<&str> = phrase.split(' ').collect();
-        (words.len() >= parts.len() && parts.iter().zip(words).all(|(p, w)| close(w, p)))
-            .then_some(parts.len())
-    })
-}
-
-/// A work-order reference anywhere in the text: "M-1042", "m1042", "H-1003".
-pub fn find_reference(text: &str) -> Option<String> {
-    text.split(|c: char| c.is_whitespace() || c == ',' || c == ':' || c == '.')
-        .find_map(|token| {
-            let token = token
-                .trim_matches(|c: char| !c.is_alphanumeric())
-                .to_uppercase();
-            let (prefix, digits) = token.split_at_checked(1)?;
-            let digits = digits.trim_start_matches('-');
-            (matches!(prefix, "M" | "H")
-                && digits.len() >= 3
-                && digits.chars().all(|c| c.is_ascii_digit()))
-            .then(|| format!("{prefix}-{digits}"))
-        })
-}
-
-/// "done 2.5h replaced valve": hours and parts, in any order after the word.
-fn completion(rest: &[&str]) -> Completion {
-    let mut hours = None;
-    let mut parts = Vec::new();
-    let mut skip_unit = false;
-    for (i, token) in rest.iter().enumerate() {
-        if skip_unit {
-            skip_unit = false;
-            continue;
-        }
-        let lower = token.to_lowercase();
-        let number_end = lower
-            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ','))
-            .unwrap_or(lower.len());
-        let (number, unit) = lower.split_at(number_end);
-        let unit_ok = |u: &str| matches!(u, "h" | "hr" | "hrs" | "hour" | "hours" | "ሰዓት");
-        if hours.is_none()
-            && !number.is_empty()
-            && let Ok(value) = number.replace(',', ".").parse::<f64>()
-        {
-            if unit_ok(unit) {
-                hours = Some(value);
-                continue;
-            }
-            if unit.is_empty()
-                && rest
-                    .get(i + 1)
-                    .is_some_and(|next| unit_ok(&next.to_lowercase()))
-            {
-                hours = Some(value);
-                skip_unit = true;
-                continue;
-            }
-        }
-        parts.push(*token);
-    }
-    let parts = parts.join(" ");
-    Completion {
-        labour_hours: hours,
-        parts_used: (!parts.is_empty()).then_some(parts),
+/// The intents an open work order in `status` makes likely next.
+fn expected(status: Status) -> &'static [&'static str] {
+    match status {
+        Status::Assigned => &["accept", "decline"],
+        Status::Accepted => &["on_my_way", "started", "decline"],
+        Status::InProgress => &["on_hold", "completed"],
+        Status::OnHold => &["started", "completed"],
+        _ => &[],
     }
 }
 
-/// Reads a command from the worker's words (the reference, if any, already taken out).
-pub fn parse(text: &str) -> Option<Command> {
-    let original: Vec<&str> = text
-        .split_whitespace()
-        .filter(|t| find_reference(t).is_none())
-        .collect();
-    let words: Vec<String> = original
-        .iter()
-        .map(|w| normalize(w))
-        .filter(|w| !w.is_empty())
-        .collect();
-    if words.is_empty() {
-        return None;
-    }
-    let rest = |n: usize| {
-        let rest = original[n.min(original.len())..].join(" ");
-        let rest =
-            rest.trim_matches(|c: char| c.is_whitespace() || c == ':' || c == ',' || c == '-');
-        (!rest.is_empty()).then(|| rest.to_owned())
+/// Reads a worker's words, given what their open work makes likely.
+pub fn understand(
+    lexicons: &Lexicons,
+    text: &str,
+    open: &[Status],
+) -> (Command, Option<Reference>) {
+    let mut likely: Vec<&'static str> = open.iter().flat_map(|s| expected(*s)).copied().collect();
+    likely.dedup();
+    let reading = understanding::read(
+        lexicons,
+        &WORKER_INTENTS,
+        text,
+        Context { expected: &likely },
+    );
+    let command = match understanding::unsure(&WORKER_INTENTS, &reading) {
+        Some((first, second)) => Command::Ask(first, second),
+        None => command_for(reading.top(), &reading, text),
     };
-    let act = |action, note, completion| {
-        Some(Command::Act {
-            action,
-            note,
-            completion,
-        })
+    (command, reading.reference)
+}
+
+/// The command an intent stands for, with what the reading took from the words.
+fn command_for(intent: Option<&str>, reading: &Reading, text: &str) -> Command {
+    let act = |action, note: Option<String>| Command::Act {
+        action,
+        note,
+        completion: None,
     };
-    if let Some(n) = leading(&words, DONE) {
-        return act(Action::Complete, None, Some(completion(&original[n..])));
+    match intent {
+        Some("accept") => act(Action::Accept, None),
+        Some("decline") => act(Action::Decline, reading.rest.clone()),
+        Some("on_my_way") => act(Action::OnMyWay, reading.rest.clone()),
+        Some("started") => act(Action::Start, reading.rest.clone()),
+        Some("on_hold") => act(Action::Hold, reading.rest.clone()),
+        Some("completed") => Command::Act {
+            action: Action::Complete,
+            note: None,
+            completion: Some(Completion {
+                labour_hours: reading.hours,
+                parts_used: reading.rest.clone(),
+            }),
+        },
+        Some("status") => Command::Status,
+        _ => Command::Comment(text.trim().to_owned()),
     }
-    if let Some(n) = leading(&words, ON_MY_WAY) {
-        return act(Action::OnMyWay, rest(n), None);
-    }
-    if let Some(n) = leading(&words, HOLD) {
-        return act(Action::Hold, rest(n), None);
-    }
-    if let Some(n) = leading(&words, STARTED) {
-        return act(Action::Start, rest(n), None);
-    }
-    if words.len() <= 2 && leading(&words, ACCEPT).is_some() {
-        return act(Action::Accept, None, None);
-    }
-    if let Some(n) = leading(&words, DECLINE) {
-        return act(Action::Decline, rest(n), None);
-    }
-    Some(Command::Comment(text.trim().to_owned()))
 }
 
 fn from_button(id: &str) -> Option<Command> {
-    match id {
-        "accept" => Some(Command::Act {
-            action: Action::Accept,
-            note: None,
-            completion: None,
-        }),
-        "decline" => Some(Command::Act {
-            action: Action::Decline,
-            note: None,
-            completion: None,
-        }),
-        _ => None,
+    let action = match id {
+        "accept" => Action::Accept,
+        "decline" => Action::Decline,
+        _ => return None,
+    };
+    Some(Command::Act {
+        action,
+        note: None,
+        completion: None,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct Open {
+    id: Uuid,
+    reference: String,
+    title: String,
+    status: Status,
+}
+
+/// The worker's open work, oldest first.
+async fn open_work(turn: &mut Turn<'_>, worker_id: Uuid) -> sqlx::Result<Vec<Open>> {
+    sqlx::query_as(
+        "SELECT id, reference, title, status FROM work_orders
+         WHERE tenant_id = $1 AND assigned_worker_id = $2
+           AND status IN ('assigned', 'accepted', 'in_progress', 'on_hold')
+         ORDER BY created_at",
+    )
+    .bind(turn.tenant.id)
+    .bind(worker_id)
+    .fetch_all(&mut *turn.tx)
+    .await
+}
+
+/// "status", "my jobs": one line per open work order.
+async fn my_jobs(turn: &mut Turn<'_>, open: &[Open]) -> anyhow::Result<()> {
+    if open.is_empty() {
+        turn.reply("wo_my_jobs_none", Values::new()).await?;
+        return Ok(());
     }
+    let lines = open
+        .iter()
+        .map(|o| {
+            (
+                "wo_status_line".to_owned(),
+                Values::new()
+                    .with("reference", &o.reference)
+                    .with("title", &o.title)
+                    .with_term("state", format!("wo_state_{}", o.status.as_str())),
+            )
+        })
+        .collect();
+    turn.reply("wo_my_jobs", Values::new().with_lines("lines", lines))
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
 impl Handler for WorkerReplies {
     fn name(&self) -> &'static str {
         "maintenance"
+    }
+
+    fn intents(&self) -> Option<&'static IntentSet> {
+        Some(&WORKER_INTENTS)
+    }
+
+    fn helps(&self, sender: &Sender) -> bool {
+        matches!(sender, Sender::Worker { kinds, .. } if is_maintenance(kinds))
     }
 
     async fn handle(&self, turn: &mut Turn<'_>) -> anyhow::Result<Outcome> {
@@ -271,18 +226,17 @@ impl Handler for WorkerReplies {
         else {
             return Ok(Outcome::Pass);
         };
-        if !kinds
-            .iter()
-            .any(|k| k == "maintenance" || k == "housekeeping")
-        {
+        if !is_maintenance(&kinds) {
             return Ok(Outcome::Pass);
         }
         let message = turn.message.clone();
         let tenant_id = turn.tenant.id;
+        let open = open_work(turn, worker_id).await?;
+        let statuses: Vec<Status> = open.iter().map(|o| o.status).collect();
 
         // A tap on "which work order?": the reply it was about, applied to the one chosen.
         let mut chosen_reference = None;
-        let mut text = message.text.clone().unwrap_or_default();
+        let mut text = message.words().to_owned();
         if let Some(reference) = message
             .reply_id
             .as_deref()
@@ -302,8 +256,21 @@ impl Handler for WorkerReplies {
             chosen_reference = Some(reference.to_owned());
             text = pending.unwrap_or_default();
         }
+        // The answer to "which did you mean?": the chosen intent, read with the words it was about.
+        let clarified = turn.clarified(&WORKER_INTENTS).await?;
 
-        let command = if chosen_reference.is_none()
+        let mut written_reference = None;
+        let command = if let Some((intent, words)) = clarified {
+            let reading = understanding::read(
+                &turn.messaging.lexicons,
+                &WORKER_INTENTS,
+                &words,
+                Context::default(),
+            );
+            written_reference = reading.reference;
+            text = words;
+            command_for(Some(intent), &reading, &text)
+        } else if chosen_reference.is_none()
             && let Some(id) = message.reply_id.as_deref()
         {
             match from_button(id) {
@@ -314,55 +281,74 @@ impl Handler for WorkerReplies {
             Command::Photo
         } else if message.location.is_some() && chosen_reference.is_none() {
             Command::Location
+        } else if text.is_empty() {
+            return Ok(Outcome::Pass);
         } else {
-            match parse(&text) {
-                Some(command) => command,
-                None => return Ok(Outcome::Pass),
-            }
+            let (command, reference) = understand(&turn.messaging.lexicons, &text, &statuses);
+            written_reference = reference;
+            command
         };
+        match command {
+            Command::Ask(first, second) => {
+                turn.ask_between(&WORKER_INTENTS, (first, second)).await?;
+                return Ok(Outcome::Handled);
+            }
+            Command::Status => {
+                my_jobs(turn, &open).await?;
+                return Ok(Outcome::Handled);
+            }
+            _ => {}
+        }
 
-        // Which work order: the one tapped in answer to "which?", the replied-to message, an
-        // explicit reference, the only open one.
+        // Which work order: the one tapped in answer to "which?", the replied-to message, a
+        // reference in the words, the only open one.
         let replied: Option<Uuid> = message
             .replied_to
             .as_ref()
             .filter(|_| chosen_reference.is_none())
             .filter(|r| r.related_entity_type.as_deref() == Some("work_order"))
             .and_then(|r| r.related_entity_id);
-        let reference = chosen_reference.or_else(|| find_reference(&text));
         let target: Option<Uuid> = if let Some(id) = replied {
             Some(id)
-        } else if let Some(reference) = &reference {
+        } else if let Some(reference) = &chosen_reference {
             sqlx::query_scalar("SELECT id FROM work_orders WHERE tenant_id = $1 AND reference = $2 AND assigned_worker_id = $3")
                 .bind(tenant_id)
                 .bind(reference)
                 .bind(worker_id)
                 .fetch_optional(&mut *turn.tx)
                 .await?
-        } else {
-            let open: Vec<(Uuid, String, String)> = sqlx::query_as(
-                "SELECT id, reference, title FROM work_orders WHERE tenant_id = $1 AND assigned_worker_id = $2
-                   AND status IN ('assigned', 'accepted', 'in_progress', 'on_hold')
-                 ORDER BY created_at",
+        } else if let Some(reference) = written_reference {
+            // "#1042" or "job 1042" names no letter: any of this worker's orders with that number,
+            // open ones first.
+            let candidates: Vec<(Uuid, String)> = sqlx::query_as(
+                "SELECT id, reference FROM work_orders
+                 WHERE tenant_id = $1 AND assigned_worker_id = $2 AND reference LIKE '%' || $3
+                 ORDER BY status IN ('assigned', 'accepted', 'in_progress', 'on_hold') DESC, created_at DESC",
             )
             .bind(tenant_id)
             .bind(worker_id)
+            .bind(reference.number_suffix())
             .fetch_all(&mut *turn.tx)
             .await?;
+            candidates
+                .into_iter()
+                .find(|(_, stored)| reference.matches(stored))
+                .map(|(id, _)| id)
+        } else {
             match open.as_slice() {
                 [] => None,
-                [(id, _, _)] => Some(*id),
+                [only] => Some(only.id),
                 several => {
                     // The reference alone means little on a phone: its title comes with it,
                     // cut to a button's 20 characters, and in full under it in a list.
                     let buttons = several
                         .iter()
                         .take(10)
-                        .map(|(_, reference, title)| {
+                        .map(|o| {
                             Button::choice(
-                                format!("wo:{reference}"),
-                                &format!("{reference} {title}"),
-                                Some(title.clone()),
+                                format!("wo:{}", o.reference),
+                                &format!("{} {}", o.reference, o.title),
+                                Some(o.title.clone()),
                             )
                         })
                         .collect();
@@ -389,7 +375,7 @@ impl Handler for WorkerReplies {
             turn.reply("wo_none_open", Values::new()).await?;
             return Ok(Outcome::Handled);
         };
-        let order = work_orders::get(&mut turn.tx, tenant_id, target).await?;
+        let mut order = work_orders::get(&mut turn.tx, tenant_id, target).await?;
         if order.assigned_worker_id != Some(worker_id) {
             turn.reply("wo_none_open", Values::new()).await?;
             return Ok(Outcome::Handled);
@@ -407,6 +393,20 @@ impl Handler for WorkerReplies {
                 completion,
             } => {
                 let templates = &turn.messaging.templates;
+                // "ok, on my way" or "starting now" to a job just offered accepts it first.
+                if order.status == Status::Assigned
+                    && matches!(action, Action::OnMyWay | Action::Start)
+                {
+                    let accept = Step {
+                        action: Action::Accept,
+                        actor: Actor::Worker(worker_id),
+                        channel,
+                        note: None,
+                        completion: None,
+                    };
+                    work_orders::act(&mut turn.tx, templates, tenant_id, &order, accept).await?;
+                    order = work_orders::get(&mut turn.tx, tenant_id, target).await?;
+                }
                 let step = Step {
                     action,
                     actor: Actor::Worker(worker_id),
@@ -476,94 +476,10 @@ impl Handler for WorkerReplies {
                 .await?;
                 turn.reply("wo_noted", values).await?;
             }
+            Command::Status | Command::Ask(..) => {
+                unreachable!("answered before a work order was chosen")
+            }
         }
         Ok(Outcome::Handled)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn action(text: &str) -> Option<Action> {
-        match parse(text) {
-            Some(Command::Act { action, .. }) => Some(action),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn reads_the_short_commands_leniently() {
-        for (text, expected) in [
-            ("Accept", Action::Accept),
-            ("acept", Action::Accept),
-            ("እሺ", Action::Accept),
-            ("decline, no parts in stock", Action::Decline),
-            ("On my way!", Action::OnMyWay),
-            ("omw", Action::OnMyWay),
-            ("በመንገድ ላይ ነኝ", Action::OnMyWay),
-            ("Started", Action::Start),
-            ("ጀመርኩ", Action::Start),
-            ("on hold waiting for parts", Action::Hold),
-            ("Finshed", Action::Complete),
-            ("M-1042 done", Action::Complete),
-            ("ጨረስኩ 2h", Action::Complete),
-        ] {
-            assert_eq!(action(text), Some(expected), "{text}");
-        }
-        assert_eq!(
-            parse("the tap in room 3 also drips"),
-            Some(Command::Comment("the tap in room 3 also drips".into()))
-        );
-    }
-
-    #[test]
-    fn done_takes_hours_and_parts_in_any_order() {
-        let done = |text| match parse(text) {
-            Some(Command::Act {
-                completion: Some(c),
-                ..
-            }) => c,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(
-            done("done 2.5h replaced valve"),
-            Completion {
-                labour_hours: Some(2.5),
-                parts_used: Some("replaced valve".into())
-            }
-        );
-        assert_eq!(
-            done("Done replaced valve 3 hours"),
-            Completion {
-                labour_hours: Some(3.0),
-                parts_used: Some("replaced valve".into())
-            }
-        );
-        assert_eq!(done("done"), Completion::default());
-        assert_eq!(
-            done("done 1,5h"),
-            Completion {
-                labour_hours: Some(1.5),
-                parts_used: None
-            }
-        );
-    }
-
-    #[test]
-    fn finds_references_in_any_spelling() {
-        assert_eq!(find_reference("M-1042 done"), Some("M-1042".into()));
-        assert_eq!(find_reference("done m1042"), Some("M-1042".into()));
-        assert_eq!(find_reference("h-1003: started"), Some("H-1003".into()));
-        assert_eq!(find_reference("done 2h"), None);
-        assert_eq!(find_reference("(M-1042)?"), Some("M-1042".into()));
-        assert_eq!(
-            parse("M-1042 started"),
-            Some(Command::Act {
-                action: Action::Start,
-                note: None,
-                completion: None
-            })
-        );
     }
 }

@@ -13,16 +13,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    replies::find_reference,
     state::Priority,
     work_orders::{self, Actor, NewWorkOrder},
 };
 use crate::{
     channels::ChannelKind,
     messaging::{
-        keywords::normalize,
         router::{Handler, Outcome, Sender, Turn},
         templates::Values,
+        understanding::{Context, Intent, IntentSet, Reference, normalize},
     },
     types::Coordinates,
 };
@@ -36,30 +35,29 @@ const RATING_WINDOW: TimeDelta = TimeDelta::days(7);
 /// A shared location further than this from every site names no site.
 const NEAREST_SITE_MAX_METRES: f64 = 2_000.0;
 
-const OPENERS: &[&str] = &[
-    "hi",
-    "hello",
-    "hey",
-    "report",
-    "repair",
-    "problem",
-    "issue",
-    "fix",
-    "new",
-    "request",
-    "selam",
-    "salam",
-    "ሰላም",
-    "ጤና ይስጥልኝ",
-];
-const STATUS: &[&str] = &[
-    "status",
-    "my requests",
-    "my request",
-    "status please",
-    "ሁኔታ",
-];
-const SKIP_PHOTO: &[&str] = &["skip", "no", "none", "no photo", "0", "ዝለል", "የለም"];
+/// What a person reporting a problem can say besides describing it.
+pub static REPORT_INTENTS: IntentSet = IntentSet {
+    name: "reports",
+    intents: &[
+        Intent {
+            name: "cancel",
+            negated: None,
+        },
+        Intent {
+            name: "status",
+            negated: None,
+        },
+        Intent {
+            name: "skip",
+            negated: None,
+        },
+        Intent {
+            name: "greeting",
+            negated: None,
+        },
+    ],
+    opposites: &[],
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -304,6 +302,14 @@ impl Handler for RequesterReports {
         "maintenance_requests"
     }
 
+    fn intents(&self) -> Option<&'static IntentSet> {
+        Some(&REPORT_INTENTS)
+    }
+
+    fn helps(&self, sender: &Sender) -> bool {
+        matches!(sender, Sender::Requester | Sender::Unknown)
+    }
+
     async fn handle(&self, turn: &mut Turn<'_>) -> anyhow::Result<Outcome> {
         match turn.sender {
             Sender::Requester => {}
@@ -320,17 +326,32 @@ impl Handler for RequesterReports {
             _ => return Ok(Outcome::Pass),
         }
         let message = turn.message.clone();
-        let text = message.text.clone().unwrap_or_default();
-        if STATUS.contains(&message.normalized.as_str())
-            || (find_reference(&text).is_some() && text.split_whitespace().count() <= 3)
-        {
-            status(turn, find_reference(&text)).await?;
+        let text = message.words().to_owned();
+        let reading = turn.read(&REPORT_INTENTS, Context::default());
+        // Only a message that is nothing but the word: "new" or "fix" inside a description
+        // describes.
+        let said = |intent: &str| {
+            reading
+                .ranked
+                .first()
+                .is_some_and(|c| c.intent == intent && c.alone)
+        };
+        if said("status") || (reading.reference.is_some() && text.split_whitespace().count() <= 3) {
+            status(turn, reading.reference).await?;
             return Ok(Outcome::Handled);
         }
         if rating(turn).await? {
             return Ok(Outcome::Handled);
         }
         let draft = load_draft(turn).await?;
+        if said("cancel") {
+            if draft.is_none() {
+                return Ok(Outcome::Pass);
+            }
+            save_draft(turn, None).await?;
+            turn.reply("wo_report_cancelled", Values::new()).await?;
+            return Ok(Outcome::Handled);
+        }
         let opening = draft.is_none();
         let mut draft = draft.unwrap_or_else(|| Draft::new(message.id));
         draft.media_ids.extend(message.media_ids.iter().copied());
@@ -352,7 +373,7 @@ impl Handler for RequesterReports {
         } else if !words.is_empty() {
             match draft.step {
                 Step::What => {
-                    if !(opening && OPENERS.contains(&message.normalized.as_str())) {
+                    if !(opening && said("greeting")) {
                         draft.description = Some(words.to_owned());
                         // "No power in flat 7, CMC Heights" already says where.
                         if let Some(site) = site_named(&sites, words) {
@@ -365,7 +386,7 @@ impl Handler for RequesterReports {
                     draft.location_detail = Some(words.to_owned());
                 }
                 Step::Photo => {
-                    if SKIP_PHOTO.contains(&message.normalized.as_str()) {
+                    if said("skip") {
                         draft.photo_declined = true;
                     } else {
                         // More words at the photo question add to the description.
@@ -537,22 +558,25 @@ struct Mine {
 }
 
 /// "status": the person's open requests and those done in the last week; with a reference, that one.
-async fn status(turn: &mut Turn<'_>, reference: Option<String>) -> anyhow::Result<()> {
-    let mine: Vec<Mine> = sqlx::query_as(
+async fn status(turn: &mut Turn<'_>, reference: Option<Reference>) -> anyhow::Result<()> {
+    let mut mine: Vec<Mine> = sqlx::query_as(
         "SELECT wo.reference, wo.title, wo.status, w.first_name AS worker
          FROM work_orders wo
          LEFT JOIN workers w ON w.tenant_id = wo.tenant_id AND w.id = wo.assigned_worker_id
          WHERE wo.tenant_id = $1 AND wo.requester_contact_id = $2
-           AND ($3::text IS NULL OR wo.reference = $3)
+           AND ($3::text IS NULL OR wo.reference LIKE '%' || $3)
            AND ($3::text IS NOT NULL OR wo.status NOT IN ('completed', 'cancelled')
                 OR COALESCE(wo.completed_at, wo.cancelled_at) > now() - interval '7 days')
          ORDER BY wo.created_at DESC LIMIT 5",
     )
     .bind(turn.tenant.id)
     .bind(turn.message.contact_id)
-    .bind(&reference)
+    .bind(reference.map(|r| r.number_suffix()))
     .fetch_all(&mut *turn.tx)
     .await?;
+    if let Some(reference) = reference {
+        mine.retain(|m| reference.matches(&m.reference));
+    }
     if mine.is_empty() {
         let key = if reference.is_some() {
             "wo_status_unknown"
@@ -561,7 +585,10 @@ async fn status(turn: &mut Turn<'_>, reference: Option<String>) -> anyhow::Resul
         };
         turn.reply(
             key,
-            Values::new().with("reference", reference.unwrap_or_default()),
+            Values::new().with(
+                "reference",
+                reference.map(|r| r.to_string()).unwrap_or_default(),
+            ),
         )
         .await?;
         return Ok(());
@@ -600,7 +627,7 @@ struct Asked {
 /// kept as a service rating for the work order, a second answer correcting the first.
 /// Anything else is not a rating.
 async fn rating(turn: &mut Turn<'_>) -> anyhow::Result<bool> {
-    let normalized = turn.message.normalized.clone();
+    let normalized = normalize(turn.message.words());
     let mut words = normalized.splitn(2, ' ');
     let Some(score) = words
         .next()

@@ -1,0 +1,442 @@
+//! Replies as people really write them (`tests/corpus/*.tsv`), each sent through the real
+//! webhook, router and handler to a worker with real work, and judged by what it did: the
+//! reply the bot chose and the record it changed. Prints the accuracy per file; fails under 95%
+//! or on any reply misread as a different state change (a wrong move is worse than a question).
+
+use std::{collections::BTreeMap, path::Path};
+
+use chrono::{TimeDelta, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    helpers::{JOBS_BY_HAND, json},
+    providers::*,
+};
+
+struct Line {
+    number: usize,
+    text: String,
+    intent: String,
+    fields: BTreeMap<String, String>,
+}
+
+fn corpus(name: &str) -> Vec<Line> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(n, line)| {
+            let mut parts = line.split('\t');
+            let text = parts.next().unwrap().to_owned();
+            let intent = parts.next().unwrap_or_default().trim().to_owned();
+            let fields = parts
+                .next()
+                .unwrap_or_default()
+                .split(';')
+                .filter_map(|f| f.split_once('='))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect();
+            Line {
+                number: n + 1,
+                text,
+                intent,
+                fields,
+            }
+        })
+        .collect()
+}
+
+/// A Meta text message from `phone` saying `text`, under message id `n`.
+fn whatsapp(phone: &str, n: usize, text: &str) -> (String, String) {
+    let mut body: Value = serde_json::from_str(&fixture("meta/text.json")).unwrap();
+    let value = &mut body["entry"][0]["changes"][0]["value"];
+    value["contacts"][0]["wa_id"] = json!(phone[1..]);
+    let message = &mut value["messages"][0];
+    let id = format!("wamid.corpus{n:08}");
+    message["from"] = json!(phone[1..]);
+    message["id"] = json!(id);
+    message["text"]["body"] = json!(text);
+    (body.to_string(), id)
+}
+
+/// What the bot made of a message: the key of its reply.
+async fn reply_to(app: &MessagingApp, provider_message_id: &str) -> String {
+    sqlx::query_scalar::<_, Option<String>>(
+        "SELECT COALESCE(
+             (SELECT o.template_key FROM messages o WHERE o.caused_by_message_id = i.id
+              ORDER BY o.created_at DESC LIMIT 1),
+             'no reply (' || COALESCE(i.handled_by, 'not routed') || ')')
+         FROM messages i WHERE i.provider_message_id = $1",
+    )
+    .bind(provider_message_id)
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap()
+    .unwrap_or_default()
+}
+
+/// Sends `text` from `phone` and runs everything it causes.
+async fn say(app: &MessagingApp, phone: &str, n: usize, text: &str) -> String {
+    let (body, id) = whatsapp(phone, n, text);
+    let response = app.meta(&body).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    app.settle().await;
+    id
+}
+
+async fn worker(app: &MessagingApp, n: usize, kind: &str) -> (Uuid, String) {
+    let phone = format!("+2519117{n:05}");
+    let (status, body) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/workers",
+                &json!({ "first_name": format!("W{n}"), "last_name": "Corpus", "phone": phone,
+                         "kinds": [kind] }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    (body["id"].as_str().unwrap().parse().unwrap(), phone)
+}
+
+struct Outcome {
+    /// The intent the bot acted on, as far as its reply and the records show.
+    read_as: String,
+    fields: BTreeMap<String, String>,
+}
+
+/// The intents that change a record: reading one as another is the worst mistake.
+const MOVES: &[&str] = &[
+    "accept",
+    "decline",
+    "on_my_way",
+    "started",
+    "on_hold",
+    "completed",
+    "opt_out",
+    "check_in",
+    "check_out",
+];
+
+fn judge(file: &str, lines: &[Line], outcomes: &[Outcome]) {
+    let mut right = 0;
+    let mut wrong = Vec::new();
+    let mut misread = Vec::new();
+    for (line, outcome) in lines.iter().zip(outcomes) {
+        let mut problems = Vec::new();
+        if outcome.read_as != line.intent {
+            problems.push(format!("read as {}", outcome.read_as));
+            if MOVES.contains(&outcome.read_as.as_str()) {
+                misread.push(format!(
+                    "{file}:{} {:?}: {} read as {}",
+                    line.number, line.text, line.intent, outcome.read_as
+                ));
+            }
+        }
+        for (field, want) in &line.fields {
+            let got = outcome.fields.get(field);
+            if got != Some(want) {
+                problems.push(format!("{field}={got:?}, want {want:?}"));
+            }
+        }
+        if problems.is_empty() {
+            right += 1;
+        } else {
+            wrong.push(format!(
+                "{file}:{} {:?} ({}): {}",
+                line.number,
+                line.text,
+                line.intent,
+                problems.join("; ")
+            ));
+        }
+    }
+    let accuracy = 100.0 * right as f64 / lines.len() as f64;
+    println!(
+        "corpus {file}: {right} of {} understood ({accuracy:.1}%)",
+        lines.len()
+    );
+    for w in &wrong {
+        println!("  {w}");
+    }
+    assert!(
+        misread.is_empty(),
+        "read as a different move:\n{}",
+        misread.join("\n")
+    );
+    assert!(
+        accuracy >= 95.0,
+        "{file}: {accuracy:.1}% understood, under 95%:\n{}",
+        wrong.join("\n")
+    );
+}
+
+fn hours_text(value: Option<f64>) -> Option<String> {
+    value.map(|h| {
+        let text = format!("{h}");
+        text.trim_end_matches(".0").to_owned()
+    })
+}
+
+#[tokio::test]
+async fn maintenance_workers_replies_are_understood_end_to_end() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    sqlx::query(
+        "UPDATE channels SET active = false WHERE provider = 'twilio' AND kind = 'whatsapp'",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    let lines = corpus("maintenance.tsv");
+    let mut outcomes = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        let (worker_id, phone) = worker(&app, n, "maintenance").await;
+        let mut orders = Vec::new();
+        // With a reference, the worker has two open orders: only the reference says which.
+        let count = if line.fields.contains_key("ref") {
+            2
+        } else {
+            1
+        };
+        for k in 0..count {
+            let (status, order) = json(
+                app.app
+                    .post(
+                        &app.tenant,
+                        "/api/v1/work-orders",
+                        &json!({ "kind": "maintenance", "title": format!("Leaking tap {n}.{k}") }),
+                    )
+                    .await,
+            )
+            .await;
+            assert_eq!(status, 201, "{order}");
+            let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
+            let (status, body) = json(
+                app.app
+                    .post(
+                        &app.tenant,
+                        &format!("/api/v1/work-orders/{id}/assign"),
+                        &json!({ "worker_id": worker_id }),
+                    )
+                    .await,
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            orders.push(id);
+        }
+        let target = orders[0];
+        if let Some(reference) = line.fields.get("ref") {
+            sqlx::query("UPDATE work_orders SET reference = 'X-' || id::text WHERE reference = $1")
+                .bind(reference)
+                .execute(&app.app.pool)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE work_orders SET reference = $2 WHERE id = $1")
+                .bind(target)
+                .bind(reference)
+                .execute(&app.app.pool)
+                .await
+                .unwrap();
+        }
+        app.settle().await;
+        // Everything but an answer to the offer is written about accepted work.
+        let offered = matches!(line.intent.as_str(), "accept" | "decline");
+        if !offered {
+            for (k, id) in orders.iter().enumerate() {
+                let tap = fixture("meta/button_reply.json")
+                    .replace("251911000101", &phone[1..])
+                    .replace(
+                        "00000000000000000000000000000006AA==",
+                        &format!("{:032}AA==", 900_000 + n * 10 + k),
+                    );
+                let mut body: Value = serde_json::from_str(&tap).unwrap();
+                let message = &mut body["entry"][0]["changes"][0]["value"]["messages"][0];
+                // Tapped on the dispatch of this order.
+                let dispatch: String = sqlx::query_scalar(
+                    "SELECT provider_message_id FROM messages WHERE related_entity_id = $1 AND template_key = 'wo_dispatch' ORDER BY created_at DESC LIMIT 1",
+                )
+                .bind(id)
+                .fetch_one(&app.app.pool)
+                .await
+                .unwrap();
+                message["context"] = json!({ "from": META_NUMBER[1..].to_owned(), "id": dispatch });
+                message["interactive"]["button_reply"] =
+                    json!({ "id": "accept", "title": "Accept" });
+                assert_eq!(app.meta(&body.to_string()).await.status(), 200);
+                app.settle().await;
+            }
+            let accepted: bool = sqlx::query_scalar(
+                "SELECT bool_and(status = 'accepted') FROM work_orders WHERE id = ANY($1)",
+            )
+            .bind(&orders)
+            .fetch_one(&app.app.pool)
+            .await
+            .unwrap();
+            assert!(
+                accepted,
+                "line {}: the setup could not accept the work",
+                line.number
+            );
+        }
+
+        let id = say(&app, &phone, n, &line.text).await;
+        let key = reply_to(&app, &id).await;
+        let (status, hours, parts): (String, Option<f64>, Option<String>) = sqlx::query_as(
+            "SELECT status, labour_hours::float8, parts_used FROM work_orders WHERE id = $1",
+        )
+        .bind(target)
+        .fetch_one(&app.app.pool)
+        .await
+        .unwrap();
+        let note: Option<String> = sqlx::query_scalar(
+            "SELECT note FROM work_order_status_history WHERE work_order_id = $1 AND actor_kind = 'worker'
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(target)
+        .fetch_optional(&app.app.pool)
+        .await
+        .unwrap()
+        .flatten();
+        let decline_reason: Option<String> = sqlx::query_scalar(
+            "SELECT decline_reason FROM work_order_offers WHERE work_order_id = $1 AND declined_at IS NOT NULL",
+        )
+        .bind(target)
+        .fetch_optional(&app.app.pool)
+        .await
+        .unwrap()
+        .flatten();
+        let opted_out = app
+            .count(&format!(
+                "SELECT count(*) FROM opt_outs o JOIN contacts c ON c.id = o.contact_id WHERE c.phone = '{phone}'"
+            ))
+            .await
+            > 0;
+        let comments = app
+            .count(&format!(
+                "SELECT count(*) FROM work_order_comments WHERE work_order_id = '{target}'"
+            ))
+            .await;
+        // The reply says what was done; the record must agree.
+        let read_as = match key.as_str() {
+            "wo_accepted" if status == "accepted" => "accept",
+            "wo_declined" if status != "accepted" => "decline",
+            "wo_on_my_way" => "on_my_way",
+            "wo_started" if status == "in_progress" => "started",
+            "wo_on_hold" if status == "on_hold" => "on_hold",
+            "wo_completed" if status == "completed" => "completed",
+            "wo_noted" if comments > 0 => "comment",
+            "opt_out_confirmed" | "opt_out_confirmed_dropped" if opted_out => "opt_out",
+            "help" | "help_tenant" => "help",
+            "wo_my_jobs" | "wo_my_jobs_none" => "status",
+            "understand_which" => "a question",
+            other => other,
+        }
+        .to_owned();
+        let mut fields = BTreeMap::new();
+        if let Some(h) = hours_text(hours) {
+            fields.insert("hours".to_owned(), h);
+        }
+        if let Some(p) = parts {
+            fields.insert("note".to_owned(), p);
+        }
+        if let Some(reason) = decline_reason.or(note.filter(|_| status == "on_hold")) {
+            fields.insert("reason".to_owned(), reason);
+        }
+        if let Some(reference) = line.fields.get("ref") {
+            // Acted on the order the reference names, not the other one.
+            if read_as == line.intent {
+                fields.insert("ref".to_owned(), reference.clone());
+            }
+        }
+        outcomes.push(Outcome { read_as, fields });
+        // The borrowed reference goes back, before the numbering reaches it.
+        sqlx::query("UPDATE work_orders SET reference = 'X-' || id::text WHERE id = $1 AND reference LIKE 'M-%' AND $2")
+            .bind(target)
+            .bind(line.fields.contains_key("ref"))
+            .execute(&app.app.pool)
+            .await
+            .unwrap();
+    }
+    judge("maintenance.tsv", &lines, &outcomes);
+}
+
+#[tokio::test]
+async fn caregivers_check_ins_and_outs_are_understood_end_to_end() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    sqlx::query(
+        "UPDATE channels SET active = false WHERE provider = 'twilio' AND kind = 'whatsapp'",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    let lines = corpus("care.tsv");
+    let mut outcomes = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        let (caregiver, phone) = worker(&app, n, "caregiver").await;
+        let (status, patient) = json(
+            app.app
+                .post(
+                    &app.tenant,
+                    "/api/v1/patients",
+                    &json!({ "first_name": format!("P{n}"), "last_name": "Corpus",
+                             "phone": format!("+2519118{n:05}"), "latitude": 9.03, "longitude": 38.75 }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{patient}");
+        let start = Utc::now() + TimeDelta::minutes(5);
+        let (status, visit) = json(
+            app.app
+                .post(
+                    &app.tenant,
+                    "/api/v1/visits",
+                    &json!({ "caregiver_id": caregiver, "patient_id": patient["id"], "service_type": "personal_care",
+                             "scheduled_start": start, "scheduled_end": start + TimeDelta::hours(1) }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{visit}");
+        let visit: Uuid = visit["id"].as_str().unwrap().parse().unwrap();
+        // Checking out is said during a visit: the caregiver is in first.
+        if line.intent == "check_out" {
+            say(&app, &phone, 10_000 + n, "check in").await;
+            let status: String = sqlx::query_scalar("SELECT status FROM visits WHERE id = $1")
+                .bind(visit)
+                .fetch_one(&app.app.pool)
+                .await
+                .unwrap();
+            assert_eq!(status, "in_progress", "line {}: setup", line.number);
+        }
+        let id = say(&app, &phone, n, &line.text).await;
+        let key = reply_to(&app, &id).await;
+        let events = app
+            .count(&format!(
+                "SELECT count(*) FROM visit_events e JOIN messages m ON m.id = e.message_id WHERE e.visit_id = '{visit}' AND m.provider_message_id = '{id}'"
+            ))
+            .await;
+        let read_as = match key.as_str() {
+            k if k.starts_with("visit_checked_in") && events == 1 => "check_in",
+            k if k.starts_with("visit_checked_out") && events == 1 => "check_out",
+            "visit_noted" | "not_understood" if events == 0 => "other",
+            "understand_which" => "a question",
+            other => other,
+        }
+        .to_owned();
+        outcomes.push(Outcome {
+            read_as,
+            fields: BTreeMap::new(),
+        });
+    }
+    judge("care.tsv", &lines, &outcomes);
+}
