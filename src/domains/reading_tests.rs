@@ -21,8 +21,10 @@ fn lexicons() -> Lexicons {
     .unwrap()
 }
 
-/// (line, text, intent, fields) of a corpus file.
-fn corpus(name: &str) -> Vec<(usize, String, String, Vec<(String, String)>)> {
+/// One line of a corpus file: its number, the text, the intent and the fields expected.
+type Line = (usize, String, String, Vec<(String, String)>);
+
+fn corpus(name: &str) -> Vec<Line> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/corpus")
         .join(name);

@@ -22,6 +22,7 @@ mod reporting;
 mod schema;
 mod security;
 mod spec;
+mod understanding;
 mod visits;
 mod webhooks_inbound;
 mod webhooks_replies;

@@ -70,7 +70,18 @@ pub static WORKER_INTENTS: IntentSet = IntentSet {
     ],
 };
 
-/// What the worker asked for.
+/// What the worker's words come to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Understood {
+    /// Something to do to, or add to, a work order.
+    Work(Command),
+    /// "status", "my jobs": their open work.
+    Status,
+    /// Two readings too close to call: ask which.
+    Ask(&'static str, &'static str),
+}
+
+/// What the worker asked for about a work order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Act {
@@ -81,10 +92,6 @@ pub enum Command {
     Comment(String),
     Photo,
     Location,
-    /// "status", "my jobs": their open work.
-    Status,
-    /// Two readings too close to call: ask which.
-    Ask(&'static str, &'static str),
 }
 
 /// The intents an open work order in `status` makes likely next.
@@ -103,7 +110,7 @@ pub fn understand(
     lexicons: &Lexicons,
     text: &str,
     open: &[Status],
-) -> (Command, Option<Reference>) {
+) -> (Understood, Option<Reference>) {
     let mut likely: Vec<&'static str> = open.iter().flat_map(|s| expected(*s)).copied().collect();
     likely.dedup();
     let reading = understanding::read(
@@ -113,18 +120,20 @@ pub fn understand(
         Context { expected: &likely },
     );
     let command = match understanding::unsure(&WORKER_INTENTS, &reading) {
-        Some((first, second)) => Command::Ask(first, second),
+        Some((first, second)) => Understood::Ask(first, second),
         None => command_for(reading.top(), &reading, text),
     };
     (command, reading.reference)
 }
 
 /// The command an intent stands for, with what the reading took from the words.
-fn command_for(intent: Option<&str>, reading: &Reading, text: &str) -> Command {
-    let act = |action, note: Option<String>| Command::Act {
-        action,
-        note,
-        completion: None,
+fn command_for(intent: Option<&str>, reading: &Reading, text: &str) -> Understood {
+    let act = |action, note: Option<String>| {
+        Understood::Work(Command::Act {
+            action,
+            note,
+            completion: None,
+        })
     };
     match intent {
         Some("accept") => act(Action::Accept, None),
@@ -132,16 +141,16 @@ fn command_for(intent: Option<&str>, reading: &Reading, text: &str) -> Command {
         Some("on_my_way") => act(Action::OnMyWay, reading.rest.clone()),
         Some("started") => act(Action::Start, reading.rest.clone()),
         Some("on_hold") => act(Action::Hold, reading.rest.clone()),
-        Some("completed") => Command::Act {
+        Some("completed") => Understood::Work(Command::Act {
             action: Action::Complete,
             note: None,
             completion: Some(Completion {
                 labour_hours: reading.hours,
                 parts_used: reading.rest.clone(),
             }),
-        },
-        Some("status") => Command::Status,
-        _ => Command::Comment(text.trim().to_owned()),
+        }),
+        Some("status") => Understood::Status,
+        _ => Understood::Work(Command::Comment(text.trim().to_owned())),
     }
 }
 
@@ -260,7 +269,7 @@ impl Handler for WorkerReplies {
         let clarified = turn.clarified(&WORKER_INTENTS).await?;
 
         let mut written_reference = None;
-        let command = if let Some((intent, words)) = clarified {
+        let understood = if let Some((intent, words)) = clarified {
             let reading = understanding::read(
                 &turn.messaging.lexicons,
                 &WORKER_INTENTS,
@@ -274,31 +283,31 @@ impl Handler for WorkerReplies {
             && let Some(id) = message.reply_id.as_deref()
         {
             match from_button(id) {
-                Some(command) => command,
+                Some(command) => Understood::Work(command),
                 None => return Ok(Outcome::Pass),
             }
         } else if !message.media_ids.is_empty() && chosen_reference.is_none() {
-            Command::Photo
+            Understood::Work(Command::Photo)
         } else if message.location.is_some() && chosen_reference.is_none() {
-            Command::Location
+            Understood::Work(Command::Location)
         } else if text.is_empty() {
             return Ok(Outcome::Pass);
         } else {
-            let (command, reference) = understand(&turn.messaging.lexicons, &text, &statuses);
+            let (understood, reference) = understand(&turn.messaging.lexicons, &text, &statuses);
             written_reference = reference;
-            command
+            understood
         };
-        match command {
-            Command::Ask(first, second) => {
+        let command = match understood {
+            Understood::Work(command) => command,
+            Understood::Ask(first, second) => {
                 turn.ask_between(&WORKER_INTENTS, (first, second)).await?;
                 return Ok(Outcome::Handled);
             }
-            Command::Status => {
+            Understood::Status => {
                 my_jobs(turn, &open).await?;
                 return Ok(Outcome::Handled);
             }
-            _ => {}
-        }
+        };
 
         // Which work order: the one tapped in answer to "which?", the replied-to message, a
         // reference in the words, the only open one.
@@ -475,9 +484,6 @@ impl Handler for WorkerReplies {
                 )
                 .await?;
                 turn.reply("wo_noted", values).await?;
-            }
-            Command::Status | Command::Ask(..) => {
-                unreachable!("answered before a work order was chosen")
             }
         }
         Ok(Outcome::Handled)

@@ -22,6 +22,8 @@ struct RawReading {
     #[serde(default)]
     fillers: Vec<String>,
     #[serde(default)]
+    subjects: Vec<String>,
+    #[serde(default)]
     plain: Vec<String>,
     #[serde(default)]
     hour_units: Vec<String>,
@@ -96,6 +98,8 @@ pub struct Lexicons {
     pub(super) phrases: Vec<Phrase>,
     pub(super) negations: HashSet<String>,
     pub(super) fillers: HashSet<String>,
+    /// Words that start a new statement, out of reach of a negation before them ("I", "we").
+    pub(super) subjects: HashSet<String>,
     /// Words read as themselves, never as a typo of a command.
     pub(super) known: HashSet<String>,
     pub(super) hour_units: HashSet<String>,
@@ -253,6 +257,7 @@ impl Lexicons {
         };
         add(&mut self.negations, &raw.negations, &mut self.known);
         add(&mut self.fillers, &raw.fillers, &mut self.known);
+        add(&mut self.subjects, &raw.subjects, &mut self.known);
         let mut plain = HashSet::new();
         add(&mut plain, &raw.plain, &mut self.known);
         add(&mut self.hour_units, &raw.hour_units, &mut self.known);

@@ -199,7 +199,22 @@ pub fn read(lexicons: &Lexicons, set: &IntentSet, text: &str, context: Context<'
         if m.fuzzy {
             score *= 0.7;
         }
-        let alone = m.usage == Use::Alone || all_else_filler(lexicons, &tokens, &m.tokens, &taken);
+        // Another intent's words are not filler: "coming now 🚶" is not "coming" alone.
+        let mut others = taken.clone();
+        others.extend(
+            matches
+                .iter()
+                .filter(|o| o.intent == m.intent)
+                .flat_map(|o| o.tokens.clone()),
+        );
+        let others_filler = all_else_filler(lexicons, &tokens, &m.tokens, &others)
+            && !matches.iter().any(|o| {
+                o.intent != m.intent
+                    && tokens[o.tokens.clone()]
+                        .iter()
+                        .any(|t| t.kind != Kind::Word)
+            });
+        let alone = m.usage == Use::Alone || others_filler;
         if alone {
             score *= 1.2;
         }
@@ -334,12 +349,13 @@ fn all_else_filler(
     })
 }
 
-/// A negation in the three words before `start`, within the same clause.
+/// A negation in the three words before `start`, within the same clause and with no new subject
+/// in between: "not coming" is negated, "no, I'm coming" and "no I'm busy" are not.
 fn negated_before(lexicons: &Lexicons, tokens: &[Token], start: usize) -> bool {
     tokens[..start]
         .iter()
         .rev()
-        .take_while(|t| t.kind != Kind::Break)
+        .take_while(|t| t.kind != Kind::Break && !lexicons.subjects.contains(&t.norm))
         .take(3)
         .any(|t| lexicons.negations.contains(&t.norm))
 }
@@ -411,7 +427,7 @@ fn duration(lexicons: &Lexicons, tokens: &[Token]) -> Option<(f64, Range<usize>)
             let mut end = i + 1;
             let mut hours = hours;
             // "1h 30", "1h 30min"
-            if tokens[i].norm.ends_with(|c: char| !c.is_ascii_digit())
+            if w.ends_with(|c: char| !c.is_ascii_digit())
                 && lexicons.hour_units.iter().any(|u| w.ends_with(u.as_str()))
                 && let Some(minutes) = word(end).and_then(|m| m.parse::<f64>().ok())
                 && minutes < 60.0
@@ -586,14 +602,14 @@ fn rest(
         // Contiguous runs of what is left, fields inside the clause taken out.
         let mut runs: Vec<&str> = Vec::new();
         let mut run: Option<Range<usize>> = None;
-        for i in from..to {
+        for (i, token) in tokens.iter().enumerate().take(to).skip(from) {
             if taken.contains(&i) {
                 if let Some(r) = run.take() {
                     runs.push(&text[r]);
                 }
                 continue;
             }
-            let span = tokens[i].span.clone();
+            let span = token.span.clone();
             run = Some(match run {
                 Some(r) => r.start..span.end,
                 None => span,
