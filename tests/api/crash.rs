@@ -241,6 +241,60 @@ async fn a_process_killed_mid_send_is_taken_over_and_sends_nothing_twice() {
     pool.close().await;
 }
 
+/// Killed twice under load: the process that took the work over dies mid-send as well, and the
+/// third still finishes everything once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_twice_under_load_loses_nothing_and_sends_nothing_twice() {
+    const PEOPLE: usize = 16;
+    let fake = FakeProvider::start().await;
+    let (database_url, name) = fresh_database_url();
+    let _database = Database(name);
+    crash_org(&database_url, &fake);
+    let pool = PgPool::connect(&database_url).await.unwrap();
+    fake.slow(Duration::from_secs(2));
+    let (mut first, base) = serve(&database_url, &fake, true).await;
+    // Half the people write before the first kill, half after it, to the second process.
+    let client = reqwest::Client::new();
+    for n in 0..PEOPLE / 2 {
+        assert_eq!(help_from(&client, &base, n).await, 200);
+    }
+    let sends_reach = |at_least: usize| {
+        let fake = &fake;
+        async move {
+            let started = Instant::now();
+            while fake.sends().len() < at_least {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "sends never reached {at_least}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    sends_reach(1).await;
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+
+    let (mut second, base) = serve(&database_url, &fake, true).await;
+    for n in PEOPLE / 2..PEOPLE {
+        assert_eq!(help_from(&client, &base, n).await, 200);
+    }
+    let before = fake.sends().len();
+    sends_reach(before + 1).await;
+    second.0.kill().unwrap();
+    second.0.wait().unwrap();
+    let killed_at = Instant::now();
+
+    let (_third, _) = serve(&database_url, &fake, true).await;
+    all_replies_recorded(&pool, PEOPLE, Duration::from_secs(90)).await;
+    println!(
+        "killed twice; all {PEOPLE} recorded {:.1?} after the second kill",
+        killed_at.elapsed()
+    );
+    each_got_one_reply(&fake, PEOPLE);
+    pool.close().await;
+}
+
 /// SIGTERM while sends are with a slow provider: the process finishes what it started, gives
 /// back what it fetched but did not start, and exits; the next process sends the rest at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
