@@ -173,6 +173,8 @@ pub fn read(lexicons: &Lexicons, set: &IntentSet, text: &str, context: Context<'
     let matches = find_matches(lexicons, set, &tokens, &taken);
     let first_word = tokens.iter().position(|t| t.kind != Kind::Break);
     let mut best: Vec<Candidate> = Vec::new();
+    // Negated into nothing: those words are the person's, not a command ("not finished").
+    let mut dropped: Vec<usize> = Vec::new();
     for m in &matches {
         // "can't" and "not me" carry their own negation: a "no" before them is emphasis.
         let negated = negated_before(lexicons, &tokens, m.tokens.start)
@@ -184,6 +186,7 @@ pub fn read(lexicons: &Lexicons, set: &IntentSet, text: &str, context: Context<'
                 Some(flipped) => flipped,
                 None => {
                     reading.negated = true;
+                    dropped.push(m.tokens.start);
                     continue;
                 }
             }
@@ -245,7 +248,11 @@ pub fn read(lexicons: &Lexicons, set: &IntentSet, text: &str, context: Context<'
             .then(set.rank_of(a.intent).cmp(&set.rank_of(b.intent)))
     });
     reading.ranked = best;
-    reading.rest = rest(lexicons, text, &tokens, &matches, &taken);
+    let commands: Vec<Match> = matches
+        .into_iter()
+        .filter(|m| !dropped.contains(&m.tokens.start))
+        .collect();
+    reading.rest = rest(lexicons, text, &tokens, &commands, &taken);
     reading
 }
 
@@ -316,10 +323,13 @@ fn find_matches(
                 continue;
             }
             // Longest first (the phrases are sorted so): a shorter one inside it is not read.
-            if found
-                .iter()
-                .any(|m| m.tokens.start < span.end && span.start < m.tokens.end)
-            {
+            // The same words may stand for two intents ("coming": accept an offer, or on my way
+            // to accepted work); both are kept and the conversation decides.
+            if found.iter().any(|m| {
+                m.tokens.start < span.end
+                    && span.start < m.tokens.end
+                    && (m.intent == phrase.intent || m.tokens.len() > span.len())
+            }) {
                 continue;
             }
             found.push(Match {
