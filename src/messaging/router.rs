@@ -143,9 +143,13 @@ impl Turn<'_> {
         let buttons: Vec<Button> = [first, second]
             .iter()
             .map(|intent| {
-                let label = lexicons
-                    .shown(&self.locale, set.name, intent)
-                    .map_or(*intent, |s| s.label.as_str());
+                let label = if *intent == understanding::SOMETHING_ELSE {
+                    lexicons.something_else(&self.locale)
+                } else {
+                    lexicons
+                        .shown(&self.locale, set.name, intent)
+                        .map_or(*intent, |s| s.label.as_str())
+                };
                 Button::choice(format!("intent:{intent}"), label, None)
             })
             .collect();
@@ -163,21 +167,25 @@ impl Turn<'_> {
         Ok(())
     }
 
-    /// The answer to [`Turn::ask_between`]: the intent chosen and the words it was asked about.
-    /// Taken once, so a second tap on an old question does nothing twice.
+    /// The answer to [`Turn::ask_between`]: the intent chosen (`None` for "something else":
+    /// the words are no command) and the words it was asked about. Taken once, so a second tap on
+    /// an old question does nothing twice.
     pub async fn clarified(
         &mut self,
         set: &IntentSet,
-    ) -> anyhow::Result<Option<(&'static str, String)>> {
-        let Some(chosen) = self
+    ) -> anyhow::Result<Option<(Option<&'static str>, String)>> {
+        let Some(name) = self
             .message
             .reply_id
             .as_deref()
             .and_then(|id| id.strip_prefix("intent:"))
-            .and_then(|name| set.intents.iter().find(|i| i.name == name))
         else {
             return Ok(None);
         };
+        let chosen = set.intents.iter().find(|i| i.name == name).map(|i| i.name);
+        if chosen.is_none() && name != understanding::SOMETHING_ELSE {
+            return Ok(None);
+        }
         let pending: Option<serde_json::Value> = sqlx::query_scalar(
             "UPDATE conversations c SET bot_state = c.bot_state - 'understanding'
              FROM conversations old WHERE old.tenant_id = c.tenant_id AND old.id = c.id
@@ -192,7 +200,7 @@ impl Turn<'_> {
             return Ok(None);
         };
         Ok(Some((
-            chosen.name,
+            chosen,
             pending["text"].as_str().unwrap_or_default().to_owned(),
         )))
     }

@@ -105,20 +105,24 @@ impl Handler for CaregiverReplies {
         let visit = current_visit(turn, worker_id).await?;
         let wanted = if message.location.is_some() {
             None
-        } else if let Some((intent, _)) = clarified {
-            kind_of(intent)
         } else {
-            let expected: &[&str] = match visit.as_ref().map(|v| v.status) {
-                Some(VisitStatus::InProgress) => &["check_out"],
-                Some(_) => &["check_in"],
-                None => &[],
+            let intent = match clarified {
+                Some((intent, _)) => intent,
+                None => {
+                    let expected: &[&str] = match visit.as_ref().map(|v| v.status) {
+                        Some(VisitStatus::InProgress) => &["check_out"],
+                        Some(_) => &["check_in"],
+                        None => &[],
+                    };
+                    let reading = turn.read(&CARE_INTENTS, Context { expected });
+                    if let Some(pair) = understanding::unsure(&CARE_INTENTS, &reading) {
+                        turn.ask_between(&CARE_INTENTS, pair).await?;
+                        return Ok(Outcome::Handled);
+                    }
+                    reading.top()
+                }
             };
-            let reading = turn.read(&CARE_INTENTS, Context { expected });
-            if let Some(pair) = understanding::unsure(&CARE_INTENTS, &reading) {
-                turn.ask_between(&CARE_INTENTS, pair).await?;
-                return Ok(Outcome::Handled);
-            }
-            match reading.top().and_then(kind_of) {
+            match intent.and_then(kind_of) {
                 Some(kind) => Some(kind),
                 None => {
                     // Words that are no check-in or out, during a visit: the coordinator sees

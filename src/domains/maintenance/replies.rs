@@ -278,7 +278,7 @@ impl Handler for WorkerReplies {
             );
             written_reference = reading.reference;
             text = words;
-            command_for(Some(intent), &reading, &text)
+            command_for(intent, &reading, &text)
         } else if chosen_reference.is_none()
             && let Some(id) = message.reply_id.as_deref()
         {

@@ -41,6 +41,8 @@ struct RawReading {
     numbers: BTreeMap<String, u32>,
     #[serde(default)]
     positive_reactions: Vec<String>,
+    /// The label of the "none of those" button when the bot asks what was meant.
+    something_else: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +113,7 @@ pub struct Lexicons {
     pub(super) numbers: HashMap<String, u32>,
     pub(super) positive_reactions: HashSet<String>,
     shown: BTreeMap<(String, &'static str, &'static str), Shown>,
+    something_else: BTreeMap<String, String>,
     locales: Vec<String>,
 }
 
@@ -155,8 +158,23 @@ impl Lexicons {
                 .and_then(|s| s.to_str())
                 .with_context(|| format!("{}: cannot tell the locale", file.display()))?
                 .to_owned();
-            let raw: RawFile = toml::from_str(source)
+            let mut raw: RawFile = toml::from_str(source)
                 .with_context(|| format!("{} is not a valid intent file", file.display()))?;
+            let something_else = raw.reading.something_else.take().with_context(|| {
+                format!(
+                    "{}: [reading] has no something_else (the label of \"none of those\")",
+                    file.display()
+                )
+            })?;
+            if something_else.chars().count() > MAX_LABEL_CHARS {
+                bail!(
+                    "{}: something_else is over {MAX_LABEL_CHARS} characters",
+                    file.display()
+                );
+            }
+            lexicons
+                .something_else
+                .insert(locale.clone(), something_else);
             lexicons.add_reading(raw.reading);
             for (set_name, intents) in raw.sets {
                 let Some(set) = sets.iter().find(|s| s.name == set_name) else {
@@ -300,6 +318,14 @@ impl Lexicons {
                 .map(|(_, shown)| shown)
         };
         find(locale).or_else(|| find("en"))
+    }
+
+    /// The label of the "none of those" choice in `locale`, else in English.
+    pub fn something_else(&self, locale: &str) -> &str {
+        self.something_else
+            .get(locale)
+            .or_else(|| self.something_else.get("en"))
+            .map_or("Something else", String::as_str)
     }
 
     /// The help a person gets: one line per intent of `set`, from the same words the reader uses.

@@ -104,7 +104,12 @@ pub struct Candidate {
     pub score: f32,
     /// The message is this command and nothing more (filler and emoji aside).
     pub alone: bool,
+    /// Read only through a typo, inside other words ("the dome leaks" is not "done"): asked.
+    pub guessed: bool,
 }
+
+/// The choice beside a guess when the bot asks "did you mean …?": none of those, keep the words.
+pub const SOMETHING_ELSE: &str = "something_else";
 
 /// What a message was read as.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -234,11 +239,13 @@ pub fn read(lexicons: &Lexicons, set: &IntentSet, text: &str, context: Context<'
             Some(c) => {
                 c.score = c.score.max(score);
                 c.alone |= alone;
+                c.guessed &= m.fuzzy && !alone;
             }
             None => best.push(Candidate {
                 intent,
                 score,
                 alone,
+                guessed: m.fuzzy && !alone,
             }),
         }
     }
@@ -256,14 +263,18 @@ pub fn read(lexicons: &Lexicons, set: &IntentSet, text: &str, context: Context<'
     reading
 }
 
-/// The two likeliest readings when they would move a record opposite ways and neither clearly
-/// wins ("ok but can't today"): a question beats a guess.
+/// The two likeliest readings when neither clearly wins, for the bot to ask about: two that would
+/// move a record opposite ways and are close ("sure, but can't today"), or a command read only
+/// through a typo among other words, beside [`SOMETHING_ELSE`]. A question beats a guess.
 pub fn unsure(set: &IntentSet, reading: &Reading) -> Option<(&'static str, &'static str)> {
-    let [first, second, ..] = reading.ranked.as_slice() else {
-        return None;
-    };
-    (second.score >= 0.75 * first.score && set.opposite(first.intent, second.intent))
-        .then_some((first.intent, second.intent))
+    let first = reading.ranked.first()?;
+    if let Some(second) = reading.ranked.get(1)
+        && second.score >= 0.75 * first.score
+        && set.opposite(first.intent, second.intent)
+    {
+        return Some((first.intent, second.intent));
+    }
+    first.guessed.then_some((first.intent, SOMETHING_ELSE))
 }
 
 fn similar(lexicons: &Lexicons, input: &str, target: &str) -> Option<bool> {

@@ -37,6 +37,7 @@ duration_leads = ["after", "took"]
 reference_words = ["job", "wo"]
 numbers = { a = 1, an = 1, two = 2 }
 positive_reactions = ["👍"]
+something_else = "Something else"
 
 [jobs.done]
 label = "Done"
@@ -58,6 +59,9 @@ alone = ["ok"]
 "#;
 
 const AM: &str = r#"
+[reading]
+something_else = "ሌላ ነገር"
+
 [jobs.done]
 label = "ጨረስኩ"
 help = "ተጠናቋል"
@@ -201,6 +205,15 @@ fn context_breaks_ties_and_opposites_too_close_are_asked() {
     let reading = read(&lexicons, &JOBS, "ok sure, cant", Context::default());
     assert_eq!(unsure(&JOBS, &reading), Some(("accept", "decline")));
     assert!(reading.confidence() < 0.7, "{}", reading.confidence());
+    // A command read only through a typo among other words is asked, beside "something else".
+    let guess = read(&lexicons, &JOBS, "the dome is leaking", Context::default());
+    assert_eq!(unsure(&JOBS, &guess), Some(("done", SOMETHING_ELSE)));
+    let alone = read(&lexicons, &JOBS, "finsihed", Context::default());
+    assert_eq!(
+        unsure(&JOBS, &alone),
+        None,
+        "a typo on its own is clear enough"
+    );
     let sure = read(&lexicons, &JOBS, "accept", Context::default());
     assert_eq!(unsure(&JOBS, &sure), None);
     assert!(sure.confidence() > 0.9, "{}", sure.confidence());
