@@ -122,25 +122,19 @@ fn check(name: &str, set: &IntentSet, fallback: &str) -> (usize, Vec<String>) {
 }
 
 #[test]
-fn every_maintenance_line_reads_as_written() {
-    let (total, wrong) = check("maintenance.tsv", &WORKER_INTENTS, "comment");
-    assert!(
-        wrong.is_empty(),
-        "{} of {total} wrong:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
-}
-
-#[test]
-fn every_care_line_reads_as_written() {
-    let (total, wrong) = check("care.tsv", &CARE_INTENTS, "other");
-    assert!(
-        wrong.is_empty(),
-        "{} of {total} wrong:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+fn every_corpus_line_reads_as_written() {
+    for (file, set, fallback) in [
+        ("maintenance.tsv", &WORKER_INTENTS, "comment"),
+        ("care.tsv", &CARE_INTENTS, "other"),
+    ] {
+        let (total, wrong) = check(file, set, fallback);
+        assert!(
+            wrong.is_empty(),
+            "{} of {total} wrong:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
 }
 
 #[test]

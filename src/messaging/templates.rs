@@ -174,22 +174,28 @@ pub struct Templates {
     locales: BTreeSet<String>,
 }
 
+/// Every `*.toml` file in `dir` with its text, in name order; `what` names them in errors.
+pub(crate) fn toml_files(dir: &Path, what: &str) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {what} in {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            Ok((file, text))
+        })
+        .collect()
+}
+
 impl Templates {
     /// Reads every `*.toml` in `dir` and refuses the lot if any entry is wrong.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read the message templates in {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        let mut sources = Vec::new();
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            sources.push((file, text));
-        }
-        Self::from_sources(&sources)
+        Self::from_sources(&toml_files(dir, "the message templates")?)
     }
 
     /// Parses and checks templates given as (file name, TOML text).

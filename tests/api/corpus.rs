@@ -185,8 +185,8 @@ fn hours_text(value: Option<f64>) -> Option<String> {
     })
 }
 
-#[tokio::test]
-async fn maintenance_workers_replies_are_understood_end_to_end() {
+/// Jobs run by hand; WhatsApp through Meta, whose webhook the lines are sent on.
+async fn corpus_app() -> MessagingApp {
     let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
     sqlx::query(
         "UPDATE channels SET active = false WHERE provider = 'twilio' AND kind = 'whatsapp'",
@@ -194,6 +194,12 @@ async fn maintenance_workers_replies_are_understood_end_to_end() {
     .execute(&app.app.pool)
     .await
     .unwrap();
+    app
+}
+
+#[tokio::test]
+async fn maintenance_workers_replies_are_understood_end_to_end() {
+    let app = corpus_app().await;
     let lines = corpus("maintenance.tsv");
     let mut outcomes = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -370,13 +376,7 @@ async fn maintenance_workers_replies_are_understood_end_to_end() {
 
 #[tokio::test]
 async fn caregivers_check_ins_and_outs_are_understood_end_to_end() {
-    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
-    sqlx::query(
-        "UPDATE channels SET active = false WHERE provider = 'twilio' AND kind = 'whatsapp'",
-    )
-    .execute(&app.app.pool)
-    .await
-    .unwrap();
+    let app = corpus_app().await;
     let lines = corpus("care.tsv");
     let mut outcomes = Vec::new();
     for (i, line) in lines.iter().enumerate() {

@@ -129,18 +129,7 @@ fn words_of(phrase: &str) -> Vec<String> {
 impl Lexicons {
     /// Reads every `*.toml` in `dir` (its stem is the locale) and checks it against `sets`.
     pub fn load(dir: &Path, sets: &[&'static IntentSet]) -> anyhow::Result<Self> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read the intent words in {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        let mut sources = Vec::new();
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            sources.push((file, text));
-        }
+        let sources = crate::messaging::templates::toml_files(dir, "the intent words")?;
         Self::from_sources(&sources, sets)
     }
 

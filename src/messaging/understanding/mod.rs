@@ -441,6 +441,18 @@ fn duration(lexicons: &Lexicons, tokens: &[Token]) -> Option<(f64, Range<usize>)
             0
         }
     };
+    // "30" or "30 min" after an hour: the fraction of an hour and how many tokens it takes.
+    let minutes_after = |i: usize| -> Option<(f64, usize)> {
+        let minutes = word(i)?.parse::<f64>().ok().filter(|m| *m < 60.0)?;
+        Some((
+            minutes / 60.0,
+            if is(i + 1, &lexicons.minute_units) {
+                2
+            } else {
+                1
+            },
+        ))
+    };
     for i in 0..tokens.len() {
         let Some(w) = word(i) else { continue };
         let mut found: Option<(f64, usize)> = None;
@@ -450,14 +462,10 @@ fn duration(lexicons: &Lexicons, tokens: &[Token]) -> Option<(f64, Range<usize>)
             // "1h 30", "1h 30min"
             if w.ends_with(|c: char| !c.is_ascii_digit())
                 && lexicons.hour_units.iter().any(|u| w.ends_with(u.as_str()))
-                && let Some(minutes) = word(end).and_then(|m| m.parse::<f64>().ok())
-                && minutes < 60.0
+                && let Some((fraction, taken)) = minutes_after(end)
             {
-                end += 1;
-                if is(end, &lexicons.minute_units) {
-                    end += 1;
-                }
-                hours += minutes / 60.0;
+                end += taken;
+                hours += fraction;
             }
             found = Some((hours, end));
         } else if let Some(value) = plain_number(lexicons, w) {
@@ -468,15 +476,10 @@ fn duration(lexicons: &Lexicons, tokens: &[Token]) -> Option<(f64, Range<usize>)
                 if half > 0 {
                     hours += 0.5;
                     end += half;
-                } else if let Some(minutes) = word(end).and_then(|m| m.parse::<f64>().ok())
-                    && minutes < 60.0
-                {
+                } else if let Some((fraction, taken)) = minutes_after(end) {
                     // "1 hour 30", "1 h 30 min"
-                    end += 1;
-                    if is(end, &lexicons.minute_units) {
-                        end += 1;
-                    }
-                    hours += minutes / 60.0;
+                    end += taken;
+                    hours += fraction;
                 }
                 found = Some((hours, end));
             } else if is(i + 1, &lexicons.minute_units) {
