@@ -34,6 +34,16 @@ pub enum About {
     Visit(Uuid),
 }
 
+impl About {
+    /// The alert's `work_order_id` and `visit_id` columns.
+    fn ids(self) -> (Option<Uuid>, Option<Uuid>) {
+        match self {
+            Self::WorkOrder(id) => (Some(id), None),
+            Self::Visit(id) => (None, Some(id)),
+        }
+    }
+}
+
 /// Records the alert and messages the coordinators. `NotStarted` and `Overdue` are raised once
 /// per work order, and visit alerts once per visit (unique indexes): a second call returns
 /// `false` and sends nothing.
@@ -46,10 +56,7 @@ pub async fn raise(
     about: About,
     text: &str,
 ) -> anyhow::Result<bool> {
-    let (work_order_id, visit_id) = match about {
-        About::WorkOrder(id) => (Some(id), None),
-        About::Visit(id) => (None, Some(id)),
-    };
+    let (work_order_id, visit_id) = about.ids();
     let raised: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, visit_id, message)
          VALUES ($1, $2, $3, $4, $5)
@@ -115,6 +122,29 @@ pub async fn open(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Vec<
     .bind(tenant_id)
     .fetch_all(conn)
     .await
+}
+
+/// What the alert was about is over (the work order found a worker): it closes by itself, with
+/// no one named as having resolved it.
+pub async fn settle(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    kind: AlertKind,
+    about: About,
+) -> sqlx::Result<()> {
+    let (work_order_id, visit_id) = about.ids();
+    sqlx::query(
+        "UPDATE coordinator_alerts SET resolved_at = now()
+         WHERE tenant_id = $1 AND kind = $2 AND resolved_at IS NULL
+           AND work_order_id IS NOT DISTINCT FROM $3 AND visit_id IS NOT DISTINCT FROM $4",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .bind(work_order_id)
+    .bind(visit_id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A coordinator has dealt with it.

@@ -502,6 +502,26 @@ async fn no_answer_means_a_reminder_then_the_next_worker_then_an_alert() {
         notes.iter().any(|n| n.contains("no available worker")),
         "{notes:?}"
     );
+    // A coordinator assigns it by hand: the alert has done its job and closes by itself.
+    let chaltu = worker_id(&s, "Chaltu").await;
+    let (status, body) = json(
+        s.app
+            .app
+            .post(
+                &s.app.tenant,
+                &format!("/api/v1/work-orders/{id}/assign"),
+                &json!({ "worker_id": chaltu }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        s.app
+            .count("SELECT count(*) FROM coordinator_alerts WHERE resolved_at IS NULL")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]

@@ -769,6 +769,14 @@ async fn assign_to(
         from,
         action: Action::Assign,
     })?;
+    // Someone has it now: "nobody left to offer it to" has done its job.
+    alerts::settle(
+        conn,
+        tenant_id,
+        AlertKind::NoWorkerAvailable,
+        About::WorkOrder(order.id),
+    )
+    .await?;
     let worker_contact = contacts::for_worker(conn, tenant_id, worker_id).await?;
     let (location, requester): (String, String) = sqlx::query_as(
         // A reporter who wrote "Block B, Bole Garden" named the site already: it is not repeated.
