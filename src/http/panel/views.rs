@@ -22,7 +22,9 @@ pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Marku
                         nav aria-label="Sections" {
                             a href="/panel" { "Dashboard" } " · "
                             a href="/panel/work-orders" { "Work orders" } " · "
-                            a href="/panel/visits" { "Visits" }
+                            a href="/panel/visits" { "Visits" } " · "
+                            a href="/panel/visit-exceptions" { "Exceptions" } " · "
+                            a href="/panel/assignments" { "Assignments" }
                         }
                         nav aria-label="Account" {
                             span.muted { (c.full_name.as_deref().unwrap_or(&c.email)) " · " (c.tenant_name) " · " }
