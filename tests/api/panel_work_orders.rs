@@ -316,6 +316,29 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
     .await;
     assert_eq!(done.status(), 303);
     wait_status(&s, &id, "cancelled").await;
+    // The list leads with open work, newest first; closed work is one choice away; words find it.
+    let (_, open) = page(&s, "/panel/work-orders").await;
+    assert!(
+        !open.contains(&reference) && open.contains(&late_ref),
+        "{open}"
+    );
+    let (_, all) = page(&s, "/panel/work-orders?status=all").await;
+    assert!(all.contains(&reference) && all.contains(&late_ref), "{all}");
+    assert!(
+        all.find(&late_ref) < all.find(&reference),
+        "newest first: {all}"
+    );
+    let (_, found) = page(&s, "/panel/work-orders?status=all&q=broken+LIGHT").await;
+    assert!(
+        found.contains(&late_ref) && !found.contains(&reference),
+        "{found}"
+    );
+    let (_, nav) = page(&s, "/panel").await;
+    assert!(
+        nav.contains(r#"href="/panel/visit-exceptions">Exceptions"#)
+            && nav.contains(r#"href="/panel/assignments">Assignments"#),
+        "{nav}"
+    );
 
     // Alerts show until someone marks them handled.
     sqlx::query("INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, message) VALUES ($1, 'no_worker_available', $2::uuid, 'nobody left')")

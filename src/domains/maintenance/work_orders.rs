@@ -279,6 +279,12 @@ pub struct Filter {
     pub worker_id: Option<Uuid>,
     /// Past its scheduled time and not started, or in progress past its expected duration.
     pub overdue: bool,
+    /// Leaves out completed and cancelled work.
+    pub open_only: bool,
+    /// Words in the reference, title or place.
+    pub search: Option<String>,
+    /// Newest first (the panel) instead of oldest first (the API's stable paging).
+    pub newest_first: bool,
     pub after: Option<Uuid>,
 }
 
@@ -287,7 +293,8 @@ pub const OVERDUE: &str =
     "((status IN ('pending', 'assigned', 'accepted') AND scheduled_at < now())
       OR (status = 'in_progress' AND started_at + make_interval(mins => expected_duration_minutes) < now()))";
 
-/// Oldest first, keyset-paged: `limit + 1` rows, so the caller can tell whether more follow.
+/// Oldest (or newest) first, keyset-paged: `limit + 1` rows, so the caller can tell whether more
+/// follow.
 pub async fn list(
     conn: &mut PgConnection,
     tenant_id: Uuid,
@@ -301,9 +308,12 @@ pub async fn list(
            AND ($3::text IS NULL OR priority = $3)
            AND ($4::uuid IS NULL OR site_id = $4)
            AND ($5::uuid IS NULL OR assigned_worker_id = $5)
-           AND ($6::uuid IS NULL OR id > $6)
+           AND ($6::uuid IS NULL OR CASE WHEN $11 THEN id < $6 ELSE id > $6 END)
            AND (NOT $8 OR {OVERDUE})
-         ORDER BY id LIMIT $7"
+           AND (NOT $9 OR status NOT IN ('completed', 'cancelled'))
+           AND ($10::text IS NULL
+                OR strpos(lower(reference || ' ' || title || ' ' || COALESCE(location_detail, '')), lower($10)) > 0)
+         ORDER BY CASE WHEN $11 THEN id END DESC, id LIMIT $7"
     )))
     .bind(tenant_id)
     .bind(filter.status)
@@ -313,6 +323,9 @@ pub async fn list(
     .bind(filter.after)
     .bind(limit + 1)
     .bind(filter.overdue)
+    .bind(filter.open_only)
+    .bind(filter.search.as_deref())
+    .bind(filter.newest_first)
     .fetch_all(conn)
     .await
 }

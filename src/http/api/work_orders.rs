@@ -153,6 +153,7 @@ async fn list_work_orders(
         worker_id: filter.worker_id,
         overdue: filter.overdue.unwrap_or(false),
         after: filter.after,
+        ..Default::default()
     };
     let mut conn = state.pool.acquire().await?;
     let rows = work_orders::list(&mut conn, caller.tenant_id, &wanted, limit).await?;

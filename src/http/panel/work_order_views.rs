@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     session::Coordinator,
     views::{fallback_words, layout},
-    work_orders::{ListQuery, Lookups, NewInput, Notice},
+    work_orders::{ALL_STATUSES, ListQuery, Lookups, NewInput, Notice},
 };
 use crate::domains::{
     alerts::OpenAlert,
@@ -52,10 +52,21 @@ fn words(value: impl std::fmt::Display) -> String {
 }
 
 fn select(name: &str, label: &str, chosen: &str, options: &[(String, String)]) -> Markup {
+    select_or(name, label, chosen, options, "Any")
+}
+
+/// A select whose empty choice reads `empty` ("Any", or "Open" for the default statuses).
+fn select_or(
+    name: &str,
+    label: &str,
+    chosen: &str,
+    options: &[(String, String)],
+    empty: &str,
+) -> Markup {
     html! {
         label { (label)
             select name=(name) {
-                option value="" { "Any" }
+                option value="" { (empty) }
                 @for (value, text) in options {
                     option value=(value) selected[value == chosen] { (text) }
                 }
@@ -76,7 +87,9 @@ pub fn list(
     error: Option<&str>,
 ) -> Markup {
     let statuses: Vec<(String, String)> =
-        STATUSES.iter().map(|s| (s.to_string(), words(s))).collect();
+        std::iter::once((ALL_STATUSES.to_owned(), "All".to_owned()))
+            .chain(STATUSES.iter().map(|s| (s.to_string(), words(s))))
+            .collect();
     let priorities: Vec<(String, String)> = PRIORITIES
         .iter()
         .map(|s| (s.to_string(), s.to_string()))
@@ -129,7 +142,8 @@ pub fn list(
                 }
             }
             form.filters method="get" action="/panel/work-orders" aria-label="Filter work orders" {
-                (select("status", "Status", &query.status, &statuses))
+                label { "Search" input type="search" name="q" value=(query.q) placeholder="reference, title, place"; }
+                (select_or("status", "Status", &query.status, &statuses, "Open"))
                 (select("priority", "Priority", &query.priority, &priorities))
                 (select("site", "Site", &query.site, &sites))
                 (select("worker", "Worker", &query.worker, &workers))
@@ -177,6 +191,7 @@ fn url_params(query: &ListQuery) -> Vec<(&'static str, String)> {
         ("priority", query.priority.clone()),
         ("site", query.site.clone()),
         ("worker", query.worker.clone()),
+        ("q", query.q.clone()),
     ];
     if query.overdue.is_some() {
         params.push(("overdue", "1".into()));

@@ -59,8 +59,14 @@ pub struct ListQuery {
     pub worker: String,
     #[serde(default)]
     pub overdue: Option<String>,
+    /// Words in the reference, title or place.
+    #[serde(default)]
+    pub q: String,
     pub after: Option<Uuid>,
 }
+
+/// The status filter's choice for every status, closed ones too.
+pub const ALL_STATUSES: &str = "all";
 
 fn some(text: &str) -> Option<String> {
     Some(text.trim())
@@ -138,13 +144,19 @@ async fn list(
 ) -> Result<Response, AppError> {
     let lookups = Lookups::load(&state, coordinator.tenant_id).await?;
     let filter = (|| -> AppResult<work_orders::Filter> {
+        // Newest first, open work only unless a status is chosen: new urgent work leads the
+        // list instead of waiting on its last page behind closed orders.
+        let status = query.status.parse().ok();
         Ok(work_orders::Filter {
             // Anything not a status or priority (an old link, a typo) means "any".
-            status: query.status.parse().ok(),
+            status,
             priority: query.priority.parse().ok(),
             site_id: uuid_or_error("site", &query.site)?,
             worker_id: uuid_or_error("worker", &query.worker)?,
             overdue: query.overdue.is_some(),
+            open_only: status.is_none() && query.status != ALL_STATUSES,
+            search: some(&query.q),
+            newest_first: true,
             after: query.after,
         })
     })();
