@@ -294,7 +294,13 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
         1
     );
 
-    // Reassign to Bekele, then cancel.
+    // Reassign to Bekele, then cancel. The assign list shows trades and workload.
+    let (_, detail) = page(&s, &path).await;
+    assert!(
+        detail.contains("Bekele Alemu — plumbing · 0 open")
+            && detail.contains("Chaltu Abdi — electrical · 1 open · not plumbing"),
+        "{detail}"
+    );
     let bekele = worker_id(&s, "Bekele").await;
     let done = post_form(
         &s,
@@ -308,10 +314,23 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
             .eventually(&format!("SELECT assigned_worker_id = '{bekele}' AND status = 'assigned' FROM work_orders WHERE id = '{id}'"))
             .await
     );
-    let done = post_form(
+    // One click is not enough to cancel: the box must be ticked.
+    let unconfirmed = post_form(
         &s,
         &format!("{path}/cancel"),
         &[("csrf_token", &csrf), ("reason", "tenant fixed it")],
+    )
+    .await;
+    assert_eq!(unconfirmed.status(), 422);
+    assert!(unconfirmed.text().await.unwrap().contains("confirm: tick"));
+    let done = post_form(
+        &s,
+        &format!("{path}/cancel"),
+        &[
+            ("csrf_token", &csrf),
+            ("reason", "tenant fixed it"),
+            ("confirm", "yes"),
+        ],
     )
     .await;
     assert_eq!(done.status(), 303);

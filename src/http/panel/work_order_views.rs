@@ -23,7 +23,10 @@ pub struct WorkerOption {
     pub id: Uuid,
     pub name: String,
     pub kinds: Vec<String>,
+    pub specialties: Vec<String>,
     pub status: WorkerStatus,
+    /// Work orders assigned to them and not finished.
+    pub open_work: i64,
 }
 
 pub struct AlertRow {
@@ -321,8 +324,14 @@ pub fn detail(
                             select name="worker_id" required {
                                 option value="" { "Choose a worker" }
                                 @for w in lookups.workers.iter().filter(|w| w.kinds.iter().any(|k| k == wo.kind.as_str())) {
+                                    // Their trades and workload beside the name: a carpentry job does
+                                    // not go to a plumber without anyone seeing it.
                                     option value=(w.id) disabled[w.status != WorkerStatus::Active] selected[Some(w.id) == wo.assigned_worker_id] {
-                                        (w.name) @if w.status != WorkerStatus::Active { " (" (words(w.status)) ")" }
+                                        (w.name)
+                                        " — " (if w.specialties.is_empty() { "no trade listed".to_owned() } else { w.specialties.join(", ") })
+                                        " · " (w.open_work) " open"
+                                        @if wo.required_specialty.as_ref().is_some_and(|s| !w.specialties.contains(s)) { " · not " (wo.required_specialty.as_deref().unwrap_or("")) }
+                                        @if w.status != WorkerStatus::Active { " (" (words(w.status)) ")" }
                                     }
                                 }
                             }
@@ -351,6 +360,7 @@ pub fn detail(
                     form.stack method="post" action=(action("cancel")) {
                         (csrf)
                         label { "Reason for cancelling (optional)" input type="text" name="reason" maxlength="500"; }
+                        label.check { input type="checkbox" name="confirm" value="yes" required; "Yes, cancel it (it cannot be reopened)" }
                         button.danger type="submit" { "Cancel work order" }
                     }
                 }

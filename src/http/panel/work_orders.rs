@@ -99,10 +99,14 @@ impl Lookups {
         .fetch_all(&mut *conn)
         .await?;
         let workers = sqlx::query_as(
-            "SELECT id, first_name || ' ' || last_name AS name, kinds, status FROM workers
-             WHERE tenant_id = $1 AND deleted_at IS NULL
-               AND kinds && ARRAY['maintenance', 'housekeeping']
-             ORDER BY first_name, last_name",
+            "SELECT w.id, w.first_name || ' ' || w.last_name AS name, w.kinds, w.specialties, w.status,
+                    (SELECT count(*) FROM work_orders wo
+                     WHERE wo.tenant_id = w.tenant_id AND wo.assigned_worker_id = w.id
+                       AND wo.status IN ('assigned', 'accepted', 'in_progress', 'on_hold')) AS open_work
+             FROM workers w
+             WHERE w.tenant_id = $1 AND w.deleted_at IS NULL
+               AND w.kinds && ARRAY['maintenance', 'housekeeping']
+             ORDER BY w.first_name, w.last_name",
         )
         .bind(tenant_id)
         .fetch_all(&mut *conn)
@@ -500,14 +504,29 @@ async fn hold(
     .await
 }
 
+#[derive(Deserialize)]
+struct CancelInput {
+    #[serde(default)]
+    reason: String,
+    /// The "Yes, cancel it" box: a cancel cannot be undone, so one click is not enough.
+    #[serde(default)]
+    confirm: String,
+}
+
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
-    CsrfForm { coordinator, input }: CsrfForm<ReasonInput>,
+    CsrfForm { coordinator, input }: CsrfForm<CancelInput>,
 ) -> Result<Response, AppError> {
     let templates = &state.messaging.templates;
     let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
     perform(&state, &coordinator, id, "cancelled", async |conn| {
+        if input.confirm != "yes" {
+            return Err(AppError::field(
+                "confirm",
+                "tick \"Yes, cancel it\" to confirm: a cancelled work order cannot be reopened",
+            ));
+        }
         let reason = some(&input.reason);
         work_orders::cancel(
             conn,
