@@ -294,6 +294,25 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
         1
     );
 
+    // The hold is lifted from the panel: the work goes on and the worker is told; then held again.
+    let lifted = post_form(&s, &format!("{path}/resume"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(lifted.status(), 303);
+    wait_status(&s, &id, "in_progress").await;
+    assert_eq!(
+        s.app
+            .count("SELECT count(*) FROM messages WHERE template_key = 'wo_resumed'")
+            .await,
+        1
+    );
+    let held = post_form(
+        &s,
+        &format!("{path}/hold"),
+        &[("csrf_token", &csrf), ("reason", "landlord again")],
+    )
+    .await;
+    assert_eq!(held.status(), 303);
+    wait_status(&s, &id, "on_hold").await;
+
     // Reassign to Bekele, then cancel. The assign list shows trades and workload.
     let (_, detail) = page(&s, &path).await;
     assert!(

@@ -611,6 +611,39 @@ pub async fn hold(
     get(conn, tenant_id, id).await
 }
 
+/// A coordinator lifts a hold: the work goes on (in progress) and the worker is told.
+pub async fn resume(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    id: Uuid,
+    actor: Actor,
+    channel: Channel,
+) -> WorkOrderResult<WorkOrder> {
+    let order = get(conn, tenant_id, id).await?;
+    act(
+        conn,
+        templates,
+        tenant_id,
+        &order,
+        Step::new(Action::Start, actor, channel).with_note(Some("hold lifted")),
+    )
+    .await?;
+    if let Some(worker) = order.assigned_worker_id {
+        tell_worker(
+            conn,
+            templates,
+            tenant_id,
+            &order,
+            worker,
+            "wo_resumed",
+            Values::new(),
+        )
+        .await?;
+    }
+    get(conn, tenant_id, id).await
+}
+
 /// A coordinator's note on the work order.
 pub async fn comment(
     conn: &mut PgConnection,

@@ -338,6 +338,12 @@ pub fn detail(
                         }
                         button type="submit" { (if wo.assigned_worker_id.is_some() { "Reassign" } else { "Assign" }) }
                     }
+                    @if wo.status.as_str() == "on_hold" {
+                        form.stack method="post" action=(action("resume")) {
+                            (csrf)
+                            button type="submit" { "Lift the hold" }
+                        }
+                    }
                     @if can_hold {
                         form.stack method="post" action=(action("hold")) {
                             (csrf)

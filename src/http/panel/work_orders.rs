@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/work-orders/{id}", get(detail))
         .route("/work-orders/{id}/assign", post(assign))
         .route("/work-orders/{id}/hold", post(hold))
+        .route("/work-orders/{id}/resume", post(resume))
         .route("/work-orders/{id}/cancel", post(cancel))
         .route("/work-orders/{id}/comment", post(comment))
         .route("/work-orders/{id}/message", post(message))
@@ -366,6 +367,7 @@ fn done_notice(action: &str) -> Option<&'static str> {
         "created" => "Work order created and offered to the best worker (see the timeline).",
         "assigned" => "Assigned: the worker has been sent the work order.",
         "held" => "Put on hold: the worker has been told.",
+        "resumed" => "Hold lifted: the worker has been told to go on.",
         "cancelled" => "Cancelled: the worker has been told not to go.",
         "commented" => "Comment added.",
         "messaged" => "Message queued to the worker.",
@@ -494,6 +496,29 @@ async fn hold(
             tenant,
             id,
             &input.reason,
+            Actor::Coordinator(Some(user)),
+            "panel",
+        )
+        .await
+        .map(drop)
+        .map_err(AppError::from)
+    })
+    .await
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    CsrfForm { coordinator, .. }: CsrfForm<session::NoFields>,
+) -> Result<Response, AppError> {
+    let templates = &state.messaging.templates;
+    let (tenant, user) = (coordinator.tenant_id, coordinator.user_id);
+    perform(&state, &coordinator, id, "resumed", async |conn| {
+        work_orders::resume(
+            conn,
+            templates,
+            tenant,
+            id,
             Actor::Coordinator(Some(user)),
             "panel",
         )
