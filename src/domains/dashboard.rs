@@ -1,6 +1,6 @@
 //! The coordinators' first screen: how much is open in each domain right now.
 
-use chrono::{NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -49,5 +49,49 @@ pub async fn counts(pool: &PgPool, tenant_id: Uuid, time_zone: &str) -> sqlx::Re
     .bind(from)
     .bind(to)
     .fetch_one(pool)
+    .await
+}
+
+/// Something a coordinator should act on, with where it is done.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Attention {
+    /// "alert", "overdue", "unassigned" or "exception".
+    pub kind: String,
+    /// A reference, or what the alert or exception is ("visit late", "outside geofence").
+    pub label: String,
+    pub detail: String,
+    /// The panel page where it is dealt with.
+    pub link: String,
+    pub since: DateTime<Utc>,
+}
+
+/// Everything waiting on a coordinator across the domains, alerts first, then overdue and
+/// unassigned work, then visit exceptions; the longest waiting first within each.
+pub async fn needs_attention(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Vec<Attention>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT kind, label, detail, link, since FROM (
+             SELECT 1 AS rank, 'alert' AS kind, replace(a.kind, '_', ' ') AS label, a.message AS detail,
+                    CASE WHEN a.work_order_id IS NOT NULL THEN '/panel/work-orders/' || a.work_order_id
+                         ELSE '/panel/visits/' || a.visit_id END AS link,
+                    a.created_at AS since
+             FROM coordinator_alerts a WHERE a.tenant_id = $1 AND a.resolved_at IS NULL
+             UNION ALL
+             SELECT 2, 'overdue', reference, title || ': overdue', '/panel/work-orders/' || id,
+                    COALESCE(started_at, scheduled_at, created_at)
+             FROM work_orders WHERE tenant_id = $1 AND {overdue}
+             UNION ALL
+             SELECT 3, 'unassigned', reference, title || ' (' || priority || '): nobody has it',
+                    '/panel/work-orders/' || id, created_at
+             FROM work_orders WHERE tenant_id = $1 AND status = 'pending'
+             UNION ALL
+             SELECT 4, 'exception', replace(e.code, '_', ' '), e.detail, '/panel/visits/' || e.visit_id,
+                    e.created_at
+             FROM visit_exceptions e WHERE e.tenant_id = $1 AND e.resolved_at IS NULL
+         ) waiting
+         ORDER BY rank, since LIMIT 50",
+        overdue = crate::domains::maintenance::work_orders::OVERDUE
+    )))
+    .bind(tenant_id)
+    .fetch_all(pool)
     .await
 }

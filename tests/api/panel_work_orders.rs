@@ -390,6 +390,16 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
         list.contains("Needs attention (1)") && list.contains("nobody left"),
         "{list}"
     );
+    // The dashboard leads with what needs a coordinator, each item a link to where it is done
+    // (the alert, and the work scheduled yesterday and not started); counts lead to their lists.
+    let (_, dashboard) = page(&s, "/panel").await;
+    assert!(
+        dashboard.contains(&format!(
+            r#"<a href="/panel/work-orders/{id}">no worker available</a> — nobody left"#
+        )) && dashboard.contains(&format!(">{late_ref}</a> — Broken light: overdue")),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains(r#"<a href="/panel/work-orders">Open work orders</a>"#));
     let alert: uuid::Uuid = sqlx::query_scalar("SELECT id FROM coordinator_alerts")
         .fetch_one(&s.app.app.pool)
         .await

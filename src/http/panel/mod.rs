@@ -88,7 +88,10 @@ async fn dashboard_page(
 ) -> Result<Html<String>, AppError> {
     let counts =
         dashboard::counts(&state.pool, coordinator.tenant_id, &coordinator.time_zone).await?;
-    Ok(Html(views::dashboard(&coordinator, &counts).into_string()))
+    let attention = dashboard::needs_attention(&state.pool, coordinator.tenant_id).await?;
+    Ok(Html(
+        views::dashboard(&coordinator, &counts, &attention).into_string(),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -1,9 +1,16 @@
 //! The panel's HTML: plain, accessible markup and one small stylesheet served by the binary.
 
+use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
 use super::session::Coordinator;
-use crate::domains::dashboard::Counts;
+use crate::domains::dashboard::{Attention, Counts};
+
+/// A moment in the coordinator's organisation's time zone: "30 Nov 14:05".
+pub(super) fn when(coordinator: &Coordinator, at: DateTime<Utc>) -> String {
+    let tz = crate::types::TimeZone::stored(&coordinator.time_zone);
+    at.with_timezone(&tz).format("%d %b %H:%M").to_string()
+}
 
 pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Markup) -> Markup {
     html! {
@@ -74,11 +81,12 @@ pub fn login(form: &LoginForm) -> Markup {
     )
 }
 
-pub fn dashboard(coordinator: &Coordinator, counts: &Counts) -> Markup {
-    let card = |title: &str, figure: i64, note: String| {
+pub fn dashboard(coordinator: &Coordinator, counts: &Counts, attention: &[Attention]) -> Markup {
+    // Every count leads to its list where there is one (trips and feedback have none yet).
+    let card = |title: &str, figure: i64, note: String, link: Option<&str>| {
         html! {
             li.card {
-                h2 { (title) }
+                h2 { @if let Some(link) = link { a href=(link) { (title) } } @else { (title) } }
                 div.figure { (figure) }
                 div.note { (note) }
             }
@@ -89,14 +97,30 @@ pub fn dashboard(coordinator: &Coordinator, counts: &Counts) -> Markup {
         Some(coordinator),
         html! {
             h1 { (coordinator.tenant_name) }
+            section.attention aria-labelledby="attention-title" {
+                h2 #attention-title { "Needs attention (" (attention.len()) ")" }
+                @if attention.is_empty() {
+                    p.muted { "Nothing is waiting on a coordinator." }
+                } @else {
+                    ul {
+                        @for item in attention {
+                            li {
+                                span class=(format!("badge {}", item.kind)) { (item.kind) } " "
+                                a href=(item.link) { (item.label) } " — " (item.detail)
+                                span.muted { " · since " (when(coordinator, item.since)) }
+                            }
+                        }
+                    }
+                }
+            }
             p.muted { "Today, in " (coordinator.time_zone) "." }
             ul.cards aria-label="Counts per domain" {
-                (card("Open work orders", counts.open_work_orders, format!("{} urgent", counts.urgent_work_orders)))
-                (card("Today's visits", counts.visits_today, format!("{} in progress now", counts.visits_in_progress)))
-                (card("Active trips", counts.active_trips, format!("{} ambulances available", counts.available_ambulances)))
-                (card("New feedback", counts.new_feedback, format!("{} open complaints", counts.open_complaints)))
-                (card("Active workers", counts.active_workers, String::from("maintenance, care and crew")))
-                (card("Patients", counts.patients, String::from("on record")))
+                (card("Open work orders", counts.open_work_orders, format!("{} urgent", counts.urgent_work_orders), Some("/panel/work-orders")))
+                (card("Today's visits", counts.visits_today, format!("{} in progress now", counts.visits_in_progress), Some("/panel/visits")))
+                (card("Active trips", counts.active_trips, format!("{} ambulances available", counts.available_ambulances), None))
+                (card("New feedback", counts.new_feedback, format!("{} open complaints", counts.open_complaints), None))
+                (card("Active workers", counts.active_workers, String::from("maintenance, care and crew"), None))
+                (card("Patients", counts.patients, String::from("on record"), None))
             }
         },
     )

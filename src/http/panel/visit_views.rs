@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     session::Coordinator,
-    views::{fallback_words, layout},
+    views::{fallback_words, layout, when},
 };
 use crate::channels::ChannelKind;
 use crate::domains::care::{
@@ -49,12 +49,6 @@ fn tz(coordinator: &Coordinator) -> chrono_tz::Tz {
 fn hm(coordinator: &Coordinator, at: DateTime<Utc>) -> String {
     at.with_timezone(&tz(coordinator))
         .format("%H:%M")
-        .to_string()
-}
-
-fn when(coordinator: &Coordinator, at: DateTime<Utc>) -> String {
-    at.with_timezone(&tz(coordinator))
-        .format("%d %b %H:%M")
         .to_string()
 }
 

@@ -1,13 +1,12 @@
 //! The work-order pages' HTML.
 
 use crate::{domains::directory::workers::WorkerStatus, messaging::MessageStatus};
-use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use uuid::Uuid;
 
 use super::{
     session::Coordinator,
-    views::{fallback_words, layout},
+    views::{fallback_words, layout, when},
     work_orders::{ALL_STATUSES, ListQuery, Lookups, NewInput, Notice},
 };
 use crate::domains::{
@@ -44,11 +43,6 @@ const STATUSES: &[&str] = &[
     "cancelled",
 ];
 const PRIORITIES: &[&str] = &["urgent", "high", "medium", "low"];
-
-fn when(coordinator: &Coordinator, at: DateTime<Utc>) -> String {
-    let tz = crate::types::TimeZone::stored(&coordinator.time_zone);
-    at.with_timezone(&tz).format("%d %b %H:%M").to_string()
-}
 
 fn words(value: impl std::fmt::Display) -> String {
     value.to_string().replace('_', " ")
