@@ -95,3 +95,26 @@ pub async fn needs_attention(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Vec
     .fetch_all(pool)
     .await
 }
+
+/// Changes whenever a message comes or goes, a work order or visit moves, a visit is scheduled,
+/// or an alert or exception is raised or dealt with, for this tenant: what the panel's live pages
+/// poll every few seconds. Ids are time-ordered (UUID v7), so "the latest" is one step down each
+/// primary key, without an index that every message write would pay for.
+pub async fn change_token(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<String> {
+    let token: Option<String> = sqlx::query_scalar(
+        "SELECT concat_ws('/',
+             (SELECT id FROM messages WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
+             (SELECT id FROM work_order_status_history WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
+             (SELECT id FROM work_order_comments WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
+             (SELECT id FROM visits WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
+             (SELECT id FROM visit_events WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
+             (SELECT id FROM coordinator_alerts WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
+             (SELECT count(*) FROM coordinator_alerts WHERE tenant_id = $1 AND resolved_at IS NULL),
+             (SELECT id FROM visit_exceptions WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
+             (SELECT count(*) FROM visit_exceptions WHERE tenant_id = $1 AND resolved_at IS NULL))",
+    )
+    .bind(tenant_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(token.unwrap_or_default())
+}

@@ -378,6 +378,17 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
         "{nav}"
     );
 
+    // Pages are live: they poll a token that changes with anything they show.
+    let (status, before) = page(&s, "/panel/changes").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        page(&s, "/panel/changes").await.1,
+        before,
+        "nothing changed"
+    );
+    let (_, script) = page(&s, "/panel/static/live.js").await;
+    assert!(script.contains("/panel/changes") && script.contains("location.reload"));
+
     // Alerts show until someone marks them handled.
     sqlx::query("INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, message) VALUES ($1, 'no_worker_available', $2::uuid, 'nobody left')")
         .bind(s.app.tenant.id)
@@ -390,6 +401,12 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
         list.contains("Needs attention (1)") && list.contains("nobody left"),
         "{list}"
     );
+    assert_ne!(
+        page(&s, "/panel/changes").await.1,
+        before,
+        "a new alert changes the token"
+    );
+    assert!(list.contains(r#"<script src="/panel/static/live.js" defer>"#));
     // The dashboard leads with what needs a coordinator, each item a link to where it is done
     // (the alert, and the work scheduled yesterday and not started); counts lead to their lists.
     let (_, dashboard) = page(&s, "/panel").await;

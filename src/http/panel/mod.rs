@@ -61,6 +61,7 @@ fn local_time(
 }
 
 const STYLESHEET: &str = include_str!("static/panel.css");
+const LIVE_SCRIPT: &str = include_str!("static/live.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -68,8 +69,36 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", axum::routing::post(logout))
         .route("/static/panel.css", get(stylesheet))
+        .route("/static/live.js", get(live_script))
+        .route("/changes", get(changes))
         .merge(work_orders::routes())
         .merge(visits::routes())
+}
+
+async fn live_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        LIVE_SCRIPT,
+    )
+}
+
+/// A token that changes whenever something a page shows changes for this organisation; the
+/// pages poll it and reload (`static/live.js`).
+async fn changes(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+) -> Result<impl IntoResponse, AppError> {
+    let token = dashboard::change_token(&state.pool, coordinator.tenant_id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        token,
+    ))
 }
 
 async fn stylesheet() -> impl IntoResponse {

@@ -21,6 +21,7 @@ pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Marku
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Fieldline" }
                 link rel="stylesheet" href="/panel/static/panel.css";
+                @if coordinator.is_some() { script src="/panel/static/live.js" defer {} }
             }
             body {
                 header.top {
