@@ -118,3 +118,64 @@ pub async fn change_token(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<String
     .await?;
     Ok(token.unwrap_or_default())
 }
+
+/// How fast work orders of one priority were answered, from their report, over a period.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ResponseTimes {
+    pub priority: String,
+    pub orders: i64,
+    /// Medians in minutes; `None` when none got that far.
+    pub to_accept: Option<f64>,
+    pub to_start: Option<f64>,
+    pub to_finish: Option<f64>,
+}
+
+/// Medians per priority for work orders reported since `since`, most urgent first.
+pub async fn response_times(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Vec<ResponseTimes>> {
+    sqlx::query_as(
+        "SELECT priority, count(*) AS orders,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM accepted_at - created_at) / 60)
+                    FILTER (WHERE accepted_at IS NOT NULL) AS to_accept,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM started_at - created_at) / 60)
+                    FILTER (WHERE started_at IS NOT NULL) AS to_start,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at) / 60)
+                    FILTER (WHERE completed_at IS NOT NULL) AS to_finish
+         FROM work_orders WHERE tenant_id = $1 AND created_at >= $2
+         GROUP BY priority
+         ORDER BY array_position(ARRAY['urgent', 'high', 'medium', 'low'], priority)",
+    )
+    .bind(tenant_id)
+    .bind(since)
+    .fetch_all(pool)
+    .await
+}
+
+/// Visits checked in since `since`: how many, and how many within ten minutes of their start.
+#[derive(Debug, Default, sqlx::FromRow)]
+pub struct Punctuality {
+    pub checked_in: i64,
+    pub on_time: i64,
+    /// Median minutes after the scheduled start (negative: early).
+    pub median_late: Option<f64>,
+}
+
+pub async fn punctuality(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    since: DateTime<Utc>,
+) -> sqlx::Result<Punctuality> {
+    sqlx::query_as(
+        "SELECT count(*) AS checked_in,
+                count(*) FILTER (WHERE check_in_at <= scheduled_start + interval '10 minutes') AS on_time,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM check_in_at - scheduled_start) / 60) AS median_late
+         FROM visits WHERE tenant_id = $1 AND check_in_at IS NOT NULL AND scheduled_start >= $2",
+    )
+    .bind(tenant_id)
+    .bind(since)
+    .fetch_one(pool)
+    .await
+}

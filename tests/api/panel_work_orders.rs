@@ -417,6 +417,16 @@ async fn coordinators_follow_and_steer_work_orders_in_the_panel() {
         "{dashboard}"
     );
     assert!(dashboard.contains(r#"<a href="/panel/work-orders">Open work orders</a>"#));
+    // Response times are drawn on the server: a bar per priority and measure, with its title.
+    assert!(
+        dashboard.contains(r#"<svg class="chart" role="img""#)
+            && dashboard.contains(">high (1)</text>")
+            && dashboard.contains(">medium (1)</text>")
+            && dashboard.contains("<title>high: median 0 min to start</title>")
+            && dashboard.contains("none yet to finish")
+            && dashboard.contains("No visit checked in in the last 30 days."),
+        "{dashboard}"
+    );
     let alert: uuid::Uuid = sqlx::query_scalar("SELECT id FROM coordinator_alerts")
         .fetch_one(&s.app.app.pool)
         .await

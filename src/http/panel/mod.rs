@@ -118,8 +118,11 @@ async fn dashboard_page(
     let counts =
         dashboard::counts(&state.pool, coordinator.tenant_id, &coordinator.time_zone).await?;
     let attention = dashboard::needs_attention(&state.pool, coordinator.tenant_id).await?;
+    let since = chrono::Utc::now() - chrono::TimeDelta::days(30);
+    let responses = dashboard::response_times(&state.pool, coordinator.tenant_id, since).await?;
+    let punctuality = dashboard::punctuality(&state.pool, coordinator.tenant_id, since).await?;
     Ok(Html(
-        views::dashboard(&coordinator, &counts, &attention).into_string(),
+        views::dashboard(&coordinator, &counts, &attention, &responses, &punctuality).into_string(),
     ))
 }
 
