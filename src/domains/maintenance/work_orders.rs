@@ -551,28 +551,17 @@ pub async fn cancel(
     actor: Actor,
     channel: Channel,
 ) -> WorkOrderResult<WorkOrder> {
-    let order = get(conn, tenant_id, id).await?;
-    act(
+    let step = Step::new(Action::Cancel, actor, channel).with_note(reason);
+    step_and_tell(
         conn,
         templates,
         tenant_id,
-        &order,
-        Step::new(Action::Cancel, actor, channel).with_note(reason),
+        id,
+        step,
+        "wo_cancelled",
+        Values::new(),
     )
-    .await?;
-    if let Some(worker) = order.assigned_worker_id {
-        tell_worker(
-            conn,
-            templates,
-            tenant_id,
-            &order,
-            worker,
-            "wo_cancelled",
-            Values::new(),
-        )
-        .await?;
-    }
-    get(conn, tenant_id, id).await
+    .await
 }
 
 /// A coordinator puts the work on hold; the assigned worker is told why.
@@ -586,29 +575,18 @@ pub async fn hold(
     channel: Channel,
 ) -> WorkOrderResult<WorkOrder> {
     let reason = required_text(reason, 500).map_err(|e| Invalid::field("reason", e))?;
-    let order = get(conn, tenant_id, id).await?;
-    act(
+    let step = Step::new(Action::Hold, actor, channel).with_note(Some(&reason));
+    let values = Values::new().with("reason", &reason);
+    step_and_tell(
         conn,
         templates,
         tenant_id,
-        &order,
-        Step::new(Action::Hold, actor, channel).with_note(Some(&reason)),
+        id,
+        step,
+        "wo_put_on_hold",
+        values,
     )
-    .await?;
-    if let Some(worker) = order.assigned_worker_id {
-        let values = Values::new().with("reason", &reason);
-        tell_worker(
-            conn,
-            templates,
-            tenant_id,
-            &order,
-            worker,
-            "wo_put_on_hold",
-            values,
-        )
-        .await?;
-    }
-    get(conn, tenant_id, id).await
+    .await
 }
 
 /// A coordinator lifts a hold: the work goes on (in progress) and the worker is told.
@@ -620,26 +598,33 @@ pub async fn resume(
     actor: Actor,
     channel: Channel,
 ) -> WorkOrderResult<WorkOrder> {
-    let order = get(conn, tenant_id, id).await?;
-    act(
+    let step = Step::new(Action::Start, actor, channel).with_note(Some("hold lifted"));
+    step_and_tell(
         conn,
         templates,
         tenant_id,
-        &order,
-        Step::new(Action::Start, actor, channel).with_note(Some("hold lifted")),
+        id,
+        step,
+        "wo_resumed",
+        Values::new(),
     )
-    .await?;
+    .await
+}
+
+/// A coordinator's move through the state machine, then `key` to the assigned worker, if any.
+async fn step_and_tell(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    id: Uuid,
+    step: Step<'_>,
+    key: &'static str,
+    values: Values,
+) -> WorkOrderResult<WorkOrder> {
+    let order = get(conn, tenant_id, id).await?;
+    act(conn, templates, tenant_id, &order, step).await?;
     if let Some(worker) = order.assigned_worker_id {
-        tell_worker(
-            conn,
-            templates,
-            tenant_id,
-            &order,
-            worker,
-            "wo_resumed",
-            Values::new(),
-        )
-        .await?;
+        tell_worker(conn, templates, tenant_id, &order, worker, key, values).await?;
     }
     get(conn, tenant_id, id).await
 }

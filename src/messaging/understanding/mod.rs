@@ -122,8 +122,6 @@ pub struct Reading {
     pub negated: bool,
     pub hours: Option<f64>,
     pub reference: Option<Reference>,
-    /// The message is a number and nothing else ("2", "፪").
-    pub number: Option<u32>,
     /// The person's own words once commands, filler, durations and references are out:
     /// a reason, a note, the parts used.
     pub rest: Option<String>,
@@ -166,15 +164,6 @@ pub fn read(lexicons: &Lexicons, set: &IntentSet, text: &str, context: Context<'
         reading.reference = Some(reference);
         taken.extend(span);
     }
-    let content: Vec<&Token> = tokens.iter().filter(|t| t.kind != Kind::Break).collect();
-    if let [only] = content.as_slice() {
-        reading.number = only
-            .norm
-            .parse::<u32>()
-            .ok()
-            .or_else(|| lexicons.numbers.get(&only.norm).copied());
-    }
-
     let matches = find_matches(lexicons, set, &tokens, &taken);
     let first_word = tokens.iter().position(|t| t.kind != Kind::Break);
     let mut best: Vec<Candidate> = Vec::new();
