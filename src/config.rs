@@ -208,7 +208,7 @@ impl Config {
             ),
         };
 
-        let database_max_connections = parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 20)?;
+        let database_max_connections = parse_or(&lookup, "DATABASE_MAX_CONNECTIONS", 30)?;
         Ok(Self {
             database_url,
             host,

@@ -22,6 +22,10 @@ use crate::{
             timers::{self, WorkOrderTimer},
         },
         panel_sessions::{self, ExpirePanelSession},
+        patients::{
+            complaints::{self, ComplaintClock},
+            surveys::{self, SurveyDue},
+        },
     },
     jobs::{self, Job},
     messaging::{
@@ -277,6 +281,8 @@ every_job! {
     PreventiveSweep => preventive::preventive_sweep;
     VisitTimer => visit_timers::visit_timer;
     VisitSchedule => schedule::visit_schedule;
+    SurveyDue => surveys::survey_due;
+    ComplaintClock => complaints::complaint_clock;
 }
 
 /// Registers the worker of job type `J`, running `handler` with `concurrency` jobs at once.

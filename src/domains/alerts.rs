@@ -24,6 +24,10 @@ crate::text_enum! {
         Overdue = "overdue",
         /// No check-in half an hour after a visit's start.
         VisitLate = "visit_late",
+        /// Nobody has spoken to a complainant by the first-contact deadline.
+        ComplaintContactOverdue = "complaint_contact_overdue",
+        /// A complaint is not resolved by its deadline.
+        ComplaintResolutionOverdue = "complaint_resolution_overdue",
     }
 }
 
@@ -32,14 +36,25 @@ crate::text_enum! {
 pub enum About {
     WorkOrder(Uuid),
     Visit(Uuid),
+    Complaint(Uuid),
 }
 
 impl About {
-    /// The alert's `work_order_id` and `visit_id` columns.
-    fn ids(self) -> (Option<Uuid>, Option<Uuid>) {
+    /// The alert's `work_order_id`, `visit_id` and `complaint_id` columns.
+    fn ids(self) -> (Option<Uuid>, Option<Uuid>, Option<Uuid>) {
         match self {
-            Self::WorkOrder(id) => (Some(id), None),
-            Self::Visit(id) => (None, Some(id)),
+            Self::WorkOrder(id) => (Some(id), None, None),
+            Self::Visit(id) => (None, Some(id), None),
+            Self::Complaint(id) => (None, None, Some(id)),
+        }
+    }
+
+    /// The record's timeline the alert's messages go on.
+    fn related(self) -> (&'static str, Uuid) {
+        match self {
+            Self::WorkOrder(id) => ("work_order", id),
+            Self::Visit(id) => ("visit", id),
+            Self::Complaint(id) => ("complaint", id),
         }
     }
 }
@@ -56,10 +71,10 @@ pub async fn raise(
     about: About,
     text: &str,
 ) -> anyhow::Result<bool> {
-    let (work_order_id, visit_id) = about.ids();
+    let (work_order_id, visit_id, complaint_id) = about.ids();
     let raised: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, visit_id, message)
-         VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, visit_id, complaint_id, message)
+         VALUES ($1, $2, $3, $4, $6, $5)
          ON CONFLICT DO NOTHING
          RETURNING id",
     )
@@ -68,6 +83,7 @@ pub async fn raise(
     .bind(work_order_id)
     .bind(visit_id)
     .bind(text)
+    .bind(complaint_id)
     .fetch_optional(&mut *conn)
     .await?;
     if raised.is_none() {
@@ -92,10 +108,7 @@ pub async fn raise(
         // A courtesy (core.toml): someone who replied STOP does not get alerts by message; the
         // panel still shows them.
         let mut alert = Notification::new(tenant_id, contact, "coordinator_alert", values);
-        alert.related = Some(match about {
-            About::WorkOrder(id) => ("work_order", id),
-            About::Visit(id) => ("visit", id),
-        });
+        alert.related = Some(about.related());
         notify::notify(conn, templates, &alert).await?;
     }
     tracing::warn!(kind = kind.as_str(), "coordinators alerted");
@@ -109,6 +122,7 @@ pub struct OpenAlert {
     pub kind: AlertKind,
     pub work_order_id: Option<Uuid>,
     pub visit_id: Option<Uuid>,
+    pub complaint_id: Option<Uuid>,
     pub message: String,
     pub created_at: DateTime<Utc>,
 }
@@ -116,7 +130,7 @@ pub struct OpenAlert {
 /// Unresolved alerts, newest first.
 pub async fn open(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Vec<OpenAlert>> {
     sqlx::query_as(
-        "SELECT id, kind, work_order_id, visit_id, message, created_at FROM coordinator_alerts
+        "SELECT id, kind, work_order_id, visit_id, complaint_id, message, created_at FROM coordinator_alerts
          WHERE tenant_id = $1 AND resolved_at IS NULL ORDER BY created_at DESC LIMIT 100",
     )
     .bind(tenant_id)
@@ -132,16 +146,18 @@ pub async fn settle(
     kind: AlertKind,
     about: About,
 ) -> sqlx::Result<()> {
-    let (work_order_id, visit_id) = about.ids();
+    let (work_order_id, visit_id, complaint_id) = about.ids();
     sqlx::query(
         "UPDATE coordinator_alerts SET resolved_at = now()
          WHERE tenant_id = $1 AND kind = $2 AND resolved_at IS NULL
-           AND work_order_id IS NOT DISTINCT FROM $3 AND visit_id IS NOT DISTINCT FROM $4",
+           AND work_order_id IS NOT DISTINCT FROM $3 AND visit_id IS NOT DISTINCT FROM $4
+           AND complaint_id IS NOT DISTINCT FROM $5",
     )
     .bind(tenant_id)
     .bind(kind)
     .bind(work_order_id)
     .bind(visit_id)
+    .bind(complaint_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -55,7 +55,7 @@ pub async fn counts(pool: &PgPool, tenant_id: Uuid, time_zone: &str) -> sqlx::Re
 /// Something a coordinator should act on, with where it is done.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Attention {
-    /// "alert", "overdue", "unassigned" or "exception".
+    /// "alert", "overdue", "unassigned", "exception" or "complaint".
     pub kind: String,
     /// A reference, or what the alert or exception is ("visit late", "outside geofence").
     pub label: String,
@@ -66,12 +66,14 @@ pub struct Attention {
 }
 
 /// Everything waiting on a coordinator across the domains, alerts first, then overdue and
-/// unassigned work, then visit exceptions; the longest waiting first within each.
+/// unassigned work, then visit exceptions, then complaints nobody has answered yet; the longest
+/// waiting first within each.
 pub async fn needs_attention(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Vec<Attention>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT kind, label, detail, link, since FROM (
              SELECT 1 AS rank, 'alert' AS kind, replace(a.kind, '_', ' ') AS label, a.message AS detail,
                     CASE WHEN a.work_order_id IS NOT NULL THEN '/panel/work-orders/' || a.work_order_id
+                         WHEN a.complaint_id IS NOT NULL THEN '/panel/complaints/' || a.complaint_id
                          ELSE '/panel/visits/' || a.visit_id END AS link,
                     a.created_at AS since
              FROM coordinator_alerts a WHERE a.tenant_id = $1 AND a.resolved_at IS NULL
@@ -87,6 +89,10 @@ pub async fn needs_attention(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Vec
              SELECT 4, 'exception', replace(e.code, '_', ' '), e.detail, '/panel/visits/' || e.visit_id,
                     e.created_at
              FROM visit_exceptions e WHERE e.tenant_id = $1 AND e.resolved_at IS NULL
+             UNION ALL
+             SELECT 5, 'complaint', reference, severity || ': ' || left(description, 120),
+                    '/panel/complaints/' || id, created_at
+             FROM complaints WHERE tenant_id = $1 AND status IN ('open', 'reopened') AND first_contacted_at IS NULL
          ) waiting
          ORDER BY rank, since LIMIT 50",
         overdue = crate::domains::maintenance::work_orders::OVERDUE
@@ -111,7 +117,9 @@ pub async fn change_token(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<String
              (SELECT id FROM coordinator_alerts WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
              (SELECT count(*) FROM coordinator_alerts WHERE tenant_id = $1 AND resolved_at IS NULL),
              (SELECT id FROM visit_exceptions WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
-             (SELECT count(*) FROM visit_exceptions WHERE tenant_id = $1 AND resolved_at IS NULL))",
+             (SELECT count(*) FROM visit_exceptions WHERE tenant_id = $1 AND resolved_at IS NULL),
+             (SELECT id FROM complaint_actions WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1),
+             (SELECT id FROM feedback WHERE tenant_id = $1 ORDER BY updated_at DESC LIMIT 1))",
     )
     .bind(tenant_id)
     .fetch_one(pool)

@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod directory;
 pub mod maintenance;
 pub mod panel_sessions;
+pub mod patients;
 pub mod sign_in_attempts;
 pub mod tenancy;
 
@@ -19,6 +20,7 @@ pub fn message_handlers() -> Vec<Box<dyn crate::messaging::router::Handler>> {
     vec![
         Box::new(care::replies::CaregiverReplies),
         Box::new(maintenance::replies::WorkerReplies),
+        Box::new(patients::replies::PatientVoices),
         Box::new(maintenance::requests::RequesterReports),
     ]
 }

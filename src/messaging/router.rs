@@ -241,6 +241,10 @@ pub trait Handler: Send + Sync {
     fn intents(&self) -> Option<&'static IntentSet> {
         None
     }
+    /// Further sets the handler reads but does not list in HELP (the answers to a question).
+    fn also_reads(&self) -> &'static [&'static IntentSet] {
+        &[]
+    }
     /// Whether HELP from `sender` lists this handler's intents.
     fn helps(&self, _sender: &Sender) -> bool {
         false
@@ -262,7 +266,12 @@ impl Registry {
     /// Every set of intents read, for checking the words at start.
     pub fn intent_sets(&self) -> Vec<&'static IntentSet> {
         let mut sets: Vec<&'static IntentSet> = vec![&CONSENT];
-        for set in self.0.iter().filter_map(|h| h.intents()) {
+        let read = self.0.iter().flat_map(|h| {
+            h.intents()
+                .into_iter()
+                .chain(h.also_reads().iter().copied())
+        });
+        for set in read {
             if !sets.iter().any(|s| s.name == set.name) {
                 sets.push(set);
             }

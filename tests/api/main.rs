@@ -17,6 +17,7 @@ mod messaging_outbound;
 mod openapi;
 mod panel;
 mod panel_work_orders;
+mod patients;
 mod providers;
 mod reporting;
 mod schema;

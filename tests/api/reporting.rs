@@ -190,43 +190,50 @@ async fn a_renter_reports_by_whatsapp_follows_it_and_rates_the_work() {
     );
     assert_eq!(replies_to(&s, RENTER, 7).await[6], "wo_status_unknown");
 
-    // Abebe does the work; the renter is asked to rate it and the rating is kept.
+    // Abebe does the work; two hours later the renter gets the survey every service has, and
+    // the answer is kept against the work order and Abebe.
     assert_eq!(s.app.meta(&abebe_says(1, "accept")).await.status(), 200);
     wait_status(&s, &id, "accepted").await;
     assert_eq!(s.app.meta(&abebe_says(2, "done 1h")).await.status(), 200);
     wait_status(&s, &id, "completed").await;
     assert_eq!(replies_to(&s, RENTER, 8).await[7], "wo_requester_done");
+    sqlx::query("UPDATE tenants SET survey_quiet_from = '00:00', survey_quiet_until = '00:00'")
+        .execute(&s.app.app.pool)
+        .await
+        .unwrap();
+    s.app.app.advance(Duration::from_secs(2 * 3600 + 60)).await;
+    assert_eq!(replies_to(&s, RENTER, 9).await[8], "survey_question");
     assert_eq!(
         s.app
-            .meta(&renter_sends("text", 7, Some("5 quick and tidy, thanks")))
+            .meta(&renter_sends("text", 7, Some("1")))
             .await
             .status(),
         200
     );
-    assert_eq!(replies_to(&s, RENTER, 9).await[8], "wo_rating_thanks");
+    assert_eq!(replies_to(&s, RENTER, 10).await[9], "survey_follow_up");
+    // A second answer before the comment corrects the first rather than adding another.
+    assert_eq!(
+        s.app
+            .meta(&renter_sends("text", 8, Some("good")))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(replies_to(&s, RENTER, 11).await[10], "survey_follow_up");
+    assert_eq!(
+        s.app
+            .meta(&renter_sends("text", 9, Some("quick and tidy, thanks")))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(replies_to(&s, RENTER, 12).await[11], "survey_thanks");
     let abebe = worker_id(&s, "Abebe").await;
     assert_eq!(
         s.app
             .count(&format!(
                 "SELECT count(*) FROM feedback WHERE work_order_id = '{id}' AND worker_id = '{abebe}'
-                   AND feedback_type = 'service_rating' AND rating = 5 AND comments = 'quick and tidy, thanks'"
-            ))
-            .await,
-        1
-    );
-    // A second answer corrects the first rather than adding another.
-    assert_eq!(
-        s.app
-            .meta(&renter_sends("text", 8, Some("4")))
-            .await
-            .status(),
-        200
-    );
-    replies_to(&s, RENTER, 10).await;
-    assert_eq!(
-        s.app
-            .count(&format!(
-                "SELECT count(*) FROM feedback WHERE work_order_id = '{id}' AND rating = 4"
+                   AND feedback_type = 'survey' AND fft_code = 2 AND rating = 4 AND comments = 'quick and tidy, thanks'"
             ))
             .await,
         1

@@ -571,6 +571,14 @@ pub async fn record(
         )
         .await?;
     }
+    if kind == EventKind::CheckOut {
+        crate::domains::patients::surveys::schedule(
+            conn,
+            tenant_id,
+            crate::domains::patients::surveys::Subject::Visit(visit_id),
+        )
+        .await?;
+    }
     tracing::info!(kind = kind.as_str(), verified = place.verified, exceptions = ?result.exceptions, "visit event recorded");
     Ok(result)
 }

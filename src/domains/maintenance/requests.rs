@@ -1,5 +1,5 @@
-//! Renters and ward staff report problems by message, ask how their requests are going, and rate
-//! the work when it is done.
+//! Renters and ward staff report problems by message and ask how their requests are going (the
+//! survey after the work is `patients::surveys`, the same for every service).
 //!
 //! A report is a short conversation kept in `conversations.bot_state.report`: what is wrong, where
 //! (words naming a site and a room, or a shared WhatsApp location), an optional photo; then the
@@ -30,8 +30,6 @@ pub struct RequesterReports;
 
 /// An unfinished report is forgotten after this long without an answer.
 const DRAFT_LIFETIME: TimeDelta = TimeDelta::hours(2);
-/// A rating is taken as the answer to "how did we do?" for this long.
-const RATING_WINDOW: TimeDelta = TimeDelta::days(7);
 /// A shared location further than this from every site names no site.
 const NEAREST_SITE_MAX_METRES: f64 = 2_000.0;
 
@@ -340,9 +338,6 @@ impl Handler for RequesterReports {
             status(turn, reading.reference).await?;
             return Ok(Outcome::Handled);
         }
-        if rating(turn).await? {
-            return Ok(Outcome::Handled);
-        }
         let draft = load_draft(turn).await?;
         if said("cancel") {
             if draft.is_none() {
@@ -615,81 +610,6 @@ async fn status(turn: &mut Turn<'_>, reference: Option<Reference>) -> anyhow::Re
     turn.reply("wo_status_list", Values::new().with_lines("lines", lines))
         .await?;
     Ok(())
-}
-
-#[derive(sqlx::FromRow)]
-struct Asked {
-    work_order_id: Uuid,
-    worker_id: Option<Uuid>,
-}
-
-/// A number from 1 to 5 in answer to "how did we do?" (the last thing we asked this person):
-/// kept as a service rating for the work order, a second answer correcting the first.
-/// Anything else is not a rating.
-async fn rating(turn: &mut Turn<'_>) -> anyhow::Result<bool> {
-    let normalized = normalize(turn.message.words());
-    let mut words = normalized.splitn(2, ' ');
-    let Some(score) = words
-        .next()
-        .and_then(|w| w.parse::<i16>().ok())
-        .filter(|n| (1..=5).contains(n))
-    else {
-        return Ok(false);
-    };
-    let comment = turn
-        .message
-        .text
-        .as_deref()
-        .and_then(|t| t.trim().split_once(char::is_whitespace))
-        .map(|(_, rest)| rest.trim().to_owned())
-        .filter(|rest| !rest.is_empty());
-    let asked: Option<Asked> = sqlx::query_as(
-        "SELECT wo.id AS work_order_id, wo.assigned_worker_id AS worker_id
-         FROM messages m
-         JOIN work_orders wo ON wo.tenant_id = m.tenant_id AND wo.id = m.related_entity_id
-         WHERE m.tenant_id = $1 AND m.contact_id = $2 AND m.direction = 'outbound'
-           AND m.template_key = 'wo_requester_done' AND m.created_at > $3
-           -- Only while it is the last thing we asked (a thank-you for a rating does not count).
-           AND NOT EXISTS (SELECT 1 FROM messages later
-                           WHERE later.tenant_id = m.tenant_id AND later.contact_id = m.contact_id
-                             AND later.direction = 'outbound' AND later.created_at > m.created_at
-                             AND later.template_key IS DISTINCT FROM 'wo_rating_thanks')
-         ORDER BY m.created_at DESC LIMIT 1",
-    )
-    .bind(turn.tenant.id)
-    .bind(turn.message.contact_id)
-    .bind(Utc::now() - RATING_WINDOW)
-    .fetch_optional(&mut *turn.tx)
-    .await?;
-    let Some(asked) = asked else {
-        return Ok(false);
-    };
-    let channel = match turn.message.channel_kind {
-        ChannelKind::Whatsapp => "whatsapp",
-        ChannelKind::Sms => "sms",
-    };
-    sqlx::query(
-        "INSERT INTO feedback (tenant_id, contact_id, work_order_id, worker_id, feedback_type, rating,
-             comments, channel, message_id)
-         VALUES ($1, $2, $3, $4, 'service_rating', $5, $6, $7, $8)
-         ON CONFLICT (tenant_id, work_order_id, contact_id)
-             WHERE feedback_type = 'service_rating' AND work_order_id IS NOT NULL
-         DO UPDATE SET rating = EXCLUDED.rating, comments = COALESCE(EXCLUDED.comments, feedback.comments),
-             message_id = EXCLUDED.message_id",
-    )
-    .bind(turn.tenant.id)
-    .bind(turn.message.contact_id)
-    .bind(asked.work_order_id)
-    .bind(asked.worker_id)
-    .bind(score)
-    .bind(comment)
-    .bind(channel)
-    .bind(turn.message.id)
-    .execute(&mut *turn.tx)
-    .await?;
-    turn.relate("work_order", asked.work_order_id).await?;
-    turn.reply("wo_rating_thanks", Values::new()).await?;
-    Ok(true)
 }
 
 #[cfg(test)]

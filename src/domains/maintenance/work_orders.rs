@@ -1051,6 +1051,12 @@ pub async fn act(
                 super::preventive::completed(conn, tenant_id, asset).await?;
             }
             tell_requester(conn, templates, tenant_id, order, "wo_requester_done", None).await?;
+            crate::domains::patients::surveys::schedule(
+                conn,
+                tenant_id,
+                crate::domains::patients::surveys::Subject::WorkOrder(order.id),
+            )
+            .await?;
         }
         _ => {}
     }

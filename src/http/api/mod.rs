@@ -7,6 +7,7 @@ pub mod auth;
 pub mod channels;
 mod crud;
 pub mod messages;
+pub mod patient_voice;
 pub mod patients;
 pub mod sites;
 pub mod visits;
@@ -62,6 +63,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(messages::routes())
         .merge(work_orders::routes())
         .merge(visits::routes())
+        .merge(patient_voice::routes())
         .merge(app::routes())
 }
 

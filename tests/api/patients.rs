@@ -1,0 +1,658 @@
+//! Patients through the real webhooks and a fake provider: the survey after a visit (its timing
+//! rules, answers by tap, digit and words, the comment), complaints people start and the ones a
+//! poor answer opens, their deadlines, anonymous feedback answered through a relay, and trends.
+
+use chrono::{Timelike, Utc};
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+use crate::{
+    helpers::{JOBS_BY_HAND, json},
+    providers::*,
+};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// An SMS from `from` saying `text`, under its own message id.
+fn sms(from: &str, n: u32, text: &str) -> String {
+    let sid = format!("SM7{n:031}");
+    fixture("twilio/sms_text.form")
+        .replace("SM10000000000000000000000000000001", &sid)
+        .replace("%2B251911000101", &urlencode(from))
+        .replace("On+my+way%21", &urlencode(text))
+}
+
+/// A Meta text from `from` saying `text`.
+fn whatsapp(from: &str, n: u32, text: &str) -> String {
+    let mut body: Value = serde_json::from_str(&fixture("meta/text.json")).unwrap();
+    let value = &mut body["entry"][0]["changes"][0]["value"];
+    value["contacts"][0]["wa_id"] = json!(from[1..]);
+    let message = &mut value["messages"][0];
+    message["from"] = json!(from[1..]);
+    message["id"] = json!(format!("wamid.patients{n:08}"));
+    message["text"]["body"] = json!(text);
+    body.to_string()
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+struct Voice {
+    app: MessagingApp,
+    caregiver: Uuid,
+    caregiver_phone: String,
+}
+
+/// Jobs by hand, no quiet hours (a test sets them), a caregiver and the patients it makes.
+async fn voice() -> Voice {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    sqlx::query(
+        "UPDATE channels SET active = false WHERE provider = 'twilio' AND kind = 'whatsapp'",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    set_settings(
+        &app,
+        json!({ "quiet_from": "00:00", "quiet_until": "00:00" }),
+    )
+    .await;
+    let caregiver_phone = "+251911700001".to_owned();
+    let (status, body) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/workers",
+                &json!({ "first_name": "Sara", "last_name": "Alemu", "phone": caregiver_phone,
+                         "kinds": ["caregiver"] }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    Voice {
+        caregiver: body["id"].as_str().unwrap().parse().unwrap(),
+        caregiver_phone,
+        app,
+    }
+}
+
+async fn set_settings(app: &MessagingApp, change: Value) {
+    let (_, mut settings) = json(app.app.get(&app.tenant, "/api/v1/settings/feedback").await).await;
+    for (k, v) in change.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    let (status, body) = json(
+        app.app
+            .put(&app.tenant, "/api/v1/settings/feedback", &settings)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+impl Voice {
+    async fn patient(&self, n: u32) -> (Uuid, String) {
+        let phone = format!("+2519118{n:05}");
+        let (status, body) = json(
+            self.app
+                .app
+                .post(
+                    &self.app.tenant,
+                    "/api/v1/patients",
+                    &json!({ "first_name": format!("P{n}"), "last_name": "Voice", "phone": phone,
+                             "latitude": 9.03, "longitude": 38.75, "consent_sms": true }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        (body["id"].as_str().unwrap().parse().unwrap(), phone)
+    }
+
+    /// A visit the caregiver checks in and out of by WhatsApp, now.
+    async fn completed_visit(&self, patient: Uuid, n: u32) -> Uuid {
+        let start = Utc::now() + chrono::TimeDelta::minutes(5);
+        let (status, visit) = json(
+            self.app
+                .app
+                .post(
+                    &self.app.tenant,
+                    "/api/v1/visits",
+                    &json!({ "caregiver_id": self.caregiver, "patient_id": patient, "service_type": "personal_care",
+                             "scheduled_start": start, "scheduled_end": start + chrono::TimeDelta::hours(1) }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{visit}");
+        for (i, words) in ["check in", "check out"].iter().enumerate() {
+            let body = whatsapp(&self.caregiver_phone, n * 10 + i as u32, words);
+            assert_eq!(self.app.meta(&body).await.status(), 200);
+            self.app.settle().await;
+        }
+        let id: Uuid = visit["id"].as_str().unwrap().parse().unwrap();
+        let status: String = sqlx::query_scalar("SELECT status FROM visits WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.app.app.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            status,
+            "completed",
+            "{:?}",
+            self.last_to(&self.caregiver_phone).await
+        );
+        id
+    }
+
+    async fn says(&self, phone: &str, n: u32, text: &str) {
+        self.app.twilio_message_stored(&sms(phone, n, text)).await;
+        self.app.settle().await;
+    }
+
+    /// The key and text of the last message to `phone`.
+    async fn last_to(&self, phone: &str) -> (String, String) {
+        sqlx::query_as(
+            "SELECT COALESCE(m.template_key, ''), COALESCE(m.body, '') FROM messages m
+             JOIN contacts c ON c.id = m.contact_id
+             WHERE c.phone = $1 AND m.direction = 'outbound' ORDER BY m.created_at DESC, m.id DESC LIMIT 1",
+        )
+        .bind(phone)
+        .fetch_optional(&self.app.app.pool)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+    }
+
+    async fn survey_status(&self, visit: Uuid) -> (String, Option<String>) {
+        sqlx::query_as("SELECT status, skip_reason FROM surveys WHERE visit_id = $1")
+            .bind(visit)
+            .fetch_one(&self.app.app.pool)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_visit_is_followed_by_the_survey_answered_by_digit_then_a_comment() {
+    let v = voice().await;
+    let (patient, phone) = v.patient(1).await;
+    let visit = v.completed_visit(patient, 1).await;
+    // Nothing is asked at once: about two hours after the visit.
+    assert_eq!(v.survey_status(visit).await.0, "scheduled");
+    assert_ne!(v.last_to(&phone).await.0, "survey_question");
+    v.app.app.advance(2 * HOUR + Duration::from_secs(60)).await;
+    v.app.settle().await;
+    let (key, body) = v.last_to(&phone).await;
+    assert_eq!(key, "survey_question");
+    assert!(
+        body.starts_with("Org msg-org: Overall, how was your experience of our service?"),
+        "{body}"
+    );
+    let sent = v.app.wait_for_sends(1).await;
+    let question = sent
+        .iter()
+        .rev()
+        .find(|s| s.field("To").as_deref() == Some(phone.as_str()))
+        .unwrap();
+    assert!(
+        question.field("Body").unwrap().contains("1 to Very good")
+            && question.field("Body").unwrap().contains("6 to Don't know"),
+        "{:?}",
+        question.field("Body")
+    );
+
+    // "2" on SMS is the second choice; the comment follows and lands on the visit and caregiver.
+    v.says(&phone, 1, "2").await;
+    assert_eq!(v.last_to(&phone).await.0, "survey_follow_up");
+    v.says(&phone, 2, "The nurse was kind and on time").await;
+    assert_eq!(v.last_to(&phone).await.0, "survey_thanks");
+    let stored: (i16, Option<i16>, String, Uuid, Uuid, String) = sqlx::query_as(
+        "SELECT fft_code, rating, comments, visit_id, worker_id, feedback_type FROM feedback WHERE patient_id = $1",
+    )
+    .bind(patient)
+    .fetch_one(&v.app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        (
+            2,
+            Some(4),
+            "The nurse was kind and on time".into(),
+            visit,
+            v.caregiver,
+            "survey".into()
+        )
+    );
+    assert_eq!(v.survey_status(visit).await.0, "commented");
+
+    // Trends: one response is too few to show.
+    let (status, trends) = json(
+        v.app
+            .app
+            .get(&v.app.tenant, "/api/v1/feedback/trends?by=worker")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{trends}");
+    assert_eq!(trends[0]["group"], "Sara Alemu");
+    assert_eq!(trends[0]["too_few"], true);
+    assert_eq!(trends[0]["positive_pct"], Value::Null);
+
+    // A second visit the next week: the survey is skipped (once per 30 days).
+    let visit2 = v.completed_visit(patient, 2).await;
+    v.app.app.advance(2 * HOUR + Duration::from_secs(60)).await;
+    v.app.settle().await;
+    assert_eq!(
+        v.survey_status(visit2).await,
+        ("skipped".into(), Some("surveyed_recently".into()))
+    );
+}
+
+#[tokio::test]
+async fn surveys_wait_out_quiet_hours_skip_the_opted_out_and_expire() {
+    let v = voice().await;
+    // Quiet from an hour ago to three hours ahead, in the organisation's time (Addis, UTC+3).
+    let local = Utc::now() + chrono::TimeDelta::hours(3);
+    let at = |h: i64| format!("{:02}:00", (local.hour() as i64 + 24 + h) % 24);
+    set_settings(
+        &v.app,
+        json!({ "quiet_from": at(-1), "quiet_until": at(4), "survey_delay_minutes": 0 }),
+    )
+    .await;
+    let (patient, phone) = v.patient(2).await;
+    let visit = v.completed_visit(patient, 3).await;
+    v.app.settle().await;
+    let (status, _) = v.survey_status(visit).await;
+    assert_eq!(status, "scheduled", "held over the quiet hours");
+    assert_ne!(v.last_to(&phone).await.0, "survey_question");
+    v.app.app.advance(5 * HOUR).await;
+    v.app.settle().await;
+    assert_eq!(v.survey_status(visit).await.0, "sent");
+
+    // Answered in words after it closed: thanked, told it closed, not counted.
+    sqlx::query("UPDATE surveys SET expires_at = now() - interval '1 hour' WHERE visit_id = $1")
+        .bind(visit)
+        .execute(&v.app.app.pool)
+        .await
+        .unwrap();
+    v.says(&phone, 3, "very good").await;
+    assert_eq!(v.last_to(&phone).await.0, "survey_closed");
+    assert_eq!(v.survey_status(visit).await.0, "expired");
+    assert_eq!(v.app.count("SELECT count(*) FROM feedback").await, 0);
+
+    // Someone who opted out is not asked.
+    set_settings(
+        &v.app,
+        json!({ "quiet_from": "00:00", "quiet_until": "00:00" }),
+    )
+    .await;
+    let (patient, phone) = v.patient(3).await;
+    v.says(&phone, 4, "STOP").await;
+    let visit = v.completed_visit(patient, 4).await;
+    v.app.settle().await;
+    assert_eq!(
+        v.survey_status(visit).await,
+        ("skipped".into(), Some("opted_out".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_poor_answer_opens_a_case_with_a_call_back_deadline_that_warns_and_alerts() {
+    let v = voice().await;
+    set_settings(&v.app, json!({ "survey_delay_minutes": 0 })).await;
+    let (patient, phone) = v.patient(4).await;
+    let visit = v.completed_visit(patient, 5).await;
+    v.app.settle().await;
+    assert_eq!(v.last_to(&phone).await.0, "survey_question");
+    // Amharic words for "very poor" answer it.
+    v.says(&phone, 5, "በጣም ደካማ").await;
+    let (key, body) = v.last_to(&phone).await;
+    assert_eq!(key, "survey_follow_up_poor");
+    assert!(body.contains("C-1001"), "{body}");
+    let (status, queue) = json(v.app.app.get(&v.app.tenant, "/api/v1/complaints").await).await;
+    assert_eq!(status, 200);
+    let case = &queue[0];
+    assert_eq!(case["reference"], "C-1001");
+    assert_eq!(case["visit_id"], visit.to_string());
+    assert_eq!(case["worker_id"], v.caregiver.to_string());
+    assert_eq!(case["clock"], "on_track");
+    let created: chrono::DateTime<Utc> = case["created_at"].as_str().unwrap().parse().unwrap();
+    let due: chrono::DateTime<Utc> = case["first_contact_due_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (due - created - chrono::TimeDelta::hours(48))
+            .num_seconds()
+            .abs()
+            < 5,
+        "{case}"
+    );
+    // The comment goes onto the case, not a second one.
+    v.says(&phone, 6, "she did not wash my mother and left early")
+        .await;
+    assert_eq!(v.last_to(&phone).await.0, "survey_thanks");
+    assert_eq!(v.app.count("SELECT count(*) FROM complaints").await, 1);
+    let id = case["id"].as_str().unwrap();
+    let (_, detail) = json(
+        v.app
+            .app
+            .get(&v.app.tenant, &format!("/api/v1/complaints/{id}"))
+            .await,
+    )
+    .await;
+    assert!(
+        detail["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "complainant_wrote"
+                && e["text"] == "she did not wash my mother and left early"),
+        "{detail}"
+    );
+
+    // The assignee (with a phone) is warned six hours before; the coordinators alerted after.
+    v.app
+        .app
+        .user(
+            &v.app.tenant,
+            "lead@example.org",
+            "correct horse battery staple",
+        )
+        .await;
+    sqlx::query("UPDATE users SET phone = '+251911900001' WHERE email = 'lead@example.org'")
+        .execute(&v.app.app.pool)
+        .await
+        .unwrap();
+    let user: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE email = 'lead@example.org'")
+        .fetch_one(&v.app.app.pool)
+        .await
+        .unwrap();
+    let (status, body) = json(
+        v.app
+            .app
+            .patch(
+                &v.app.tenant,
+                &format!("/api/v1/complaints/{id}"),
+                &json!({ "assigned_user_id": user }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    v.app.app.advance(43 * HOUR).await;
+    v.app.settle().await;
+    assert_eq!(v.last_to("+251911900001").await.0, "complaint_due_soon");
+    assert_eq!(
+        v.app.count("SELECT count(*) FROM coordinator_alerts").await,
+        0
+    );
+    // The overdue step was booked when the warning went, for the deadline as the clock reads it.
+    v.app.app.advance(49 * HOUR).await;
+    v.app.settle().await;
+    assert_eq!(
+        v.app
+            .count("SELECT count(*) FROM coordinator_alerts WHERE kind = 'complaint_contact_overdue' AND resolved_at IS NULL")
+            .await,
+        1
+    );
+
+    // Answering the complainant by message meets the deadline and settles the alert.
+    let (status, body) = json(
+        v.app
+            .app
+            .post(
+                &v.app.tenant,
+                &format!("/api/v1/complaints/{id}/responses"),
+                &json!({ "text": "We are sorry. Our coordinator will call you this afternoon." }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "investigating");
+    assert_eq!(v.last_to(&phone).await.0, "complaint_response");
+    assert_eq!(
+        v.app
+            .count("SELECT count(*) FROM coordinator_alerts WHERE resolved_at IS NULL")
+            .await,
+        0
+    );
+
+    // Resolving tells the person and asks whether they are satisfied; "very poor" reopens it.
+    let (status, body) = json(
+        v.app
+            .app
+            .post(
+                &v.app.tenant,
+                &format!("/api/v1/complaints/{id}/status"),
+                &json!({ "status": "resolved" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422, "a resolution is required: {body}");
+    let (status, body) = json(
+        v.app
+            .app
+            .post(
+                &v.app.tenant,
+                &format!("/api/v1/complaints/{id}/status"),
+                &json!({ "status": "resolved", "resolution": "Another caregiver from Monday." }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    v.app.settle().await;
+    assert_eq!(v.last_to(&phone).await.0, "survey_complaint_question");
+    v.says(&phone, 7, "5").await;
+    let (status, body) = json(
+        v.app
+            .app
+            .get(&v.app.tenant, &format!("/api/v1/complaints/{id}"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "reopened", "{body}");
+    // Closing from reopened is not a move the document allows.
+    let (status, _) = json(
+        v.app
+            .app
+            .post(
+                &v.app.tenant,
+                &format!("/api/v1/complaints/{id}/status"),
+                &json!({ "status": "closed" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn people_complain_and_give_feedback_unprompted_and_anonymously() {
+    let v = voice().await;
+    let (_, phone) = v.patient(5).await;
+    // Unprompted feedback is thanked and kept; a question is answered with who we are.
+    v.says(&phone, 10, "the nurse was kind and on time").await;
+    assert_eq!(v.last_to(&phone).await.0, "feedback_thanks");
+    v.says(&phone, 11, "who is this?").await;
+    assert_eq!(v.last_to(&phone).await.0, "patient_intro");
+
+    // A stranger's complaint is acknowledged with a reference; a later message attaches to it.
+    let stranger = "+251911555001";
+    v.says(stranger, 12, "complaint: nobody came on Tuesday")
+        .await;
+    let (key, body) = v.last_to(stranger).await;
+    assert_eq!(key, "complaint_acknowledged");
+    assert!(body.contains("C-1001"), "{body}");
+    let (description, severity): (String, String) =
+        sqlx::query_as("SELECT description, severity FROM complaints WHERE reference = 'C-1001'")
+            .fetch_one(&v.app.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (description.as_str(), severity.as_str()),
+        ("nobody came on Tuesday", "medium")
+    );
+    v.says(
+        stranger,
+        13,
+        "I want to complain, my father fell and nobody helped",
+    )
+    .await;
+    assert_eq!(v.last_to(stranger).await.0, "complaint_attached");
+    assert_eq!(v.app.count("SELECT count(*) FROM complaints").await, 1);
+    // Harm words make a new complaint high by default.
+    v.says(
+        &phone,
+        14,
+        "I want to make a complaint, the carer gave the wrong medication",
+    )
+    .await;
+    assert_eq!(v.last_to(&phone).await.0, "complaint_acknowledged");
+    assert_eq!(
+        v.app
+            .count(
+                "SELECT count(*) FROM complaints WHERE reference = 'C-1002' AND severity = 'high'"
+            )
+            .await,
+        1
+    );
+
+    // Anonymous feedback: no number or name anywhere staff look; answered through the relay.
+    let anonymous = "+251911555002";
+    v.says(
+        anonymous,
+        15,
+        "anonymous: the night staff shout at patients",
+    )
+    .await;
+    assert_eq!(v.last_to(anonymous).await.0, "feedback_anonymous_thanks");
+    let (status, inbox) = json(
+        v.app
+            .app
+            .get(&v.app.tenant, "/api/v1/feedback?status=new")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let item = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["anonymous"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(item["comments"], "the night staff shout at patients");
+    assert_eq!(item["phone"], Value::Null);
+    assert!(item["relay_token"].as_str().unwrap().starts_with("A-"));
+    assert!(!inbox.to_string().contains("555002"), "{inbox}");
+    assert_eq!(
+        v.app
+            .count("SELECT count(*) FROM messages WHERE body LIKE '%night staff%'")
+            .await,
+        0
+    );
+    let id = item["id"].as_str().unwrap();
+    let (status, body) = json(
+        v.app
+            .app
+            .post(
+                &v.app.tenant,
+                &format!("/api/v1/feedback/{id}/responses"),
+                &json!({ "text": "Thank you. We have spoken to the night team." }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "responded");
+    assert!(!body.to_string().contains("555002"));
+    v.app.settle().await;
+    let send = v
+        .app
+        .fake
+        .wait_for("the relayed answer", |r| {
+            r.field("Body")
+                .is_some_and(|b| b.contains("spoken to the night team"))
+        })
+        .await;
+    assert_eq!(send.field("To").as_deref(), Some(anonymous));
+
+    // Another organisation sees none of it.
+    let other = v.app.app.tenant("other-org").await;
+    for path in [
+        format!("/api/v1/feedback/{id}"),
+        format!("/api/v1/complaints/{}", Uuid::nil()),
+    ] {
+        assert_eq!(v.app.app.get(&other, &path).await.status(), 404, "{path}");
+    }
+    let complaint: Uuid =
+        sqlx::query_scalar("SELECT id FROM complaints WHERE reference = 'C-1001'")
+            .fetch_one(&v.app.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        v.app
+            .app
+            .get(&other, &format!("/api/v1/complaints/{complaint}"))
+            .await
+            .status(),
+        404
+    );
+    let (_, theirs) = json(v.app.app.get(&other, "/api/v1/complaints").await).await;
+    assert_eq!(theirs, json!([]));
+    assert_eq!(
+        v.app
+            .app
+            .post(
+                &other,
+                &format!("/api/v1/feedback/{id}/responses"),
+                &json!({ "text": "hi" })
+            )
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn trends_show_figures_once_a_cell_has_five_responses() {
+    let v = voice().await;
+    set_settings(
+        &v.app,
+        json!({ "survey_delay_minutes": 0, "min_days_between": 0 }),
+    )
+    .await;
+    for n in 0..5u32 {
+        let (patient, phone) = v.patient(20 + n).await;
+        v.completed_visit(patient, 20 + n).await;
+        v.app.settle().await;
+        // Four "very good" by WhatsApp-style words over SMS, one "poor".
+        let answer = if n == 4 { "poor" } else { "very good" };
+        v.says(&phone, 20 + n, answer).await;
+    }
+    let (_, trends) = json(
+        v.app
+            .app
+            .get(&v.app.tenant, "/api/v1/feedback/trends?by=service")
+            .await,
+    )
+    .await;
+    let cell = &trends[0];
+    assert_eq!(cell["group"], "personal_care", "{trends}");
+    assert_eq!(cell["too_few"], false);
+    assert_eq!(cell["responses"], 5);
+    assert_eq!(cell["positive_pct"], 80.0);
+    assert_eq!(cell["negative_pct"], 20.0);
+    assert_eq!(cell["response_rate_pct"], 100.0);
+}
