@@ -152,3 +152,28 @@ fn help_lists_every_intent_in_the_readers_words() {
         }
     }
 }
+
+#[test]
+fn survey_answers_in_words_read_as_their_answer() {
+    use crate::domains::patients::{Fft, SURVEY_ANSWERS};
+    let lexicons = lexicons();
+    for (text, code) in [
+        ("👍", 2),
+        ("very good", 1),
+        ("verry good", 1),
+        ("it was ok", 2),
+        ("not good", 4),
+        ("so so", 3),
+        ("በጣም ጥሩ", 1),
+        ("I dont know", 6),
+    ] {
+        let reading = understanding::read(&lexicons, &SURVEY_ANSWERS, text, Context::default());
+        assert_eq!(
+            understanding::unsure(&SURVEY_ANSWERS, &reading),
+            None,
+            "{text}: {reading:?}"
+        );
+        let top = reading.top().and_then(Fft::from_intent);
+        assert_eq!(top, Fft::new(code), "{text}: {reading:?}");
+    }
+}

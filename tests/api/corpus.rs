@@ -123,6 +123,8 @@ const MOVES: &[&str] = &[
     "opt_out",
     "check_in",
     "check_out",
+    "rating",
+    "anonymous",
 ];
 
 fn judge(file: &str, lines: &[Line], outcomes: &[Outcome]) {
@@ -439,4 +441,105 @@ async fn caregivers_check_ins_and_outs_are_understood_end_to_end() {
         });
     }
     judge("care.tsv", &lines, &outcomes);
+}
+
+/// An SMS from `phone` saying `text`, under message id `n`; returns the id.
+async fn sms_says(app: &MessagingApp, phone: &str, n: usize, text: &str) -> String {
+    let sid = format!("SM8{n:031}");
+    let body = fixture("twilio/sms_text.form")
+        .replace("SM10000000000000000000000000000001", &sid)
+        .replace("%2B251911000101", &urlencode(phone))
+        .replace("On+my+way%21", &urlencode(text));
+    app.twilio_message_stored(&body).await;
+    app.settle().await;
+    sid
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn patients_answers_complaints_and_feedback_are_understood_end_to_end() {
+    let app = corpus_app().await;
+    // Surveys go as soon as the visit ends and at any hour, so each line can answer one.
+    sqlx::query(
+        "UPDATE tenants SET survey_delay_minutes = 0, survey_quiet_from = '00:00', survey_quiet_until = '00:00'",
+    )
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    let lines = corpus("patients.tsv");
+    let (caregiver, caregiver_phone) = worker(&app, 0, "caregiver").await;
+    let mut outcomes = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        let phone = format!("+2519119{n:05}");
+        let (status, patient) = json(
+            app.app
+                .post(
+                    &app.tenant,
+                    "/api/v1/patients",
+                    &json!({ "first_name": format!("P{n}"), "last_name": "Corpus", "phone": phone,
+                             "latitude": 9.03, "longitude": 38.75, "consent_sms": true }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{patient}");
+        let patient: Uuid = patient["id"].as_str().unwrap().parse().unwrap();
+        // A rating answers the survey after a visit: the caregiver checks in and out first.
+        if line.intent == "rating" {
+            let start = Utc::now() + TimeDelta::minutes(5);
+            let (status, visit) = json(
+                app.app
+                    .post(
+                        &app.tenant,
+                        "/api/v1/visits",
+                        &json!({ "caregiver_id": caregiver, "patient_id": patient, "service_type": "personal_care",
+                                 "scheduled_start": start, "scheduled_end": start + TimeDelta::hours(1) }),
+                    )
+                    .await,
+            )
+            .await;
+            assert_eq!(status, 201, "{visit}");
+            say(&app, &caregiver_phone, 20_000 + n, "check in").await;
+            say(&app, &caregiver_phone, 30_000 + n, "check out").await;
+            let asked = app
+                .count(&format!(
+                    "SELECT count(*) FROM surveys WHERE patient_id = '{patient}' AND status = 'sent'"
+                ))
+                .await;
+            assert_eq!(asked, 1, "line {}: setup", line.number);
+        }
+        let sid = sms_says(&app, &phone, n, &line.text).await;
+        let key = reply_to(&app, &sid).await;
+        let fft: Option<i16> = sqlx::query_scalar(
+            "SELECT fft_code FROM feedback WHERE patient_id = $1 AND fft_code IS NOT NULL",
+        )
+        .bind(patient)
+        .fetch_optional(&app.app.pool)
+        .await
+        .unwrap()
+        .flatten();
+        let read_as = match key.as_str() {
+            "survey_follow_up" | "survey_follow_up_poor" | "survey_thanks" if fft.is_some() => {
+                "rating"
+            }
+            "feedback_thanks" => "comment",
+            "complaint_acknowledged" | "complaint_attached" => "complaint",
+            "feedback_anonymous_thanks" => "anonymous",
+            "opt_out_confirmed" | "opt_out_confirmed_dropped" => "opt_out",
+            "help" | "help_tenant" => "help",
+            "patient_intro" | "not_understood" | "survey_ask_again" => "other",
+            other => other,
+        }
+        .to_owned();
+        let mut fields = BTreeMap::new();
+        if let Some(fft) = fft {
+            fields.insert("fft".to_owned(), fft.to_string());
+        }
+        outcomes.push(Outcome { read_as, fields });
+    }
+    judge("patients.tsv", &lines, &outcomes);
 }

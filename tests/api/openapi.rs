@@ -84,6 +84,19 @@ async fn the_document_matches_the_routes() {
         ("GET", "/app/visits"),
         ("POST", "/app/visits/{id}/check-in"),
         ("POST", "/app/visits/{id}/check-out"),
+        ("GET", "/feedback"),
+        ("GET", "/feedback/{id}"),
+        ("POST", "/feedback/{id}/status"),
+        ("POST", "/feedback/{id}/responses"),
+        ("GET", "/feedback/trends"),
+        ("GET", "/complaints"),
+        ("GET", "/complaints/{id}"),
+        ("PATCH", "/complaints/{id}"),
+        ("POST", "/complaints/{id}/actions"),
+        ("POST", "/complaints/{id}/responses"),
+        ("POST", "/complaints/{id}/status"),
+        ("GET", "/settings/feedback"),
+        ("PUT", "/settings/feedback"),
     ] {
         expected.insert((method.to_string(), path.to_string()));
     }

@@ -44,6 +44,9 @@ impl Calendar {
         let mut time = local.time();
         if !self.is_working_day(day) {
             time = NaiveTime::MIN;
+            while !self.is_working_day(day) {
+                day = day.succ_opt().unwrap_or(day);
+            }
         }
         let mut left = days;
         while left > 0 {
@@ -128,7 +131,7 @@ mod tests {
             calendar.add_working_days(utc("2026-12-04T12:00:00Z"), 3),
             utc("2026-12-10T12:00:00Z")
         );
-        // Made on a Saturday, the count starts Monday morning: due Wednesday at midnight local.
+        // Made on a Saturday, the count starts Monday morning: due at the end of Wednesday.
         let calendar = addis(&[]);
         assert_eq!(
             calendar.add_working_days(utc("2026-12-05T09:00:00Z"), 3),

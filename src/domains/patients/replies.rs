@@ -156,8 +156,8 @@ fn read_answer(turn: &Turn<'_>) -> Option<(Fft, Option<String>)> {
     }
     let text = turn.message.words();
     let normalized = normalize(text);
-    let mut words = normalized.split_whitespace();
-    let first = words.next()?;
+    // Emoji normalise to nothing: "👍" has no first word but is an answer.
+    let first = normalized.split_whitespace().next().unwrap_or_default();
     if let Some(fft) = first.parse::<i64>().ok().and_then(Fft::new) {
         // The comment is whatever follows the number, less a restatement of the answer.
         let after = text
