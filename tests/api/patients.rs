@@ -656,3 +656,100 @@ async fn trends_show_figures_once_a_cell_has_five_responses() {
     assert_eq!(cell["negative_pct"], 20.0);
     assert_eq!(cell["response_rate_pct"], 100.0);
 }
+
+#[tokio::test]
+async fn coordinators_work_complaints_and_feedback_in_the_panel() {
+    use crate::panel::{PASSWORD, csrf_in, login_form, sign_in};
+    let v = voice().await;
+    let (_, phone) = v.patient(30).await;
+    v.says(&phone, 30, "complaint: the carer did not come on Monday")
+        .await;
+    v.says(&phone, 31, "anonymous: the night staff shout at patients")
+        .await;
+    let (patient2, phone2) = v.patient(31).await;
+    v.says(&phone2, 32, "the driver was very careful with my mother")
+        .await;
+    let _ = patient2;
+
+    let app = &v.app.app;
+    app.user(&v.app.tenant, "liya@voice.example", PASSWORD)
+        .await;
+    let csrf = login_form(app).await;
+    let signed_in = sign_in(app, "msg-org", "liya@voice.example", PASSWORD, &csrf).await;
+    assert_eq!(signed_in.status(), 303);
+    let get = |path: &str| {
+        let url = app.url(path);
+        async move {
+            let response = app.client.get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    // The dashboard leads with the complaint nobody has answered.
+    let (_, dashboard) = get("/panel").await;
+    assert!(
+        dashboard.contains("C-1001") && dashboard.contains("/panel/complaints/"),
+        "{dashboard}"
+    );
+    let csrf = csrf_in(&dashboard);
+
+    let (status, queue) = get("/panel/complaints").await;
+    assert_eq!(status, 200);
+    assert!(
+        queue.contains("C-1001") && queue.contains("clock-on_track"),
+        "{queue}"
+    );
+    let id: Uuid = sqlx::query_scalar("SELECT id FROM complaints WHERE reference = 'C-1001'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let url = app.url(&path);
+        async move { app.client.post(url).form(&form).send().await.unwrap() }
+    };
+    let answered = post(
+        format!("/panel/complaints/{id}/respond"),
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("text", "We are sorry; Sara will call you today.".into()),
+        ],
+    )
+    .await;
+    assert_eq!(answered.status(), 303);
+    assert_eq!(v.last_to(&phone).await.0, "complaint_response");
+    // Resolving without saying how is refused on the page, with what to fix.
+    let refused = post(
+        format!("/panel/complaints/{id}/status"),
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("status", "resolved".into()),
+            ("resolution", "".into()),
+        ],
+    )
+    .await;
+    let location = refused.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("error="), "{location}");
+    let (_, page) = get(&location).await;
+    assert!(page.contains("resolution"), "{page}");
+    assert!(
+        page.contains("To the complainant") && page.contains("Sara will call you today"),
+        "{page}"
+    );
+
+    // The inbox shows the anonymous item by its relay token only, and the named one by name.
+    let (status, inbox) = get("/panel/feedback").await;
+    assert_eq!(status, 200);
+    assert!(
+        inbox.contains("anonymous (A-") && !inbox.contains("555") && !inbox.contains(&phone[1..]),
+        "{inbox}"
+    );
+    assert!(
+        inbox.contains("P31 Voice") && inbox.contains("very careful"),
+        "{inbox}"
+    );
+    let (status, trends) = get("/panel/feedback/trends").await;
+    assert_eq!(status, 200, "{trends}");
+
+    // A complaint that is not this organisation's is not found.
+    let (status, _) = get(&format!("/panel/complaints/{}", Uuid::now_v7())).await;
+    assert_eq!(status, 404);
+}

@@ -1,5 +1,6 @@
 //! The coordinators' panel: server-rendered HTML, session cookie, CSRF token on every form.
 
+mod patient_voice;
 mod session;
 mod views;
 mod visit_views;
@@ -73,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .route("/changes", get(changes))
         .merge(work_orders::routes())
         .merge(visits::routes())
+        .merge(patient_voice::routes())
 }
 
 async fn live_script() -> impl IntoResponse {

@@ -32,7 +32,9 @@ pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Marku
                             a href="/panel/work-orders" { "Work orders" } " · "
                             a href="/panel/visits" { "Visits" } " · "
                             a href="/panel/visit-exceptions" { "Exceptions" } " · "
-                            a href="/panel/assignments" { "Assignments" }
+                            a href="/panel/assignments" { "Assignments" } " · "
+                            a href="/panel/complaints" { "Complaints" } " · "
+                            a href="/panel/feedback" { "Feedback" }
                         }
                         nav aria-label="Account" {
                             span.muted { (c.full_name.as_deref().unwrap_or(&c.email)) " · " (c.tenant_name) " · " }
