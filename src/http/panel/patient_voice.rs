@@ -618,8 +618,8 @@ async fn trends_page(
             (trends::MIN_RESPONSES) " responses shows no figures, so nobody can be picked out." }
         h2 { "Per worker" }
         @for name in &workers {
-            @let mut cells: Vec<&TrendCell> = by_worker.iter().filter(|c| c.group == *name).collect();
-            @let _ = cells.sort_by(|a, b| a.period.cmp(&b.period));
+            // Newest first from the query: the chart reads left to right, oldest first.
+            @let cells: Vec<&TrendCell> = by_worker.iter().rev().filter(|c| c.group == *name).collect();
             (worker_chart(name, &cells))
         }
         (table(&by_worker, "Worker"))
