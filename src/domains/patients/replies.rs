@@ -479,13 +479,16 @@ async fn complain(
     Ok(())
 }
 
-/// A time as the person reads it: the organisation's zone, day and hour.
+/// A deadline as the person reads it: the day in the organisation's zone, with the hour only
+/// when it is within two days (a working-day deadline's minute means nothing to them).
 async fn local(turn: &mut Turn<'_>, at: DateTime<Utc>) -> anyhow::Result<String> {
     let zone = Calendar::load(&mut turn.tx, turn.tenant.id).await?.zone;
-    Ok(at
-        .with_timezone(&zone)
-        .format("%a %d %b, %H:%M")
-        .to_string())
+    let format = if at - Utc::now() <= chrono::TimeDelta::hours(49) {
+        "%a %d %b, %H:%M"
+    } else {
+        "%a %d %b"
+    };
+    Ok(at.with_timezone(&zone).format(format).to_string())
 }
 
 async fn anonymous(turn: &mut Turn<'_>, text: &str) -> anyhow::Result<()> {
