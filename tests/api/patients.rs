@@ -753,3 +753,87 @@ async fn coordinators_work_complaints_and_feedback_in_the_panel() {
     let (status, _) = get(&format!("/panel/complaints/{}", Uuid::now_v7())).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn on_whatsapp_the_survey_is_a_list_a_tap_answers_it_and_an_open_complaint_holds_the_next() {
+    let v = voice().await;
+    set_settings(
+        &v.app,
+        json!({ "survey_delay_minutes": 0, "min_days_between": 0 }),
+    )
+    .await;
+    let phone = "+251911800040";
+    let (status, patient) = json(
+        v.app
+            .app
+            .post(
+                &v.app.tenant,
+                "/api/v1/patients",
+                &json!({ "first_name": "Tigist", "last_name": "Bekele", "phone": phone,
+                         "latitude": 9.03, "longitude": 38.75, "consent_whatsapp": true }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{patient}");
+    let patient: Uuid = patient["id"].as_str().unwrap().parse().unwrap();
+    // She wrote this morning, so the survey goes inside WhatsApp's window as an interactive list.
+    assert_eq!(
+        v.app
+            .meta(&whatsapp(phone, 900, "good morning"))
+            .await
+            .status(),
+        200
+    );
+    v.app.settle().await;
+    let visit = v.completed_visit(patient, 41).await;
+    v.app.settle().await;
+    let sent = v
+        .app
+        .fake
+        .wait_for("the survey as a list", |r| {
+            r.path.contains("/messages") && r.json()["interactive"]["type"] == "list"
+        })
+        .await
+        .json();
+    let rows = &sent["interactive"]["action"]["sections"][0]["rows"];
+    assert_eq!(rows.as_array().unwrap().len(), 6, "{sent}");
+    assert_eq!(rows[0]["id"], "fft:1");
+    assert_eq!(rows[5]["title"], "Don't know");
+    assert_eq!(sent["to"], phone[1..]);
+
+    // The tap on "Very good" answers it.
+    let mut tap: Value = serde_json::from_str(&fixture("meta/list_reply.json")).unwrap();
+    let message = &mut tap["entry"][0]["changes"][0]["value"]["messages"][0];
+    message["from"] = json!(phone[1..]);
+    message["id"] = json!("wamid.patients-tap-1");
+    message["interactive"]["list_reply"] = json!({ "id": "fft:1", "title": "Very good" });
+    message.as_object_mut().unwrap().remove("context");
+    tap["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = json!(phone[1..]);
+    assert_eq!(v.app.meta(&tap.to_string()).await.status(), 200);
+    v.app.settle().await;
+    assert_eq!(v.last_to(phone).await.0, "survey_follow_up");
+    assert_eq!(
+        v.app
+            .count(&format!("SELECT count(*) FROM feedback WHERE visit_id = '{visit}' AND fft_code = 1 AND rating = 5"))
+            .await,
+        1
+    );
+
+    // While a complaint of hers is open, the next visit's survey is not sent.
+    assert_eq!(
+        v.app
+            .meta(&whatsapp(phone, 901, "complaint: the carer was rude to me"))
+            .await
+            .status(),
+        200
+    );
+    v.app.settle().await;
+    assert_eq!(v.last_to(phone).await.0, "complaint_acknowledged");
+    let next = v.completed_visit(patient, 42).await;
+    v.app.settle().await;
+    assert_eq!(
+        v.survey_status(next).await,
+        ("skipped".into(), Some("complaint_open".into()))
+    );
+}

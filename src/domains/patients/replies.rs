@@ -77,7 +77,7 @@ impl Handler for PatientVoices {
             return Ok(Outcome::Pass);
         }
         if said == Some("complaint") {
-            let links = recent_service(turn, patient_id).await?;
+            let links = recent_service(turn, patient_id).await?.links;
             complain(turn, &text, links, None, None).await?;
             return Ok(Outcome::Handled);
         }
@@ -89,7 +89,7 @@ impl Handler for PatientVoices {
             .await?
             .is_some()
         {
-            let links = recent_service(turn, Some(patient_id)).await?;
+            let links = recent_service(turn, Some(patient_id)).await?.links;
             complain(turn, &text, links, None, None).await?;
             return Ok(Outcome::Handled);
         }
@@ -239,6 +239,12 @@ async fn answer_survey(
                 None
             };
             match (comment, case) {
+                // "1 the cleaner was rude": the answer, and a complaint in the same breath.
+                (Some(comment), None) if reads_as_complaint(turn, &comment) => {
+                    surveys::comment(&mut turn.tx, tenant_id, &survey, &comment).await?;
+                    let links = survey_links(&survey);
+                    complain(turn, &comment, links, Some(survey.id), Some(feedback_id)).await?;
+                }
                 (Some(comment), case) => {
                     finish(turn, &survey, &comment, case.map(|(id, ..)| id)).await?;
                 }
@@ -260,15 +266,21 @@ async fn answer_survey(
             if text.is_empty() {
                 return Ok(false);
             }
-            let case = if complaint_words {
-                let links = survey_links(survey);
-                match complain_quietly(turn, &text, links, survey).await? {
-                    Opened::New { id, .. } | Opened::Attached { id, .. } => Some(id),
-                }
+            if complaint_words {
+                // A complaint in place of the comment: kept as the comment, and a case opened
+                // (or added to) and acknowledged with its reference.
+                surveys::comment(&mut turn.tx, tenant_id, survey, &text).await?;
+                complain(
+                    turn,
+                    &text,
+                    survey_links(survey),
+                    Some(survey.id),
+                    survey.feedback_id,
+                )
+                .await?;
             } else {
-                None
-            };
-            finish(turn, survey, &text, case).await?;
+                finish(turn, survey, &text, None).await?;
+            }
         }
         None => {
             // Words that answer nothing: if they are a complaint, they are taken as one.
@@ -390,29 +402,17 @@ async fn poor_answer(
     Ok(Some((id, reference, due)))
 }
 
-/// A complaint in the survey's comment: opened (or attached) without a second acknowledgement,
-/// since the survey's thanks answers the message.
-async fn complain_quietly(
-    turn: &mut Turn<'_>,
-    text: &str,
-    links: Links,
-    survey: &Open,
-) -> anyhow::Result<Opened> {
-    let severity = severity_of(turn, text);
-    let new = NewComplaint {
-        contact_id: Some(turn.message.contact_id),
-        links,
-        description: after_label(text),
-        severity,
-        channel: channel_name(turn),
-        survey_id: Some(survey.id),
-        feedback_id: survey.feedback_id,
-        message_id: Some(turn.message.id),
-        call_back_within: Some(CALL_BACK_WITHIN),
-    };
-    complaints::open(&mut turn.tx, turn.tenant.id, new)
-        .await
-        .map_err(anyhow::Error::from)
+/// Words that make a complaint, said outright or through what happened ("rude", "stole").
+fn reads_as_complaint(turn: &Turn<'_>, text: &str) -> bool {
+    crate::messaging::understanding::read(
+        &turn.messaging.lexicons,
+        &PATIENT_INTENTS,
+        text,
+        Context::default(),
+    )
+    .ranked
+    .iter()
+    .any(|c| c.intent == "complaint" && !c.guessed)
 }
 
 fn severity_of(turn: &Turn<'_>, text: &str) -> Severity {
@@ -437,14 +437,14 @@ fn severity_of(turn: &Turn<'_>, text: &str) -> Severity {
 async fn complain(
     turn: &mut Turn<'_>,
     text: &str,
-    links: ServiceLinks,
+    links: Links,
     survey_id: Option<Uuid>,
     feedback_id: Option<Uuid>,
 ) -> anyhow::Result<()> {
     let severity = severity_of(turn, text);
     let new = NewComplaint {
         contact_id: Some(turn.message.contact_id),
-        links: links.links,
+        links,
         description: after_label(text),
         severity,
         channel: channel_name(turn),
