@@ -28,6 +28,10 @@ crate::text_enum! {
         ComplaintContactOverdue = "complaint_contact_overdue",
         /// A complaint is not resolved by its deadline.
         ComplaintResolutionOverdue = "complaint_resolution_overdue",
+        /// A crew declined a trip: it needs another unit.
+        TripDeclined = "trip_declined",
+        /// A vehicle broke down on a trip: it needs another unit, and the vehicle a mechanic.
+        VehicleProblem = "vehicle_problem",
     }
 }
 
@@ -37,16 +41,21 @@ pub enum About {
     WorkOrder(Uuid),
     Visit(Uuid),
     Complaint(Uuid),
+    Trip(Uuid),
 }
 
 impl About {
-    /// The alert's `work_order_id`, `visit_id` and `complaint_id` columns.
-    fn ids(self) -> (Option<Uuid>, Option<Uuid>, Option<Uuid>) {
-        match self {
-            Self::WorkOrder(id) => (Some(id), None, None),
-            Self::Visit(id) => (None, Some(id), None),
-            Self::Complaint(id) => (None, None, Some(id)),
-        }
+    /// The alert's `work_order_id`, `visit_id`, `complaint_id` and `trip_id` columns.
+    fn ids(self) -> [Option<Uuid>; 4] {
+        let mut ids = [None; 4];
+        let (slot, id) = match self {
+            Self::WorkOrder(id) => (0, id),
+            Self::Visit(id) => (1, id),
+            Self::Complaint(id) => (2, id),
+            Self::Trip(id) => (3, id),
+        };
+        ids[slot] = Some(id);
+        ids
     }
 
     /// The record's timeline the alert's messages go on.
@@ -55,6 +64,7 @@ impl About {
             Self::WorkOrder(id) => ("work_order", id),
             Self::Visit(id) => ("visit", id),
             Self::Complaint(id) => ("complaint", id),
+            Self::Trip(id) => ("trip", id),
         }
     }
 }
@@ -71,10 +81,10 @@ pub async fn raise(
     about: About,
     text: &str,
 ) -> anyhow::Result<bool> {
-    let (work_order_id, visit_id, complaint_id) = about.ids();
+    let [work_order_id, visit_id, complaint_id, trip_id] = about.ids();
     let raised: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, visit_id, complaint_id, message)
-         VALUES ($1, $2, $3, $4, $6, $5)
+        "INSERT INTO coordinator_alerts (tenant_id, kind, work_order_id, visit_id, complaint_id, trip_id, message)
+         VALUES ($1, $2, $3, $4, $6, $7, $5)
          ON CONFLICT DO NOTHING
          RETURNING id",
     )
@@ -84,6 +94,7 @@ pub async fn raise(
     .bind(visit_id)
     .bind(text)
     .bind(complaint_id)
+    .bind(trip_id)
     .fetch_optional(&mut *conn)
     .await?;
     if raised.is_none() {
@@ -146,18 +157,19 @@ pub async fn settle(
     kind: AlertKind,
     about: About,
 ) -> sqlx::Result<()> {
-    let (work_order_id, visit_id, complaint_id) = about.ids();
+    let [work_order_id, visit_id, complaint_id, trip_id] = about.ids();
     sqlx::query(
         "UPDATE coordinator_alerts SET resolved_at = now()
          WHERE tenant_id = $1 AND kind = $2 AND resolved_at IS NULL
            AND work_order_id IS NOT DISTINCT FROM $3 AND visit_id IS NOT DISTINCT FROM $4
-           AND complaint_id IS NOT DISTINCT FROM $5",
+           AND complaint_id IS NOT DISTINCT FROM $5 AND trip_id IS NOT DISTINCT FROM $6",
     )
     .bind(tenant_id)
     .bind(kind)
     .bind(work_order_id)
     .bind(visit_id)
     .bind(complaint_id)
+    .bind(trip_id)
     .execute(conn)
     .await?;
     Ok(())

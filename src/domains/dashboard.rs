@@ -74,6 +74,7 @@ pub async fn needs_attention(pool: &PgPool, tenant_id: Uuid) -> sqlx::Result<Vec
              SELECT 1 AS rank, 'alert' AS kind, replace(a.kind, '_', ' ') AS label, a.message AS detail,
                     CASE WHEN a.work_order_id IS NOT NULL THEN '/panel/work-orders/' || a.work_order_id
                          WHEN a.complaint_id IS NOT NULL THEN '/panel/complaints/' || a.complaint_id
+                         WHEN a.trip_id IS NOT NULL THEN '/panel/trips/' || a.trip_id
                          ELSE '/panel/visits/' || a.visit_id END AS link,
                     a.created_at AS since
              FROM coordinator_alerts a WHERE a.tenant_id = $1 AND a.resolved_at IS NULL

@@ -19,6 +19,7 @@ mod reading_tests;
 pub fn message_handlers() -> Vec<Box<dyn crate::messaging::router::Handler>> {
     vec![
         Box::new(care::replies::CaregiverReplies),
+        Box::new(ambulance::replies::CrewReplies),
         Box::new(maintenance::replies::WorkerReplies),
         Box::new(patients::replies::PatientVoices),
         Box::new(maintenance::requests::RequesterReports),

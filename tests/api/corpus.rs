@@ -125,6 +125,13 @@ const MOVES: &[&str] = &[
     "check_out",
     "rating",
     "anonymous",
+    "en_route",
+    "at_pickup",
+    "leaving_pickup",
+    "at_destination",
+    "handover",
+    "available",
+    "problem",
 ];
 
 fn judge(file: &str, lines: &[Line], outcomes: &[Outcome]) {
@@ -542,4 +549,130 @@ async fn patients_answers_complaints_and_feedback_are_understood_end_to_end() {
         outcomes.push(Outcome { read_as, fields });
     }
     judge("patients.tsv", &lines, &outcomes);
+}
+
+/// An ambulance with `phone`'s crew member on its roster, and a trip dispatched to it.
+async fn dispatched_trip(app: &MessagingApp, n: usize) -> (Uuid, String) {
+    let phone = format!("+2519116{n:05}");
+    let (status, worker) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/workers",
+                &json!({ "first_name": format!("C{n}"), "last_name": "Crew", "phone": phone,
+                         "kinds": ["ambulance_crew"] }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{worker}");
+    let (status, ambulance) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/ambulances",
+                &json!({ "registration_number": format!("AA-{n}"), "ambulance_type": "basic_life_support" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{ambulance}");
+    let ambulance = ambulance["id"].as_str().unwrap().to_owned();
+    let (status, body) = json(
+        app.app
+            .put(
+                &app.tenant,
+                &format!("/api/v1/ambulances/{ambulance}/crew"),
+                &json!([{ "worker_id": worker["id"], "role": "paramedic" }]),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, trip) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/trips",
+                &json!({ "request_type": "emergency", "pickup_address": "Bole, near Edna Mall",
+                         "dropoff_address": "Black Lion Hospital" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{trip}");
+    let trip: Uuid = trip["id"].as_str().unwrap().parse().unwrap();
+    let (status, body) = json(
+        app.app
+            .post(
+                &app.tenant,
+                &format!("/api/v1/trips/{trip}/dispatch"),
+                &json!({ "ambulance_id": ambulance }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    app.settle().await;
+    (trip, phone)
+}
+
+#[tokio::test]
+async fn crews_steps_are_understood_end_to_end() {
+    let app = corpus_app().await;
+    let lines = corpus("crew.tsv");
+    // The steps before the one each line reports.
+    let before = |intent: &str| -> &'static [&'static str] {
+        match intent {
+            "at_pickup" | "problem" | "other" => &["en_route"],
+            "leaving_pickup" => &["en_route", "at_pickup"],
+            "at_destination" => &["en_route", "at_pickup", "leaving_pickup"],
+            "handover" => &["en_route", "at_pickup", "leaving_pickup", "at_destination"],
+            "available" => &[
+                "en_route",
+                "at_pickup",
+                "leaving_pickup",
+                "at_destination",
+                "handover",
+            ],
+            _ => &[],
+        }
+    };
+    let mut outcomes = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        let (trip, phone) = dispatched_trip(&app, n).await;
+        if !matches!(line.intent.as_str(), "accept" | "decline") {
+            say(&app, &phone, 40_000 + n, "accept").await;
+            for step in before(&line.intent) {
+                let (status, body) = json(
+                    app.app
+                        .post(
+                            &app.tenant,
+                            &format!("/api/v1/trips/{trip}/steps"),
+                            &json!({ "step": step }),
+                        )
+                        .await,
+                )
+                .await;
+                assert_eq!(status, 200, "line {}: setup {step}: {body}", line.number);
+            }
+        }
+        let id = say(&app, &phone, 50_000 + n, &line.text).await;
+        let key = reply_to(&app, &id).await;
+        let read_as = match key.as_str() {
+            "trip_accepted" => "accept",
+            "trip_declined_noted" => "decline",
+            "trip_problem_noted" => "problem",
+            "trip_noted" => "other",
+            "understand_which" => "a question",
+            k => k.strip_prefix("trip_step_").unwrap_or(k),
+        }
+        .to_owned();
+        outcomes.push(Outcome {
+            read_as,
+            fields: BTreeMap::new(),
+        });
+    }
+    judge("crew.tsv", &lines, &outcomes);
 }

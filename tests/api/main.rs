@@ -23,6 +23,7 @@ mod reporting;
 mod schema;
 mod security;
 mod spec;
+mod trips;
 mod understanding;
 mod visits;
 mod webhooks_inbound;

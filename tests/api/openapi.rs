@@ -97,6 +97,15 @@ async fn the_document_matches_the_routes() {
         ("POST", "/complaints/{id}/status"),
         ("GET", "/settings/feedback"),
         ("PUT", "/settings/feedback"),
+        ("GET", "/trips"),
+        ("POST", "/trips"),
+        ("GET", "/trips/{id}"),
+        ("GET", "/trips/{id}/suggestions"),
+        ("POST", "/trips/{id}/dispatch"),
+        ("POST", "/trips/{id}/steps"),
+        ("POST", "/trips/{id}/cancel"),
+        ("PUT", "/ambulances/{id}/crew"),
+        ("POST", "/ambulances/{id}/position"),
     ] {
         expected.insert((method.to_string(), path.to_string()));
     }

@@ -15,7 +15,7 @@ use crate::{
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// An SMS from `from` saying `text`, under its own message id.
-fn sms(from: &str, n: u32, text: &str) -> String {
+pub(crate) fn sms(from: &str, n: u32, text: &str) -> String {
     let sid = format!("SM7{n:031}");
     fixture("twilio/sms_text.form")
         .replace("SM10000000000000000000000000000001", &sid)
@@ -24,7 +24,7 @@ fn sms(from: &str, n: u32, text: &str) -> String {
 }
 
 /// A Meta text from `from` saying `text`.
-fn whatsapp(from: &str, n: u32, text: &str) -> String {
+pub(crate) fn whatsapp(from: &str, n: u32, text: &str) -> String {
     let mut body: Value = serde_json::from_str(&fixture("meta/text.json")).unwrap();
     let value = &mut body["entry"][0]["changes"][0]["value"];
     value["contacts"][0]["wa_id"] = json!(from[1..]);

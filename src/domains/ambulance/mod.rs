@@ -1,3 +1,5 @@
-//! Ambulance fleet and trips.
+//! Ambulance fleet and trips: the vehicles, their crews' messages, dispatch to the nearest unit.
 
 pub mod ambulances;
+pub mod replies;
+pub mod trips;

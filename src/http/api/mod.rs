@@ -10,6 +10,7 @@ pub mod messages;
 pub mod patient_voice;
 pub mod patients;
 pub mod sites;
+pub mod trips;
 pub mod visits;
 pub mod work_orders;
 pub mod worker_sites;
@@ -64,6 +65,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(work_orders::routes())
         .merge(visits::routes())
         .merge(patient_voice::routes())
+        .merge(trips::routes())
         .merge(app::routes())
 }
 

@@ -1,0 +1,387 @@
+//! Ambulance trips through the API, the real webhooks and a fake provider: units ranked with
+//! reasons, a dispatch to the crew, acceptance and every step by digit, Ethiopic digit, words and
+//! a shared location, an illegal step refused, a decline and a vehicle problem handed back to the
+//! coordinators, the times in order and the intervals.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::{
+    helpers::{JOBS_BY_HAND, json},
+    patients::{sms, whatsapp},
+    providers::*,
+};
+
+const CREW: &str = "+251911600101";
+const CALLER: &str = "+251911600199";
+
+async fn post(app: &MessagingApp, path: &str, body: Value) -> (u16, Value) {
+    json(app.app.post(&app.tenant, path, &body).await).await
+}
+
+/// Three units around Bole: a fresh ALS 1.1 km away, a fresh BLS 550 m away without oxygen, a
+/// patient-transport car next door, a BLS whose position is an hour old.
+async fn fleet(app: &MessagingApp) -> (Uuid, Vec<Uuid>) {
+    let (status, crew) = post(
+        app,
+        "/api/v1/workers",
+        json!({ "first_name": "Dawit", "last_name": "Girma", "phone": CREW, "kinds": ["ambulance_crew"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{crew}");
+    let crew: Uuid = crew["id"].as_str().unwrap().parse().unwrap();
+    let mut units = Vec::new();
+    for (reg, kind, features, lat) in [
+        (
+            "AA-1",
+            "advanced_life_support",
+            json!(["oxygen", "defibrillator"]),
+            9.010,
+        ),
+        ("AA-2", "basic_life_support", json!(["stretcher"]), 9.005),
+        ("AA-3", "patient_transport", json!(["oxygen"]), 9.0001),
+        ("AA-4", "basic_life_support", json!(["oxygen"]), 9.0002),
+    ] {
+        let (status, unit) = post(
+            app,
+            "/api/v1/ambulances",
+            json!({ "registration_number": reg, "ambulance_type": kind, "features": features }),
+        )
+        .await;
+        assert_eq!(status, 201, "{unit}");
+        let id: Uuid = unit["id"].as_str().unwrap().parse().unwrap();
+        let response = app
+            .app
+            .post(
+                &app.tenant,
+                &format!("/api/v1/ambulances/{id}/position"),
+                &json!({ "latitude": lat, "longitude": 38.75, "accuracy_m": 15.0 }),
+            )
+            .await;
+        assert_eq!(response.status(), 204);
+        units.push(id);
+    }
+    sqlx::query("UPDATE ambulances SET position_reported_at = now() - interval '1 hour' WHERE registration_number = 'AA-4'")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    let (status, body) = json(
+        app.app
+            .put(
+                &app.tenant,
+                &format!("/api/v1/ambulances/{}/crew", units[0]),
+                &json!([{ "worker_id": crew, "role": "paramedic" }]),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (crew, units)
+}
+
+async fn trip(app: &MessagingApp, id: &str) -> Value {
+    let (status, trip) = json(
+        app.app
+            .get(&app.tenant, &format!("/api/v1/trips/{id}"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{trip}");
+    trip
+}
+
+async fn vehicle_status(app: &MessagingApp, id: Uuid) -> String {
+    sqlx::query_scalar("SELECT status FROM ambulances WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.app.pool)
+        .await
+        .unwrap()
+}
+
+async fn last_key_to(app: &MessagingApp, phone: &str) -> String {
+    sqlx::query_scalar(
+        "SELECT m.template_key FROM messages m JOIN contacts c ON c.id = m.contact_id
+         WHERE c.phone = $1 AND m.direction = 'outbound' ORDER BY m.created_at DESC, m.id DESC LIMIT 1",
+    )
+    .bind(phone)
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_trip_is_ranked_dispatched_and_reported_step_by_step_by_the_crew() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let (_, units) = fleet(&app).await;
+    let (status, created) = post(
+        &app,
+        "/api/v1/trips",
+        json!({ "request_type": "emergency", "pickup_address": "Bole, near Edna Mall",
+                "pickup_latitude": 9.0, "pickup_longitude": 38.75,
+                "dropoff_address": "Black Lion Hospital", "equipment_needed": ["oxygen"],
+                "contact_name": "Selam", "contact_phone": CALLER, "special_instructions": "Third floor" }),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["reference"], "T-1001");
+    assert_eq!(created["priority"], "urgent");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Suggestions: the ALS ranked with its distance and time; the rest left out, each with why.
+    let (status, suggested) = json(
+        app.app
+            .get(&app.tenant, &format!("/api/v1/trips/{id}/suggestions"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{suggested}");
+    assert_eq!(suggested["ranked"][0]["registration_number"], "AA-1");
+    assert_eq!(suggested["ranked"][0]["distance_m"], 1112.0);
+    assert_eq!(suggested["ranked"][0]["eta_minutes"], 2.2);
+    let reasons: Vec<String> = suggested["left_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["registration_number"].as_str().unwrap(),
+                l["reason"].as_str().unwrap().split(':').next().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "AA-2 missing_equipment",
+            "AA-3 wrong_type",
+            "AA-4 stale_position"
+        ]
+    );
+
+    // Dispatched to the first suggestion: the crew get the trip with Accept and Decline.
+    let (status, dispatched) = post(&app, &format!("/api/v1/trips/{id}/dispatch"), json!({})).await;
+    assert_eq!(status, 200, "{dispatched}");
+    assert_eq!(dispatched["registration_number"], "AA-1");
+    assert_eq!(vehicle_status(&app, units[0]).await, "assigned");
+    app.settle().await;
+    let sent = app
+        .fake
+        .wait_for("the dispatch", |r| {
+            r.field("Body").is_some_and(|b| {
+                b.contains("T-1001") && b.contains("maps.google.com/?q=9.00000,38.75000")
+            }) || r.body.windows(6).any(|w| w == b"T-1001")
+        })
+        .await;
+    let body = String::from_utf8_lossy(&sent.body).to_string();
+    assert!(
+        body.contains("Third floor") || body.contains("Third+floor"),
+        "{body}"
+    );
+
+    // By SMS: "1" answers the dispatch's first choice (accept); then "1" is en route.
+    let says = |n: u32, text: &'static str| {
+        let app = &app;
+        async move {
+            app.twilio_message_stored(&sms(CREW, n, text)).await;
+            app.settle().await;
+            last_key_to(app, CREW).await
+        }
+    };
+    assert_eq!(says(1, "1").await, "trip_accepted");
+    assert_eq!(says(2, "1").await, "trip_step_en_route");
+    assert_eq!(last_key_to(&app, CALLER).await, "trip_contact_on_the_way");
+    assert_eq!(says(3, "፪").await, "trip_step_at_pickup");
+    assert_eq!(last_key_to(&app, CALLER).await, "trip_contact_arrived");
+    // A shared location moves the vehicle on the map.
+    let mut location: Value = serde_json::from_str(&fixture("meta/location.json")).unwrap();
+    let message = &mut location["entry"][0]["changes"][0]["value"]["messages"][0];
+    message["from"] = json!(CREW[1..]);
+    message["id"] = json!("wamid.crew-location-1");
+    location["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"] = json!(CREW[1..]);
+    assert_eq!(app.meta(&location.to_string()).await.status(), 200);
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_position_noted");
+    let (lat, seen): (f64, bool) = sqlx::query_as(
+        "SELECT current_latitude::float8, position_reported_at > now() - interval '1 minute' FROM ambulances WHERE id = $1",
+    )
+    .bind(units[0])
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!((lat, seen), (9.0108, true));
+    assert_eq!(
+        app.meta(&whatsapp(CREW, 1, "with patient, leaving now"))
+            .await
+            .status(),
+        200
+    );
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_step_leaving_pickup");
+    assert_eq!(vehicle_status(&app, units[0]).await, "in_service");
+    // Going back is refused, saying where the trip is.
+    assert_eq!(says(4, "2").await, "trip_step_refused");
+    assert_eq!(says(5, "at the hospital").await, "trip_step_at_destination");
+    assert_eq!(says(6, "5").await, "trip_step_handover");
+    assert_eq!(says(7, "back in service").await, "trip_step_available");
+    assert_eq!(vehicle_status(&app, units[0]).await, "available");
+
+    let done = trip(&app, &id).await;
+    assert_eq!(done["status"], "completed");
+    let times: Vec<&str> = [
+        "assigned_at",
+        "acknowledged_at",
+        "en_route_to_pickup_at",
+        "at_pickup_at",
+        "en_route_to_dropoff_at",
+        "at_destination_at",
+        "handover_at",
+        "completed_at",
+    ]
+    .iter()
+    .map(|k| {
+        done[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} recorded: {done}"))
+    })
+    .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "times in order");
+    let elements: Vec<&str> = done["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["nemsis_element"].as_str())
+        .collect();
+    assert_eq!(
+        elements,
+        [
+            "eTimes.03",
+            "eTimes.04",
+            "eTimes.05",
+            "eTimes.06",
+            "eTimes.09",
+            "eTimes.10",
+            "eTimes.11",
+            "eTimes.13"
+        ]
+    );
+    assert!(done["intervals"]["response_s"].as_i64().unwrap() >= 0);
+    assert!(
+        done["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["actor_name"] == "Dawit Girma" && e["channel"] == "sms")
+    );
+
+    // Another organisation sees nothing of it.
+    let other = app.app.tenant("other-ambulance").await;
+    assert_eq!(
+        app.app
+            .get(&other, &format!("/api/v1/trips/{id}"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        app.app
+            .post(&other, &format!("/api/v1/trips/{id}/dispatch"), &json!({}))
+            .await
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_decline_and_a_vehicle_problem_hand_the_trip_back_to_the_coordinators() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let (_, units) = fleet(&app).await;
+    let new_trip = json!({ "request_type": "non_emergency", "pickup_address": "Kazanchis",
+        "pickup_latitude": 9.0, "pickup_longitude": 38.75, "dropoff_address": "St Paul's" });
+    let (_, created) = post(&app, "/api/v1/trips", new_trip.clone()).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/trips/{id}/dispatch"),
+        json!({ "ambulance_id": units[0] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.settle().await;
+
+    // Declined in words: back to pending, the unit free, the coordinators alerted.
+    app.twilio_message_stored(&sms(
+        CREW,
+        10,
+        "can't, still at Black Lion with the last patient",
+    ))
+    .await;
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_declined_noted");
+    assert_eq!(trip(&app, &id).await["status"], "pending");
+    assert_eq!(vehicle_status(&app, units[0]).await, "available");
+    assert_eq!(
+        app.count("SELECT count(*) FROM coordinator_alerts WHERE kind = 'trip_declined' AND message LIKE '%T-1001%'").await,
+        1
+    );
+
+    // Dispatched again and accepted; the vehicle breaks down: in maintenance, the trip re-offered.
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/trips/{id}/dispatch"),
+        json!({ "ambulance_id": units[0] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.settle().await;
+    app.twilio_message_stored(&sms(CREW, 11, "ok we take it"))
+        .await;
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_accepted");
+    app.twilio_message_stored(&sms(CREW, 12, "9")).await;
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_problem_noted");
+    assert_eq!(vehicle_status(&app, units[0]).await, "under_maintenance");
+    assert_eq!(trip(&app, &id).await["status"], "pending");
+    assert_eq!(
+        app.count("SELECT count(*) FROM coordinator_alerts WHERE kind = 'vehicle_problem'")
+            .await,
+        1
+    );
+    // The broken vehicle is no longer suggested.
+    let (_, suggested) = json(
+        app.app
+            .get(&app.tenant, &format!("/api/v1/trips/{id}/suggestions"))
+            .await,
+    )
+    .await;
+    assert!(
+        suggested["left_out"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["registration_number"] == "AA-1"
+                && l["reason"].as_str().unwrap().starts_with("busy")),
+        "{suggested}"
+    );
+    // Dispatching a busy unit is refused with why; cancelling tells nobody (no crew on it).
+    let (status, body) = post(
+        &app,
+        &format!("/api/v1/trips/{id}/dispatch"),
+        json!({ "ambulance_id": units[0] }),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, cancelled) = post(
+        &app,
+        &format!("/api/v1/trips/{id}/cancel"),
+        json!({ "reason": "family drove" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (status, _) = post(&app, &format!("/api/v1/trips/{id}/cancel"), json!({})).await;
+    assert_eq!(status, 409);
+}
