@@ -48,6 +48,14 @@ ALTER TABLE tenants
     ADD COLUMN auto_dispatch_emergency boolean NOT NULL DEFAULT false,
     ADD COLUMN position_fresh_minutes integer NOT NULL DEFAULT 30,
     ADD COLUMN urban_speed_kmh integer NOT NULL DEFAULT 30,
+    -- The escalation ladder: no acknowledgement, resend, then alert; at destination without a
+    -- handover, warn the crew, then alert.
+    ADD COLUMN trip_ack_resend_secs integer NOT NULL DEFAULT 60,
+    ADD COLUMN trip_ack_alert_secs integer NOT NULL DEFAULT 120,
+    ADD COLUMN trip_handover_warn_minutes integer NOT NULL DEFAULT 15,
+    ADD COLUMN trip_handover_alert_minutes integer NOT NULL DEFAULT 30,
+    ADD CONSTRAINT tenants_trip_ack_order CHECK (trip_ack_resend_secs > 0 AND trip_ack_alert_secs > trip_ack_resend_secs),
+    ADD CONSTRAINT tenants_trip_handover_order CHECK (trip_handover_warn_minutes > 0 AND trip_handover_alert_minutes > trip_handover_warn_minutes),
     ADD CONSTRAINT tenants_position_fresh_range CHECK (position_fresh_minutes BETWEEN 1 AND 1440),
     ADD CONSTRAINT tenants_urban_speed_range CHECK (urban_speed_kmh BETWEEN 5 AND 150);
 
@@ -57,4 +65,5 @@ ALTER TABLE coordinator_alerts
     ADD CONSTRAINT coordinator_alerts_trip_fkey FOREIGN KEY (tenant_id, trip_id) REFERENCES trips (tenant_id, id),
     DROP CONSTRAINT coordinator_alerts_kind_check,
     ADD CONSTRAINT coordinator_alerts_kind_check CHECK (kind IN ('no_worker_available', 'not_started', 'overdue', 'visit_late',
-        'complaint_contact_overdue', 'complaint_resolution_overdue', 'trip_declined', 'vehicle_problem'));
+        'complaint_contact_overdue', 'complaint_resolution_overdue', 'trip_declined', 'vehicle_problem',
+        'trip_not_acknowledged', 'handover_delay'));

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     domains::{
+        ambulance::timers::{self as trip_timers, TripTimer},
         care::{
             schedule::{self, VisitSchedule},
             timers::{self as visit_timers, VisitTimer},
@@ -283,6 +284,7 @@ every_job! {
     VisitSchedule => schedule::visit_schedule;
     SurveyDue => surveys::survey_due;
     ComplaintClock => complaints::complaint_clock;
+    TripTimer => trip_timers::trip_timer;
 }
 
 /// Registers the worker of job type `J`, running `handler` with `concurrency` jobs at once.

@@ -32,6 +32,10 @@ crate::text_enum! {
         TripDeclined = "trip_declined",
         /// A vehicle broke down on a trip: it needs another unit, and the vehicle a mechanic.
         VehicleProblem = "vehicle_problem",
+        /// Nobody on the unit acknowledged a dispatch in time.
+        TripNotAcknowledged = "trip_not_acknowledged",
+        /// At the destination too long without a handover.
+        HandoverDelay = "handover_delay",
     }
 }
 

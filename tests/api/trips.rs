@@ -385,3 +385,85 @@ async fn a_decline_and_a_vehicle_problem_hand_the_trip_back_to_the_coordinators(
     let (status, _) = post(&app, &format!("/api/v1/trips/{id}/cancel"), json!({})).await;
     assert_eq!(status, 409);
 }
+
+#[tokio::test]
+async fn the_ladder_resends_an_unanswered_dispatch_then_alerts_and_watches_the_handover() {
+    use std::time::Duration;
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let (_, units) = fleet(&app).await;
+    let (_, created) = post(
+        &app,
+        "/api/v1/trips",
+        json!({ "request_type": "emergency", "pickup_address": "Piassa", "pickup_latitude": 9.0,
+                "pickup_longitude": 38.75, "dropoff_address": "Tikur Anbessa" }),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/trips/{id}/dispatch"),
+        json!({ "ambulance_id": units[0] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.settle().await;
+    let dispatches = || {
+        app.count("SELECT count(*) FROM messages WHERE template_key = 'trip_dispatch' AND fallback_of_message_id IS NULL")
+    };
+    assert_eq!(dispatches().await, 1);
+    // 60 s without an answer: the dispatch again; 120 s: the coordinators, with the next unit.
+    app.app.advance(Duration::from_secs(61)).await;
+    app.settle().await;
+    assert_eq!(dispatches().await, 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM coordinator_alerts").await,
+        0
+    );
+    // Each step is booked from the dispatch's real time: the test clock moves jobs only, so the
+    // alert, due 120 s after the dispatch, is about 119 s away when the resend books it.
+    app.app.advance(Duration::from_secs(122)).await;
+    app.settle().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM coordinator_alerts WHERE kind = 'trip_not_acknowledged' AND resolved_at IS NULL AND message LIKE '%next unit to offer%'").await,
+        1
+    );
+    // The crew answers at last: the alert closes itself.
+    app.twilio_message_stored(&sms(CREW, 20, "accept")).await;
+    app.settle().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM coordinator_alerts WHERE resolved_at IS NULL")
+            .await,
+        0
+    );
+
+    // At the destination 15 min without a handover: the crew reminded; 30 min: the coordinators.
+    for step in ["en_route", "at_pickup", "leaving_pickup", "at_destination"] {
+        let (status, body) = post(
+            &app,
+            &format!("/api/v1/trips/{id}/steps"),
+            json!({ "step": step }),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    app.settle().await;
+    app.app.advance(Duration::from_secs(15 * 60 + 2)).await;
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_handover_reminder");
+    // The delay alert is booked from the arrival's real time, as the ladder above.
+    app.app.advance(Duration::from_secs(30 * 60 + 2)).await;
+    app.settle().await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM coordinator_alerts WHERE kind = 'handover_delay' AND resolved_at IS NULL").await,
+        1
+    );
+    app.twilio_message_stored(&sms(CREW, 21, "handed over to ER"))
+        .await;
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_step_handover");
+    assert_eq!(
+        app.count("SELECT count(*) FROM coordinator_alerts WHERE resolved_at IS NULL")
+            .await,
+        0
+    );
+}

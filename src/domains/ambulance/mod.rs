@@ -2,4 +2,5 @@
 
 pub mod ambulances;
 pub mod replies;
+pub mod timers;
 pub mod trips;

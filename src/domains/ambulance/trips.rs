@@ -708,6 +708,37 @@ pub async fn dispatch(
         Some("eTimes.03"),
     )
     .await?;
+    let dispatched = get(conn, tenant_id, trip_id).await?;
+    for (worker_id, _) in &crew {
+        let Some(contact_id) = contacts::for_live_worker(conn, tenant_id, *worker_id).await? else {
+            continue;
+        };
+        let mut message = Notification::new(
+            tenant_id,
+            contact_id,
+            "trip_dispatch",
+            dispatch_values(&dispatched),
+        );
+        message.related = Some(("trip", trip_id));
+        message.urgent = trip.request_type == RequestType::Emergency;
+        notify::notify(conn, templates, &message).await?;
+    }
+    if let Some(since) = dispatched.assigned_at {
+        super::timers::start(
+            conn,
+            tenant_id,
+            trip_id,
+            super::timers::Stage::ResendDispatch,
+            since,
+        )
+        .await?;
+    }
+    Ok(dispatched)
+}
+
+/// What the dispatch tells the crew: reference, priority, pickup with a map link, destination,
+/// contact, instructions.
+pub fn dispatch_values(trip: &Trip) -> Values {
     let map = trip.pickup_latitude.zip(trip.pickup_longitude).map_or_else(
         || "no position given".to_owned(),
         |(lat, lon)| format!("https://maps.google.com/?q={lat:.5},{lon:.5}"),
@@ -718,27 +749,17 @@ pub async fn dispatch(
         (None, Some(phone)) => phone.clone(),
         (None, None) => "none given".into(),
     };
-    for (worker_id, _) in &crew {
-        let Some(contact_id) = contacts::for_live_worker(conn, tenant_id, *worker_id).await? else {
-            continue;
-        };
-        let values = Values::new()
-            .with("reference", &trip.reference)
-            .with("priority", trip.priority)
-            .with("pickup", &trip.pickup_address)
-            .with("map", &map)
-            .with("dropoff", &trip.dropoff_address)
-            .with("contact", &contact)
-            .with(
-                "instructions",
-                trip.special_instructions.as_deref().unwrap_or("none"),
-            );
-        let mut message = Notification::new(tenant_id, contact_id, "trip_dispatch", values);
-        message.related = Some(("trip", trip_id));
-        message.urgent = trip.request_type == RequestType::Emergency;
-        notify::notify(conn, templates, &message).await?;
-    }
-    get(conn, tenant_id, trip_id).await
+    Values::new()
+        .with("reference", &trip.reference)
+        .with("priority", trip.priority)
+        .with("pickup", &trip.pickup_address)
+        .with("map", &map)
+        .with("dropoff", &trip.dropoff_address)
+        .with("contact", &contact)
+        .with(
+            "instructions",
+            trip.special_instructions.as_deref().unwrap_or("none"),
+        )
 }
 
 /// The crew took the dispatch: acknowledged (eTimes.04), once.
@@ -767,6 +788,13 @@ pub async fn accept(
             TripStatus::Assigned,
             by,
             Some("eTimes.04"),
+        )
+        .await?;
+        alerts::settle(
+            conn,
+            tenant_id,
+            AlertKind::TripNotAcknowledged,
+            About::Trip(trip_id),
         )
         .await?;
     }
@@ -985,6 +1013,39 @@ pub async fn step(
         let mut message = Notification::new(tenant_id, contact, key, values);
         message.related = Some(("trip", trip_id));
         notify::notify(conn, templates, &message).await?;
+    }
+    match step {
+        Step::AtDestination => {
+            let arrived = get(conn, tenant_id, trip_id).await?.at_destination_at;
+            if let Some(since) = arrived {
+                super::timers::start(
+                    conn,
+                    tenant_id,
+                    trip_id,
+                    super::timers::Stage::HandoverReminder,
+                    since,
+                )
+                .await?;
+            }
+        }
+        Step::Handover | Step::Available => {
+            alerts::settle(
+                conn,
+                tenant_id,
+                AlertKind::HandoverDelay,
+                About::Trip(trip_id),
+            )
+            .await?;
+        }
+        _ => {
+            alerts::settle(
+                conn,
+                tenant_id,
+                AlertKind::TripNotAcknowledged,
+                About::Trip(trip_id),
+            )
+            .await?
+        }
     }
     if step == Step::Available && trip.request_type != RequestType::Emergency && !trip.sensitive {
         crate::domains::patients::surveys::schedule(
