@@ -54,6 +54,9 @@ ALTER TABLE tenants
     ADD COLUMN trip_ack_alert_secs integer NOT NULL DEFAULT 120,
     ADD COLUMN trip_handover_warn_minutes integer NOT NULL DEFAULT 15,
     ADD COLUMN trip_handover_alert_minutes integer NOT NULL DEFAULT 30,
+    -- NFPA 1710-style targets the response-time report measures against.
+    ADD COLUMN trip_turnout_target_secs integer NOT NULL DEFAULT 60,
+    ADD COLUMN trip_response_target_secs integer NOT NULL DEFAULT 480,
     ADD CONSTRAINT tenants_trip_ack_order CHECK (trip_ack_resend_secs > 0 AND trip_ack_alert_secs > trip_ack_resend_secs),
     ADD CONSTRAINT tenants_trip_handover_order CHECK (trip_handover_warn_minutes > 0 AND trip_handover_alert_minutes > trip_handover_warn_minutes),
     ADD CONSTRAINT tenants_position_fresh_range CHECK (position_fresh_minutes BETWEEN 1 AND 1440),

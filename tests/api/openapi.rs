@@ -100,6 +100,7 @@ async fn the_document_matches_the_routes() {
         ("GET", "/trips"),
         ("POST", "/trips"),
         ("GET", "/trips/{id}"),
+        ("GET", "/trips/response-times"),
         ("GET", "/trips/{id}/suggestions"),
         ("POST", "/trips/{id}/dispatch"),
         ("POST", "/trips/{id}/steps"),

@@ -276,6 +276,26 @@ async fn a_trip_is_ranked_dispatched_and_reported_step_by_step_by_the_crew() {
             .any(|e| e["actor_name"] == "Dawit Girma" && e["channel"] == "sms")
     );
 
+    // The report: one urgent trip, its turnout and response recorded, within the targets.
+    let (status, report) = json(
+        app.app
+            .get(&app.tenant, "/api/v1/trips/response-times?days=7")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report[0]["priority"], "urgent");
+    assert_eq!(report[0]["trips"], 1);
+    assert_eq!(report[0]["response_within_target_pct"], 100.0);
+    assert_eq!(report[0]["turnout_target_s"], 60);
+    let (status, _) = json(
+        app.app
+            .get(&app.tenant, "/api/v1/trips/response-times?days=0")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+
     // Another organisation sees nothing of it.
     let other = app.app.tenant("other-ambulance").await;
     assert_eq!(

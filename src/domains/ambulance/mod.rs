@@ -2,5 +2,6 @@
 
 pub mod ambulances;
 pub mod replies;
+pub mod response_times;
 pub mod timers;
 pub mod trips;

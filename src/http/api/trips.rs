@@ -22,6 +22,7 @@ use crate::{
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_trips, create_trip))
+        .routes(routes!(response_report))
         .routes(routes!(get_trip))
         .routes(routes!(suggest_units))
         .routes(routes!(dispatch_trip))
@@ -364,4 +365,32 @@ async fn report_position(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    /// Days back from now (1–366, default 30).
+    pub days: Option<i64>,
+}
+
+/// Turnout and response times per priority (mean, 90th percentile, share within target).
+#[utoipa::path(get, path = "/trips/response-times", tag = "trips", params(Period),
+    responses((status = 200, body = [crate::domains::ambulance::response_times::ResponseTimes]),
+              (status = 422, body = crate::http::error::ErrorBody)))]
+async fn response_report(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    crate::http::extract::Query(period): crate::http::extract::Query<Period>,
+) -> AppResult<Json<Vec<crate::domains::ambulance::response_times::ResponseTimes>>> {
+    let days = period.days.unwrap_or(30);
+    if !(1..=366).contains(&days) {
+        return Err(AppError::field("days", "must be between 1 and 366"));
+    }
+    let since = chrono::Utc::now() - chrono::TimeDelta::days(days);
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(
+        crate::domains::ambulance::response_times::report(&mut conn, caller.tenant_id, since)
+            .await?,
+    ))
 }
