@@ -487,3 +487,74 @@ async fn the_ladder_resends_an_unanswered_dispatch_then_alerts_and_watches_the_h
         0
     );
 }
+
+#[tokio::test]
+async fn coordinators_dispatch_and_follow_trips_in_the_panel() {
+    use crate::panel::{PASSWORD, csrf_in, login_form, sign_in};
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    fleet(&app).await;
+    let (_, created) = post(
+        &app,
+        "/api/v1/trips",
+        json!({ "request_type": "emergency", "pickup_address": "Bole, near Edna Mall",
+                "pickup_latitude": 9.0, "pickup_longitude": 38.75, "dropoff_address": "Black Lion Hospital",
+                "equipment_needed": ["oxygen"] }),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let web = &app.app;
+    web.user(&app.tenant, "liya@trips.example", PASSWORD).await;
+    let csrf = login_form(web).await;
+    assert_eq!(
+        sign_in(web, "msg-org", "liya@trips.example", PASSWORD, &csrf)
+            .await
+            .status(),
+        303
+    );
+    let get = |path: String| async move {
+        let response = web.client.get(web.url(&path)).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    let (status, board) = get("/panel/trips".into()).await;
+    assert_eq!(status, 200);
+    assert!(
+        board.contains("T-1001") && board.contains("AA-4") && board.contains("ago"),
+        "{board}"
+    );
+    let (status, page) = get(format!("/panel/trips/{id}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("AA-1") && page.contains("missing_equipment"),
+        "{page}"
+    );
+    let csrf = csrf_in(&page);
+    // Dispatch the first suggestion from the page.
+    let done = web
+        .client
+        .post(web.url(&format!("/panel/trips/{id}/dispatch")))
+        .form(&[("csrf_token", csrf.as_str()), ("ambulance_id", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    let location = done.headers()["location"].to_str().unwrap().to_owned();
+    let (_, page) = get(location).await;
+    assert!(
+        page.contains("eTimes.03") && page.contains("Dispatched: the crew has the trip."),
+        "{page}"
+    );
+    // Cancel without ticking the confirmation is refused, saying what to do.
+    let refused = web
+        .client
+        .post(web.url(&format!("/panel/trips/{id}/cancel")))
+        .form(&[("csrf_token", csrf.as_str()), ("reason", "duplicate")])
+        .send()
+        .await
+        .unwrap();
+    let location = refused.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("error="), "{location}");
+    assert_eq!(trip(&app, &id).await["status"], "assigned");
+    // Another organisation's trip (or nobody's) is not found.
+    let (status, _) = get(format!("/panel/trips/{}", Uuid::now_v7())).await;
+    assert_eq!(status, 404);
+}

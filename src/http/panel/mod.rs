@@ -2,6 +2,7 @@
 
 mod patient_voice;
 mod session;
+mod trips;
 mod views;
 mod visit_views;
 mod visits;
@@ -75,6 +76,7 @@ pub fn router() -> Router<AppState> {
         .merge(work_orders::routes())
         .merge(visits::routes())
         .merge(patient_voice::routes())
+        .merge(trips::routes())
 }
 
 async fn live_script() -> impl IntoResponse {

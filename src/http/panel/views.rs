@@ -33,6 +33,7 @@ pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Marku
                             a href="/panel/visits" { "Visits" } " · "
                             a href="/panel/visit-exceptions" { "Exceptions" } " · "
                             a href="/panel/assignments" { "Assignments" } " · "
+                            a href="/panel/trips" { "Trips" } " · "
                             a href="/panel/complaints" { "Complaints" } " · "
                             a href="/panel/feedback" { "Feedback" }
                         }

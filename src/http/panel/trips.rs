@@ -1,0 +1,336 @@
+//! Ambulance trips in the panel: the board (open trips by state with age and unit, the fleet with
+//! each vehicle's last position and its age, response times), a trip's page (timeline with every
+//! step, intervals, the ranked units, dispatch and cancel). Every query is the coordinator's
+//! tenant's; another tenant's trip is a 404.
+
+use axum::{
+    Router,
+    extract::{Path, State},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use maud::html;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{Coordinator, CsrfForm, not_found, views::layout, views::when};
+use crate::{
+    domains::ambulance::{
+        response_times,
+        trips::{self, By, Intervals, TripError},
+    },
+    http::AppState,
+    http::error::AppError,
+    http::extract::Query,
+};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/trips", get(board))
+        .route("/trips/{id}", get(detail))
+        .route("/trips/{id}/dispatch", post(dispatch))
+        .route("/trips/{id}/cancel", post(cancel))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Notice {
+    #[serde(default)]
+    done: String,
+    #[serde(default)]
+    error: String,
+}
+
+fn age(since: DateTime<Utc>) -> String {
+    let minutes = (Utc::now() - since).num_minutes();
+    match minutes {
+        m if m < 60 => format!("{m} min"),
+        m => format!("{} h {} min", m / 60, m % 60),
+    }
+}
+
+fn seconds(value: Option<f64>) -> String {
+    value.map_or("—".into(), |s| {
+        if s < 120.0 {
+            format!("{s:.0} s")
+        } else {
+            format!("{:.1} min", s / 60.0)
+        }
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct Vehicle {
+    registration_number: String,
+    ambulance_type: String,
+    status: String,
+    current_latitude: Option<f64>,
+    current_longitude: Option<f64>,
+    position_reported_at: Option<DateTime<Utc>>,
+}
+
+async fn board(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+) -> Result<Html<String>, AppError> {
+    let mut conn = state.pool.acquire().await?;
+    let trips = trips::list(&mut conn, coordinator.tenant_id).await?;
+    let fleet: Vec<Vehicle> = sqlx::query_as(
+        "SELECT registration_number, ambulance_type, status, current_latitude::float8 AS current_latitude,
+                current_longitude::float8 AS current_longitude, position_reported_at
+         FROM ambulances WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY status, registration_number",
+    )
+    .bind(coordinator.tenant_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let since = Utc::now() - chrono::TimeDelta::days(30);
+    let report = response_times::report(&mut conn, coordinator.tenant_id, since).await?;
+    let body = html! {
+        h1 { "Trips" }
+        @if trips.is_empty() { p.muted { "No open trips." } }
+        @else {
+            table.stacked {
+                thead { tr { th { "Trip" } th { "State" } th { "Priority" } th { "Age" } th { "Unit" } th { "Pickup" } } }
+                tbody {
+                    @for t in &trips {
+                        tr {
+                            td data-label="Trip" { a href=(format!("/panel/trips/{}", t.id)) { (t.reference) } }
+                            td data-label="State" { span class=(format!("badge state-{}", t.status.as_str().replace('_', "-"))) { (t.status.as_str().replace('_', " ")) } }
+                            td data-label="Priority" { (t.priority) }
+                            td data-label="Age" { (age(t.created_at)) }
+                            td data-label="Unit" { (t.registration_number.as_deref().unwrap_or("—")) }
+                            td data-label="Pickup" { (t.pickup_address) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Fleet" }
+        table.stacked {
+            thead { tr { th { "Vehicle" } th { "Type" } th { "Status" } th { "Last position" } } }
+            tbody {
+                @for v in &fleet {
+                    tr {
+                        td data-label="Vehicle" { (v.registration_number) }
+                        td data-label="Type" { (v.ambulance_type.replace('_', " ")) }
+                        td data-label="Status" { (v.status.replace('_', " ")) }
+                        td data-label="Last position" {
+                            @match (v.current_latitude.zip(v.current_longitude), v.position_reported_at) {
+                                (Some((lat, lon)), Some(at)) => {
+                                    a href=(format!("https://www.openstreetmap.org/?mlat={lat:.5}&mlon={lon:.5}#map=16/{lat:.5}/{lon:.5}")) { (format!("{lat:.4}, {lon:.4}")) }
+                                    " · " (age(at)) " ago"
+                                }
+                                _ => { "none reported" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Response times, last 30 days" }
+        @if report.is_empty() { p.muted { "No trips dispatched yet." } }
+        @else {
+            table.stacked {
+                thead { tr { th { "Priority" } th { "Trips" } th { "Turnout (mean / 90th)" } th { "Response (mean / 90th)" } th { "Within target" } } }
+                tbody {
+                    @for r in &report {
+                        tr {
+                            td data-label="Priority" { (r.priority) }
+                            td data-label="Trips" { (r.trips) }
+                            td data-label="Turnout" { (seconds(r.turnout_mean_s)) " / " (seconds(r.turnout_p90_s)) }
+                            td data-label="Response" { (seconds(r.response_mean_s)) " / " (seconds(r.response_p90_s)) }
+                            td data-label="Within target" {
+                                "turnout " (r.turnout_within_target_pct.map_or("—".into(), |p| format!("{p}%")))
+                                ", response " (r.response_within_target_pct.map_or("—".into(), |p| format!("{p}%")))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Html(
+        layout("Trips", Some(&coordinator), body).into_string(),
+    ))
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    coordinator: Coordinator,
+    Path(id): Path<Uuid>,
+    Query(notice): Query<Notice>,
+) -> Result<Response, AppError> {
+    let mut conn = state.pool.acquire().await?;
+    let trip = match trips::get(&mut conn, coordinator.tenant_id, id).await {
+        Ok(trip) => trip,
+        Err(TripError::NotFound(_)) => return Ok(not_found(&coordinator, "trip")),
+        Err(other) => return Err(other.into()),
+    };
+    let events = trips::events(&mut conn, coordinator.tenant_id, id).await?;
+    let suggestions = if trip.status == trips::TripStatus::Pending {
+        trips::suggestions(&mut conn, coordinator.tenant_id, id)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let intervals = Intervals::of(&trip);
+    let csrf = &coordinator.csrf_token;
+    let interval =
+        |s: Option<i64>| s.map_or("not recorded".to_owned(), |s| seconds(Some(s as f64)));
+    let body = html! {
+        h1 { "Trip " (trip.reference) }
+        @if !notice.done.is_empty() { p.notice role="status" { (notice.done) } }
+        @if !notice.error.is_empty() { p.alert role="alert" { (notice.error) } }
+        dl.facts {
+            dt { "State" } dd { (trip.status.as_str().replace('_', " ")) }
+            dt { "Request" } dd { (trip.request_type) " · " (trip.priority) }
+            dt { "Pickup" } dd { (trip.pickup_address) }
+            dt { "To" } dd { (trip.dropoff_address) }
+            dt { "Unit" } dd { (trip.registration_number.as_deref().unwrap_or("none yet")) }
+            @if let Some(name) = &trip.contact_name { dt { "Contact" } dd { (name) } }
+            @if let Some(notes) = &trip.special_instructions { dt { "Instructions" } dd { (notes) } }
+        }
+        h2 { "Intervals" }
+        dl.facts {
+            dt { "Turnout" } dd { (interval(intervals.turnout_s)) }
+            dt { "Response" } dd { (interval(intervals.response_s)) }
+            dt { "On scene" } dd { (interval(intervals.on_scene_s)) }
+            dt { "Transport" } dd { (interval(intervals.transport_s)) }
+            dt { "Handover" } dd { (interval(intervals.handover_s)) }
+            dt { "On task" } dd { (interval(intervals.on_task_s)) }
+        }
+        h2 { "Timeline" }
+        ol.timeline {
+            @for e in &events {
+                li {
+                    time { (when(&coordinator, e.at)) } " · " strong { (e.to_status.replace('_', " ")) }
+                    @if let Some(element) = &e.nemsis_element { " (" (element) ")" }
+                    " · " (e.actor_name.as_deref().unwrap_or(&e.actor_kind)) " by " (e.channel)
+                    @if let (Some(lat), Some(lon)) = (e.latitude, e.longitude) { " · at " (format!("{lat:.4}, {lon:.4}")) }
+                }
+            }
+        }
+        @if let Some(s) = &suggestions {
+            h2 { "Units" }
+            @if s.ranked.is_empty() { p.muted { "No unit is available for this trip." } }
+            form.stack method="post" action=(format!("/panel/trips/{id}/dispatch")) {
+                input type="hidden" name="csrf_token" value=(csrf);
+                @for (i, u) in s.ranked.iter().enumerate() {
+                    label.choice {
+                        input type="radio" name="ambulance_id" value=(u.ambulance_id) checked[i == 0];
+                        " " (u.registration_number) " · " (format!("{:.1} min", u.eta_minutes)) " · " (u.why)
+                    }
+                }
+                @if !s.ranked.is_empty() { button type="submit" { "Dispatch" } }
+            }
+            @if !s.left_out.is_empty() {
+                p.muted { "Left out: "
+                    @for (i, l) in s.left_out.iter().enumerate() {
+                        @if i > 0 { "; " }
+                        (l.registration_number) " (" (l.reason) ")"
+                    }
+                }
+            }
+        }
+        @if !matches!(trip.status, trips::TripStatus::Completed | trips::TripStatus::Cancelled) {
+            h2 { "Cancel" }
+            form.stack method="post" action=(format!("/panel/trips/{id}/cancel")) {
+                input type="hidden" name="csrf_token" value=(csrf);
+                label { "Why" input type="text" name="reason"; }
+                label.choice { input type="checkbox" name="confirm" value="yes" required; " Yes, cancel it (the crew is told not to go)" }
+                button type="submit" { "Cancel the trip" }
+            }
+        }
+    };
+    Ok(Html(layout(&trip.reference, Some(&coordinator), body).into_string()).into_response())
+}
+
+fn back(id: Uuid, result: Result<(), AppError>, done: &str) -> Result<Response, AppError> {
+    let encode = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
+    match result {
+        Ok(()) => {
+            Ok(Redirect::to(&format!("/panel/trips/{id}?done={}", encode(done))).into_response())
+        }
+        Err(error) if error.status_code().is_client_error() => Ok(Redirect::to(&format!(
+            "/panel/trips/{id}?error={}",
+            encode(&error.explain())
+        ))
+        .into_response()),
+        Err(error) => Err(error),
+    }
+}
+
+#[derive(Deserialize)]
+struct DispatchInput {
+    #[serde(default)]
+    ambulance_id: String,
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    CsrfForm { coordinator, input }: CsrfForm<DispatchInput>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let ambulance = match input.ambulance_id.trim() {
+            "" => None,
+            raw => Some(
+                raw.parse::<Uuid>()
+                    .map_err(|_| AppError::field("ambulance_id", "choose a unit"))?,
+            ),
+        };
+        let mut tx = state.pool.begin().await?;
+        trips::dispatch(
+            &mut tx,
+            &state.messaging.templates,
+            coordinator.tenant_id,
+            id,
+            ambulance,
+            &By::coordinator(coordinator.user_id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    back(id, result, "Dispatched: the crew has the trip.")
+}
+
+#[derive(Deserialize)]
+struct CancelInput {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    CsrfForm { coordinator, input }: CsrfForm<CancelInput>,
+) -> Result<Response, AppError> {
+    let result = async {
+        if input.confirm != "yes" {
+            return Err(AppError::field(
+                "confirm",
+                "tick \"Yes, cancel it\" to cancel",
+            ));
+        }
+        let reason = Some(input.reason.trim()).filter(|r| !r.is_empty());
+        let mut tx = state.pool.begin().await?;
+        trips::cancel(
+            &mut tx,
+            &state.messaging.templates,
+            coordinator.tenant_id,
+            id,
+            reason,
+            &By::coordinator(coordinator.user_id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    back(id, result, "Cancelled.")
+}
