@@ -558,3 +558,58 @@ async fn coordinators_dispatch_and_follow_trips_in_the_panel() {
     let (status, _) = get(format!("/panel/trips/{}", Uuid::now_v7())).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_crew_member_on_two_active_trips_is_asked_which() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let (crew, units) = fleet(&app).await;
+    let new_trip = json!({ "request_type": "transfer", "pickup_address": "Kazanchis",
+        "pickup_latitude": 9.0, "pickup_longitude": 38.75, "dropoff_address": "St Paul's" });
+    let (_, first) = post(&app, "/api/v1/trips", new_trip.clone()).await;
+    let (_, second) = post(&app, "/api/v1/trips", new_trip).await;
+    let (first, second) = (
+        first["id"].as_str().unwrap(),
+        second["id"].as_str().unwrap(),
+    );
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/trips/{first}/dispatch"),
+        json!({ "ambulance_id": units[0] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Moved to another vehicle while the first trip is still open, and dispatched again.
+    let (status, _) = json(
+        app.app
+            .put(
+                &app.tenant,
+                &format!("/api/v1/ambulances/{}/crew", units[1]),
+                &json!([{ "worker_id": crew, "role": "driver" }]),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/trips/{second}/dispatch"),
+        json!({ "ambulance_id": units[1] }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.settle().await;
+    app.twilio_message_stored(&sms(CREW, 30, "on scene")).await;
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_which");
+    app.twilio_message_stored(&sms(CREW, 31, "T-1001 on scene"))
+        .await;
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_step_at_pickup");
+    assert_eq!(trip(&app, first).await["status"], "at_pickup");
+    assert_eq!(trip(&app, second).await["status"], "assigned");
+    // A skipped step stays unrecorded.
+    assert_eq!(
+        trip(&app, first).await["en_route_to_pickup_at"],
+        Value::Null
+    );
+}
