@@ -84,6 +84,7 @@ async fn the_document_matches_the_routes() {
         ("GET", "/app/visits"),
         ("POST", "/app/visits/{id}/check-in"),
         ("POST", "/app/visits/{id}/check-out"),
+        ("POST", "/app/position"),
         ("GET", "/feedback"),
         ("GET", "/feedback/{id}"),
         ("POST", "/feedback/{id}/status"),

@@ -65,17 +65,33 @@ async fn fleet(app: &MessagingApp) -> (Uuid, Vec<Uuid>) {
         .execute(&app.app.pool)
         .await
         .unwrap();
-    let (status, body) = json(
-        app.app
-            .put(
-                &app.tenant,
-                &format!("/api/v1/ambulances/{}/crew", units[0]),
-                &json!([{ "worker_id": crew, "role": "paramedic" }]),
+    // Dawit rides the first; every other vehicle has a driver of its own.
+    for (i, unit) in units.iter().enumerate() {
+        let member = if i == 0 {
+            crew
+        } else {
+            let (status, driver) = post(
+                app,
+                "/api/v1/workers",
+                json!({ "first_name": format!("Driver{i}"), "last_name": "Crew",
+                        "phone": format!("+25191160020{i}"), "kinds": ["ambulance_crew"] }),
             )
-            .await,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+            .await;
+            assert_eq!(status, 201, "{driver}");
+            driver["id"].as_str().unwrap().parse().unwrap()
+        };
+        let (status, body) = json(
+            app.app
+                .put(
+                    &app.tenant,
+                    &format!("/api/v1/ambulances/{unit}/crew"),
+                    &json!([{ "worker_id": member, "role": "paramedic" }]),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
     (crew, units)
 }
 
@@ -612,4 +628,102 @@ async fn a_crew_member_on_two_active_trips_is_asked_which() {
         trip(&app, first).await["en_route_to_pickup_at"],
         Value::Null
     );
+}
+
+#[tokio::test]
+async fn emergencies_dispatch_themselves_when_asked_a_tap_accepts_and_the_crews_phone_reports_the_position()
+ {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let (_, units) = fleet(&app).await;
+    sqlx::query("UPDATE tenants SET auto_dispatch_emergency = true")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    let (status, created) = post(
+        &app,
+        "/api/v1/trips",
+        json!({ "request_type": "emergency", "pickup_address": "Merkato", "pickup_latitude": 9.0,
+                "pickup_longitude": 38.75, "dropoff_address": "Black Lion Hospital", "equipment_needed": ["oxygen"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "assigned");
+    assert_eq!(created["registration_number"], "AA-1");
+    app.settle().await;
+    // The crew taps Accept on the WhatsApp dispatch.
+    let dispatch_id: String = sqlx::query_scalar(
+        "SELECT provider_message_id FROM messages WHERE template_key = 'trip_dispatch' AND provider = 'meta'",
+    )
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap();
+    let mut tap: Value = serde_json::from_str(&fixture("meta/button_reply.json")).unwrap();
+    let value = &mut tap["entry"][0]["changes"][0]["value"];
+    value["contacts"][0]["wa_id"] = json!(CREW[1..]);
+    let message = &mut value["messages"][0];
+    message["from"] = json!(CREW[1..]);
+    message["id"] = json!("wamid.crew-tap-1");
+    message["context"]["id"] = json!(dispatch_id);
+    assert_eq!(app.meta(&tap.to_string()).await.status(), 200);
+    app.settle().await;
+    assert_eq!(last_key_to(&app, CREW).await, "trip_accepted");
+    assert!(trip(&app, created["id"].as_str().unwrap()).await["acknowledged_at"].is_string());
+
+    // The crew member signs in on the app (as caregivers do) and the phone reports the position.
+    let client = &app.app.client;
+    let login = client
+        .post(app.app.url("/api/v1/app/login"))
+        .json(&json!({ "phone": CREW }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 202);
+    app.settle().await;
+    let sent = app
+        .fake
+        .wait_for("the sign-in code", |r| {
+            String::from_utf8_lossy(&r.body).contains("sign-in")
+        })
+        .await;
+    let body = String::from_utf8_lossy(&sent.body).to_string();
+    let code: String = body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|t| t.len() == 6)
+        .expect("a six-digit code")
+        .to_owned();
+    let (status, session) = json(
+        client
+            .post(app.app.url("/api/v1/app/verify"))
+            .json(&json!({ "phone": CREW, "code": code }))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{session}");
+    let token = session["token"].as_str().unwrap();
+    let reported = client
+        .post(app.app.url("/api/v1/app/position"))
+        .bearer_auth(token)
+        .json(&json!({ "latitude": 9.02, "longitude": 38.76, "accuracy_m": 8.0 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reported.status(), 204);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM ambulance_positions WHERE ambulance_id = '{}' AND source = 'app' AND accuracy_m = 8",
+            units[0]
+        ))
+        .await,
+        1
+    );
+    let refused = client
+        .post(app.app.url("/api/v1/app/position"))
+        .bearer_auth(token)
+        .json(&json!({ "latitude": 95.0, "longitude": 38.76 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
 }

@@ -477,6 +477,8 @@ pub struct Unit {
     pub current_latitude: Option<f64>,
     pub current_longitude: Option<f64>,
     pub position_reported_at: Option<DateTime<Utc>>,
+    /// Crew members on its roster: a vehicle nobody drives is no suggestion.
+    pub crew: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
@@ -494,7 +496,8 @@ pub struct Suggestion {
 pub struct LeftOut {
     pub ambulance_id: Uuid,
     pub registration_number: String,
-    /// `busy`, `wrong_type`, `missing_equipment`, `no_position` or `stale_position`, with detail.
+    /// `busy`, `no_crew`, `wrong_type`, `missing_equipment`, `no_position` or `stale_position`,
+    /// with detail.
     pub reason: String,
 }
 
@@ -532,6 +535,10 @@ pub fn rank(
         };
         if unit.status != AmbulanceStatus::Available {
             left_out.push(leave(format!("busy: {}", unit.status)));
+            continue;
+        }
+        if unit.crew == 0 {
+            left_out.push(leave("no_crew: nobody is on its roster".into()));
             continue;
         }
         if !suitable(
@@ -608,8 +615,10 @@ pub async fn suggestions(
     let units: Vec<Unit> = sqlx::query_as(
         "SELECT id, registration_number, ambulance_type, status, features,
                 current_latitude::float8 AS current_latitude, current_longitude::float8 AS current_longitude,
-                position_reported_at
-         FROM ambulances WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY registration_number",
+                position_reported_at,
+                (SELECT count(*) FROM ambulance_crew_members c
+                  WHERE c.tenant_id = a.tenant_id AND c.ambulance_id = a.id AND c.active) AS crew
+         FROM ambulances a WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY registration_number",
     )
     .bind(tenant_id)
     .fetch_all(&mut *conn)
@@ -1269,6 +1278,7 @@ mod tests {
             current_latitude: at.map(|a| a.0),
             current_longitude: at.map(|a| a.1),
             position_reported_at: Some(Utc::now() - TimeDelta::minutes(seen_min)),
+            crew: 2,
         }
     }
 
@@ -1315,6 +1325,10 @@ mod tests {
             unit(4, BasicLifeSupport, Available, Some((9.0, 38.751)), 45),
             unit(5, BasicLifeSupport, Assigned, Some((9.0, 38.75)), 1),
             unit(6, BasicLifeSupport, Available, None, 1),
+            Unit {
+                crew: 0,
+                ..unit(7, BasicLifeSupport, Available, Some((9.0, 38.75)), 1)
+            },
         ];
         let s = rank(
             &trip,
@@ -1348,7 +1362,8 @@ mod tests {
                 ("AA-3", "wrong_type"),
                 ("AA-4", "stale_position"),
                 ("AA-5", "busy"),
-                ("AA-6", "no_position")
+                ("AA-6", "no_position"),
+                ("AA-7", "no_crew")
             ]
         );
     }

@@ -63,8 +63,8 @@ fn code_hash(code_id: Uuid, code: &str) -> Vec<u8> {
 }
 
 /// The one caregiver this number signs in as (`organisation` picks one when several share it).
-/// Only active caregivers use the app: a maintenance worker or crew member with the same kind of
-/// phone gets nothing here.
+/// Only active caregivers and ambulance crew use the app (crew to report where their vehicle
+/// is): a maintenance worker gets nothing here.
 async fn worker_for(
     conn: &mut PgConnection,
     phone: &PhoneNumber,
@@ -73,7 +73,7 @@ async fn worker_for(
     let found: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT w.tenant_id, w.id FROM workers w JOIN tenants t ON t.id = w.tenant_id
          WHERE w.phone = $1 AND w.deleted_at IS NULL AND w.status = 'active'
-           AND 'caregiver' = ANY (w.kinds) AND t.deleted_at IS NULL
+           AND w.kinds && ARRAY['caregiver', 'ambulance_crew'] AND t.deleted_at IS NULL
            AND ($2::text IS NULL OR t.slug = $2)",
     )
     .bind(phone.as_str())
@@ -271,7 +271,7 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> sqlx::Result<Option<(Uu
          FROM workers w, tenants t
          WHERE a.token_hash = $1 AND a.revoked_at IS NULL AND a.expires_at > now()
            AND w.tenant_id = a.tenant_id AND w.id = a.worker_id AND w.deleted_at IS NULL
-           AND w.status = 'active' AND 'caregiver' = ANY (w.kinds)
+           AND w.status = 'active' AND w.kinds && ARRAY['caregiver', 'ambulance_crew']
            AND t.id = a.tenant_id AND t.deleted_at IS NULL
          RETURNING a.tenant_id, a.worker_id",
     )

@@ -30,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(my_visits))
         .routes(routes!(check_in))
         .routes(routes!(check_out))
+        .routes(routes!(report_position))
 }
 
 /// A caregiver signed in on the app.
@@ -245,4 +246,60 @@ async fn check_out(
     extract::Json(input): extract::Json<CheckInput>,
 ) -> AppResult<Json<EventResult>> {
     record(&state, &me, id, EventKind::CheckOut, reading(input)?).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MyPosition {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub accuracy_m: Option<f64>,
+}
+
+/// A crew member's phone reports where their vehicle is (the one on whose roster they are).
+#[utoipa::path(post, path = "/app/position", tag = "app", request_body = MyPosition,
+    responses((status = 204), (status = 401, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
+async fn report_position(
+    State(state): State<AppState>,
+    me: AppWorker,
+    extract::Json(input): extract::Json<MyPosition>,
+) -> AppResult<axum::http::StatusCode> {
+    let at = Coordinates::new(input.latitude, input.longitude)
+        .map_err(|(field, message)| AppError::field(field, message))?;
+    if input
+        .accuracy_m
+        .is_some_and(|a| !(0.0..=100_000.0).contains(&a))
+    {
+        return Err(AppError::field(
+            "accuracy_m",
+            "must be between 0 and 100000",
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let vehicle: Option<Uuid> = sqlx::query_scalar(
+        "SELECT ambulance_id FROM ambulance_crew_members
+         WHERE tenant_id = $1 AND worker_id = $2 AND active AND ambulance_id IS NOT NULL",
+    )
+    .bind(me.tenant_id)
+    .bind(me.worker_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(vehicle) = vehicle else {
+        return Err(AppError::Conflict(
+            "you are on no ambulance's crew: ask your coordinator to put you on one".into(),
+        ));
+    };
+    crate::domains::ambulance::trips::record_position(
+        &mut tx,
+        me.tenant_id,
+        vehicle,
+        Some(me.worker_id),
+        at,
+        input.accuracy_m,
+        "app",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
