@@ -30,7 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(my_visits))
         .routes(routes!(check_in))
         .routes(routes!(check_out))
-        .routes(routes!(report_position))
+        .routes(routes!(report_my_position))
 }
 
 /// A caregiver signed in on the app.
@@ -260,7 +260,7 @@ pub struct MyPosition {
 #[utoipa::path(post, path = "/app/position", tag = "app", request_body = MyPosition,
     responses((status = 204), (status = 401, body = crate::http::error::ErrorBody),
               (status = 409, body = crate::http::error::ErrorBody), (status = 422, body = crate::http::error::ErrorBody)))]
-async fn report_position(
+async fn report_my_position(
     State(state): State<AppState>,
     me: AppWorker,
     extract::Json(input): extract::Json<MyPosition>,
