@@ -59,3 +59,22 @@ pub async fn for_patient(
         anyhow::anyhow!("patient {patient_id} does not exist here or has no phone number")
     })
 }
+
+/// The contact with this number (a coordinator, a caller), made if there is none yet.
+pub async fn for_phone(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    phone: &str,
+    name: Option<&str>,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar(
+        "INSERT INTO contacts (tenant_id, phone, display_name) VALUES ($1, $2, $3)
+         ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET phone = EXCLUDED.phone
+         RETURNING id",
+    )
+    .bind(tenant_id)
+    .bind(phone)
+    .bind(name)
+    .fetch_one(conn)
+    .await
+}

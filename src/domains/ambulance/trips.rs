@@ -1006,16 +1006,8 @@ pub async fn step(
         _ => None,
     };
     if let (Some(key), Some(phone)) = (courtesy, &trip.contact_phone) {
-        let contact: Uuid = sqlx::query_scalar(
-            "INSERT INTO contacts (tenant_id, phone, display_name) VALUES ($1, $2, $3)
-             ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET phone = EXCLUDED.phone
-             RETURNING id",
-        )
-        .bind(tenant_id)
-        .bind(phone)
-        .bind(&trip.contact_name)
-        .fetch_one(&mut *conn)
-        .await?;
+        let contact =
+            contacts::for_phone(conn, tenant_id, phone, trip.contact_name.as_deref()).await?;
         let values = Values::new()
             .with("reference", &trip.reference)
             .with("unit", trip.registration_number.as_deref().unwrap_or(""));

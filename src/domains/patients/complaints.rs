@@ -255,6 +255,19 @@ async fn add_action(
     Ok(())
 }
 
+/// The contact who complained, when there is one to answer.
+async fn complainant(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar("SELECT contact_id FROM complaints WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
 fn user_of(actor: Actor) -> Option<Uuid> {
     match actor {
         Actor::User(id) => Some(id),
@@ -430,15 +443,12 @@ pub async fn complaint_clock(
                 .execute(&mut *tx)
                 .await?;
                 if let Some(phone) = case.assignee_phone {
-                    let contact: Uuid = sqlx::query_scalar(
-                        "INSERT INTO contacts (tenant_id, phone, display_name) VALUES ($1, $2, $3)
-                         ON CONFLICT ON CONSTRAINT contacts_tenant_phone_key DO UPDATE SET phone = EXCLUDED.phone
-                         RETURNING id",
+                    let contact = crate::messaging::contacts::for_phone(
+                        &mut tx,
+                        job.tenant_id,
+                        &phone,
+                        case.assignee_name.as_deref(),
                     )
-                    .bind(job.tenant_id)
-                    .bind(&phone)
-                    .bind(&case.assignee_name)
-                    .fetch_one(&mut *tx)
                     .await?;
                     let zone = super::calendar::Calendar::load(&mut tx, job.tenant_id)
                         .await?
@@ -738,12 +748,7 @@ pub async fn respond(
 ) -> VoiceResult<Complaint> {
     let text = crate::types::required_text(text, 900).map_err(|m| Invalid::field("text", m))?;
     let case = get(conn, tenant_id, id).await?;
-    let contact: Option<Uuid> =
-        sqlx::query_scalar("SELECT contact_id FROM complaints WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let contact = complainant(conn, tenant_id, id).await?;
     let Some(contact) = contact else {
         return Err(VoiceError::Conflict(
             "this complaint came with no number to answer; record a contact by phone as an action"
@@ -834,13 +839,7 @@ pub async fn set_status(
                 About::Complaint(id),
             )
             .await?;
-            let contact: Option<Uuid> = sqlx::query_scalar(
-                "SELECT contact_id FROM complaints WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+            let contact = complainant(conn, tenant_id, id).await?;
             if let Some(contact) = contact {
                 let values = Values::new()
                     .with("reference", &case.reference)
@@ -853,13 +852,7 @@ pub async fn set_status(
             }
         }
         ComplaintStatus::Reopened => {
-            let contact: Option<Uuid> = sqlx::query_scalar(
-                "SELECT contact_id FROM complaints WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+            let contact = complainant(conn, tenant_id, id).await?;
             if let Some(contact) = contact
                 && let Some((_, other)) = open_case_of(conn, tenant_id, contact).await?
             {
@@ -926,12 +919,7 @@ pub async fn reopen_unsatisfied(
     id: Uuid,
 ) -> VoiceResult<()> {
     let case = get(conn, tenant_id, id).await?;
-    let contact: Option<Uuid> =
-        sqlx::query_scalar("SELECT contact_id FROM complaints WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
+    let contact = complainant(conn, tenant_id, id).await?;
     let another_open = match contact {
         Some(contact) => open_case_of(conn, tenant_id, contact).await?.is_some(),
         None => false,
