@@ -20,7 +20,7 @@ ALTER TABLE trip_status_events
     DROP CONSTRAINT trip_events_to_status_check,
     ADD CONSTRAINT trip_events_to_status_check CHECK (to_status IN ('pending', 'assigned', 'en_route_to_pickup', 'at_pickup',
         'en_route_to_dropoff', 'at_destination', 'handover_done', 'completed', 'cancelled')),
-    -- The NEMSIS v3.5 eTimes element the step records (eTimes.03 unit notified … eTimes.13 back in service).
+    -- The NEMSIS v3.5 eTimes element the step records (eTimes.03 unit notified … eTimes.12 back in service, eTimes.13 cancelled).
     ADD COLUMN nemsis_element text,
     ADD COLUMN message_id uuid,
     ADD COLUMN ambulance_id uuid,

@@ -106,6 +106,7 @@ async fn the_document_matches_the_routes() {
         ("POST", "/trips/{id}/dispatch"),
         ("POST", "/trips/{id}/steps"),
         ("POST", "/trips/{id}/cancel"),
+        ("POST", "/trips/{id}/recall"),
         ("PUT", "/ambulances/{id}/crew"),
         ("POST", "/ambulances/{id}/position"),
     ] {

@@ -280,7 +280,7 @@ async fn a_trip_is_ranked_dispatched_and_reported_step_by_step_by_the_crew() {
             "eTimes.09",
             "eTimes.10",
             "eTimes.11",
-            "eTimes.13"
+            "eTimes.12"
         ]
     );
     assert!(done["intervals"]["response_s"].as_i64().unwrap() >= 0);
@@ -559,6 +559,31 @@ async fn coordinators_dispatch_and_follow_trips_in_the_panel() {
         page.contains("eTimes.03") && page.contains("Dispatched: the crew has the trip."),
         "{page}"
     );
+    // A message to the crew, then the trip taken back to give to another unit.
+    let sent = web
+        .client
+        .post(web.url(&format!("/panel/trips/{id}/message")))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("text", "Use the back entrance"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 303);
+    assert_eq!(last_key_to(&app, CREW).await, "coordinator_message");
+    let recalled = web
+        .client
+        .post(web.url(&format!("/panel/trips/{id}/recall")))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(recalled.status(), 303);
+    assert_eq!(last_key_to(&app, CREW).await, "trip_reassigned_away");
+    assert_eq!(trip(&app, &id).await["status"], "pending");
+    let (status, _) = post(&app, &format!("/api/v1/trips/{id}/dispatch"), json!({})).await;
+    assert_eq!(status, 200);
     // Cancel without ticking the confirmation is refused, saying what to do.
     let refused = web
         .client

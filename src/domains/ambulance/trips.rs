@@ -152,7 +152,7 @@ pub const STEPS: &[(Step, u8, &str, TripStatus, &str, &str)] = &[
         6,
         "available",
         TripStatus::Completed,
-        "eTimes.13",
+        "eTimes.12",
         "completed_at",
     ),
 ];
@@ -246,7 +246,7 @@ pub struct Trip {
     pub special_instructions: Option<String>,
     pub sensitive: bool,
     /// NEMSIS eTimes: unit notified (03), acknowledged (04), en route (05), at pickup (06), left
-    /// pickup (09), at destination (10), transfer of care (11), back in service (13). `null` is
+    /// pickup (09), at destination (10), transfer of care (11), back in service (12); cancelled is (13). `null` is
     /// "not recorded".
     pub assigned_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
@@ -1059,6 +1059,123 @@ pub async fn step(
     get(conn, tenant_id, trip_id).await
 }
 
+/// Tells everyone who rode (or rides) the trip `key`, about it.
+async fn tell_crew(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    trip: &Trip,
+    key: &'static str,
+    values: Values,
+) -> TripResult<()> {
+    let crew: Vec<Uuid> =
+        sqlx::query_scalar("SELECT worker_id FROM trip_crew WHERE tenant_id = $1 AND trip_id = $2")
+            .bind(tenant_id)
+            .bind(trip.id)
+            .fetch_all(&mut *conn)
+            .await?;
+    for worker in crew {
+        if let Some(contact) = contacts::for_live_worker(conn, tenant_id, worker).await? {
+            let mut message = Notification::new(tenant_id, contact, key, values.clone());
+            message.related = Some(("trip", trip.id));
+            notify::notify(conn, templates, &message).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A coordinator's own words to the trip's crew.
+pub async fn message_crew(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    trip_id: Uuid,
+    text: &str,
+) -> TripResult<()> {
+    let text = required_text(text, 900).map_err(|m| Invalid::field("text", m))?;
+    let trip = get(conn, tenant_id, trip_id).await?;
+    if !trip.status.is_active() {
+        return Err(TripError::NotNow(format!(
+            "trip {} is {}: no crew is on it",
+            trip.reference, trip.status
+        )));
+    }
+    let tenant: String = sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let values = Values::new().with("tenant", tenant).with("text", text);
+    tell_crew(
+        conn,
+        templates,
+        tenant_id,
+        &trip,
+        "coordinator_message",
+        values,
+    )
+    .await
+}
+
+/// Takes a trip back from its unit before the patient is on board, to give it to another: the
+/// crew is told not to go, the vehicle is free, the trip pending again.
+pub async fn recall(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    trip_id: Uuid,
+    by: &By,
+) -> TripResult<Trip> {
+    let trip = get(conn, tenant_id, trip_id).await?;
+    if !matches!(
+        trip.status,
+        TripStatus::Assigned | TripStatus::EnRouteToPickup | TripStatus::AtPickup
+    ) {
+        return Err(TripError::NotNow(format!(
+            "trip {} is {}: only a trip whose patient is not yet on board goes to another unit",
+            trip.reference, trip.status
+        )));
+    }
+    let values = Values::new().with("reference", &trip.reference);
+    tell_crew(
+        conn,
+        templates,
+        tenant_id,
+        &trip,
+        "trip_reassigned_away",
+        values,
+    )
+    .await?;
+    sqlx::query("UPDATE ambulances SET status = 'available' WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(trip.ambulance_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE trips SET status = 'pending', ambulance_id = NULL, acknowledged_at = NULL
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(trip_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM trip_crew WHERE tenant_id = $1 AND trip_id = $2")
+        .bind(tenant_id)
+        .bind(trip_id)
+        .execute(&mut *conn)
+        .await?;
+    event(
+        conn,
+        tenant_id,
+        trip_id,
+        Some(trip.status),
+        TripStatus::Pending,
+        by,
+        None,
+    )
+    .await?;
+    get(conn, tenant_id, trip_id).await
+}
+
 /// Cancels a trip not yet finished; the crew, if any, is told and the vehicle freed.
 pub async fn cancel(
     conn: &mut PgConnection,
@@ -1102,21 +1219,8 @@ pub async fn cancel(
         .bind(ambulance)
         .execute(&mut *conn)
         .await?;
-        let crew: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT worker_id FROM trip_crew WHERE tenant_id = $1 AND trip_id = $2",
-        )
-        .bind(tenant_id)
-        .bind(trip_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        for worker in crew {
-            if let Some(contact) = contacts::for_live_worker(conn, tenant_id, worker).await? {
-                let values = Values::new().with("reference", &trip.reference);
-                let mut message = Notification::new(tenant_id, contact, "trip_cancelled", values);
-                message.related = Some(("trip", trip_id));
-                notify::notify(conn, templates, &message).await?;
-            }
-        }
+        let values = Values::new().with("reference", &trip.reference);
+        tell_crew(conn, templates, tenant_id, &trip, "trip_cancelled", values).await?;
     }
     get(conn, tenant_id, trip_id).await
 }

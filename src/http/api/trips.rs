@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(dispatch_trip))
         .routes(routes!(record_step))
         .routes(routes!(cancel_trip))
+        .routes(routes!(recall_trip))
         .routes(routes!(set_crew))
         .routes(routes!(report_position))
 }
@@ -393,4 +394,27 @@ async fn response_report(
         crate::domains::ambulance::response_times::report(&mut conn, caller.tenant_id, since)
             .await?,
     ))
+}
+
+/// Take a trip back from its unit before the patient is on board (to give it to another): the
+/// crew is told not to go and the trip is pending again.
+#[utoipa::path(post, path = "/trips/{id}/recall", tag = "trips",
+    responses((status = 200, body = Trip), (status = 404, body = crate::http::error::ErrorBody),
+              (status = 409, body = crate::http::error::ErrorBody)))]
+async fn recall_trip(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<Uuid>,
+) -> AppResult<Json<Trip>> {
+    let mut tx = state.pool.begin().await?;
+    let trip = trips::recall(
+        &mut tx,
+        &state.messaging.templates,
+        caller.tenant_id,
+        id,
+        &By::api(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(trip))
 }

@@ -31,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/trips/{id}", get(detail))
         .route("/trips/{id}/dispatch", post(dispatch))
         .route("/trips/{id}/cancel", post(cancel))
+        .route("/trips/{id}/recall", post(recall))
+        .route("/trips/{id}/message", post(message))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +235,22 @@ async fn detail(
                 }
             }
         }
+        @if trip.status.is_active() {
+            h2 { "Message the crew" }
+            form.stack method="post" action=(format!("/panel/trips/{id}/message")) {
+                input type="hidden" name="csrf_token" value=(csrf);
+                label { "Message" textarea name="text" required maxlength="900" {} }
+                button type="submit" { "Send" }
+            }
+        }
+        @if matches!(trip.status, trips::TripStatus::Assigned | trips::TripStatus::EnRouteToPickup | trips::TripStatus::AtPickup) {
+            h2 { "Give it to another unit" }
+            form.stack method="post" action=(format!("/panel/trips/{id}/recall")) {
+                input type="hidden" name="csrf_token" value=(csrf);
+                p.muted { "The crew is told not to go; the trip is pending again, with the units ranked." }
+                button type="submit" { "Take it back" }
+            }
+        }
         @if !matches!(trip.status, trips::TripStatus::Completed | trips::TripStatus::Cancelled) {
             h2 { "Cancel" }
             form.stack method="post" action=(format!("/panel/trips/{id}/cancel")) {
@@ -333,4 +351,54 @@ async fn cancel(
     }
     .await;
     back(id, result, "Cancelled.")
+}
+
+async fn recall(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    CsrfForm { coordinator, .. }: CsrfForm<super::session::NoFields>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let mut tx = state.pool.begin().await?;
+        trips::recall(
+            &mut tx,
+            &state.messaging.templates,
+            coordinator.tenant_id,
+            id,
+            &By::coordinator(coordinator.user_id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    back(id, result, "Taken back: choose another unit.")
+}
+
+#[derive(Deserialize)]
+struct MessageInput {
+    #[serde(default)]
+    text: String,
+}
+
+async fn message(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    CsrfForm { coordinator, input }: CsrfForm<MessageInput>,
+) -> Result<Response, AppError> {
+    let result = async {
+        let mut tx = state.pool.begin().await?;
+        trips::message_crew(
+            &mut tx,
+            &state.messaging.templates,
+            coordinator.tenant_id,
+            id,
+            &input.text,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    back(id, result, "Sent to the crew.")
 }
