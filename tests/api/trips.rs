@@ -543,6 +543,10 @@ async fn coordinators_dispatch_and_follow_trips_in_the_panel() {
         page.contains("AA-1") && page.contains("missing_equipment"),
         "{page}"
     );
+    assert!(
+        page.contains("aria-label=\"Pickup and the units ranked for it"),
+        "{page}"
+    );
     let csrf = csrf_in(&page);
     // Dispatch the first suggestion from the page.
     let done = web
@@ -584,6 +588,11 @@ async fn coordinators_dispatch_and_follow_trips_in_the_panel() {
     assert_eq!(trip(&app, &id).await["status"], "pending");
     let (status, _) = post(&app, &format!("/api/v1/trips/{id}/dispatch"), json!({})).await;
     assert_eq!(status, 200);
+    let (_, board) = get("/panel/trips".into()).await;
+    assert!(
+        board.contains("Mean and 90th percentile response time"),
+        "{board}"
+    );
     // Cancel without ticking the confirmation is refused, saying what to do.
     let refused = web
         .client

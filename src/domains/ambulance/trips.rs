@@ -488,6 +488,9 @@ pub struct Suggestion {
     pub ambulance_type: AmbulanceType,
     pub distance_m: f64,
     pub eta_minutes: f64,
+    /// Where the unit was last seen.
+    pub latitude: f64,
+    pub longitude: f64,
     /// Why it is where it is in the list.
     pub why: String,
 }
@@ -585,6 +588,8 @@ pub fn rank(
             ambulance_type: unit.ambulance_type,
             distance_m: distance_m.round(),
             eta_minutes,
+            latitude: at.latitude,
+            longitude: at.longitude,
             why: format!(
                 "available {}, {:.1} km away, seen {} min ago",
                 unit.ambulance_type,

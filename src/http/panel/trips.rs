@@ -10,7 +10,7 @@ use axum::{
     routing::{get, post},
 };
 use chrono::{DateTime, Utc};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -48,6 +48,78 @@ fn age(since: DateTime<Utc>) -> String {
     match minutes {
         m if m < 60 => format!("{m} min"),
         m => format!("{} h {} min", m / 60, m % 60),
+    }
+}
+
+/// Pickup and the ranked units as a plain positional drawing (SVG, north up, to scale): no tiles
+/// to load, readable through each point's title.
+fn picture(pickup: (f64, f64), units: &[trips::Suggestion]) -> Markup {
+    let points: Vec<(f64, f64)> = std::iter::once(pickup)
+        .chain(units.iter().map(|u| (u.latitude, u.longitude)))
+        .collect();
+    let (min_lat, max_lat) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+        (lo.min(p.0), hi.max(p.0))
+    });
+    let (min_lon, max_lon) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+        (lo.min(p.1), hi.max(p.1))
+    });
+    // Degrees of longitude shrink with latitude: scale them so distances look right.
+    let shrink = pickup.0.to_radians().cos().max(0.1);
+    let span = ((max_lat - min_lat).max((max_lon - min_lon) * shrink)).max(0.002);
+    let (size, pad) = (300.0, 30.0);
+    let xy = |(lat, lon): (f64, f64)| {
+        (
+            pad + (lon - min_lon) * shrink / span * size,
+            pad + (max_lat - lat) / span * size,
+        )
+    };
+    let (px, py) = xy(pickup);
+    html! {
+        svg.chart role="img" viewBox=(format!("0 0 {} {}", size + 2.0 * pad + 60.0, size + 2.0 * pad))
+            width="100%" aria-label="Pickup and the units ranked for it, to scale, north up" {
+            rect x="0" y="0" width="100%" height="100%" fill="#f6f8fa" {}
+            @for u in units {
+                @let (x, y) = xy((u.latitude, u.longitude));
+                line x1=(px) y1=(py) x2=(x) y2=(y) stroke="#b8c4d0" stroke-dasharray="3" {}
+                circle cx=(x) cy=(y) r="6" fill="#3a7fb8" { title { (u.registration_number) ": " (u.why) } }
+                text x=(x + 9.0) y=(y + 4.0) font-size="11" { (u.registration_number) }
+            }
+            path d=(format!("M{} {}l8 8m0 -8l-8 8", px - 4.0, py - 4.0)) stroke="#b3261e" stroke-width="3" { title { "Pickup" } }
+            text x=(px + 9.0) y=(py - 6.0) font-size="11" fill="#b3261e" { "pickup" }
+        }
+    }
+}
+
+/// Mean response per priority against the target, as bars: the line is the target.
+fn response_chart(report: &[response_times::ResponseTimes]) -> Markup {
+    let longest = report
+        .iter()
+        .flat_map(|r| {
+            [
+                r.response_mean_s.unwrap_or(0.0),
+                r.response_p90_s.unwrap_or(0.0),
+                f64::from(r.response_target_s),
+            ]
+        })
+        .fold(60.0_f64, f64::max);
+    let (label_w, bar_w, row_h) = (70.0, 400.0, 26.0);
+    let height = row_h * report.len() as f64 + 10.0;
+    html! {
+        svg.chart role="img" viewBox=(format!("0 0 560 {height}")) width="100%"
+            aria-label="Mean and 90th percentile response time per priority, against the target" {
+            @for (i, r) in report.iter().enumerate() {
+                @let y = 5.0 + i as f64 * row_h;
+                text x="0" y=(y + 13.0) font-size="12" { (r.priority) }
+                @if let Some(p90) = r.response_p90_s {
+                    rect x=(label_w) y=(y) width=(bar_w * p90 / longest) height="16" fill="#c9d9ea" { title { "90th percentile " (seconds(Some(p90))) } }
+                }
+                @if let Some(mean) = r.response_mean_s {
+                    rect x=(label_w) y=(y + 4.0) width=(bar_w * mean / longest) height="8" fill="#3a7fb8" { title { "mean " (seconds(Some(mean))) } }
+                }
+                @let target = label_w + bar_w * f64::from(r.response_target_s) / longest;
+                line x1=(target) y1=(y - 2.0) x2=(target) y2=(y + 18.0) stroke="#b3261e" stroke-width="2" { title { "target " (seconds(Some(f64::from(r.response_target_s)))) } }
+            }
+        }
     }
 }
 
@@ -132,6 +204,7 @@ async fn board(
         h2 { "Response times, last 30 days" }
         @if report.is_empty() { p.muted { "No trips dispatched yet." } }
         @else {
+            (response_chart(&report))
             table.stacked {
                 thead { tr { th { "Priority" } th { "Trips" } th { "Turnout (mean / 90th)" } th { "Response (mean / 90th)" } th { "Within target" } } }
                 tbody {
@@ -216,6 +289,9 @@ async fn detail(
         @if let Some(s) = &suggestions {
             h2 { "Units" }
             @if s.ranked.is_empty() { p.muted { "No unit is available for this trip." } }
+            @if let (Some(lat), Some(lon)) = (trip.pickup_latitude, trip.pickup_longitude) {
+                (picture((lat, lon), &s.ranked))
+            }
             form.stack method="post" action=(format!("/panel/trips/{id}/dispatch")) {
                 input type="hidden" name="csrf_token" value=(csrf);
                 @for (i, u) in s.ranked.iter().enumerate() {
