@@ -817,26 +817,14 @@ pub async fn accept(
 
 /// The unit cannot take it (declined, or its vehicle broke down): the trip goes back to pending
 /// for the next unit, and the coordinators are alerted with what to do.
-/// Why a unit gives a trip back: what becomes of the vehicle, and the alert.
-struct HandBack {
-    vehicle: AmbulanceStatus,
-    alert: AlertKind,
-    why: String,
-}
-
-async fn give_back(
+/// Takes the trip off its unit: the vehicle to `vehicle`, the trip pending for the next one.
+async fn unassign(
     conn: &mut PgConnection,
-    templates: &Templates,
     tenant_id: Uuid,
     trip: &Trip,
-    back: HandBack,
+    vehicle: AmbulanceStatus,
     by: &By,
-) -> TripResult<()> {
-    let HandBack {
-        vehicle,
-        alert: kind,
-        why,
-    } = back;
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE ambulances SET status = $3 WHERE tenant_id = $1 AND id = $2")
         .bind(tenant_id)
         .bind(trip.ambulance_id)
@@ -865,7 +853,30 @@ async fn give_back(
         by,
         None,
     )
-    .await?;
+    .await
+}
+
+/// Why a unit gives a trip back: what becomes of the vehicle, and the alert.
+struct HandBack {
+    vehicle: AmbulanceStatus,
+    alert: AlertKind,
+    why: String,
+}
+
+async fn give_back(
+    conn: &mut PgConnection,
+    templates: &Templates,
+    tenant_id: Uuid,
+    trip: &Trip,
+    back: HandBack,
+    by: &By,
+) -> TripResult<()> {
+    let HandBack {
+        vehicle,
+        alert: kind,
+        why,
+    } = back;
+    unassign(conn, tenant_id, trip, vehicle, by).await?;
     let next = match suggestions(conn, tenant_id, trip.id).await {
         Ok(s) => s
             .ranked
@@ -1150,34 +1161,7 @@ pub async fn recall(
         values,
     )
     .await?;
-    sqlx::query("UPDATE ambulances SET status = 'available' WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant_id)
-        .bind(trip.ambulance_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "UPDATE trips SET status = 'pending', ambulance_id = NULL, acknowledged_at = NULL
-         WHERE tenant_id = $1 AND id = $2",
-    )
-    .bind(tenant_id)
-    .bind(trip_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM trip_crew WHERE tenant_id = $1 AND trip_id = $2")
-        .bind(tenant_id)
-        .bind(trip_id)
-        .execute(&mut *conn)
-        .await?;
-    event(
-        conn,
-        tenant_id,
-        trip_id,
-        Some(trip.status),
-        TripStatus::Pending,
-        by,
-        None,
-    )
-    .await?;
+    unassign(conn, tenant_id, &trip, AmbulanceStatus::Available, by).await?;
     get(conn, tenant_id, trip_id).await
 }
 
