@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use super::{
     COMPLAINT_SEVERITY, Fft, PATIENT_INTENTS, SURVEY_ANSWERS,
-    calendar::Calendar,
     complaints::{self, CALL_BACK_WITHIN, Links, NewComplaint, Opened, Severity},
     feedback,
     surveys::{self, Open},
@@ -100,9 +99,9 @@ impl Handler for PatientVoices {
         let links = recent_service(turn, Some(patient_id)).await?;
         let about = feedback::About {
             patient_id: Some(patient_id),
-            visit_id: links.visit_id,
-            worker_id: links.worker_id,
-            service: links.service.clone(),
+            visit_id: links.links.visit_id,
+            worker_id: links.links.worker_id,
+            service: links.service,
         };
         let channel = channel_name(turn);
         feedback::record(
@@ -482,7 +481,11 @@ async fn complain(
 /// A deadline as the person reads it: the day in the organisation's zone, with the hour only
 /// when it is within two days (a working-day deadline's minute means nothing to them).
 async fn local(turn: &mut Turn<'_>, at: DateTime<Utc>) -> anyhow::Result<String> {
-    let zone = Calendar::load(&mut turn.tx, turn.tenant.id).await?.zone;
+    let zone: String = sqlx::query_scalar("SELECT time_zone FROM tenants WHERE id = $1")
+        .bind(turn.tenant.id)
+        .fetch_one(&mut *turn.tx)
+        .await?;
+    let zone = crate::types::TimeZone::stored(&zone);
     let format = if at - Utc::now() <= chrono::TimeDelta::hours(49) {
         "%a %d %b, %H:%M"
     } else {
@@ -525,8 +528,6 @@ async fn intro(turn: &mut Turn<'_>) -> anyhow::Result<()> {
 /// complaints they send unprompted are most likely about it.
 struct ServiceLinks {
     links: Links,
-    visit_id: Option<Uuid>,
-    worker_id: Option<Uuid>,
     service: Option<String>,
 }
 
@@ -560,8 +561,6 @@ async fn recent_service(
             worker_id,
             ..Links::default()
         },
-        visit_id,
-        worker_id,
         service,
     })
 }

@@ -146,12 +146,14 @@ pub async fn schedule(
     let subject_name = column.trim_end_matches("_id");
     let delay = match subject {
         Subject::Complaint(_) => TimeDelta::zero(),
-        _ => TimeDelta::minutes(
-            settings::load(conn, tenant_id)
-                .await?
-                .survey_delay_minutes
-                .into(),
-        ),
+        _ => {
+            let minutes: i32 =
+                sqlx::query_scalar("SELECT survey_delay_minutes FROM tenants WHERE id = $1")
+                    .bind(tenant_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            TimeDelta::minutes(minutes.into())
+        }
     };
     let due_at = Utc::now() + delay;
     // A complaint may be resolved, reopened and resolved again: each time is asked about.

@@ -62,6 +62,31 @@ fn local_time(
     Ok(Some(at.with_timezone(&chrono::Utc)))
 }
 
+/// A form's change, in one transaction, then back to `page` saying what happened: a refusal (4xx)
+/// is shown on the page with what to fix (`?error=`), a fault stays a fault.
+async fn change_then_back<F>(
+    state: &AppState,
+    page: &str,
+    done: &str,
+    change: F,
+) -> Result<Response, AppError>
+where
+    F: AsyncFnOnce(&mut sqlx::PgConnection) -> crate::http::error::AppResult<()>,
+{
+    let encode = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
+    let mut tx = state.pool.begin().await?;
+    match change(&mut tx).await {
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(Redirect::to(&format!("{page}?done={}", encode(done))).into_response())
+        }
+        Err(error) if error.status_code().is_client_error() => {
+            Ok(Redirect::to(&format!("{page}?error={}", encode(&error.explain()))).into_response())
+        }
+        Err(error) => Err(error),
+    }
+}
+
 const STYLESHEET: &str = include_str!("static/panel.css");
 const LIVE_SCRIPT: &str = include_str!("static/live.js");
 

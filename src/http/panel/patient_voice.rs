@@ -5,7 +5,7 @@
 use axum::{
     Router,
     extract::{Path, State},
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
 use maud::{Markup, html};
@@ -52,22 +52,6 @@ pub struct Filter {
     done: String,
     #[serde(default)]
     error: String,
-}
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-/// After a form: back to `page`, saying what happened. A refusal (4xx) is shown on the page; a
-/// fault stays a fault.
-fn back(page: &str, result: Result<(), AppError>, done: &str) -> Result<Response, AppError> {
-    match result {
-        Ok(()) => Ok(Redirect::to(&format!("{page}?done={}", encode(done))).into_response()),
-        Err(error) if error.status_code().is_client_error() => {
-            Ok(Redirect::to(&format!("{page}?error={}", encode(&error.explain()))).into_response())
-        }
-        Err(error) => Err(error),
-    }
 }
 
 fn notices(filter: &Filter) -> Markup {
@@ -273,22 +257,24 @@ async fn respond(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<TextInput>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        let mut tx = state.pool.begin().await?;
-        complaints::respond(
-            &mut tx,
-            &state.messaging.templates,
-            coordinator.tenant_id,
-            id,
-            &input.text,
-            actor(&coordinator),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    back(&format!("/panel/complaints/{id}"), result, "Message sent.")
+    super::change_then_back(
+        &state,
+        &format!("/panel/complaints/{id}"),
+        "Message sent.",
+        async |tx| {
+            complaints::respond(
+                tx,
+                &state.messaging.templates,
+                coordinator.tenant_id,
+                id,
+                &input.text,
+                actor(&coordinator),
+            )
+            .await?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -303,30 +289,28 @@ async fn action(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<ActionInput>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        let kind: ActionKind = input
-            .action_type
-            .parse()
-            .map_err(|m| AppError::field("action_type", m))?;
-        let mut tx = state.pool.begin().await?;
-        complaints::record_action(
-            &mut tx,
-            coordinator.tenant_id,
-            id,
-            kind,
-            &input.description,
-            actor(&coordinator),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    back(
+    super::change_then_back(
+        &state,
         &format!("/panel/complaints/{id}"),
-        result,
         "Action recorded.",
+        async |tx| {
+            let kind: ActionKind = input
+                .action_type
+                .parse()
+                .map_err(|m| AppError::field("action_type", m))?;
+            complaints::record_action(
+                tx,
+                coordinator.tenant_id,
+                id,
+                kind,
+                &input.description,
+                actor(&coordinator),
+            )
+            .await?;
+            Ok(())
+        },
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -341,36 +325,31 @@ async fn change(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<ChangeInput>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        let severity: Severity = input
-            .severity
-            .parse()
-            .map_err(|m| AppError::field("severity", m))?;
-        let assigned_user_id = match input.assigned_user_id.trim() {
-            "" => None,
-            raw => Some(
-                raw.parse::<Uuid>()
-                    .map_err(|_| AppError::field("assigned_user_id", "choose a user"))?,
-            ),
-        };
-        let change = ComplaintChange {
-            severity: Some(severity),
-            assigned_user_id,
-        };
-        let mut tx = state.pool.begin().await?;
-        complaints::change(
-            &mut tx,
-            coordinator.tenant_id,
-            id,
-            change,
-            actor(&coordinator),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    back(&format!("/panel/complaints/{id}"), result, "Saved.")
+    super::change_then_back(
+        &state,
+        &format!("/panel/complaints/{id}"),
+        "Saved.",
+        async |tx| {
+            let severity: Severity = input
+                .severity
+                .parse()
+                .map_err(|m| AppError::field("severity", m))?;
+            let assigned_user_id = match input.assigned_user_id.trim() {
+                "" => None,
+                raw => Some(
+                    raw.parse::<Uuid>()
+                        .map_err(|_| AppError::field("assigned_user_id", "choose a user"))?,
+                ),
+            };
+            let change = ComplaintChange {
+                severity: Some(severity),
+                assigned_user_id,
+            };
+            complaints::change(tx, coordinator.tenant_id, id, change, actor(&coordinator)).await?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -385,31 +364,29 @@ async fn status(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<StatusInput>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        let status: ComplaintStatus = input
-            .status
-            .parse()
-            .map_err(|m| AppError::field("status", m))?;
-        let resolution = Some(input.resolution.trim().to_owned()).filter(|r| !r.is_empty());
-        let mut tx = state.pool.begin().await?;
-        complaints::set_status(
-            &mut tx,
-            &state.messaging.templates,
-            coordinator.tenant_id,
-            id,
-            StatusChange { status, resolution },
-            actor(&coordinator),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    back(
+    super::change_then_back(
+        &state,
         &format!("/panel/complaints/{id}"),
-        result,
         "Status changed.",
+        async |tx| {
+            let status: ComplaintStatus = input
+                .status
+                .parse()
+                .map_err(|m| AppError::field("status", m))?;
+            let resolution = Some(input.resolution.trim().to_owned()).filter(|r| !r.is_empty());
+            complaints::set_status(
+                tx,
+                &state.messaging.templates,
+                coordinator.tenant_id,
+                id,
+                StatusChange { status, resolution },
+                actor(&coordinator),
+            )
+            .await?;
+            Ok(())
+        },
     )
+    .await
 }
 
 fn fft_words(code: Option<i16>) -> &'static str {
@@ -510,18 +487,15 @@ async fn feedback_status(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<FeedbackStatusInput>,
 ) -> Result<Response, AppError> {
-    let result = async {
+    super::change_then_back(&state, "/panel/feedback", "Saved.", async |tx| {
         let status: FeedbackStatus = input
             .status
             .parse()
             .map_err(|m| AppError::field("status", m))?;
-        let mut tx = state.pool.begin().await?;
-        feedback::set_status(&mut tx, coordinator.tenant_id, id, status).await?;
-        tx.commit().await?;
+        feedback::set_status(tx, coordinator.tenant_id, id, status).await?;
         Ok(())
-    }
-    .await;
-    back("/panel/feedback", result, "Saved.")
+    })
+    .await
 }
 
 async fn feedback_respond(
@@ -529,10 +503,9 @@ async fn feedback_respond(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<TextInput>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        let mut tx = state.pool.begin().await?;
+    super::change_then_back(&state, "/panel/feedback", "Answer sent.", async |tx| {
         feedback::respond(
-            &mut tx,
+            tx,
             &state.messaging.templates,
             coordinator.tenant_id,
             id,
@@ -540,11 +513,9 @@ async fn feedback_respond(
             actor(&coordinator),
         )
         .await?;
-        tx.commit().await?;
         Ok(())
-    }
-    .await;
-    back("/panel/feedback", result, "Answer sent.")
+    })
+    .await
 }
 
 /// Positive share per month for one worker, as bars (SVG, drawn here); months with too few

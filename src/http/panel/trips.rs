@@ -6,7 +6,7 @@
 use axum::{
     Router,
     extract::{Path, State},
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
 use chrono::{DateTime, Utc};
@@ -340,21 +340,6 @@ async fn detail(
     Ok(Html(layout(&trip.reference, Some(&coordinator), body).into_string()).into_response())
 }
 
-fn back(id: Uuid, result: Result<(), AppError>, done: &str) -> Result<Response, AppError> {
-    let encode = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
-    match result {
-        Ok(()) => {
-            Ok(Redirect::to(&format!("/panel/trips/{id}?done={}", encode(done))).into_response())
-        }
-        Err(error) if error.status_code().is_client_error() => Ok(Redirect::to(&format!(
-            "/panel/trips/{id}?error={}",
-            encode(&error.explain())
-        ))
-        .into_response()),
-        Err(error) => Err(error),
-    }
-}
-
 #[derive(Deserialize)]
 struct DispatchInput {
     #[serde(default)]
@@ -366,29 +351,31 @@ async fn dispatch(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<DispatchInput>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        let ambulance = match input.ambulance_id.trim() {
-            "" => None,
-            raw => Some(
-                raw.parse::<Uuid>()
-                    .map_err(|_| AppError::field("ambulance_id", "choose a unit"))?,
-            ),
-        };
-        let mut tx = state.pool.begin().await?;
-        trips::dispatch(
-            &mut tx,
-            &state.messaging.templates,
-            coordinator.tenant_id,
-            id,
-            ambulance,
-            &By::coordinator(coordinator.user_id),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    back(id, result, "Dispatched: the crew has the trip.")
+    super::change_then_back(
+        &state,
+        &format!("/panel/trips/{id}"),
+        "Dispatched: the crew has the trip.",
+        async |tx| {
+            let ambulance = match input.ambulance_id.trim() {
+                "" => None,
+                raw => Some(
+                    raw.parse::<Uuid>()
+                        .map_err(|_| AppError::field("ambulance_id", "choose a unit"))?,
+                ),
+            };
+            trips::dispatch(
+                tx,
+                &state.messaging.templates,
+                coordinator.tenant_id,
+                id,
+                ambulance,
+                &By::coordinator(coordinator.user_id),
+            )
+            .await?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -404,29 +391,31 @@ async fn cancel(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<CancelInput>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        if input.confirm != "yes" {
-            return Err(AppError::field(
-                "confirm",
-                "tick \"Yes, cancel it\" to cancel",
-            ));
-        }
-        let reason = Some(input.reason.trim()).filter(|r| !r.is_empty());
-        let mut tx = state.pool.begin().await?;
-        trips::cancel(
-            &mut tx,
-            &state.messaging.templates,
-            coordinator.tenant_id,
-            id,
-            reason,
-            &By::coordinator(coordinator.user_id),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    back(id, result, "Cancelled.")
+    super::change_then_back(
+        &state,
+        &format!("/panel/trips/{id}"),
+        "Cancelled.",
+        async |tx| {
+            if input.confirm != "yes" {
+                return Err(AppError::field(
+                    "confirm",
+                    "tick \"Yes, cancel it\" to cancel",
+                ));
+            }
+            let reason = Some(input.reason.trim()).filter(|r| !r.is_empty());
+            trips::cancel(
+                tx,
+                &state.messaging.templates,
+                coordinator.tenant_id,
+                id,
+                reason,
+                &By::coordinator(coordinator.user_id),
+            )
+            .await?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 async fn recall(
@@ -434,21 +423,23 @@ async fn recall(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, .. }: CsrfForm<super::session::NoFields>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        let mut tx = state.pool.begin().await?;
-        trips::recall(
-            &mut tx,
-            &state.messaging.templates,
-            coordinator.tenant_id,
-            id,
-            &By::coordinator(coordinator.user_id),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    back(id, result, "Taken back: choose another unit.")
+    super::change_then_back(
+        &state,
+        &format!("/panel/trips/{id}"),
+        "Taken back: choose another unit.",
+        async |tx| {
+            trips::recall(
+                tx,
+                &state.messaging.templates,
+                coordinator.tenant_id,
+                id,
+                &By::coordinator(coordinator.user_id),
+            )
+            .await?;
+            Ok(())
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -462,19 +453,21 @@ async fn message(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<MessageInput>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        let mut tx = state.pool.begin().await?;
-        trips::message_crew(
-            &mut tx,
-            &state.messaging.templates,
-            coordinator.tenant_id,
-            id,
-            &input.text,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    back(id, result, "Sent to the crew.")
+    super::change_then_back(
+        &state,
+        &format!("/panel/trips/{id}"),
+        "Sent to the crew.",
+        async |tx| {
+            trips::message_crew(
+                tx,
+                &state.messaging.templates,
+                coordinator.tenant_id,
+                id,
+                &input.text,
+            )
+            .await?;
+            Ok(())
+        },
+    )
+    .await
 }
