@@ -35,7 +35,7 @@ use axum::{
 };
 use fieldline::{
     Application, Config,
-    audit::Actor,
+    audit::{self, Actor},
     channels::signature,
     domains::tenancy::{self, NewTenant},
     messaging::channels::{self, NewChannel},
@@ -316,7 +316,7 @@ impl Fieldline {
         let app = Application::build(config).await?;
         let pool = app.pool().clone();
         let base = format!("http://127.0.0.1:{}", app.port());
-        let mut tx = pool.begin().await?;
+        let mut tx = audit::begin(&pool, Actor::Cli).await?;
         let tenant = tenancy::create_tenant(
             &mut tx,
             &NewTenant {
@@ -325,7 +325,6 @@ impl Fieldline {
                 time_zone: TimeZone::parse("UTC").map_err(anyhow::Error::msg)?,
                 locale: Locale::parse("en").map_err(anyhow::Error::msg)?,
             },
-            Actor::Cli,
         )
         .await?;
         let input = NewChannel {
@@ -335,7 +334,7 @@ impl Fieldline {
             provider_id: None,
             display_name: None,
         };
-        channels::add(&mut tx, tenant.id, &input, Actor::Cli)
+        channels::add(&mut tx, tenant.id, &input)
             .await
             .map_err(|e| anyhow::anyhow!(e.to_string()))?;
         tx.commit().await?;

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    audit::Actor,
+    audit::{self, Actor},
     auth,
     domains::tenancy::{self, NewTenant, Role},
     types::{Email, Locale, PhoneNumber, Slug, TimeZone},
@@ -359,7 +359,7 @@ const CHANNELS: &[DemoChannel] = &[
 ];
 
 pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoData> {
-    let mut tx = pool.begin().await?;
+    let mut tx = audit::begin(pool, Actor::Cli).await?;
     // Two seeders at once would race on natural keys; one at a time is plenty for demo data.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('fieldline.seed_demo'))")
         .execute(&mut *tx)
@@ -514,7 +514,7 @@ async fn ensure_tenant(tx: &mut PgConnection) -> anyhow::Result<Uuid> {
         time_zone: TimeZone::parse("Africa/Addis_Ababa").map_err(anyhow::Error::msg)?,
         locale: Locale::parse("en").map_err(anyhow::Error::msg)?,
     };
-    Ok(tenancy::create_tenant(tx, &new, Actor::Cli).await?.id)
+    Ok(tenancy::create_tenant(tx, &new).await?.id)
 }
 
 async fn site_id(tx: &mut PgConnection, tenant_id: Uuid, code: &str) -> sqlx::Result<Option<Uuid>> {

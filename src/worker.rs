@@ -12,8 +12,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::{
+    audit,
     domains::{
         ambulance::timers::{self as trip_timers, TripTimer},
+        audit_checkpoints::{self, AuditCheckpoint},
         care::{
             schedule::{self, VisitSchedule},
             timers::{self as visit_timers, VisitTimer},
@@ -41,6 +43,7 @@ use crate::{
 /// Keeps one run of each recurring sweep booked.
 async fn ensure_recurring(pool: &PgPool) -> anyhow::Result<()> {
     jobs::ensure_recurring::<PreventiveSweep>(pool).await?;
+    jobs::ensure_recurring::<AuditCheckpoint>(pool).await?;
     jobs::ensure_recurring::<VisitSchedule>(pool).await
 }
 
@@ -182,15 +185,21 @@ fn pause_after_failure(earlier: usize) -> Duration {
 ///   attempts and the person never got an answer; this way they last minutes.
 fn unwinding<J, D, F, Fut>(
     handler: F,
-) -> impl Fn(J, Data<D>, Attempt) -> futures::future::BoxFuture<'static, Result<(), BoxDynError>> + Clone
+) -> impl Fn(J, Data<D>, Attempt, TaskId) -> futures::future::BoxFuture<'static, Result<(), BoxDynError>>
++ Clone
 where
+    J: Job,
     F: Fn(J, Data<D>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), BoxDynError>> + Send + 'static,
 {
     use futures::FutureExt;
-    move |job, data, attempt: Attempt| {
+    move |job, data, attempt: Attempt, id: TaskId| {
         let earlier = attempt.current();
-        std::panic::AssertUnwindSafe(handler(job, data))
+        let origin = audit::Origin {
+            request_id: Some(format!("job:{}:{id}", J::QUEUE)),
+            ip: None,
+        };
+        std::panic::AssertUnwindSafe(audit::within(origin, handler(job, data)))
             .catch_unwind()
             .then(move |outcome| async move {
                 if let Ok(Err(error)) = &outcome {
@@ -256,13 +265,17 @@ macro_rules! every_job {
         /// Runs one job of queue `queue` from its stored arguments; `None` for an unknown queue.
         async fn run_stored(
             queue: &str,
+            id: &str,
             args: &[u8],
             messaging: &Arc<Messaging>,
         ) -> Option<Result<(), BoxDynError>> {
             $(
                 if queue == <$job as Job>::QUEUE {
                     return Some(match serde_json::from_slice::<$job>(args) {
-                        Ok(job) => $handler(job, Data::new(messaging.clone())).await,
+                        Ok(job) => {
+                            let origin = audit::Origin { request_id: Some(format!("job:{queue}:{id}")), ip: None };
+                            audit::within(origin, $handler(job, Data::new(messaging.clone()))).await
+                        }
                         Err(error) => Err(error.into()),
                     });
                 }
@@ -285,6 +298,7 @@ every_job! {
     SurveyDue => surveys::survey_due;
     ComplaintClock => complaints::complaint_clock;
     TripTimer => trip_timers::trip_timer;
+    AuditCheckpoint => audit_checkpoints::audit_checkpoint;
 }
 
 /// Registers the worker of job type `J`, running `handler` with `concurrency` jobs at once.
@@ -472,7 +486,7 @@ pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
         let Some((id, queue, args, earlier)) = due else {
             return Ok(ran);
         };
-        let outcome = run_stored(&queue, &args, messaging)
+        let outcome = run_stored(&queue, &id, &args, messaging)
             .await
             .unwrap_or_else(|| Err(format!("no handler for queue {queue}").into()));
         let (status, result, pause) = match &outcome {
@@ -486,13 +500,14 @@ pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
         sqlx::query(
             "UPDATE apalis.jobs
                 SET status = $2, last_result = $3, done_at = now(), attempts = attempts + 1,
-                    run_at = CASE WHEN $2 = 'Failed' THEN now() + $4 ELSE run_at END
+                    run_at = CASE WHEN $2 = 'Failed' THEN now() + make_interval(secs => $4) ELSE run_at END
               WHERE id = $1",
         )
         .bind(&id)
         .bind(status)
         .bind(result)
-        .bind(pause)
+        // Whole microseconds: PostgreSQL intervals hold no nanoseconds.
+        .bind(pause.as_micros() as f64 / 1e6)
         .execute(&mut *claim)
         .await?;
         claim.commit().await?;

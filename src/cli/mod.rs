@@ -14,7 +14,7 @@ use sqlx::PgPool;
 
 use crate::{
     app::{self, Application},
-    audit::Actor,
+    audit::{self, Actor},
     channels::{ChannelKind, Content},
     config::{Config, LogFormat},
     db,
@@ -79,6 +79,11 @@ pub enum Command {
     Channel {
         #[command(subcommand)]
         command: ChannelCommand,
+    },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Send a message as if someone wrote to the organisation's console channel, and print the
     /// replies it caused. Goes through the same pipeline as a real webhook.
@@ -179,6 +184,17 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk each organisation's hash chain and name the first entry that was edited, removed
+    /// or reordered; exits 1 if any chain is broken.
+    Verify {
+        /// Only this organisation (its slug); without it, every organisation and the platform.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create an API token for an organisation. It is printed once; only its hash is kept.
     Create {
@@ -225,6 +241,39 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             }
             app.run_until(app::shutdown_signal()).await
         }
+        Command::Audit {
+            command: AuditCommand::Verify { tenant },
+        } => {
+            let pool = connect(&config).await?;
+            let chains = match tenant {
+                Some(slug) => vec![tenancy::find_tenant(&pool, &slug).await?.id],
+                None => audit::chains(&pool).await?,
+            };
+            let mut broken = 0;
+            for chain in chains {
+                let report = audit::verify_chain(&pool, chain).await?;
+                let name = if chain == audit::PLATFORM_CHAIN {
+                    "platform".to_owned()
+                } else {
+                    sqlx::query_scalar::<_, String>("SELECT slug FROM tenants WHERE id = $1")
+                        .bind(chain)
+                        .fetch_optional(&pool)
+                        .await?
+                        .unwrap_or_else(|| chain.to_string())
+                };
+                match report.broken {
+                    None => println!("{name}: ok, {} entries", report.rows),
+                    Some(at) => {
+                        broken += 1;
+                        println!("{name}: BROKEN after {} good entries at {at}", report.rows);
+                    }
+                }
+            }
+            if broken > 0 {
+                anyhow::bail!("{broken} audit chain(s) do not verify");
+            }
+            Ok(())
+        }
         Command::Migrate => {
             connect(&config).await?;
             println!("migrations applied to {}", config.database_url);
@@ -265,8 +314,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                     .context("--locale")?,
             };
             let pool = connect(&config).await?;
-            let mut tx = pool.begin().await?;
-            let tenant = tenancy::create_tenant(&mut tx, &new, Actor::Cli).await?;
+            let mut tx = audit::begin(&pool, Actor::Cli).await?;
+            let tenant = tenancy::create_tenant(&mut tx, &new).await?;
             let number = channels::unused_console_number(&mut tx).await?;
             tx.commit().await?;
             println!(
@@ -310,7 +359,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
             let pool = connect(&config).await?;
             let tenant = tenancy::find_tenant(&pool, &tenant).await?;
             let password = read_password()?;
-            let mut tx = pool.begin().await?;
+            let mut tx = audit::begin(&pool, Actor::Cli).await?;
             let id = tenancy::upsert_user(
                 &mut tx,
                 tenant.id,
@@ -336,7 +385,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         } => {
             let pool = connect(&config).await?;
             let tenant = tenancy::find_tenant(&pool, &tenant).await?;
-            let mut tx = pool.begin().await?;
+            let mut tx = audit::begin(&pool, Actor::Cli).await?;
             let (_, token) = tenancy::create_api_token(&mut tx, tenant.id, &name, role).await?;
             tx.commit().await?;
             eprintln!("API token for {} (shown once; store it now):", tenant.slug);
@@ -363,8 +412,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
                 provider_id,
                 display_name: name,
             };
-            let mut tx = pool.begin().await?;
-            let channel = channels::add(&mut tx, tenant.id, &input, Actor::Cli)
+            let mut tx = audit::begin(&pool, Actor::Cli).await?;
+            let channel = channels::add(&mut tx, tenant.id, &input)
                 .await
                 .map_err(|e| anyhow::anyhow!(crate::http::error::AppError::from(e).explain()))?;
             tx.commit().await?;

@@ -116,22 +116,8 @@ pub async fn create<R: Resource>(
     input: R::Input,
 ) -> RecordResult<R> {
     let valid = R::validate(input)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = audit::begin(pool, actor).await?;
     let created = R::insert(&mut tx, tenant_id, &valid).await?;
-    let after = serde_json::to_value(&created).ok();
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            tenant_id: Some(tenant_id),
-            actor,
-            action: &format!("{}.created", R::NAME),
-            entity_type: R::NAME,
-            entity_id: entity_id(&after),
-            before: None,
-            after,
-        },
-    )
-    .await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -149,7 +135,7 @@ pub async fn update<R: Resource>(
             "send a JSON object with the fields to change".into(),
         ));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = audit::begin(pool, actor).await?;
     let current = fetch::<R>(&mut tx, tenant_id, id, true).await?;
     let mut merged = serde_json::to_value(R::Input::from(&current)).map_err(anyhow::Error::from)?;
     merge_patch(&mut merged, &patch);
@@ -157,19 +143,6 @@ pub async fn update<R: Resource>(
         .map_err(|e| RecordError::Malformed(format!("the JSON does not fit: {e}")))?;
     let valid = R::validate(input)?;
     let updated = R::update(&mut tx, tenant_id, id, &valid).await?;
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            tenant_id: Some(tenant_id),
-            actor,
-            action: &format!("{}.updated", R::NAME),
-            entity_type: R::NAME,
-            entity_id: Some(id),
-            before: serde_json::to_value(&current).ok(),
-            after: serde_json::to_value(&updated).ok(),
-        },
-    )
-    .await?;
     tx.commit().await?;
     Ok(updated)
 }
@@ -181,8 +154,8 @@ pub async fn soft_delete<R: Resource>(
     actor: Actor,
     id: Uuid,
 ) -> RecordResult<()> {
-    let mut tx = pool.begin().await?;
-    let current = fetch::<R>(&mut tx, tenant_id, id, true).await?;
+    let mut tx = audit::begin(pool, actor).await?;
+    fetch::<R>(&mut tx, tenant_id, id, true).await?;
     let sql = format!(
         "UPDATE {} SET deleted_at = now() WHERE tenant_id = $1 AND id = $2",
         R::TABLE
@@ -192,25 +165,8 @@ pub async fn soft_delete<R: Resource>(
         .bind(id)
         .execute(&mut *tx)
         .await?;
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            tenant_id: Some(tenant_id),
-            actor,
-            action: &format!("{}.deleted", R::NAME),
-            entity_type: R::NAME,
-            entity_id: Some(id),
-            before: serde_json::to_value(&current).ok(),
-            after: None,
-        },
-    )
-    .await?;
     tx.commit().await?;
     Ok(())
-}
-
-fn entity_id(value: &Option<Value>) -> Option<Uuid> {
-    value.as_ref()?.get("id")?.as_str()?.parse().ok()
 }
 
 /// RFC 7386 JSON merge patch.

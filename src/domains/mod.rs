@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod ambulance;
+pub mod audit_checkpoints;
 pub mod care;
 pub mod crud;
 pub mod dashboard;
@@ -9,6 +10,7 @@ pub mod directory;
 pub mod maintenance;
 pub mod panel_sessions;
 pub mod patients;
+pub mod privacy;
 pub mod sign_in_attempts;
 pub mod tenancy;
 

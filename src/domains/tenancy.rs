@@ -6,7 +6,6 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    audit::{self, Actor},
     auth,
     types::{Email, Locale, Slug, TimeZone},
 };
@@ -76,7 +75,6 @@ pub struct NewTenant {
 pub async fn create_tenant(
     conn: &mut PgConnection,
     new: &NewTenant,
-    actor: Actor,
 ) -> Result<Tenant, TenancyError> {
     let name = new.name.trim();
     if name.is_empty() {
@@ -97,19 +95,6 @@ pub async fn create_tenant(
     .fetch_optional(&mut *conn)
     .await?;
     let tenant = tenant.ok_or_else(|| TenancyError::SlugTaken(new.slug.as_str().to_owned()))?;
-    audit::record(
-        conn,
-        audit::Entry {
-            tenant_id: Some(tenant.id),
-            actor,
-            action: "tenant.created",
-            entity_type: "tenant",
-            entity_id: Some(tenant.id),
-            before: None,
-            after: serde_json::to_value(&tenant).ok(),
-        },
-    )
-    .await?;
     Ok(tenant)
 }
 
@@ -161,19 +146,6 @@ pub async fn upsert_user(
     .fetch_optional(&mut *conn)
     .await?;
     let id = id.ok_or_else(|| TenancyError::EmailTaken(email.as_str().to_owned()))?;
-    audit::record(
-        conn,
-        audit::Entry {
-            tenant_id: Some(tenant_id),
-            actor: Actor::Cli,
-            action: "user.saved",
-            entity_type: "user",
-            entity_id: Some(id),
-            before: None,
-            after: Some(serde_json::json!({ "email": email.as_str(), "role": role.as_str() })),
-        },
-    )
-    .await?;
     Ok(id)
 }
 
@@ -217,18 +189,5 @@ pub async fn create_api_token(
         .bind(role.as_str())
         .execute(&mut *conn)
         .await?;
-    audit::record(
-        conn,
-        audit::Entry {
-            tenant_id: Some(tenant_id),
-            actor: Actor::Cli,
-            action: "api_token.created",
-            entity_type: "api_token",
-            entity_id: Some(id),
-            before: None,
-            after: Some(serde_json::json!({ "name": name })),
-        },
-    )
-    .await?;
     Ok((id, token))
 }

@@ -431,6 +431,18 @@ impl From<SignInRefused> for AppError {
     }
 }
 
+impl From<crate::domains::privacy::PrivacyError> for AppError {
+    fn from(error: crate::domains::privacy::PrivacyError) -> Self {
+        use crate::domains::privacy::PrivacyError;
+        match error {
+            PrivacyError::Invalid(invalid) => invalid.into(),
+            PrivacyError::NotFound => Self::NotFound("patient"),
+            PrivacyError::AlreadyErased(_) => Self::Conflict(error.to_string()),
+            PrivacyError::Database(error) => Self::Database(error),
+        }
+    }
+}
+
 impl From<ChannelError> for AppError {
     fn from(error: ChannelError) -> Self {
         match error {

@@ -157,24 +157,29 @@ impl FromRequestParts<crate::http::AppState> for ClientAddress {
         parts: &mut Parts,
         state: &crate::http::AppState,
     ) -> Result<Self, Self::Rejection> {
-        use crate::config::TrustedProxy;
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let address = match state.config.trusted_proxy {
-            TrustedProxy::None => parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip()),
-            TrustedProxy::Fly => header("fly-client-ip").and_then(|v| v.trim().parse().ok()),
-            // The proxy appends the address it saw; earlier entries are the client's own word.
-            TrustedProxy::XForwardedFor => header("x-forwarded-for")
-                .and_then(|v| v.rsplit(',').next().and_then(|a| a.trim().parse().ok())),
-        };
-        Ok(Self(address))
+        Ok(Self(client_address(
+            &parts.headers,
+            &parts.extensions,
+            state.config.trusted_proxy,
+        )))
+    }
+}
+
+/// The client's address: the peer's, or the one a trusted proxy reports.
+pub fn client_address(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    trusted_proxy: crate::config::TrustedProxy,
+) -> Option<std::net::IpAddr> {
+    use crate::config::TrustedProxy;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match trusted_proxy {
+        TrustedProxy::None => extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip()),
+        TrustedProxy::Fly => header("fly-client-ip").and_then(|v| v.trim().parse().ok()),
+        // The proxy appends the address it saw; earlier entries are the client's own word.
+        TrustedProxy::XForwardedFor => header("x-forwarded-for")
+            .and_then(|v| v.rsplit(',').next().and_then(|a| a.trim().parse().ok())),
     }
 }

@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), audit_origin))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(
             ServiceBuilder::new()
@@ -108,6 +109,27 @@ pub fn router(state: AppState) -> Router {
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout)),
         )
         .with_state(state)
+}
+
+/// Every change a request makes is audited with its request id and the client's address.
+async fn audit_origin(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let origin = crate::audit::Origin {
+        request_id: request
+            .extensions()
+            .get::<RequestId>()
+            .and_then(|id| id.header_value().to_str().ok())
+            .map(str::to_owned),
+        ip: extract::client_address(
+            request.headers(),
+            request.extensions(),
+            state.config.trusted_proxy,
+        ),
+    };
+    crate::audit::within(origin, next.run(request)).await
 }
 
 async fn no_route(request: Request) -> AppError {

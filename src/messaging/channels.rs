@@ -6,7 +6,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    audit::{self, Actor},
     channels::{ChannelKind, Provider},
     error::{FieldErrors, Invalid},
     types::PhoneNumber,
@@ -57,7 +56,6 @@ pub async fn add(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     input: &NewChannel,
-    actor: Actor,
 ) -> Result<Channel, ChannelError> {
     let mut errors = FieldErrors::new();
     let provider = errors.check("provider", input.provider.parse::<Provider>());
@@ -93,19 +91,6 @@ pub async fn add(
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => ChannelError::InUse,
         _ => ChannelError::from(e),
     })?;
-    audit::record(
-        conn,
-        audit::Entry {
-            tenant_id: Some(tenant_id),
-            actor,
-            action: "channel.add",
-            entity_type: "channel",
-            entity_id: Some(channel.id),
-            before: None,
-            after: Some(serde_json::json!({ "provider": channel.provider, "kind": channel.kind, "phone_number": channel.phone_number })),
-        },
-    )
-    .await?;
     Ok(channel)
 }
 

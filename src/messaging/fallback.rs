@@ -17,7 +17,10 @@ use super::{
     Messaging,
     notify::{self, Outbound},
 };
-use crate::jobs::{self, Job};
+use crate::{
+    audit,
+    jobs::{self, Job},
+};
 
 /// Why a message went again by SMS, as stored on the SMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +230,7 @@ pub async fn fallback_deadline(
     job: FallbackDeadline,
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
-    let mut tx = messaging.pool.begin().await?;
+    let mut tx = audit::begin(&messaging.pool, audit::Actor::System).await?;
     fall_back(
         &mut tx,
         job.tenant_id,

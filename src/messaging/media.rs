@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::Messaging;
 use crate::{
+    audit,
     channels::{
         Provider,
         providers::{self, MediaSource},
@@ -132,7 +133,7 @@ pub async fn fetch_media(
             // error might: tried again after growing pauses, as sends are, and counted.
             let again = error.downcast_ref::<reqwest::Error>().is_some()
                 && (attempt as u32) < messaging.config.send_max_attempts;
-            let mut tx = messaging.pool.begin().await?;
+            let mut tx = audit::begin(&messaging.pool, audit::Actor::System).await?;
             sqlx::query(
                 "UPDATE message_media SET fetch_error = $3, fetch_attempts = $4
                  WHERE tenant_id = $1 AND id = $2",

@@ -22,6 +22,7 @@ use super::{
     understanding::{self, Context, Intent, IntentSet, Reading},
 };
 use crate::{
+    audit::{self, Actor},
     channels::{Button, ChannelKind},
     jobs::Job,
     types::Coordinates,
@@ -359,7 +360,13 @@ pub async fn route_inbound(
         return Ok(());
     }
 
+    // Everything this message changes is the sender's doing: the contact's, or the worker's
+    // once the contact turns out to be one.
+    audit::act_as(&mut tx, Actor::Contact(loaded.contact_id)).await?;
     let sender = resolve_sender(&mut tx, job.tenant_id, loaded.contact_id).await?;
+    if let Sender::Worker { id, .. } = &sender {
+        audit::act_as(&mut tx, Actor::Worker(*id)).await?;
+    }
     let mut text = (loaded.kind != MessageKind::Location)
         .then_some(loaded.body.clone())
         .flatten();

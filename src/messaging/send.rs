@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{Messaging, consent, templates::Templates};
 use crate::{
+    audit,
     channels::{
         Accepted, Button, DeliveryStatus, Outgoing, OutgoingBody, Provider, SendError,
         providers::{self, Earlier},
@@ -396,6 +397,7 @@ pub async fn send_message(
             )
             .await?;
             if opted_out {
+                audit::act_as(&mut tx, audit::Actor::System).await?;
                 consent::opt_out(
                     &mut tx,
                     job.tenant_id,

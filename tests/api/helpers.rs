@@ -4,7 +4,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use fieldline::{
     Application, Config,
-    audit::Actor,
+    audit::{self, Actor},
     domains::tenancy::{self, NewTenant, Role},
     messaging::Messaging,
     types::{Email, Locale, Slug, TimeZone},
@@ -24,9 +24,51 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@localhost:5432".into())
 }
 
+/// A new, empty database of its own. Strict about auditing: a change to an audited table in a
+/// transaction that has not said who is acting fails, so a door that forgets fails its test.
 pub fn fresh_database_url() -> (String, String) {
     let name = format!("fieldline_test_{}", Uuid::new_v4().simple());
+    administer(vec![
+        format!("CREATE DATABASE \"{name}\""),
+        format!("ALTER DATABASE \"{name}\" SET fieldline.audit_strict = 'on'"),
+    ]);
     (format!("{}/{name}", server_url()), name)
+}
+
+/// The test's own connections, for arranging and inspecting: not strict about auditing, so
+/// a test may set a row up directly (its audit row names no actor). The app's connections stay
+/// strict.
+pub async fn test_pool(database_url: &str) -> PgPool {
+    let options: sqlx::postgres::PgConnectOptions = database_url.parse().unwrap();
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(5)
+        .connect_with(options.options([("fieldline.audit_strict", "off")]))
+        .await
+        .expect("the test database is reachable")
+}
+
+/// Runs statements on the server's `postgres` database, from any context (tests' runtimes are
+/// single-threaded, and this is also called from `Drop`).
+fn administer(statements: Vec<String>) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let admin = PgPool::connect(&format!("{}/postgres", server_url()))
+                .await
+                .expect("the test database server is reachable");
+            for statement in statements {
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&admin)
+                    .await
+                    .expect("the administrative statement runs");
+            }
+        });
+    })
+    .join()
+    .expect("the administrative statements ran");
 }
 
 pub struct TestApp {
@@ -68,7 +110,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let jobs_by_hand = !config.run_job_workers;
     let app = Application::build(config).await.expect("the app starts");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let pool = app.pool().clone();
+    let pool = test_pool(&database_url).await;
     let messaging = app.messaging();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async move {
@@ -125,16 +167,14 @@ impl TestApp {
 
     /// A tenant with an API token, made through the same functions the CLI uses.
     pub async fn tenant(&self, slug: &str) -> Tenant {
-        let mut tx = self.pool.begin().await.unwrap();
+        let mut tx = audit::begin(&self.pool, Actor::Cli).await.unwrap();
         let new = NewTenant {
             name: format!("Org {slug}"),
             slug: Slug::parse(slug).unwrap(),
             time_zone: TimeZone::parse("Africa/Addis_Ababa").unwrap(),
             locale: Locale::parse("en").unwrap(),
         };
-        let tenant = tenancy::create_tenant(&mut tx, &new, Actor::Cli)
-            .await
-            .unwrap();
+        let tenant = tenancy::create_tenant(&mut tx, &new).await.unwrap();
         let (_, token) = tenancy::create_api_token(&mut tx, tenant.id, "tests", Role::Admin)
             .await
             .unwrap();
@@ -146,7 +186,7 @@ impl TestApp {
     }
 
     pub async fn user(&self, tenant: &Tenant, email: &str, password: &str) {
-        let mut tx = self.pool.begin().await.unwrap();
+        let mut tx = audit::begin(&self.pool, Actor::Cli).await.unwrap();
         tenancy::upsert_user(
             &mut tx,
             tenant.id,
@@ -234,22 +274,12 @@ impl Drop for TestApp {
 /// Drops a test database, from a thread of its own: Drop cannot await on the test's runtime.
 pub fn drop_database(name: &str) {
     let name = name.to_owned();
-    let _ = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            if let Ok(admin) = PgPool::connect(&format!("{}/postgres", server_url())).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                )))
-                .execute(&admin)
-                .await;
-            }
-        });
-    })
-    .join();
+    // Best effort: a database left behind is harmless, a panic in Drop is not.
+    let _ = std::panic::catch_unwind(|| {
+        administer(vec![format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )])
+    });
 }
 
 /// Status and parsed JSON body, for one-line assertions.

@@ -19,6 +19,7 @@ mod panel;
 mod panel_work_orders;
 mod patients;
 mod providers;
+mod records;
 mod reporting;
 mod schema;
 mod security;

@@ -109,6 +109,10 @@ async fn the_document_matches_the_routes() {
         ("POST", "/trips/{id}/recall"),
         ("PUT", "/ambulances/{id}/crew"),
         ("POST", "/ambulances/{id}/position"),
+        ("GET", "/audit-log"),
+        ("GET", "/patients/{id}/export"),
+        ("POST", "/patients/{id}/erasure"),
+        ("GET", "/data-requests"),
     ] {
         expected.insert((method.to_string(), path.to_string()));
     }

@@ -1268,7 +1268,7 @@ async fn exceptions_are_resolved_times_corrected_with_their_originals_and_visits
     assert_eq!(corrected["status"], "completed");
     assert_eq!(corrected["manually_edited"], true);
     let (before, after, actor): (Value, Value, String) = sqlx::query_as(
-        "SELECT before, after, actor_kind FROM audit_log WHERE action = 'visit.times_corrected' AND entity_id = $1::uuid",
+        "SELECT before, after || jsonb_build_object('reason', reason), actor_kind FROM audit_log WHERE action = 'visits.update' AND reason IS NOT NULL AND entity_id = $1::uuid",
     )
     .bind(&visit)
     .fetch_one(&c.app.app.pool)
@@ -1547,7 +1547,7 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
     .await;
     assert_eq!(corrected.status(), 303);
     assert_eq!(c.app.count(&format!("SELECT count(*) FROM visits WHERE id = '{far}' AND manually_edited AND check_in_method = 'manual'")).await, 1);
-    assert_eq!(c.app.count("SELECT count(*) FROM audit_log WHERE action = 'visit.times_corrected' AND actor_kind = 'user'").await, 1);
+    assert_eq!(c.app.count("SELECT count(*) FROM audit_log WHERE action = 'visits.update' AND reason IS NOT NULL AND actor_kind = 'user'").await, 1);
     let forged = post(
         format!("/panel/visits/{far}/correct"),
         &[
@@ -1760,7 +1760,7 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
     assert_eq!(refused.status(), 404);
     assert_eq!(
         c.app
-            .count("SELECT count(*) FROM audit_log WHERE action = 'visit.times_corrected'")
+            .count("SELECT count(*) FROM audit_log WHERE action = 'visits.update' AND reason IS NOT NULL")
             .await,
         1
     );

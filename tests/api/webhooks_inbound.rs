@@ -296,7 +296,7 @@ async fn forged_twilio_requests_are_refused_and_leave_nothing() {
         "no contact was made"
     );
     assert_eq!(
-        app.count("SELECT count(*) FROM apalis.jobs WHERE job_type NOT IN ('preventive-maintenance', 'visit-schedule')")
+        app.count("SELECT count(*) FROM apalis.jobs WHERE job_type NOT IN ('preventive-maintenance', 'visit-schedule', 'audit-checkpoint')")
             .await,
         0,
         "no job was queued"
@@ -347,7 +347,7 @@ async fn forged_meta_requests_are_refused_and_leave_nothing() {
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM contacts").await, 0);
     assert_eq!(
-        app.count("SELECT count(*) FROM apalis.jobs WHERE job_type NOT IN ('preventive-maintenance', 'visit-schedule')")
+        app.count("SELECT count(*) FROM apalis.jobs WHERE job_type NOT IN ('preventive-maintenance', 'visit-schedule', 'audit-checkpoint')")
             .await,
         0
     );

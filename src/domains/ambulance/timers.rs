@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::trips::{self, TripStatus};
 use crate::{
+    audit,
     domains::alerts::{self, About, AlertKind},
     jobs::{self, Job},
     messaging::{
@@ -102,7 +103,7 @@ pub async fn trip_timer(
     job: TripTimer,
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
-    let mut tx = messaging.pool.begin().await?;
+    let mut tx = audit::begin(&messaging.pool, audit::Actor::System).await?;
     let trip = match trips::get(&mut tx, job.tenant_id, job.trip_id).await {
         Ok(trip) => trip,
         Err(trips::TripError::NotFound(_)) => return Ok(()),

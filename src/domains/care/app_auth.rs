@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
+    audit::{self, Actor},
     auth,
     error::Invalid,
     messaging::{
@@ -121,6 +122,7 @@ pub async fn request_code(
         tracing::info!("sign-in code asked for a number that is no worker's");
         return Ok(());
     };
+    audit::act_as(&mut tx, Actor::Worker(worker_id)).await?;
     // One request at a time per worker, so the count below is exact.
     sqlx::query("SELECT id FROM workers WHERE tenant_id = $1 AND id = $2 FOR UPDATE")
         .bind(tenant_id)
@@ -205,6 +207,7 @@ pub async fn verify_code(
     let Some((tenant_id, worker_id)) = worker_for(&mut tx, &phone, organisation).await? else {
         return Err(SignInError::NoCodeWaiting);
     };
+    audit::act_as(&mut tx, Actor::Worker(worker_id)).await?;
     let pending: Option<Pending> = sqlx::query_as(
         "SELECT c.id, c.tenant_id, c.worker_id, c.code_hash, c.attempts, w.first_name || ' ' || w.last_name AS worker_name
          FROM app_login_codes c JOIN workers w ON w.tenant_id = c.tenant_id AND w.id = c.worker_id

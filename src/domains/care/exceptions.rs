@@ -3,14 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{CareError, CareResult, visits::VisitStatus};
 use crate::{
-    audit::{self, Actor},
+    audit,
     error::{FieldErrors, Invalid},
     types::required_text,
 };
@@ -110,7 +109,6 @@ pub async fn resolve(
     id: Uuid,
     input: &Resolution,
     user_id: Option<Uuid>,
-    actor: Actor,
 ) -> CareResult<()> {
     let mut errors = FieldErrors::new();
     if !RESOLUTIONS.contains(&input.resolution_code.as_str()) {
@@ -133,7 +131,7 @@ pub async fn resolve(
     .bind(&note)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(visit_id) = resolved else {
+    if resolved.is_none() {
         let exists: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM visit_exceptions WHERE tenant_id = $1 AND id = $2)",
         )
@@ -146,20 +144,7 @@ pub async fn resolve(
         } else {
             CareError::NotFound("visit exception")
         });
-    };
-    audit::record(
-        conn,
-        audit::Entry {
-            tenant_id: Some(tenant_id),
-            actor,
-            action: "visit_exception.resolved",
-            entity_type: "visit",
-            entity_id: Some(visit_id),
-            before: None,
-            after: Some(json!({ "exception_id": id, "resolution_code": input.resolution_code, "note": note })),
-        },
-    )
-    .await?;
+    }
     Ok(())
 }
 
@@ -188,7 +173,6 @@ pub async fn correct(
     tenant_id: Uuid,
     visit_id: Uuid,
     input: &Correction,
-    actor: Actor,
 ) -> CareResult<()> {
     let mut errors = FieldErrors::new();
     let reason = errors.check("reason", required_text(&input.reason, 2000));
@@ -238,12 +222,13 @@ pub async fn correct(
     } else {
         VisitStatus::InProgress
     };
-    let after: Times = sqlx::query_as(
+    // The trigger's audit row carries the reason with the original and new times.
+    audit::because(conn, reason.as_deref().unwrap_or_default()).await?;
+    sqlx::query(
         "UPDATE visits SET check_in_at = $3, check_out_at = $4, status = $5, manually_edited = true,
              check_in_method = CASE WHEN $6 THEN 'manual' ELSE check_in_method END,
              check_out_method = CASE WHEN $7 THEN 'manual' ELSE check_out_method END
-         WHERE tenant_id = $1 AND id = $2
-         RETURNING status, check_in_at, check_out_at, check_in_method, check_out_method",
+         WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant_id)
     .bind(visit_id)
@@ -252,22 +237,7 @@ pub async fn correct(
     .bind(status)
     .bind(input.check_in_at.is_some())
     .bind(input.check_out_at.is_some())
-    .fetch_one(&mut *conn)
-    .await?;
-    let mut after_json = serde_json::to_value(&after).map_err(anyhow::Error::from)?;
-    after_json["reason"] = json!(reason);
-    audit::record(
-        conn,
-        audit::Entry {
-            tenant_id: Some(tenant_id),
-            actor,
-            action: "visit.times_corrected",
-            entity_type: "visit",
-            entity_id: Some(visit_id),
-            before: Some(serde_json::to_value(&before).map_err(anyhow::Error::from)?),
-            after: Some(after_json),
-        },
-    )
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{CareError, CareResult, timers};
 use crate::{
+    audit,
     error::FieldErrors,
     jobs::{self, Job},
     messaging::{
@@ -273,7 +274,7 @@ pub async fn visit_schedule(
     _: VisitSchedule,
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
-    let mut tx = messaging.pool.begin().await?;
+    let mut tx = audit::begin(&messaging.pool, audit::Actor::System).await?;
     jobs::lock_recurring::<VisitSchedule>(&mut tx).await?;
     let active: Vec<Active> = sqlx::query_as(
         "SELECT a.id, a.tenant_id, a.caregiver_id, a.patient_id, a.service_type, a.starts_on, a.ends_on,

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::visits::VisitStatus;
 use crate::{
+    audit,
     domains::alerts::{self, About, AlertKind},
     jobs::{self, Job},
     messaging::{
@@ -109,7 +110,7 @@ pub async fn visit_timer(
     job: VisitTimer,
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
-    let mut tx = messaging.pool.begin().await?;
+    let mut tx = audit::begin(&messaging.pool, audit::Actor::System).await?;
     let visit: Option<Watched> = sqlx::query_as(
         "SELECT v.caregiver_id, v.status, v.scheduled_start, v.scheduled_end, v.late_at IS NOT NULL AS late,
                 p.first_name || ' ' || p.last_name AS patient_name,

@@ -342,7 +342,7 @@ pub fn is_valid_nhs_number(raw: &str) -> bool {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PatientFilter {
     /// Matches first or last name, national id, NHS number or medical record number.

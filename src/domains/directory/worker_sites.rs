@@ -82,9 +82,8 @@ pub async fn replace(
             format!("a worker covers at most {MAX_SITES_PER_WORKER} sites"),
         )));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = audit::begin(pool, actor).await?;
     exists(&mut tx, tenant_id, id).await?;
-    let before = coverage(&mut tx, tenant_id, id).await?;
     sqlx::query("DELETE FROM worker_sites WHERE tenant_id = $1 AND worker_id = $2")
         .bind(tenant_id)
         .bind(id)
@@ -104,19 +103,6 @@ pub async fn replace(
         .await?;
     }
     let after = coverage(&mut tx, tenant_id, id).await?;
-    audit::record(
-        &mut tx,
-        audit::Entry {
-            tenant_id: Some(tenant_id),
-            actor,
-            action: "worker.sites",
-            entity_type: "worker",
-            entity_id: Some(id),
-            before: Some(serde_json::to_value(&before).unwrap_or_default()),
-            after: Some(serde_json::to_value(&after).unwrap_or_default()),
-        },
-    )
-    .await?;
     tx.commit().await?;
     Ok(after)
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::state::Priority;
 use super::work_orders::{self, Actor, NewWorkOrder};
 use crate::{
+    audit,
     jobs::{self, Job},
     messaging::Messaging,
 };
@@ -36,7 +37,7 @@ pub async fn preventive_sweep(
     _: PreventiveSweep,
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
-    let mut tx = messaging.pool.begin().await?;
+    let mut tx = audit::begin(&messaging.pool, audit::Actor::System).await?;
     jobs::lock_recurring::<PreventiveSweep>(&mut tx).await?;
     // Due, and without an open preventive work order already.
     let due: Vec<DueAsset> = sqlx::query_as(

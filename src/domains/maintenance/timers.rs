@@ -18,6 +18,7 @@ use super::{
     work_orders::{self, Actor, Step},
 };
 use crate::{
+    audit,
     domains::alerts::{self, About, AlertKind},
     jobs::{self, Job},
     messaging::{
@@ -148,7 +149,7 @@ struct Watched {
 
 /// Alerts once if the work order is still accepted-not-started, or still in progress, past its time.
 async fn watch(job: WorkOrderTimer, messaging: &Messaging) -> Result<(), BoxDynError> {
-    let mut tx = messaging.pool.begin().await?;
+    let mut tx = audit::begin(&messaging.pool, audit::Actor::System).await?;
     let (condition, kind) = match job.check {
         Check::NotStarted => (
             "wo.status = 'accepted' AND wo.started_at IS NULL AND wo.scheduled_at <= now()",
@@ -204,7 +205,7 @@ async fn acceptance(
     offer_id: Uuid,
     messaging: &Messaging,
 ) -> Result<(), BoxDynError> {
-    let mut tx = messaging.pool.begin().await?;
+    let mut tx = audit::begin(&messaging.pool, audit::Actor::System).await?;
     // Still assigned, on this very offer, unanswered: otherwise the work order has moved on.
     let pending: Option<Pending> = sqlx::query_as(
         "SELECT wo.reference, wo.title, wo.priority, f.worker_id, w.first_name || ' ' || w.last_name AS worker_name

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{VoiceError, VoiceResult, calendar::Calendar, surveys};
 use crate::{
-    audit::Actor,
+    audit::{self, Actor},
     domains::alerts::{self, About, AlertKind},
     error::Invalid,
     jobs::{self, Job},
@@ -390,7 +390,7 @@ pub async fn complaint_clock(
     job: ComplaintClock,
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
-    let mut tx = messaging.pool.begin().await?;
+    let mut tx = audit::begin(&messaging.pool, Actor::System).await?;
     let case: Option<Clocked> = sqlx::query_as(
         "SELECT c.reference, c.status, c.first_contacted_at, c.first_contact_due_at, c.resolution_due_at,
                 c.first_contact_warned_at, c.resolution_warned_at, u.phone AS assignee_phone,

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{Fft, calendar::Calendar, settings};
 use crate::{
+    audit,
     jobs::{self, Job},
     messaging::{
         Messaging, contacts,
@@ -208,7 +209,7 @@ pub async fn survey_due(
     job: SurveyDue,
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
-    let mut tx = messaging.pool.begin().await?;
+    let mut tx = audit::begin(&messaging.pool, audit::Actor::System).await?;
     let rules = settings::load(&mut tx, job.tenant_id).await?;
     let due: Option<Due> = sqlx::query_as(
         "SELECT s.contact_id, s.subject, s.status,

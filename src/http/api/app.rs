@@ -13,6 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
+    audit::{self, Actor},
     domains::care::{
         app_auth::{self, AppSession},
         visits::{self, EventKind, EventResult, Reading, Visit, Vitals},
@@ -207,7 +208,7 @@ async fn record(
     kind: EventKind,
     reading: Reading,
 ) -> AppResult<Json<EventResult>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, Actor::Worker(me.worker_id)).await?;
     let result = visits::record(&mut tx, me.tenant_id, me.worker_id, id, kind, reading).await?;
     tx.commit().await?;
     Ok(Json(result))
@@ -276,7 +277,7 @@ async fn report_my_position(
             "must be between 0 and 100000",
         ));
     }
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, Actor::Worker(me.worker_id)).await?;
     let vehicle: Option<Uuid> = sqlx::query_scalar(
         "SELECT ambulance_id FROM ambulance_crew_members
          WHERE tenant_id = $1 AND worker_id = $2 AND active AND ambulance_id IS NOT NULL",

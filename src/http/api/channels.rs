@@ -5,6 +5,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::ApiCaller;
 use crate::{
+    audit,
     http::AppState,
     http::error::AppResult,
     http::extract,
@@ -36,8 +37,8 @@ async fn add_channel(
     extract::Json(input): extract::Json<NewChannel>,
 ) -> AppResult<(StatusCode, Json<Channel>)> {
     caller.require_admin("add a number")?;
-    let mut tx = state.pool.begin().await?;
-    let channel = channels::add(&mut tx, caller.tenant_id, &input, caller.actor()).await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
+    let channel = channels::add(&mut tx, caller.tenant_id, &input).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(channel)))
 }

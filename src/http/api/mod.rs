@@ -9,6 +9,7 @@ mod crud;
 pub mod messages;
 pub mod patient_voice;
 pub mod patients;
+pub mod records;
 pub mod sites;
 pub mod trips;
 pub mod visits;
@@ -67,6 +68,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(patient_voice::routes())
         .merge(trips::routes())
         .merge(app::routes())
+        .merge(records::routes())
 }
 
 /// The OpenAPI document, with paths as clients call them (under `/api/v1`).

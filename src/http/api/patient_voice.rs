@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::auth::ApiCaller;
 use crate::{
+    audit,
     domains::patients::{
         VoiceError,
         complaints::{
@@ -106,7 +107,7 @@ async fn set_feedback_status(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<FeedbackStatusChange>,
 ) -> AppResult<Json<Feedback>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let item = feedback::set_status(&mut tx, caller.tenant_id, id, input.status).await?;
     tx.commit().await?;
     Ok(Json(item))
@@ -123,7 +124,7 @@ async fn respond_to_feedback(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<Response>,
 ) -> AppResult<Json<Feedback>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let item = feedback::respond(
         &mut tx,
         &state.messaging.templates,
@@ -221,7 +222,7 @@ async fn change_complaint(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<ComplaintChange>,
 ) -> AppResult<Json<Complaint>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let case = complaints::change(&mut tx, caller.tenant_id, id, input, caller.actor()).await?;
     tx.commit().await?;
     Ok(Json(case))
@@ -245,7 +246,7 @@ async fn record_complaint_action(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<NewAction>,
 ) -> AppResult<Json<Complaint>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let case = complaints::record_action(
         &mut tx,
         caller.tenant_id,
@@ -269,7 +270,7 @@ async fn respond_to_complaint(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<Response>,
 ) -> AppResult<Json<Complaint>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let case = complaints::respond(
         &mut tx,
         &state.messaging.templates,
@@ -294,7 +295,7 @@ async fn set_complaint_status(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<StatusChange>,
 ) -> AppResult<Json<Complaint>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let case = complaints::set_status(
         &mut tx,
         &state.messaging.templates,
@@ -329,7 +330,7 @@ async fn put_settings(
     extract::Json(input): extract::Json<FeedbackSettings>,
 ) -> AppResult<Json<FeedbackSettings>> {
     caller.require_admin("change the survey settings")?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let saved = settings::save(&mut tx, caller.tenant_id, &input).await?;
     tx.commit().await?;
     Ok(Json(saved))

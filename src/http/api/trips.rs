@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::auth::ApiCaller;
 use crate::{
+    audit,
     domains::ambulance::trips::{
         self, By, Intervals, NewTrip, STEPS, Suggestions, Trip, TripError, TripEvent,
     },
@@ -54,7 +55,7 @@ async fn create_trip(
     caller: ApiCaller,
     extract::Json(input): extract::Json<NewTrip>,
 ) -> AppResult<(StatusCode, Json<Trip>)> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let mut trip = trips::create(&mut tx, caller.tenant_id, input).await?;
     let auto: bool =
         sqlx::query_scalar("SELECT auto_dispatch_emergency FROM tenants WHERE id = $1")
@@ -159,7 +160,7 @@ async fn dispatch_trip(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<Dispatch>,
 ) -> AppResult<Json<Trip>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let trip = trips::dispatch(
         &mut tx,
         &state.messaging.templates,
@@ -194,7 +195,7 @@ async fn record_step(
         let names: Vec<&str> = STEPS.iter().map(|s| s.2).collect();
         AppError::field("step", format!("must be one of: {}", names.join(", ")))
     })?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let trip = trips::step(
         &mut tx,
         &state.messaging.templates,
@@ -224,7 +225,7 @@ async fn cancel_trip(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<CancelInput>,
 ) -> AppResult<Json<Trip>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let trip = trips::cancel(
         &mut tx,
         &state.messaging.templates,
@@ -256,7 +257,7 @@ async fn set_crew(
     Path(id): Path<Uuid>,
     extract::Json(crew): extract::Json<Vec<CrewMember>>,
 ) -> AppResult<Json<Vec<CrewMember>>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM ambulances WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL)",
     )
@@ -343,7 +344,7 @@ async fn report_position(
             "must be between 0 and 100000",
         ));
     }
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM ambulances WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL)",
     )
@@ -406,7 +407,7 @@ async fn recall_trip(
     caller: ApiCaller,
     Path(id): Path<Uuid>,
 ) -> AppResult<Json<Trip>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let trip = trips::recall(
         &mut tx,
         &state.messaging.templates,

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::{app::DateQuery, auth::ApiCaller};
 use crate::{
+    audit,
     domains::care::{
         app_auth,
         exceptions::{self, Correction, Resolution, VisitException},
@@ -68,7 +69,7 @@ async fn cancel_in(
     scope: Scope,
     input: Cancellation,
 ) -> AppResult<Json<Changed>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let visits = schedule::cancel(
         &mut tx,
         &state.messaging.templates,
@@ -87,7 +88,7 @@ async fn reassign_in(
     scope: Scope,
     input: Reassignment,
 ) -> AppResult<Json<Changed>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let visits = schedule::reassign(
         &mut tx,
         &state.messaging.templates,
@@ -135,7 +136,7 @@ async fn create_assignment(
     caller: ApiCaller,
     extract::Json(input): extract::Json<NewAssignment>,
 ) -> AppResult<(StatusCode, Json<Assignment>)> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let assignment = schedule::create(&mut tx, caller.tenant_id, input).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(assignment)))
@@ -184,7 +185,7 @@ async fn create_visit(
     caller: ApiCaller,
     extract::Json(input): extract::Json<NewVisit>,
 ) -> AppResult<(StatusCode, Json<Visit>)> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let visit = visits::create(&mut tx, caller.tenant_id, input).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(visit)))
@@ -232,8 +233,9 @@ async fn revoke_app_tokens(
     caller: ApiCaller,
     Path(id): Path<Uuid>,
 ) -> AppResult<Json<Revoked>> {
-    let mut conn = state.pool.acquire().await?;
-    let revoked = app_auth::revoke(&mut conn, caller.tenant_id, id).await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
+    let revoked = app_auth::revoke(&mut tx, caller.tenant_id, id).await?;
+    tx.commit().await?;
     Ok(Json(Revoked { revoked }))
 }
 
@@ -302,8 +304,8 @@ async fn correct_visit(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<Correction>,
 ) -> AppResult<Json<Visit>> {
-    let mut tx = state.pool.begin().await?;
-    exceptions::correct(&mut tx, caller.tenant_id, id, &input, caller.actor()).await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
+    exceptions::correct(&mut tx, caller.tenant_id, id, &input).await?;
     let visit = visits::get(&mut tx, caller.tenant_id, id).await?;
     tx.commit().await?;
     Ok(Json(visit))
@@ -347,8 +349,8 @@ async fn resolve_exception(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<Resolution>,
 ) -> AppResult<StatusCode> {
-    let mut tx = state.pool.begin().await?;
-    exceptions::resolve(&mut tx, caller.tenant_id, id, &input, None, caller.actor()).await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
+    exceptions::resolve(&mut tx, caller.tenant_id, id, &input, None).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -364,7 +366,7 @@ async fn change_assignment(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<AssignmentChange>,
 ) -> AppResult<Json<Assignment>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let assignment = schedule::change(
         &mut tx,
         &state.messaging.templates,

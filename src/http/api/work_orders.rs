@@ -12,6 +12,7 @@ use crate::http::extract::Query;
 
 use super::auth::ApiCaller;
 use crate::{
+    audit,
     domains::{
         crud,
         maintenance::work_orders::{self, Actor, NewWorkOrder, WorkOrder},
@@ -47,7 +48,7 @@ async fn assign_work_order(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<WorkOrderAssignment>,
 ) -> AppResult<Json<WorkOrder>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let order = work_orders::assign_by_hand(
         &mut tx,
         &state.messaging.templates,
@@ -78,7 +79,7 @@ async fn cancel_work_order(
     Path(id): Path<Uuid>,
     extract::Json(input): extract::Json<Cancellation>,
 ) -> AppResult<Json<WorkOrder>> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let order = work_orders::cancel(
         &mut tx,
         &state.messaging.templates,
@@ -102,7 +103,7 @@ async fn create_work_order(
     caller: ApiCaller,
     extract::Json(input): extract::Json<NewWorkOrder>,
 ) -> AppResult<(StatusCode, Json<WorkOrder>)> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, caller.actor()).await?;
     let order = work_orders::create(
         &mut tx,
         &state.messaging.templates,

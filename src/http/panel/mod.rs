@@ -1,6 +1,7 @@
 //! The coordinators' panel: server-rendered HTML, session cookie, CSRF token on every form.
 
 mod patient_voice;
+pub mod privacy;
 mod session;
 mod trips;
 mod views;
@@ -20,7 +21,7 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use crate::{
-    domains::dashboard, http::AppState, http::error::AppError, http::extract::ClientAddress,
+    audit, domains::dashboard, http::AppState, http::error::AppError, http::extract::ClientAddress,
 };
 
 pub use session::{Coordinator, CsrfForm};
@@ -66,6 +67,7 @@ fn local_time(
 /// is shown on the page with what to fix (`?error=`), a fault stays a fault.
 async fn change_then_back<F>(
     state: &AppState,
+    coordinator: &Coordinator,
     page: &str,
     done: &str,
     change: F,
@@ -74,7 +76,7 @@ where
     F: AsyncFnOnce(&mut sqlx::PgConnection) -> crate::http::error::AppResult<()>,
 {
     let encode = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
     match change(&mut tx).await {
         Ok(()) => {
             tx.commit().await?;
@@ -102,6 +104,7 @@ pub fn router() -> Router<AppState> {
         .merge(visits::routes())
         .merge(patient_voice::routes())
         .merge(trips::routes())
+        .merge(privacy::routes())
 }
 
 async fn live_script() -> impl IntoResponse {

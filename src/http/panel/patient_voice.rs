@@ -259,6 +259,7 @@ async fn respond(
 ) -> Result<Response, AppError> {
     super::change_then_back(
         &state,
+        &coordinator,
         &format!("/panel/complaints/{id}"),
         "Message sent.",
         async |tx| {
@@ -291,6 +292,7 @@ async fn action(
 ) -> Result<Response, AppError> {
     super::change_then_back(
         &state,
+        &coordinator,
         &format!("/panel/complaints/{id}"),
         "Action recorded.",
         async |tx| {
@@ -327,6 +329,7 @@ async fn change(
 ) -> Result<Response, AppError> {
     super::change_then_back(
         &state,
+        &coordinator,
         &format!("/panel/complaints/{id}"),
         "Saved.",
         async |tx| {
@@ -366,6 +369,7 @@ async fn status(
 ) -> Result<Response, AppError> {
     super::change_then_back(
         &state,
+        &coordinator,
         &format!("/panel/complaints/{id}"),
         "Status changed.",
         async |tx| {
@@ -487,14 +491,20 @@ async fn feedback_status(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<FeedbackStatusInput>,
 ) -> Result<Response, AppError> {
-    super::change_then_back(&state, "/panel/feedback", "Saved.", async |tx| {
-        let status: FeedbackStatus = input
-            .status
-            .parse()
-            .map_err(|m| AppError::field("status", m))?;
-        feedback::set_status(tx, coordinator.tenant_id, id, status).await?;
-        Ok(())
-    })
+    super::change_then_back(
+        &state,
+        &coordinator,
+        "/panel/feedback",
+        "Saved.",
+        async |tx| {
+            let status: FeedbackStatus = input
+                .status
+                .parse()
+                .map_err(|m| AppError::field("status", m))?;
+            feedback::set_status(tx, coordinator.tenant_id, id, status).await?;
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -503,18 +513,24 @@ async fn feedback_respond(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<TextInput>,
 ) -> Result<Response, AppError> {
-    super::change_then_back(&state, "/panel/feedback", "Answer sent.", async |tx| {
-        feedback::respond(
-            tx,
-            &state.messaging.templates,
-            coordinator.tenant_id,
-            id,
-            &Answer { text: input.text },
-            actor(&coordinator),
-        )
-        .await?;
-        Ok(())
-    })
+    super::change_then_back(
+        &state,
+        &coordinator,
+        "/panel/feedback",
+        "Answer sent.",
+        async |tx| {
+            feedback::respond(
+                tx,
+                &state.messaging.templates,
+                coordinator.tenant_id,
+                id,
+                &Answer { text: input.text },
+                actor(&coordinator),
+            )
+            .await?;
+            Ok(())
+        },
+    )
     .await
 }
 

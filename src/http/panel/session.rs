@@ -48,6 +48,13 @@ pub struct Coordinator {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Coordinator {
+    /// Who the audit log says made this coordinator's changes.
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.user_id)
+    }
+}
+
 fn cookie(config: &Config, name: &'static str, value: String) -> Cookie<'static> {
     Cookie::build((name, value))
         .path("/panel")
@@ -136,7 +143,7 @@ pub async fn sign_in(
     let token = auth::new_token("");
     let ttl = state.config.panel_session_ttl;
     let session_id = Uuid::now_v7();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, Actor::User(user_id)).await?;
     sqlx::query(
         "INSERT INTO panel_sessions (id, tenant_id, user_id, token_hash, csrf_token, ip, user_agent, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6::inet, $7, now() + make_interval(secs => $8))",
@@ -164,7 +171,6 @@ pub async fn sign_in(
             action: "panel.signed_in",
             entity_type: "user",
             entity_id: Some(user_id),
-            before: None,
             after: None,
         },
     )
@@ -175,7 +181,7 @@ pub async fn sign_in(
 }
 
 pub async fn sign_out(state: &AppState, coordinator: &Coordinator) -> Result<(), AppError> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
     sqlx::query("DELETE FROM panel_sessions WHERE id = $1 AND tenant_id = $2")
         .bind(coordinator.session_id)
         .bind(coordinator.tenant_id)
@@ -189,7 +195,6 @@ pub async fn sign_out(state: &AppState, coordinator: &Coordinator) -> Result<(),
             action: "panel.signed_out",
             entity_type: "user",
             entity_id: Some(coordinator.user_id),
-            before: None,
             after: None,
         },
     )

@@ -353,6 +353,7 @@ async fn dispatch(
 ) -> Result<Response, AppError> {
     super::change_then_back(
         &state,
+        &coordinator,
         &format!("/panel/trips/{id}"),
         "Dispatched: the crew has the trip.",
         async |tx| {
@@ -393,6 +394,7 @@ async fn cancel(
 ) -> Result<Response, AppError> {
     super::change_then_back(
         &state,
+        &coordinator,
         &format!("/panel/trips/{id}"),
         "Cancelled.",
         async |tx| {
@@ -425,6 +427,7 @@ async fn recall(
 ) -> Result<Response, AppError> {
     super::change_then_back(
         &state,
+        &coordinator,
         &format!("/panel/trips/{id}"),
         "Taken back: choose another unit.",
         async |tx| {
@@ -455,6 +458,7 @@ async fn message(
 ) -> Result<Response, AppError> {
     super::change_then_back(
         &state,
+        &coordinator,
         &format!("/panel/trips/{id}"),
         "Sent to the crew.",
         async |tx| {

@@ -35,7 +35,9 @@ pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Marku
                             a href="/panel/assignments" { "Assignments" } " · "
                             a href="/panel/trips" { "Trips" } " · "
                             a href="/panel/complaints" { "Complaints" } " · "
-                            a href="/panel/feedback" { "Feedback" }
+                            a href="/panel/feedback" { "Feedback" } " · "
+                            a href="/panel/patients" { "Patients" } " · "
+                            a href="/panel/history" { "Audit log" }
                         }
                         nav aria-label="Account" {
                             span.muted { (c.full_name.as_deref().unwrap_or(&c.email)) " · " (c.tenant_name) " · " }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{Coordinator, CsrfForm, local_time, not_found, visit_views as page};
 use crate::http::extract::Query;
 use crate::{
-    audit::Actor,
+    audit,
     domains::care::{
         CareError,
         exceptions::{self, Correction, Resolution},
@@ -156,7 +156,7 @@ async fn create_visit(
             scheduled_start: start,
             scheduled_end: end,
         };
-        let mut tx = state.pool.begin().await?;
+        let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
         let visit = visits::create(&mut tx, coordinator.tenant_id, new).await?;
         tx.commit().await?;
         AppResult::Ok(visit.id)
@@ -274,15 +274,8 @@ async fn correct(
             check_out_at: local_time("check_out_at", &input.check_out_at, &coordinator.time_zone)?,
             reason: input.reason.clone(),
         };
-        let mut tx = state.pool.begin().await?;
-        exceptions::correct(
-            &mut tx,
-            coordinator.tenant_id,
-            id,
-            &correction,
-            Actor::User(coordinator.user_id),
-        )
-        .await?;
+        let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
+        exceptions::correct(&mut tx, coordinator.tenant_id, id, &correction).await?;
         tx.commit().await?;
         AppResult::Ok(())
     }
@@ -346,14 +339,13 @@ async fn resolve(
         resolution_code: input.resolution_code.clone(),
         note: input.note.clone(),
     };
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
     let outcome = exceptions::resolve(
         &mut tx,
         coordinator.tenant_id,
         id,
         &resolution,
         Some(coordinator.user_id),
-        Actor::User(coordinator.user_id),
     )
     .await;
     if outcome.is_ok() {
@@ -378,7 +370,7 @@ async fn cancel(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<ReasonInput>,
 ) -> Result<Response, AppError> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
     let reason = Some(input.reason.trim()).filter(|r| !r.is_empty());
     let outcome = schedule::cancel(
         &mut tx,
@@ -477,7 +469,7 @@ async fn create_assignment(
             shift_end: form.shift_end.clone(),
             days_of_week: form.days.clone(),
         };
-        let mut tx = state.pool.begin().await?;
+        let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
         schedule::create(&mut tx, coordinator.tenant_id, input).await?;
         tx.commit().await?;
         AppResult::Ok(())
@@ -498,7 +490,7 @@ async fn cancel_assignment(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, input }: CsrfForm<ReasonInput>,
 ) -> Result<Response, AppError> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
     let reason = Some(input.reason.trim()).filter(|r| !r.is_empty());
     match schedule::cancel(
         &mut tx,
@@ -563,7 +555,7 @@ async fn change_assignment(
             shift_end: Some(form.shift_end.clone()),
             ends_on,
         };
-        let mut tx = state.pool.begin().await?;
+        let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
         schedule::change(
             &mut tx,
             &state.messaging.templates,
@@ -593,7 +585,7 @@ async fn reassign_assignment(
     let outcome = async {
         let caregiver = Uuid::parse_str(&input.caregiver_id)
             .map_err(|_| AppError::field("caregiver_id", "choose one from the list"))?;
-        let mut tx = state.pool.begin().await?;
+        let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
         schedule::reassign(
             &mut tx,
             &state.messaging.templates,

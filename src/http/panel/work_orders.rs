@@ -18,6 +18,7 @@ use super::{Coordinator, CsrfForm, local_time, not_found, session, work_order_vi
 use crate::http::extract::Query;
 use crate::messaging::media;
 use crate::{
+    audit,
     domains::{
         alerts,
         crud::RecordError,
@@ -310,7 +311,7 @@ async fn create(
 ) -> Result<Response, AppError> {
     let created = async {
         let new = input.to_new_work_order(&coordinator.time_zone)?;
-        let mut tx = state.pool.begin().await?;
+        let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
         let order = work_orders::create(
             &mut tx,
             &state.messaging.templates,
@@ -421,7 +422,7 @@ async fn perform<F>(
 where
     F: AsyncFnOnce(&mut sqlx::PgConnection) -> AppResult<()>,
 {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
     match action(&mut tx).await {
         Ok(()) => {
             tx.commit().await?;
@@ -605,9 +606,13 @@ async fn resolve_alert(
     Path(id): Path<Uuid>,
     CsrfForm { coordinator, .. }: CsrfForm<session::NoFields>,
 ) -> Result<Response, AppError> {
-    let mut conn = state.pool.acquire().await?;
-    match alerts::resolve(&mut conn, coordinator.tenant_id, id, coordinator.user_id).await {
-        Ok(()) | Err(RecordError::NotFound(_)) => {
+    let mut tx = audit::begin(&state.pool, coordinator.actor()).await?;
+    match alerts::resolve(&mut tx, coordinator.tenant_id, id, coordinator.user_id).await {
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(Redirect::to("/panel/work-orders").into_response())
+        }
+        Err(RecordError::NotFound(_)) => {
             // Already resolved by someone else is fine: the list shows what is left.
             Ok(Redirect::to("/panel/work-orders").into_response())
         }
