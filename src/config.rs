@@ -146,6 +146,38 @@ pub struct Config {
     pub trusted_proxy: TrustedProxy,
     /// When set, `/metrics` answers only `Authorization: Bearer <this>`.
     pub metrics_token: Option<Secret>,
+    /// Where the panel's maps get their tiles (`{z}/{x}/{y}` in the URL); `None` draws positions
+    /// on a plain background only.
+    pub map_tiles: Option<MapTiles>,
+}
+
+/// A map tile server the operator chose.
+#[derive(Clone, Debug)]
+pub struct MapTiles {
+    /// e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png
+    pub url: String,
+    /// Its origin, which the panel's content security policy lets images come from.
+    pub origin: String,
+    /// The credit the tile server asks for.
+    pub attribution: String,
+}
+
+impl MapTiles {
+    fn parse(url: &str, attribution: Option<String>) -> anyhow::Result<Self> {
+        let parsed = Url::parse(&url.replace(['{', '}'], "")).with_context(|| {
+            format!("MAP_TILE_URL must be an http(s) URL with {{z}}, {{x}} and {{y}} (got {url:?})")
+        })?;
+        if !matches!(parsed.scheme(), "https" | "http")
+            || !["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p))
+        {
+            bail!("MAP_TILE_URL must be an http(s) URL with {{z}}, {{x}} and {{y}} (got {url:?})");
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            origin: parsed.origin().ascii_serialization(),
+            attribution: attribution.unwrap_or_else(|| "© OpenStreetMap contributors".into()),
+        })
+    }
 }
 
 impl Config {
@@ -281,6 +313,13 @@ impl Config {
                 }
                 token => token.map(Secret::new),
             },
+            map_tiles: match lookup("MAP_TILE_URL").as_deref() {
+                Some("off") => None,
+                url => Some(MapTiles::parse(
+                    url.unwrap_or("https://tile.openstreetmap.org/{z}/{x}/{y}.png"),
+                    lookup("MAP_ATTRIBUTION"),
+                )?),
+            },
         })
     }
 
@@ -352,6 +391,28 @@ mod tests {
         assert_eq!(config.port, 8080);
         assert_eq!(config.public_base_url.as_str(), "http://localhost:8080/");
         assert!(config.twilio.is_none() && config.meta.is_none());
+    }
+
+    #[test]
+    fn map_tiles_default_to_openstreetmap_can_be_changed_or_turned_off() {
+        let tiles = config(&[]).unwrap().map_tiles.unwrap();
+        assert_eq!(tiles.origin, "https://tile.openstreetmap.org");
+        let own = config(&[("MAP_TILE_URL", "https://maps.example.org/t/{z}/{x}/{y}.png")])
+            .unwrap()
+            .map_tiles
+            .unwrap();
+        assert_eq!(own.origin, "https://maps.example.org");
+        assert!(
+            config(&[("MAP_TILE_URL", "off")])
+                .unwrap()
+                .map_tiles
+                .is_none()
+        );
+        let refused = config(&[("MAP_TILE_URL", "https://maps.example.org/tile.png")]).unwrap_err();
+        assert!(
+            refused.to_string().contains("{z}, {x} and {y}"),
+            "{refused}"
+        );
     }
 
     #[test]

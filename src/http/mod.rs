@@ -46,18 +46,34 @@ pub struct AppState {
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The panel uses no script, no inline style and nothing from another origin: anything else a
-/// page tries to load or run (an injected `<script>`, a framing site) is refused by the browser.
-/// A response that needs a stricter policy (media) sets its own.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The panel runs only its own scripts, uses no inline style, and loads nothing from another
+/// origin except the map tiles the operator configured (`MAP_TILE_URL`): anything else a page
+/// tries to load or run (an injected `<script>`, a framing site) is refused by the browser. A
+/// response that needs a stricter policy (media) sets its own.
+pub fn content_security_policy(config: &Config) -> String {
+    let tiles = config
+        .map_tiles
+        .as_ref()
+        .map(|t| format!(" {}", t.origin))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; img-src 'self' data:{tiles}; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
 
 /// Security headers on every response, unless the handler chose its own.
-async fn security_headers(request: Request, next: Next) -> Response {
+async fn security_headers(
+    axum::extract::State(policy): axum::extract::State<axum::http::HeaderValue>,
+    request: Request,
+    next: Next,
+) -> Response {
     use axum::http::{HeaderValue, header};
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(policy);
     for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "same-origin"),
@@ -80,7 +96,11 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(|| async { Redirect::to("/panel") }))
         .route("/panel/", get(|| async { Redirect::permanent("/panel") }))
         .fallback(no_route)
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            axum::http::HeaderValue::from_str(&content_security_policy(&config))
+                .expect("the policy is plain ASCII"),
+            security_headers,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .layer(middleware::from_fn_with_state(state.clone(), audit_origin))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

@@ -246,6 +246,26 @@ async fn media_is_shown_inline_only_when_its_bytes_are_a_raster_image() {
         .unwrap();
     let csp = page.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    // Images only from the panel and the configured map tile server.
+    assert!(
+        csp.contains("img-src 'self' data: https://tile.openstreetmap.org;"),
+        "{csp}"
+    );
+    let leaflet = app
+        .app
+        .client
+        .get(app.app.url("/panel/static/leaflet.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(leaflet.status(), 200);
+    assert!(
+        leaflet.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(leaflet.text().await.unwrap().contains("1.9.4"));
     assert_eq!(page.headers()["x-frame-options"], "DENY");
     assert_eq!(page.headers()["referrer-policy"], "same-origin");
 }

@@ -1531,6 +1531,15 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
             && detail.contains("check in</strong> by Tigist Bekele via app"),
         "{detail}"
     );
+    // The map: the server's drawing of the home, its geofence and the far reading (not verified),
+    // with the tile server for the browser, and Leaflet from the panel itself.
+    assert!(
+        detail.contains("<figure class=\"map\" data-map="),
+        "{detail}"
+    );
+    assert!(detail.contains("Counts as at home: within"), "{detail}");
+    assert!(detail.contains("tile.openstreetmap.org"), "{detail}");
+    assert!(detail.contains("src=\"/panel/static/leaflet.js\""));
     let local = (now - TimeDelta::minutes(3))
         .with_timezone(&chrono::FixedOffset::east_opt(east * 3600).unwrap())
         .format("%Y-%m-%dT%H:%M")

@@ -1,5 +1,6 @@
 //! The coordinators' panel: server-rendered HTML, session cookie, CSRF token on every form.
 
+mod map;
 mod patient_voice;
 pub mod privacy;
 mod session;
@@ -91,6 +92,11 @@ where
 
 const STYLESHEET: &str = include_str!("static/panel.css");
 const LIVE_SCRIPT: &str = include_str!("static/live.js");
+const MAP_SCRIPT: &str = include_str!("static/map.js");
+/// Leaflet 1.9.4 from npm (BSD-2-Clause, `static/vendor/leaflet-1.9.4/LICENSE`), built into the
+/// binary: no CDN.
+const LEAFLET_SCRIPT: &str = include_str!("static/vendor/leaflet-1.9.4/leaflet.js");
+const LEAFLET_STYLESHEET: &str = include_str!("static/vendor/leaflet-1.9.4/leaflet.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -99,12 +105,34 @@ pub fn router() -> Router<AppState> {
         .route("/logout", axum::routing::post(logout))
         .route("/static/panel.css", get(stylesheet))
         .route("/static/live.js", get(live_script))
+        .route(
+            "/static/map.js",
+            get(|| static_file("text/javascript", MAP_SCRIPT)),
+        )
+        .route(
+            "/static/leaflet.js",
+            get(|| static_file("text/javascript", LEAFLET_SCRIPT)),
+        )
+        .route(
+            "/static/leaflet.css",
+            get(|| static_file("text/css", LEAFLET_STYLESHEET)),
+        )
         .route("/changes", get(changes))
         .merge(work_orders::routes())
         .merge(visits::routes())
         .merge(patient_voice::routes())
         .merge(trips::routes())
         .merge(privacy::routes())
+}
+
+async fn static_file(kind: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, format!("{kind}; charset=utf-8")),
+            (header::CACHE_CONTROL, "public, max-age=86400".to_owned()),
+        ],
+        body,
+    )
 }
 
 async fn live_script() -> impl IntoResponse {

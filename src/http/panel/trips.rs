@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Coordinator, CsrfForm, not_found, views::layout, views::when};
+use super::{Coordinator, CsrfForm, map, not_found, views::layout, views::when};
 use crate::{
     domains::ambulance::{
         response_times,
@@ -159,8 +159,38 @@ async fn board(
     .await?;
     let since = Utc::now() - chrono::TimeDelta::days(30);
     let report = response_times::report(&mut conn, coordinator.tenant_id, since).await?;
+    let open = |t: &&trips::Trip| !matches!(t.status.as_str(), "completed" | "cancelled");
+    let points: Vec<map::Point> = trips
+        .iter()
+        .filter(open)
+        .filter_map(|t| {
+            Some(map::Point {
+                lat: t.pickup_latitude?,
+                lon: t.pickup_longitude?,
+                label: format!("{} · pickup · {}", t.reference, t.pickup_address),
+                kind: if t.registration_number.is_none() {
+                    map::Kind::Attention
+                } else {
+                    map::Kind::Place
+                },
+                accuracy_m: None,
+                href: Some(format!("/panel/trips/{}", t.id)),
+            })
+        })
+        .chain(fleet.iter().filter_map(|v| {
+            Some(map::Point {
+                lat: v.current_latitude?,
+                lon: v.current_longitude?,
+                label: format!("{} · {}", v.registration_number, v.status.replace('_', " ")),
+                kind: map::Kind::Reading,
+                accuracy_m: None,
+                href: None,
+            })
+        }))
+        .collect();
     let body = html! {
         h1 { "Trips" }
+        (map::map(state.config.map_tiles.as_ref(), "Open pickups (red: no unit yet) and the fleet's last positions", &points, &[]))
         @if trips.is_empty() { p.muted { "No open trips." } }
         @else {
             table.stacked {

@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use maud::{Markup, html};
 use uuid::Uuid;
 
+use super::map;
 use super::{
     session::Coordinator,
     views::{fallback_words, layout, when},
@@ -135,7 +136,7 @@ pub fn board(
             @if rows.is_empty() {
                 p.muted { "No visits on this day." }
             } @else {
-                table.list {
+                table.list.stacked {
                     thead { tr {
                         th scope="col" { "Time" } th scope="col" { "Patient" } th scope="col" { "Caregiver" }
                         th scope="col" { "Service" } th scope="col" { "State" } th scope="col" { "Check-in" }
@@ -145,24 +146,24 @@ pub fn board(
                         @for v in rows {
                             @let codes: Vec<&str> = open.iter().filter(|(id, _)| *id == v.id).map(|(_, c)| c.as_str()).collect();
                             tr {
-                                td { a href=(format!("/panel/visits/{}", v.id)) { (hm(coordinator, v.scheduled_start)) "–" (hm(coordinator, v.scheduled_end)) } }
-                                td { (v.patient_name) }
-                                td { (name(v.caregiver_id)) }
-                                td { (words(&v.service_type)) }
-                                td { span class=(format!("badge state-{}", board_state(v).replace(' ', "-"))) { (board_state(v)) } }
-                                td {
+                                td data-label="Time" { a href=(format!("/panel/visits/{}", v.id)) { (hm(coordinator, v.scheduled_start)) "–" (hm(coordinator, v.scheduled_end)) } }
+                                td data-label="Patient" { (v.patient_name) }
+                                td data-label="Caregiver" { (name(v.caregiver_id)) }
+                                td data-label="Service" { (words(&v.service_type)) }
+                                td data-label="State" { span class=(format!("badge state-{}", board_state(v).replace(' ', "-"))) { (board_state(v)) } }
+                                td data-label="Check-in" {
                                     @if let Some(at) = v.check_in_at {
                                         (hm(coordinator, at)) " · " (metres(v.check_in_distance_m))
                                         @if v.check_in_verified == Some(true) { " ✓" } @else { " " span.badge.overdue { "unverified" } }
                                     } @else { "-" }
                                 }
-                                td {
+                                td data-label="Check-out" {
                                     @if let Some(at) = v.check_out_at {
                                         (hm(coordinator, at)) " · " (metres(v.check_out_distance_m))
                                         @if v.check_out_verified == Some(true) { " ✓" } @else { " " span.badge.overdue { "unverified" } }
                                     } @else { "-" }
                                 }
-                                td {
+                                td data-label="Exceptions" {
                                     @for code in &codes { span.badge.overdue { (words(code)) } " " }
                                     @if v.manually_edited { span.badge { "edited" } }
                                 }
@@ -192,15 +193,74 @@ fn resolve_form(coordinator: &Coordinator, e: &VisitException, back: &str) -> Ma
     }
 }
 
+/// What a visit's page shows.
+pub struct Detail<'a> {
+    pub visit: &'a Visit,
+    pub caregiver: &'a str,
+    pub events: &'a [EventRow],
+    pub messages: &'a [MessageRow],
+    pub found: &'a [VisitException],
+}
+
 pub fn detail(
     coordinator: &Coordinator,
-    v: &Visit,
-    caregiver: &str,
-    events: &[EventRow],
-    messages: &[MessageRow],
-    found: &[VisitException],
+    page: Detail<'_>,
     error: Option<&str>,
+    place: (Option<&crate::config::MapTiles>, Option<f64>),
 ) -> Markup {
+    let Detail {
+        visit: v,
+        caregiver,
+        events,
+        messages,
+        found,
+    } = page;
+    let (tiles, geofence_m) = place;
+    let home = v.latitude.zip(v.longitude);
+    let mut points: Vec<map::Point> = home
+        .map(|(lat, lon)| map::Point {
+            lat,
+            lon,
+            label: format!("{} · home", v.patient_name),
+            kind: map::Kind::Place,
+            accuracy_m: None,
+            href: None,
+        })
+        .into_iter()
+        .collect();
+    points.extend(events.iter().filter_map(|e| {
+        Some(map::Point {
+            lat: e.latitude?,
+            lon: e.longitude?,
+            label: format!(
+                "{} · {} · {}",
+                words(e.kind.as_str()),
+                hm(coordinator, e.at),
+                if e.verified {
+                    "verified"
+                } else {
+                    "not verified"
+                }
+            ),
+            kind: if e.verified {
+                map::Kind::Reading
+            } else {
+                map::Kind::Attention
+            },
+            accuracy_m: e.accuracy_m,
+            href: None,
+        })
+    }));
+    let areas: Vec<map::Area> = home
+        .zip(geofence_m)
+        .map(|((lat, lon), radius_m)| map::Area {
+            lat,
+            lon,
+            radius_m,
+            label: format!("Counts as at home: within {radius_m:.0} m"),
+        })
+        .into_iter()
+        .collect();
     let local_input = |at: Option<DateTime<Utc>>| {
         at.map(|at| {
             at.with_timezone(&tz(coordinator))
@@ -246,12 +306,13 @@ pub fn detail(
             }
             h2 { "Readings" }
             @if events.is_empty() { p.muted { "No check-in or check-out yet." } }
+            (map::map(tiles, "The patient's home, the geofence and the readings", &points, &areas))
             ol.timeline {
                 @for e in events {
                     li {
                         span.time { (when(coordinator, e.at)) }
                         strong { (words(e.kind.as_str())) } " by " (e.worker) " via " (e.method) " · " (metres(e.distance_m)) " from home"
-                        @if let Some(a) = e.accuracy_m { " (±" (format!("{a:.0}")) " m)" }
+                        @if let Some(a) = e.accuracy_m.filter(|a| *a > 0.0) { " (±" (format!("{a:.0}")) " m)" }
                         " · " (if e.verified { "verified" } else { "not verified" })
                         @if (e.received_at - e.at).num_minutes().abs() >= 1 { " · arrived " (hm(coordinator, e.received_at)) }
                         @if let (Some(lat), Some(lon)) = (e.latitude, e.longitude) {
@@ -303,16 +364,16 @@ pub fn queue(coordinator: &Coordinator, open: &[VisitException]) -> Markup {
             p { a href="/panel/visits" { "← Visits" } }
             h1 { "Exception queue (" (open.len()) ")" }
             @if open.is_empty() { p.muted { "Nothing to look at." } }
-            table.list {
+            table.list.stacked {
                 tbody {
                     @for e in open {
                         tr {
-                            td { span.badge.overdue { (words(&e.code)) } }
-                            td {
+                            td data-label="Exception" { span.badge.overdue { (words(&e.code)) } }
+                            td data-label="Visit" {
                                 a href=(format!("/panel/visits/{}", e.visit_id)) { (e.patient_name) " · " (when(coordinator, e.scheduled_start)) }
                                 " · " (e.caregiver_name) div.muted { (e.detail) }
                             }
-                            td { (resolve_form(coordinator, e, "queue")) }
+                            td data-label="Resolve" { (resolve_form(coordinator, e, "queue")) }
                         }
                     }
                 }
@@ -392,7 +453,7 @@ pub fn assignments(
             p { a href="/panel/visits" { "← Visits" } }
             h1 { "Recurring assignments" }
             @if let Some(error) = error { p.alert role="alert" { (error) } }
-            table.list {
+            table.list.stacked {
                 thead { tr {
                     th scope="col" { "Caregiver" } th scope="col" { "Patient" } th scope="col" { "Service" }
                     th scope="col" { "Days" } th scope="col" { "Hours" } th scope="col" { "From – to" }
@@ -401,11 +462,11 @@ pub fn assignments(
                 tbody {
                     @for a in rows {
                         tr {
-                            td { (a.caregiver) } td { (a.patient) } td { (words(&a.service_type)) }
-                            td { (days(&a.days_of_week)) }
-                            td { (a.shift_start.format("%H:%M")) "–" (a.shift_end.format("%H:%M")) }
-                            td { (a.starts_on) " – " (a.ends_on.map(|d| d.to_string()).unwrap_or_else(|| "…".into())) }
-                            td { (a.status) }
+                            td data-label="Caregiver" { (a.caregiver) } td data-label="Patient" { (a.patient) } td data-label="Service" { (words(&a.service_type)) }
+                            td data-label="Days" { (days(&a.days_of_week)) }
+                            td data-label="Hours" { (a.shift_start.format("%H:%M")) "–" (a.shift_end.format("%H:%M")) }
+                            td data-label="From – to" { (a.starts_on) " – " (a.ends_on.map(|d| d.to_string()).unwrap_or_else(|| "…".into())) }
+                            td data-label="Status" { (a.status) }
                             td {
                                 @if a.status == AssignmentStatus::Active {
                                     details {

@@ -241,14 +241,27 @@ async fn render_detail(
     .fetch_all(&mut *conn)
     .await?;
     let found = exceptions::list(&mut conn, coordinator.tenant_id, false, Some(id)).await?;
+    let geofence_m: Option<f64> = sqlx::query_scalar(
+        "SELECT coalesce(p.geofence_radius_m, t.default_geofence_radius_m)::float8
+           FROM patients p JOIN tenants t ON t.id = p.tenant_id
+          WHERE p.tenant_id = $1 AND p.id = $2",
+    )
+    .bind(coordinator.tenant_id)
+    .bind(visit.patient_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten();
     let html = page::detail(
         coordinator,
-        &visit,
-        &caregiver,
-        &events,
-        &messages,
-        &found,
+        page::Detail {
+            visit: &visit,
+            caregiver: &caregiver,
+            events: &events,
+            messages: &messages,
+            found: &found,
+        },
         error.as_deref(),
+        (state.config.map_tiles.as_ref(), geofence_m),
     );
     Ok((status, Html(html.into_string())).into_response())
 }

@@ -77,7 +77,7 @@ pub fn list(
     coordinator: &Coordinator,
     query: &ListQuery,
     lookups: &Lookups,
-    rows: &[WorkOrder],
+    (rows, sites_map): (&[WorkOrder], Markup),
     next: Option<Uuid>,
     overdue: &[Uuid],
     alerts: &[AlertRow],
@@ -150,7 +150,8 @@ pub fn list(
             @if rows.is_empty() {
                 p.muted { "No work orders match." }
             } @else {
-                table.list {
+                (sites_map)
+                table.list.stacked {
                     thead { tr {
                         th scope="col" { "Reference" } th scope="col" { "Title" } th scope="col" { "Priority" }
                         th scope="col" { "Status" } th scope="col" { "Site" } th scope="col" { "Worker" }
@@ -159,17 +160,17 @@ pub fn list(
                     tbody {
                         @for wo in rows {
                             tr {
-                                td { a href=(format!("/panel/work-orders/{}", wo.id)) { (wo.reference) } }
-                                td { (wo.title) }
-                                td { span class=(format!("badge priority-{}", wo.priority)) { (wo.priority) } }
-                                td {
+                                td data-label="Reference" { a href=(format!("/panel/work-orders/{}", wo.id)) { (wo.reference) } }
+                                td data-label="Title" { (wo.title) }
+                                td data-label="Priority" { span class=(format!("badge priority-{}", wo.priority)) { (wo.priority) } }
+                                td data-label="Status" {
                                     (words(wo.status.as_str()))
                                     @if overdue.contains(&wo.id) { " " span.badge.overdue { "overdue" } }
                                 }
-                                td { (lookups.site(wo.site_id).unwrap_or("-")) }
-                                td { (lookups.worker(wo.assigned_worker_id).unwrap_or("-")) }
-                                td { (wo.whatsapp_status.map_or("-", MessageStatus::as_str)) }
-                                td { (when(coordinator, wo.created_at)) }
+                                td data-label="Site" { (lookups.site(wo.site_id).unwrap_or("-")) }
+                                td data-label="Worker" { (lookups.worker(wo.assigned_worker_id).unwrap_or("-")) }
+                                td data-label="WhatsApp" { (wo.whatsapp_status.map_or("-", MessageStatus::as_str)) }
+                                td data-label="Reported" { (when(coordinator, wo.created_at)) }
                             }
                         }
                     }

@@ -14,7 +14,7 @@ use axum::{
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Coordinator, CsrfForm, local_time, not_found, session, work_order_views as page};
+use super::{Coordinator, CsrfForm, local_time, map, not_found, session, work_order_views as page};
 use crate::http::extract::Query;
 use crate::messaging::media;
 use crate::{
@@ -173,7 +173,7 @@ async fn list(
                 &coordinator,
                 &query,
                 &lookups,
-                &[],
+                (&[], maud::html! {}),
                 None,
                 &[],
                 &[],
@@ -218,11 +218,45 @@ async fn list(
             alert: a,
         })
         .collect();
+    let sites: Vec<(Uuid, String, f64, f64, i64, bool)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT s.id, s.name, s.latitude::float8, s.longitude::float8, count(*),
+                bool_or(wo.priority = 'urgent' OR {})
+           FROM work_orders wo JOIN sites s ON s.tenant_id = wo.tenant_id AND s.id = wo.site_id
+          WHERE wo.tenant_id = $1 AND wo.status NOT IN ('completed', 'cancelled')
+            AND s.latitude IS NOT NULL AND s.longitude IS NOT NULL
+          GROUP BY s.id, s.name, s.latitude, s.longitude",
+            work_orders::OVERDUE
+        )))
+        .bind(coordinator.tenant_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    let points: Vec<map::Point> = sites
+        .into_iter()
+        .map(|(id, name, lat, lon, open, attention)| map::Point {
+            lat,
+            lon,
+            label: format!("{name} · {open} open"),
+            kind: if attention {
+                map::Kind::Attention
+            } else {
+                map::Kind::Place
+            },
+            accuracy_m: None,
+            href: Some(format!("/panel/work-orders?site_id={id}")),
+        })
+        .collect();
+    let sites_map = map::map(
+        state.config.map_tiles.as_ref(),
+        "Sites with open work (red: urgent or overdue)",
+        &points,
+        &[],
+    );
     let html = page::list(
         &coordinator,
         &query,
         &lookups,
-        &rows,
+        (&rows, sites_map),
         next.flatten(),
         &overdue,
         &alerts,
