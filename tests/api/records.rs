@@ -69,6 +69,19 @@ async fn admin_user(app: &MessagingApp, email: &str, role: Role) -> Uuid {
     id
 }
 
+/// Signs `email` in to the panel.
+async fn panel_sign_in(app: &MessagingApp, email: &str) {
+    let csrf = login_form(&app.app).await;
+    let signed_in = sign_in(&app.app, "msg-org", email, PASSWORD, &csrf).await;
+    assert_eq!(signed_in.status(), 303);
+}
+
+/// A panel page as the signed-in user sees it.
+async fn panel_page(app: &MessagingApp, path: &str) -> (u16, String) {
+    let response = app.app.client.get(app.app.url(path)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
 async fn token_with_role(app: &MessagingApp, role: Role) -> String {
     let mut tx = audit::begin(&app.app.pool, Actor::Cli).await.unwrap();
     let (_, token) = tenancy::create_api_token(&mut tx, app.tenant.id, "second", role)
@@ -191,9 +204,7 @@ async fn every_door_leaves_an_audit_row_with_its_actor_and_request() {
 
     // The panel: a coordinator cancels it.
     let user = admin_user(&app, "coord@example.org", Role::Coordinator).await;
-    let csrf = login_form(&app.app).await;
-    let signed_in = sign_in(&app.app, "msg-org", "coord@example.org", PASSWORD, &csrf).await;
-    assert_eq!(signed_in.status(), 303);
+    panel_sign_in(&app, "coord@example.org").await;
     let page = app
         .app
         .client
@@ -982,33 +993,12 @@ async fn coordinators_are_refused_what_only_admins_may_do() {
 
     // In the panel: the coordinator sees no export or erase, and is refused at the address.
     admin_user(&app, "coord@example.org", Role::Coordinator).await;
-    let csrf = login_form(&app.app).await;
-    assert_eq!(
-        sign_in(&app.app, "msg-org", "coord@example.org", PASSWORD, &csrf)
-            .await
-            .status(),
-        303
-    );
-    let page = app
-        .app
-        .client
-        .get(app.app.url(&format!("/panel/patients/{patient}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    panel_sign_in(&app, "coord@example.org").await;
+    let (_, page) = panel_page(&app, &format!("/panel/patients/{patient}")).await;
     assert!(page.contains("Only an admin can export or erase"), "{page}");
     assert!(!page.contains("/erase\""));
-    let export = app
-        .app
-        .client
-        .get(app.app.url(&format!("/panel/patients/{patient}/export")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(export.status(), 403);
+    let (status, _) = panel_page(&app, &format!("/panel/patients/{patient}/export")).await;
+    assert_eq!(status, 403);
 
     // An admin exports and erases from the panel, confirming.
     admin_user(&app, "admin@example.org", Role::Admin).await;
@@ -1019,33 +1009,12 @@ async fn coordinators_are_refused_what_only_admins_may_do() {
         .send()
         .await
         .unwrap();
-    let csrf = login_form(&app.app).await;
-    assert_eq!(
-        sign_in(&app.app, "msg-org", "admin@example.org", PASSWORD, &csrf)
-            .await
-            .status(),
-        303
-    );
-    let page = app
-        .app
-        .client
-        .get(app.app.url(&format!("/panel/patients/{patient}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    panel_sign_in(&app, "admin@example.org").await;
+    let (_, page) = panel_page(&app, &format!("/panel/patients/{patient}")).await;
     assert!(page.contains("Download as JSON"), "{page}");
-    let summary = app
-        .app
-        .client
-        .get(app.app.url(&format!("/panel/patients/{patient}/export")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(summary.status(), 200);
-    assert!(summary.text().await.unwrap().contains("Hana Tesfaye"));
+    let (status, summary) = panel_page(&app, &format!("/panel/patients/{patient}/export")).await;
+    assert_eq!(status, 200);
+    assert!(summary.contains("Hana Tesfaye"));
     let csrf = crate::panel::csrf_in(&page);
     let erase = |confirm: &'static str| {
         app.app

@@ -354,22 +354,10 @@ async fn export_summary(
     coordinator: Coordinator,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
-    if let Some(refused) = admins_only(&coordinator) {
-        return Ok(refused);
-    }
-    match export::export(
-        &state.pool,
-        coordinator.tenant_id,
-        id,
-        RequestKind::Access,
-        coordinator.actor(),
-    )
+    exported(&state, &coordinator, id, RequestKind::Access, |document| {
+        Html(summary_page(&document).into_string()).into_response()
+    })
     .await
-    {
-        Ok(document) => Ok(Html(summary_page(&document).into_string()).into_response()),
-        Err(privacy::PrivacyError::NotFound) => Ok(not_found(&coordinator, "patient")),
-        Err(error) => Err(error.into()),
-    }
 }
 
 async fn export_json(
@@ -377,27 +365,45 @@ async fn export_json(
     coordinator: Coordinator,
     Path(id): Path<Uuid>,
 ) -> Result<Response, AppError> {
-    if let Some(refused) = admins_only(&coordinator) {
+    exported(
+        &state,
+        &coordinator,
+        id,
+        RequestKind::Portability,
+        |document| {
+            let disposition = format!("attachment; filename=\"patient-{id}.json\"");
+            (
+                [(axum::http::header::CONTENT_DISPOSITION, disposition)],
+                Json(document),
+            )
+                .into_response()
+        },
+    )
+    .await
+}
+
+/// An admin's export of the patient's data, recorded as a request of `kind` and shown by `show`.
+async fn exported(
+    state: &AppState,
+    coordinator: &Coordinator,
+    id: Uuid,
+    kind: RequestKind,
+    show: impl FnOnce(Value) -> Response,
+) -> Result<Response, AppError> {
+    if let Some(refused) = admins_only(coordinator) {
         return Ok(refused);
     }
     match export::export(
         &state.pool,
         coordinator.tenant_id,
         id,
-        RequestKind::Portability,
+        kind,
         coordinator.actor(),
     )
     .await
     {
-        Ok(document) => Ok((
-            [(
-                axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"patient-{id}.json\""),
-            )],
-            Json(document),
-        )
-            .into_response()),
-        Err(privacy::PrivacyError::NotFound) => Ok(not_found(&coordinator, "patient")),
+        Ok(document) => Ok(show(document)),
+        Err(privacy::PrivacyError::NotFound) => Ok(not_found(coordinator, "patient")),
         Err(error) => Err(error.into()),
     }
 }
