@@ -1450,6 +1450,11 @@ async fn coordinators_see_the_days_visits_and_work_the_exception_queue_in_the_pa
     let (status, board) = page("/panel/visits").await;
     assert_eq!(status, 200);
     assert!(
+        board.contains("Where the day&#39;s visits are")
+            || board.contains("Where the day's visits are"),
+        "the board maps the day's visits: {board}"
+    );
+    assert!(
         board.contains("Selam Bekele") && board.contains("Tigist Bekele"),
         "{board}"
     );

@@ -77,7 +77,7 @@ fn metres(m: Option<f64>) -> String {
 pub fn board(
     coordinator: &Coordinator,
     date: NaiveDate,
-    rows: &[Visit],
+    (rows, tiles): (&[Visit], Option<&crate::config::MapTiles>),
     caregivers: &[(Uuid, String)],
     open: &[(Uuid, String)],
     choosable_caregivers: &[(Uuid, String)],
@@ -136,6 +136,17 @@ pub fn board(
             @if rows.is_empty() {
                 p.muted { "No visits on this day." }
             } @else {
+                (map::map(tiles, "Where the day's visits are (red: late, missed or with an open exception)", &rows.iter().filter_map(|v| {
+                    let attention = v.late || v.status == VisitStatus::Missed || open.iter().any(|(id, _)| *id == v.id);
+                    Some(map::Point {
+                        lat: v.latitude?,
+                        lon: v.longitude?,
+                        label: format!("{} · {} · {}", v.patient_name, hm(coordinator, v.scheduled_start), board_state(v)),
+                        kind: if attention { map::Kind::Attention } else { map::Kind::Place },
+                        accuracy_m: None,
+                        href: Some(format!("/panel/visits/{}", v.id)),
+                    })
+                }).collect::<Vec<_>>(), &[]))
                 table.list.stacked {
                     thead { tr {
                         th scope="col" { "Time" } th scope="col" { "Patient" } th scope="col" { "Caregiver" }

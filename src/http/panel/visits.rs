@@ -73,7 +73,7 @@ async fn board(
     let html = page::board(
         &coordinator,
         date,
-        &rows,
+        (&rows, state.config.map_tiles.as_ref()),
         &caregivers,
         &open,
         &choices.caregivers,
@@ -174,7 +174,7 @@ async fn create_visit(
             let html = page::board(
                 &coordinator,
                 date,
-                &rows,
+                (&rows, state.config.map_tiles.as_ref()),
                 &choices.caregivers,
                 &[],
                 &choices.caregivers,
