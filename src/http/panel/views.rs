@@ -12,6 +12,14 @@ pub(super) fn when(coordinator: &Coordinator, at: DateTime<Utc>) -> String {
     at.with_timezone(&tz).format("%d %b %H:%M").to_string()
 }
 
+/// The language of a text where it is not the page's: Amharic (Ethiopic script) is marked so
+/// screen readers and fonts treat it right.
+pub(super) fn lang_of(text: &str) -> Option<&'static str> {
+    text.chars()
+        .any(|c| ('\u{1200}'..='\u{139F}').contains(&c))
+        .then_some("am")
+}
+
 pub(super) fn layout(title: &str, coordinator: Option<&Coordinator>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
@@ -244,5 +252,14 @@ pub fn fallback_words(reason: &str) -> &'static str {
         "whatsapp_failed" => "by SMS: WhatsApp failed",
         "not_delivered_in_time" => "by SMS: WhatsApp not delivered in time",
         _ => "by SMS in place of WhatsApp",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn amharic_text_is_marked_as_such() {
+        assert_eq!(super::lang_of("ሥራውን ጨርሻለሁ"), Some("am"));
+        assert_eq!(super::lang_of("done, thanks"), None);
     }
 }

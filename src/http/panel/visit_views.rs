@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::map;
 use super::{
     session::Coordinator,
-    views::{fallback_words, layout, when},
+    views::{fallback_words, lang_of, layout, when},
 };
 use crate::channels::ChannelKind;
 use crate::domains::care::{
@@ -341,7 +341,7 @@ pub fn detail(
                         " (" (m.channel_kind) ")"
                         @if !m.inbound { " · " span.badge { (m.status) } }
                         @if let Some(reason) = &m.fallback_reason { " · " span.badge { (fallback_words(reason)) } }
-                        blockquote { (m.body.as_deref().unwrap_or("(shared location)")) }
+                        blockquote lang=[m.body.as_deref().and_then(lang_of)] { (m.body.as_deref().unwrap_or("(shared location)")) }
                     }
                 }
             }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     session::Coordinator,
-    views::{fallback_words, layout, when},
+    views::{fallback_words, lang_of, layout, when},
     work_orders::{ALL_STATUSES, ListQuery, Lookups, NewInput, Notice},
 };
 use crate::domains::{
@@ -238,14 +238,14 @@ fn event(coordinator: &Coordinator, entry: &Entry) -> Markup {
                 @if !*inbound { " · " span.badge { (status) } }
                 @if let Some(reason) = fallback_reason { " · " span.badge { (fallback_words(reason)) } }
                 @if let Some(error) = error { " · " span.badge.overdue { (error) } }
-                blockquote { (body.as_deref().unwrap_or("(no text)")) }
+                blockquote lang=[body.as_deref().and_then(lang_of)] { (body.as_deref().unwrap_or("(no text)")) }
             }
         },
         Event::Comment { author, body } => html! {
             li.comment {
                 span.time { (at) }
                 "Comment by " (author)
-                blockquote { (body) }
+                blockquote lang=[lang_of(body)] { (body) }
             }
         },
         Event::Photo {
