@@ -330,21 +330,22 @@ pub async fn verify_chain(pool: &PgPool, chain_id: Uuid) -> Result<ChainReport, 
             .bind(chain_id)
             .fetch_optional(pool)
             .await?;
+    // The end of the chain (no row to name): rows after #seq are missing.
+    let cut_off = |seq: i64, why: String| {
+        let at = Break {
+            row: None,
+            seq: Some(seq),
+            why,
+        };
+        report(chain_id, count, Some(at))
+    };
     if let Some((seq, hash)) = head
         && (seq != last_seq || (seq > 0 && hash != expected_prev))
     {
         let why = format!(
             "the chain ends at #{last_seq} but its head says #{seq}: rows were cut off the end"
         );
-        return Ok(report(
-            chain_id,
-            count,
-            Some(Break {
-                row: None,
-                seq: Some(seq),
-                why,
-            }),
-        ));
+        return Ok(cut_off(seq, why));
     }
     let checkpoints: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
         "SELECT c.seq, c.hash, a.hash FROM audit_checkpoints c
@@ -359,15 +360,7 @@ pub async fn verify_chain(pool: &PgPool, chain_id: Uuid) -> Result<ChainReport, 
             let why = format!(
                 "a checkpoint recorded row #{seq} with another hash or the chain no longer reaches it: rows were cut off or rewritten"
             );
-            return Ok(report(
-                chain_id,
-                count,
-                Some(Break {
-                    row: None,
-                    seq: Some(seq),
-                    why,
-                }),
-            ));
+            return Ok(cut_off(seq, why));
         }
     }
     Ok(report(chain_id, count, None))

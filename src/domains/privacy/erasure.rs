@@ -265,7 +265,7 @@ pub async fn erase(
             .rows_affected();
         changed.insert((*table).to_owned(), json!(rows));
     }
-    let redacted = redact_audit_log(&mut tx, tenant_id, patient_id, request_id, &values).await?;
+    let redacted = redact_audit_log(&mut tx, tenant_id, request_id, &values).await?;
     changed.insert("audit_log (values blanked)".into(), json!(redacted));
     let changed = Value::Object(changed);
     sqlx::query("UPDATE gdpr_data_requests SET outcome = $3 WHERE tenant_id = $1 AND id = $2")
@@ -325,22 +325,20 @@ async fn personal_values(
 async fn redact_audit_log(
     conn: &mut PgConnection,
     tenant_id: Uuid,
-    patient_id: Uuid,
     request_id: Uuid,
     values: &[String],
 ) -> PrivacyResult<u64> {
     let redacted = sqlx::query(
-        "UPDATE audit_log a SET before = NULL, after = NULL, reason = NULL, redacted_by = $3
+        "UPDATE audit_log a SET before = NULL, after = NULL, reason = NULL, redacted_by = $2
           WHERE a.tenant_id = $1 AND a.hash IS NOT NULL AND a.redacted_by IS NULL
             AND (a.before IS NOT NULL OR a.after IS NOT NULL OR a.reason IS NOT NULL)
             AND (a.entity_id IN (SELECT id FROM erased_records)
                  OR EXISTS (SELECT 1 FROM jsonb_each_text(coalesce(a.after, '{}') || coalesce(a.before, '{}')) field
                              WHERE field.value IN (SELECT id::text FROM erased_records))
                  OR coalesce(a.before::text, '') || coalesce(a.after::text, '') || coalesce(a.reason, '') ILIKE ANY (
-                        SELECT '%' || replace(replace(replace(v, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%' FROM unnest($4::text[]) v))",
+                        SELECT '%' || replace(replace(replace(v, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%' FROM unnest($3::text[]) v))",
     )
     .bind(tenant_id)
-    .bind(patient_id)
     .bind(request_id)
     .bind(values)
     .execute(&mut *conn)
