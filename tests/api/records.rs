@@ -205,14 +205,8 @@ async fn every_door_leaves_an_audit_row_with_its_actor_and_request() {
     // The panel: a coordinator cancels it.
     let user = admin_user(&app, "coord@example.org", Role::Coordinator).await;
     panel_sign_in(&app, "coord@example.org").await;
-    let page = app
-        .app
-        .client
-        .get(app.app.url(&format!("/panel/work-orders/{preventive}")))
-        .send()
-        .await
-        .unwrap();
-    let csrf = crate::panel::csrf_in(&page.text().await.unwrap());
+    let (_, page) = panel_page(&app, &format!("/panel/work-orders/{preventive}")).await;
+    let csrf = crate::panel::csrf_in(&page);
     let cancelled = app
         .app
         .client
@@ -390,16 +384,7 @@ async fn every_door_leaves_an_audit_row_with_its_actor_and_request() {
     assert_eq!(status, 422, "{refused}");
 
     // The panel shows the record's history.
-    let history = app
-        .app
-        .client
-        .get(app.app.url(&format!("/panel/history?record={preventive}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, history) = panel_page(&app, &format!("/panel/history?record={preventive}")).await;
     assert!(history.contains("status"), "{history}");
     assert!(history.contains("cancelled"), "{history}");
 }
@@ -868,27 +853,19 @@ async fn erasure_leaves_no_personal_value_keeps_visit_times_and_the_chain_verifi
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
-    let (status, body) = json(
-        app.app
-            .post(
-                &app.tenant,
-                &format!("/api/v1/patients/{}/erasure", patient.id),
-                &json!({ "reason": " " }),
-            )
-            .await,
-    )
-    .await;
+    let (on, id) = (&app, patient.id);
+    let erase = move |reason: &'static str| async move {
+        let path = format!("/api/v1/patients/{id}/erasure");
+        json(
+            on.app
+                .post(&on.tenant, &path, &json!({ "reason": reason }))
+                .await,
+        )
+        .await
+    };
+    let (status, body) = erase(" ").await;
     assert_eq!(status, 422, "{body}");
-    let (status, erased) = json(
-        app.app
-            .post(
-                &app.tenant,
-                &format!("/api/v1/patients/{}/erasure", patient.id),
-                &json!({ "reason": "written request of 1 December" }),
-            )
-            .await,
-    )
-    .await;
+    let (status, erased) = erase("written request of 1 December").await;
     assert_eq!(status, 200, "{erased}");
     assert_eq!(erased["files_removed"], 1, "{erased}");
 
@@ -923,16 +900,7 @@ async fn erasure_leaves_no_personal_value_keeps_visit_times_and_the_chain_verifi
             == 1
     );
     // Once is enough.
-    let (status, again) = json(
-        app.app
-            .post(
-                &app.tenant,
-                &format!("/api/v1/patients/{}/erasure", patient.id),
-                &json!({ "reason": "again" }),
-            )
-            .await,
-    )
-    .await;
+    let (status, again) = erase("again").await;
     assert_eq!(status, 409, "{again}");
 
     // The number writes again: a stranger.
