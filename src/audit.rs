@@ -5,6 +5,10 @@
 //! acting, once per transaction, with [`act_as`] (or [`begin`]). Request id and client address
 //! come from the [`Origin`] of the request or job being served. See
 //! `migrations/20261201000001_audit_everywhere.sql` for why the writing is the database's.
+//!
+//! Rows are sealed into their chain just after they commit, by [`keep_sealing`] in every
+//! process (and by [`seal`] before anything reads the chain), not inside each commit: that made
+//! every auditing transaction of a tenant wait for the others.
 
 use std::{future::Future, net::IpAddr};
 
@@ -265,6 +269,8 @@ fn genesis() -> Vec<u8> {
 #[tracing::instrument(skip(pool))]
 pub async fn verify_chain(pool: &PgPool, chain_id: Uuid) -> Result<ChainReport, sqlx::Error> {
     use futures::TryStreamExt;
+    // Everything committed so far is verified; rows committed after this are left for the next.
+    seal(pool).await?;
     let mut rows = sqlx::query_as::<_, Link>(
         "SELECT a.id, a.seq, a.prev_hash, a.hash, audit_content(a) AS content, a.payload_hash,
                 audit_payload_hash(a.before, a.after, a.reason) AS payload_now, a.redacted_by,
@@ -272,8 +278,8 @@ pub async fn verify_chain(pool: &PgPool, chain_id: Uuid) -> Result<ChainReport, 
                          WHERE audit_chain_of(e.tenant_id) = $1 AND e.action = 'gdpr.erasure'
                            AND e.entity_id = a.redacted_by AND e.hash IS NOT NULL) AS erasure_recorded
            FROM audit_log a
-          WHERE audit_chain_of(a.tenant_id) = $1
-          ORDER BY a.seq NULLS LAST, a.id",
+          WHERE audit_chain_of(a.tenant_id) = $1 AND a.hash IS NOT NULL
+          ORDER BY a.seq, a.id",
     )
     .bind(chain_id)
     .fetch(pool);
@@ -287,7 +293,7 @@ pub async fn verify_chain(pool: &PgPool, chain_id: Uuid) -> Result<ChainReport, 
     };
     while let Some(row) = rows.try_next().await? {
         let Some(seq) = row.seq else {
-            let why = "never sealed into the chain (written with the chain's trigger off)".into();
+            let why = "sealed, but its place in the chain was removed".into();
             return Ok(report(chain_id, count, Some(broken(&row, why))));
         };
         if seq != last_seq + 1 {
@@ -374,6 +380,37 @@ fn report(chain_id: Uuid, rows: u64, broken: Option<Break>) -> ChainReport {
     }
 }
 
+/// Seals every committed row not yet in its chain; returns how many.
+#[tracing::instrument(skip(pool))]
+pub async fn seal(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let sealed: i64 = sqlx::query_scalar("SELECT audit_seal()")
+        .fetch_one(pool)
+        .await?;
+    Ok(sealed as u64)
+}
+
+/// How soon after its commit a row is in its chain.
+const SEAL_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Seals new rows every [`SEAL_EVERY`] until `stop` resolves, then once more.
+pub async fn keep_sealing(pool: PgPool, stop: impl Future<Output = ()>) {
+    let mut tick = tokio::time::interval(SEAL_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = &mut stop => true,
+        };
+        if let Err(error) = seal(&pool).await {
+            tracing::warn!(%error, "could not seal new audit rows: trying again shortly");
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
 /// Every chain's id: each tenant's, and the platform's.
 pub async fn chains(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
@@ -389,6 +426,9 @@ pub async fn chains(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
 /// heads also live outside the database.
 #[tracing::instrument(skip(conn))]
 pub async fn checkpoint(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    sqlx::query("SELECT audit_seal()")
+        .execute(&mut *conn)
+        .await?;
     let recorded: Vec<(Uuid, i64, Vec<u8>)> = sqlx::query_as(
         "INSERT INTO audit_checkpoints (chain_id, seq, hash)
          SELECT h.chain_id, h.seq, h.hash FROM audit_chain_heads h

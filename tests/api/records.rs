@@ -40,6 +40,7 @@ struct Row {
 
 /// The latest audit row for `action` on `entity`.
 async fn audited(app: &MessagingApp, action: &str, entity: Uuid) -> Row {
+    audit::seal(&app.app.pool).await.unwrap();
     sqlx::query_as(
         "SELECT actor_kind, actor_id, request_id, host(ip) AS ip, after FROM audit_log
           WHERE action = $1 AND entity_id = $2 ORDER BY seq DESC LIMIT 1",
@@ -428,6 +429,7 @@ async fn chain_of_sites() -> MessagingApp {
 }
 
 async fn chain_rows(app: &MessagingApp) -> Vec<(Uuid, i64)> {
+    audit::seal(&app.app.pool).await.unwrap();
     sqlx::query_as("SELECT id, seq FROM audit_log WHERE tenant_id = $1 ORDER BY seq")
         .bind(app.tenant.id)
         .fetch_all(&app.app.pool)
