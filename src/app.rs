@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
+    audit,
     config::Config,
     db, domains,
     http::{self, AppState},
@@ -22,12 +23,12 @@ pub struct Application {
 impl Application {
     /// Connects (creating the database if needed), migrates and binds. Port 0 picks a free port.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let minimum = worker::QUEUES * 2;
+        // One connection listens for new jobs; the rest are shared by requests and jobs.
+        let minimum = worker::LISTENING_CONNECTIONS + 4;
         if config.run_job_workers && config.database_max_connections < minimum {
             anyhow::bail!(
-                "DATABASE_MAX_CONNECTIONS={} is too few: the job workers alone hold {} listening connections; use at least {minimum} (or JOB_WORKERS=off)",
+                "DATABASE_MAX_CONNECTIONS={} is too few with job workers: use at least {minimum} (or JOB_WORKERS=off)",
                 config.database_max_connections,
-                worker::QUEUES
             );
         }
         let pool = db::connect(&config.database_url, config.database_max_connections).await?;
@@ -106,6 +107,10 @@ impl Application {
             tracing::info!("JOB_WORKERS=off: jobs wait in the queue for a process that runs them");
             tokio::spawn(async { Ok(()) })
         };
+        let sealer = tokio::spawn(audit::keep_sealing(
+            state.pool.clone(),
+            stopped(stop_rx.clone()),
+        ));
         let router = http::router(state.clone());
         let server = axum::serve(
             listener,
@@ -125,6 +130,7 @@ impl Application {
             }
         };
         let workers_result = workers.await.context("the job workers panicked")?;
+        let _ = sealer.await;
         state.pool.close().await;
         tracing::info!("fieldline stopped");
         server_result.and(workers_result)

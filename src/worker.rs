@@ -7,7 +7,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use apalis::prelude::*;
-use apalis_postgres::{Config as QueueConfig, PostgresStorage, Pubsub};
+use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -75,91 +75,161 @@ const DUE_JOB_POLL: Duration = Duration::from_secs(1);
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const MISSED_HEARTBEATS: usize = 3;
 
-fn storage<J: Job>(pool: &PgPool) -> PollWith<PostgresStorage<J>, Draining> {
+fn storage<J: Job>(pool: &PgPool, wakeups: &Wakeups) -> PollWith<PostgresStorage<J>, Woken> {
     let config = QueueConfig::default()
         .queue(J::QUEUE)
         .heartbeat_interval(HEARTBEAT)
         .missed_heartbeats(MISSED_HEARTBEATS);
     let storage = PostgresStorage::<J>::new(pool).with_config(config);
-    PollWith::new(storage, Draining::new(pool.clone(), J::QUEUE))
+    PollWith::new(storage, Woken::new(wakeups.of(J::QUEUE)))
 }
 
-/// How long a worker waits before listening again after its LISTEN connection was lost.
+/// How long the listener waits before listening again after its connection was lost.
 const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
 
-/// Wake-ups from LISTEN/NOTIFY, drained, and heard again after the connection is lost.
+/// Connections the workers hold for themselves: the one listening for new jobs.
+pub const LISTENING_CONNECTIONS: u32 = 1;
+
+/// The channel the queue's insert trigger (and [`announce_due_jobs`]) notify on.
+const JOB_CHANNEL: &str = "apalis::job::insert";
+
+/// One wake-up per queue, for this process's workers.
 ///
-/// apalis' `PollWith` polls its strategy once before each fetch and ignores the answer. A stream
-/// strategy with notifications backed up (a burst, or the announcer's) answers Ready without
-/// registering a waker; the fetch then finds nothing and parks, and nothing wakes the worker
-/// until its next heartbeat. That was the 30 s stall after every burst. Taking every queued
-/// notification before answering leaves the stream Pending with our waker, so the next NOTIFY
-/// always wakes the worker, which fetches until its queue is empty.
-///
-/// When the LISTEN connection is lost (the database restarted, a connection was cut), apalis'
-/// listener ends for good and the worker would never be woken again: its queue stopped until the
-/// process restarted. It listens again after a pause, then fetches, for what came meanwhile.
-pub struct Draining {
-    pool: PgPool,
-    queue: &'static str,
-    listener: Pubsub,
-    relisten: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+/// One LISTEN connection per process hears every new job and wakes the worker of its queue.
+/// apalis gives each worker a listener of its own: thirteen connections held, and PostgreSQL
+/// delivering every job's NOTIFY to all thirteen backends, twelve of which threw it away.
+pub struct Wakeups {
+    queues: std::collections::HashMap<&'static str, Arc<tokio::sync::Notify>>,
 }
 
-impl Draining {
-    fn new(pool: PgPool, queue: &'static str) -> Self {
+impl Wakeups {
+    fn new() -> Self {
         Self {
-            listener: Pubsub::new(pool.clone(), queue.to_owned()),
-            pool,
-            queue,
-            relisten: None,
+            queues: QUEUE_NAMES
+                .iter()
+                .map(|queue| (*queue, Arc::default()))
+                .collect(),
+        }
+    }
+
+    fn of(&self, queue: &str) -> Arc<tokio::sync::Notify> {
+        self.queues[queue].clone()
+    }
+
+    /// Wakes `queue`'s worker; one that is busy fetches again when it is done.
+    fn wake(&self, queue: &str) {
+        if let Some(notify) = self.queues.get(queue) {
+            notify.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        self.queues.values().for_each(|notify| notify.notify_one());
+    }
+}
+
+/// Hears every new job's NOTIFY on one connection and wakes its queue's worker, until `stop`.
+/// After a lost connection (the database restarted, the connection was cut) it listens again
+/// and wakes every worker, for the jobs announced while nobody listened.
+async fn listen_for_jobs(
+    pool: PgPool,
+    wakeups: Arc<Wakeups>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    #[derive(serde::Deserialize)]
+    struct Announced {
+        job_type: String,
+    }
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let mut listener: Option<sqlx::postgres::PgListener> = None;
+    loop {
+        let Some(listening) = listener.as_mut() else {
+            let connected = async {
+                let mut listening = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                listening.listen(JOB_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(listening)
+            };
+            let connected = tokio::select! {
+                connected = connected => connected,
+                _ = stopped(stop.clone()) => return,
+            };
+            match connected {
+                Ok(listening) => {
+                    listener = Some(listening);
+                    wakeups.wake_all();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for jobs: trying again shortly");
+                    tokio::time::sleep(RELISTEN_PAUSE).await;
+                }
+            }
+            continue;
+        };
+        let heard = tokio::select! {
+            heard = listening.try_recv() => heard,
+            _ = stopped(stop.clone()) => return,
+        };
+        match heard {
+            Ok(Some(notification)) => {
+                match serde_json::from_str::<Announced>(notification.payload()) {
+                    Ok(announced) => wakeups.wake(&announced.job_type),
+                    Err(_) => wakeups.wake_all(),
+                }
+            }
+            // The connection was lost; the next receive reconnects and listens again.
+            Ok(None) => {
+                tracing::warn!("lost the job notification connection: listening again");
+                wakeups.wake_all();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "lost the job notification connection: listening again shortly");
+                listener = None;
+                tokio::time::sleep(RELISTEN_PAUSE).await;
+            }
         }
     }
 }
 
-impl PollStrategy for Draining {
+/// The wake-up strategy of every worker: its queue's [`Wakeups`] entry, drained.
+///
+/// apalis' `PollWith` polls its strategy once before each fetch and ignores the answer. A
+/// strategy that answers Ready without registering a waker (apalis' stream strategy, with
+/// notifications backed up after a burst) left the worker parked after an empty fetch until its
+/// next heartbeat: the 30 s stall after every burst. Taking every stored wake-up before
+/// answering leaves a fresh one registered, so the next wake-up always reaches the worker, which
+/// fetches until its queue is empty.
+pub struct Woken {
+    notify: Arc<tokio::sync::Notify>,
+    waiting: std::pin::Pin<Box<tokio::sync::futures::OwnedNotified>>,
+}
+
+impl Woken {
+    fn new(notify: Arc<tokio::sync::Notify>) -> Self {
+        Self {
+            waiting: Box::pin(notify.clone().notified_owned()),
+            notify,
+        }
+    }
+}
+
+impl PollStrategy for Woken {
     fn poll_drive(
         &mut self,
         cx: &mut std::task::Context<'_>,
         _: &PollSnapshot,
     ) -> std::task::Poll<Option<()>> {
-        use futures::StreamExt;
         use std::task::Poll;
-        if let Some(pause) = &mut self.relisten {
-            if pause.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            self.relisten = None;
-            // Fetch now: notifications sent while nobody listened are lost.
-            return Poll::Ready(Some(()));
-        }
         let mut woken = false;
-        loop {
-            match self.listener.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(_))) => woken = true,
-                // Listening failed (the database is down): the listener ends next, handled below.
-                Poll::Ready(Some(Err(error))) => {
-                    tracing::warn!(queue = self.queue, %error, "cannot listen for jobs")
-                }
-                Poll::Ready(None) => {
-                    tracing::warn!(
-                        queue = self.queue,
-                        "lost the job notification connection: listening again"
-                    );
-                    self.listener = Pubsub::new(self.pool.clone(), self.queue.to_owned());
-                    let mut pause = Box::pin(tokio::time::sleep(RELISTEN_PAUSE));
-                    // Registers the waker for the pause.
-                    let _ = pause.as_mut().poll(cx);
-                    self.relisten = Some(pause);
-                    return if woken {
-                        Poll::Ready(Some(()))
-                    } else {
-                        Poll::Pending
-                    };
-                }
-                Poll::Pending if woken => return Poll::Ready(Some(())),
-                Poll::Pending => return Poll::Pending,
-            }
+        while self.waiting.as_mut().poll(cx).is_ready() {
+            woken = true;
+            self.waiting = Box::pin(self.notify.clone().notified_owned());
+        }
+        if woken {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
         }
     }
 }
@@ -244,19 +314,18 @@ macro_rules! concurrency {
 /// count and [`run_due_jobs`], so none of them can forget a job.
 macro_rules! every_job {
     ($($job:ty => $handler:path $(, concurrency = $concurrency:expr)?;)*) => {
-        /// How many queues there are; each worker holds a LISTEN connection of its own.
-        pub const QUEUES: u32 = [$(<$job as Job>::QUEUE),*].len() as u32;
+        /// Every queue's name.
+        const QUEUE_NAMES: &[&str] = &[$(<$job as Job>::QUEUE),*];
 
         fn register_all(
             monitor: Monitor,
-            pool: &PgPool,
-            instance: &str,
+            workers: &Workers,
             messaging: &Arc<Messaging>,
         ) -> Monitor {
             $(
                 let concurrency = concurrency!(messaging $(, $concurrency)?);
                 let monitor = register::<$job, _, _>(
-                    monitor, pool, instance, messaging, $handler, concurrency,
+                    monitor, workers, messaging, $handler, concurrency,
                 );
             )*
             monitor
@@ -301,11 +370,19 @@ every_job! {
     AuditCheckpoint => audit_checkpoints::audit_checkpoint;
 }
 
+/// What every worker of this process shares.
+struct Workers {
+    pool: PgPool,
+    /// Unique per process start, so a restarted process never takes over a live worker's
+    /// identity.
+    instance: String,
+    wakeups: Arc<Wakeups>,
+}
+
 /// Registers the worker of job type `J`, running `handler` with `concurrency` jobs at once.
 fn register<J, F, Fut>(
     monitor: Monitor,
-    pool: &PgPool,
-    instance: &str,
+    workers: &Workers,
     messaging: &Arc<Messaging>,
     handler: F,
     concurrency: usize,
@@ -315,15 +392,16 @@ where
     F: Fn(J, Data<Arc<Messaging>>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), BoxDynError>> + Send + 'static,
 {
-    let pool = pool.clone();
+    let pool = workers.pool.clone();
+    let wakeups = workers.wakeups.clone();
     let messaging = messaging.clone();
-    let name = format!("{}-{instance}", J::QUEUE);
+    let name = format!("{}-{}", J::QUEUE, workers.instance);
     monitor.register(move |_| {
         // A name per incarnation: a worker restarted after an error must not inherit the jobs
         // its failed incarnation held (they are released, see `release_failed_worker`).
         let incarnation = INCARNATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         WorkerBuilder::new(format!("{name}-{incarnation}"))
-            .backend(storage::<J>(&pool))
+            .backend(storage::<J>(&pool, &wakeups))
             .data(messaging.clone())
             .concurrency(concurrency)
             .build(unwinding(handler.clone()))
@@ -340,11 +418,19 @@ pub async fn run_workers(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> anyhow::Result<()> {
-    // Unique per process start, so a restarted process never takes over a live worker's identity.
-    let instance = Uuid::now_v7().simple().to_string();
-    let (announcer_stop, announcer_stopped) = tokio::sync::watch::channel(false);
-    let announcer = tokio::spawn(announce_due_jobs(pool.clone(), announcer_stopped));
-    let monitor = register_all(Monitor::new(), &pool, &instance, &messaging);
+    let workers = Workers {
+        pool: pool.clone(),
+        instance: Uuid::now_v7().simple().to_string(),
+        wakeups: Arc::new(Wakeups::new()),
+    };
+    let (helpers_stop, helpers_stopped) = tokio::sync::watch::channel(false);
+    let announcer = tokio::spawn(announce_due_jobs(pool.clone(), helpers_stopped.clone()));
+    let listener = tokio::spawn(listen_for_jobs(
+        pool.clone(),
+        workers.wakeups.clone(),
+        helpers_stopped,
+    ));
+    let monitor = register_all(Monitor::new(), &workers, &messaging);
     // Booked beside the workers, not before them: a database that is away at start (or a
     // connection cut just then) once ended this function early, and with it every worker, while
     // the HTTP side went on acknowledging messages nobody would route.
@@ -368,9 +454,10 @@ pub async fn run_workers(
         .await
         .map_err(|e| anyhow::anyhow!("job workers stopped with an error: {e}"));
     booking.abort();
-    let _ = announcer_stop.send(true);
+    let _ = helpers_stop.send(true);
     let _ = announcer.await;
-    release_held_jobs(&pool, &instance).await;
+    let _ = listener.await;
+    release_held_jobs(&pool, &workers.instance).await;
     result
 }
 
@@ -444,12 +531,12 @@ async fn announce_due_jobs(pool: PgPool, mut stop: tokio::sync::watch::Receiver<
         // Recently due only (immediate jobs are dated 5 min back): a job missed by a reconnecting
         // listener is announced again; the worker's start-up fetch covers anything older.
         let announced = sqlx::query(
-            "SELECT pg_notify('apalis::job::insert',
-                        json_build_object('job_type', job_type, 'id', id, 'run_at', run_at)::text)
-             FROM apalis.jobs
-             WHERE status = 'Pending' AND run_at <= now() AND run_at > now() - interval '15 minutes'
-             LIMIT 500",
+            "SELECT pg_notify($1, json_build_object('job_type', job_type)::text)
+             FROM (SELECT DISTINCT job_type FROM apalis.jobs
+                    WHERE status = 'Pending' AND run_at <= now()
+                      AND run_at > now() - interval '15 minutes') AS due",
         )
+        .bind(JOB_CHANNEL)
         .execute(&pool)
         .await;
         if let Err(error) = announced {
