@@ -305,7 +305,7 @@ impl Fieldline {
             ("TWILIO_AUTH_TOKEN", TOKEN.into()),
             ("TWILIO_API_BASE", twilio_base.into()),
             ("JOB_WORKERS", if workers { "on" } else { "off" }.into()),
-            ("DATABASE_MAX_CONNECTIONS", "20".into()),
+            ("DATABASE_MAX_CONNECTIONS", "30".into()),
             ("OUTBOUND_PER_NUMBER_PER_SECOND", "1000".into()),
             (
                 "FIELDLINE_DATA_DIR",
@@ -371,7 +371,8 @@ impl Fieldline {
 struct Phase {
     latencies: Vec<Duration>,
     elapsed: Duration,
-    failures: usize,
+    /// Why requests were not acknowledged (a provider would send these again).
+    failures: Vec<String>,
 }
 
 impl Phase {
@@ -429,16 +430,20 @@ async fn run_paced(
                 .send()
                 .await;
             drop(permit);
-            let ok = response.map(|r| r.status().is_success()).unwrap_or(false);
-            (sent.elapsed(), ok)
+            let failure = match response {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
+                Err(e) => Some(format!("{e}")),
+            };
+            (sent.elapsed(), failure)
         }));
     }
     let mut latencies = Vec::with_capacity(requests);
-    let mut failures = 0;
+    let mut failures = Vec::new();
     for task in tasks {
-        let (latency, ok) = task.await.unwrap();
+        let (latency, failure) = task.await.unwrap();
         latencies.push(latency);
-        failures += usize::from(!ok);
+        failures.extend(failure);
     }
     latencies.sort();
     Phase {
@@ -476,10 +481,14 @@ fn report(name: &str, phase: &Phase, bare: Option<&Phase>, replies: Option<&[Dur
         phase.at(0.5),
         phase.at(0.99),
         resident_mb(),
-        if phase.failures > 0 {
-            format!("  FAILED: {}", phase.failures)
-        } else {
+        if phase.failures.is_empty() {
             String::new()
+        } else {
+            format!(
+                "  not acknowledged: {} ({})",
+                phase.failures.len(),
+                phase.failures[0]
+            )
         }
     );
 }

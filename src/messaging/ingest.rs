@@ -231,6 +231,17 @@ pub async fn replay_early_statuses(
     provider: Provider,
     provider_message_id: &str,
 ) -> anyhow::Result<()> {
+    // Nearly always none: one read instead of a transaction per send.
+    let waiting: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM early_statuses WHERE provider = $1 AND provider_message_id = $2)",
+    )
+    .bind(provider.as_str())
+    .bind(provider_message_id)
+    .fetch_one(pool)
+    .await?;
+    if !waiting {
+        return Ok(());
+    }
     let mut tx = pool.begin().await?;
     let early: Vec<EarlyStatus> = sqlx::query_as(
             "DELETE FROM early_statuses e
