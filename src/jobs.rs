@@ -2,8 +2,24 @@
 //!
 //! Jobs are pushed on the caller's transaction, so a job exists exactly when the change that
 //! caused it was committed. What runs them is `worker`, at the top.
+//!
+//! Waking the workers: a job due now pushed inside [`waking`] (every HTTP request and every
+//! job) is not announced by the queue's insert trigger; the scope wakes this process's worker
+//! when it ends, after the commit. The trigger's NOTIFY takes a lock every notifying commit in
+//! the database queues on, held until the commit is on disk: ingest ran 40 % faster without it.
+//! Outside a scope (the CLI, tests) the trigger announces the job as before, and a job whose
+//! wake-up was lost (a crash just after the commit) is announced by `worker`'s once-a-second
+//! announcer.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use apalis::prelude::TaskBuilder;
 use serde::{Serialize, de::DeserializeOwned};
@@ -21,16 +37,130 @@ const IMMEDIATE_BACKDATE_SECS: u64 = 300;
 /// between failures (see [`unwinding`]), about three minutes of a database outage.
 const MAX_ATTEMPTS: usize = 25;
 
+/// The channel the queue's insert trigger, and we, announce new jobs on.
+pub const JOB_CHANNEL: &str = "apalis::job::insert";
+
+/// One wake-up per queue for this process's workers, and the way to wake them.
+pub struct Wakeups {
+    pool: PgPool,
+    queues: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Set when this process runs job workers; otherwise wake-ups go to other processes by
+    /// NOTIFY.
+    workers_here: AtomicBool,
+}
+
+impl Wakeups {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            queues: Mutex::default(),
+            workers_here: AtomicBool::new(false),
+        }
+    }
+
+    /// The wake-up of `queue`'s worker in this process. A wake-up given while the worker is busy
+    /// is kept for when it next waits, so none is lost.
+    pub fn of(&self, queue: &str) -> Arc<tokio::sync::Notify> {
+        self.workers_here.store(true, Ordering::Relaxed);
+        self.queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(queue.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Wakes this process's worker of `queue`, if it has one.
+    pub fn wake_here(&self, queue: &str) {
+        if let Some(notify) = self
+            .queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(queue)
+        {
+            notify.notify_one();
+        }
+    }
+
+    /// Wakes every worker of this process.
+    pub fn wake_all_here(&self) {
+        let queues = self
+            .queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        queues.values().for_each(|notify| notify.notify_one());
+    }
+
+    /// Wakes the workers of `queues`: here when this process runs them, else wherever they run.
+    async fn wake(&self, queues: &[&'static str]) {
+        if self.workers_here.load(Ordering::Relaxed) {
+            queues.iter().for_each(|queue| self.wake_here(queue));
+            return;
+        }
+        let announced = sqlx::query(
+            "SELECT pg_notify($1, json_build_object('job_type', queue)::text)
+             FROM unnest($2::text[]) AS queue",
+        )
+        .bind(JOB_CHANNEL)
+        .bind(queues)
+        .execute(&self.pool)
+        .await;
+        if let Err(error) = announced {
+            tracing::warn!(%error, "could not announce new jobs: the announcer does within a second");
+        }
+    }
+}
+
+tokio::task_local! {
+    /// Queues that got a job due now in the current scope, to wake when it ends.
+    static TO_WAKE: RefCell<Vec<&'static str>>;
+}
+
+/// Runs `work`, then wakes the workers of the queues it pushed jobs due now to.
+pub async fn waking<F: std::future::Future>(wakeups: &Wakeups, work: F) -> F::Output {
+    let (output, queues) = TO_WAKE
+        .scope(RefCell::default(), async {
+            let output = work.await;
+            (output, TO_WAKE.with(|queues| queues.take()))
+        })
+        .await;
+    if !queues.is_empty() {
+        wakeups.wake(&queues).await;
+    }
+    output
+}
+
+/// Seconds from the transaction's start at which jobs for `queues`, due now, are dated. Inside
+/// [`waking`], just after the start, so the insert trigger does not announce them (the scope
+/// does, after the commit); outside it, safely in the past, so the trigger does.
+pub fn due_now_offset(queues: &[&'static str]) -> f64 {
+    let in_scope = TO_WAKE
+        .try_with(|to_wake| {
+            let mut to_wake = to_wake.borrow_mut();
+            for queue in queues {
+                if !to_wake.contains(queue) {
+                    to_wake.push(queue);
+                }
+            }
+        })
+        .is_ok();
+    if in_scope {
+        1e-6
+    } else {
+        -(IMMEDIATE_BACKDATE_SECS as f64)
+    }
+}
+
 /// A data-modifying CTE that pushes jobs due now, for a statement that writes a record and its
 /// jobs together in one round trip (the hot path: every inbound message). `source` is a query
-/// yielding `(queue text, args json)`. The row is what apalis-postgres 1.0's `push_tasks` writes
-/// (its `queries/task/sink.sql`), with the arguments in the JSON codec the workers decode, dated
-/// in the past as [`enqueue`] dates immediate jobs; its insert trigger sends the NOTIFY.
-pub fn push_due_jobs_cte(source: &str) -> String {
+/// yielding `(queue text, args json)`; `offset` the placeholder of [`due_now_offset`]'s value.
+/// The row is what apalis-postgres 1.0's `push_tasks` writes (its `queries/task/sink.sql`), with
+/// the arguments in the JSON codec the workers decode.
+pub fn push_due_jobs_cte(source: &str, offset: &str) -> String {
     format!(
         "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority)
          SELECT apalis.generate_ulid(), due.queue, convert_to(due.args::text, 'UTF8'), 'Pending', 0,
-                {MAX_ATTEMPTS}, now() - interval '{IMMEDIATE_BACKDATE_SECS} seconds', 0
+                {MAX_ATTEMPTS}, now() + make_interval(secs => {offset}), 0
          FROM ({source}) AS due (queue, args)"
     )
 }
@@ -42,18 +172,27 @@ pub async fn enqueue<J: Job>(
     delay: Duration,
 ) -> anyhow::Result<()> {
     let args = serde_json::to_vec(job)?;
-    // The queue keeps whole seconds. A delayed job rounds up, so it never runs before its delay is
-    // over (a provider's Retry-After, a timer). A job due now gets a time safely in the past: the
-    // queue's insert trigger only sends its NOTIFY when run_at <= the transaction's start time.
-    let now = SystemTime::now()
+    if delay.is_zero() {
+        let args = String::from_utf8(args)?;
+        sqlx::query(sqlx::AssertSqlSafe(push_due_jobs_cte(
+            "SELECT $1::text, $2::json",
+            "$3",
+        )))
+        .bind(J::QUEUE)
+        .bind(args)
+        .bind(due_now_offset(&[J::QUEUE]))
+        .execute(conn)
+        .await
+        .map_err(|e| anyhow::anyhow!("queueing a {} job: {e}", J::QUEUE))?;
+        return Ok(());
+    }
+    // The queue keeps whole seconds: a delayed job rounds up, so it never runs before its delay
+    // is over (a provider's Retry-After, a timer).
+    let due = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let due_secs = if delay.is_zero() {
-        now.as_secs().saturating_sub(IMMEDIATE_BACKDATE_SECS)
-    } else {
-        let due = now + delay;
-        due.as_secs() + u64::from(due.subsec_nanos() > 0)
-    };
+        .unwrap_or_default()
+        + delay;
+    let due_secs = due.as_secs() + u64::from(due.subsec_nanos() > 0);
     let task = TaskBuilder::new(args)
         .run_at_timestamp(due_secs)
         .max_attempts(MAX_ATTEMPTS)
@@ -133,4 +272,40 @@ pub async fn counts(pool: &PgPool) -> Result<Vec<(String, String, i64)>, sqlx::E
     sqlx::query_as("SELECT job_type, status, count(*) FROM apalis.jobs GROUP BY job_type, status ORDER BY 1, 2")
         .fetch_all(pool)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    fn wakeups() -> Wakeups {
+        Wakeups::new(PgPool::connect_lazy("postgres://unused@localhost/unused").unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_scope_wakes_the_queues_it_pushed_to_once_it_ends_and_not_before() {
+        let wakeups = wakeups();
+        let (routing, sending) = (wakeups.of("route"), wakeups.of("send"));
+        let offset = waking(&wakeups, async {
+            let offset = due_now_offset(&["route"]);
+            assert!(
+                routing.notified().now_or_never().is_none(),
+                "woken before the scope ended (before its commit)"
+            );
+            offset
+        })
+        .await;
+        assert!(
+            offset > 0.0,
+            "dated after the start: the trigger stays quiet"
+        );
+        assert!(routing.notified().now_or_never().is_some());
+        assert!(sending.notified().now_or_never().is_none());
+    }
+
+    #[test]
+    fn outside_a_scope_jobs_are_dated_in_the_past_for_the_trigger_to_announce() {
+        assert!(due_now_offset(&["route"]) < 0.0);
+    }
 }

@@ -75,7 +75,7 @@ const DUE_JOB_POLL: Duration = Duration::from_secs(1);
 const HEARTBEAT: Duration = Duration::from_secs(5);
 const MISSED_HEARTBEATS: usize = 3;
 
-fn storage<J: Job>(pool: &PgPool, wakeups: &Wakeups) -> PollWith<PostgresStorage<J>, Woken> {
+fn storage<J: Job>(pool: &PgPool, wakeups: &jobs::Wakeups) -> PollWith<PostgresStorage<J>, Woken> {
     let config = QueueConfig::default()
         .queue(J::QUEUE)
         .heartbeat_interval(HEARTBEAT)
@@ -90,50 +90,14 @@ const RELISTEN_PAUSE: Duration = Duration::from_secs(1);
 /// Connections the workers hold for themselves: the one listening for new jobs.
 pub const LISTENING_CONNECTIONS: u32 = 1;
 
-/// The channel the queue's insert trigger (and [`announce_due_jobs`]) notify on.
-const JOB_CHANNEL: &str = "apalis::job::insert";
-
-/// One wake-up per queue, for this process's workers.
-///
-/// One LISTEN connection per process hears every new job and wakes the worker of its queue.
-/// apalis gives each worker a listener of its own: thirteen connections held, and PostgreSQL
-/// delivering every job's NOTIFY to all thirteen backends, twelve of which threw it away.
-pub struct Wakeups {
-    queues: std::collections::HashMap<&'static str, Arc<tokio::sync::Notify>>,
-}
-
-impl Wakeups {
-    fn new() -> Self {
-        Self {
-            queues: QUEUE_NAMES
-                .iter()
-                .map(|queue| (*queue, Arc::default()))
-                .collect(),
-        }
-    }
-
-    fn of(&self, queue: &str) -> Arc<tokio::sync::Notify> {
-        self.queues[queue].clone()
-    }
-
-    /// Wakes `queue`'s worker; one that is busy fetches again when it is done.
-    fn wake(&self, queue: &str) {
-        if let Some(notify) = self.queues.get(queue) {
-            notify.notify_one();
-        }
-    }
-
-    fn wake_all(&self) {
-        self.queues.values().for_each(|notify| notify.notify_one());
-    }
-}
-
 /// Hears every new job's NOTIFY on one connection and wakes its queue's worker, until `stop`.
+/// (apalis gives each worker a listener of its own: thirteen connections held, and PostgreSQL
+/// delivering every job's NOTIFY to all thirteen backends, twelve of which threw it away.)
 /// After a lost connection (the database restarted, the connection was cut) it listens again
 /// and wakes every worker, for the jobs announced while nobody listened.
 async fn listen_for_jobs(
     pool: PgPool,
-    wakeups: Arc<Wakeups>,
+    wakeups: Arc<jobs::Wakeups>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     #[derive(serde::Deserialize)]
@@ -148,7 +112,7 @@ async fn listen_for_jobs(
         let Some(listening) = listener.as_mut() else {
             let connected = async {
                 let mut listening = sqlx::postgres::PgListener::connect_with(&pool).await?;
-                listening.listen(JOB_CHANNEL).await?;
+                listening.listen(jobs::JOB_CHANNEL).await?;
                 Ok::<_, sqlx::Error>(listening)
             };
             let connected = tokio::select! {
@@ -158,7 +122,7 @@ async fn listen_for_jobs(
             match connected {
                 Ok(listening) => {
                     listener = Some(listening);
-                    wakeups.wake_all();
+                    wakeups.wake_all_here();
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot listen for jobs: trying again shortly");
@@ -174,14 +138,14 @@ async fn listen_for_jobs(
         match heard {
             Ok(Some(notification)) => {
                 match serde_json::from_str::<Announced>(notification.payload()) {
-                    Ok(announced) => wakeups.wake(&announced.job_type),
-                    Err(_) => wakeups.wake_all(),
+                    Ok(announced) => wakeups.wake_here(&announced.job_type),
+                    Err(_) => wakeups.wake_all_here(),
                 }
             }
             // The connection was lost; the next receive reconnects and listens again.
             Ok(None) => {
                 tracing::warn!("lost the job notification connection: listening again");
-                wakeups.wake_all();
+                wakeups.wake_all_here();
             }
             Err(error) => {
                 tracing::warn!(%error, "lost the job notification connection: listening again shortly");
@@ -192,7 +156,7 @@ async fn listen_for_jobs(
     }
 }
 
-/// The wake-up strategy of every worker: its queue's [`Wakeups`] entry, drained.
+/// The wake-up strategy of every worker: its queue's [`jobs::Wakeups`] entry, drained.
 ///
 /// apalis' `PollWith` polls its strategy once before each fetch and ignores the answer. A
 /// strategy that answers Ready without registering a waker (apalis' stream strategy, with
@@ -252,9 +216,11 @@ fn pause_after_failure(earlier: usize) -> Duration {
 ///   it the row still said `Running`;
 /// - a failure pauses before it is reported (0.5 s, doubling, at most 10 s). apalis runs a failed
 ///   job again at once, so a database cut for a few seconds used up all of a routing job's
-///   attempts and the person never got an answer; this way they last minutes.
+///   attempts and the person never got an answer; this way they last minutes;
+/// - the jobs it pushes wake their workers when it is done (see [`jobs::waking`]).
 fn unwinding<J, D, F, Fut>(
     handler: F,
+    wakeups: Arc<jobs::Wakeups>,
 ) -> impl Fn(J, Data<D>, Attempt, TaskId) -> futures::future::BoxFuture<'static, Result<(), BoxDynError>>
 + Clone
 where
@@ -269,7 +235,10 @@ where
             request_id: Some(format!("job:{}:{id}", J::QUEUE)),
             ip: None,
         };
-        std::panic::AssertUnwindSafe(audit::within(origin, handler(job, data)))
+        let work = handler(job, data);
+        let wakeups = wakeups.clone();
+        let work = async move { jobs::waking(&wakeups, work).await };
+        std::panic::AssertUnwindSafe(audit::within(origin, work))
             .catch_unwind()
             .then(move |outcome| async move {
                 if let Ok(Err(error)) = &outcome {
@@ -314,9 +283,6 @@ macro_rules! concurrency {
 /// count and [`run_due_jobs`], so none of them can forget a job.
 macro_rules! every_job {
     ($($job:ty => $handler:path $(, concurrency = $concurrency:expr)?;)*) => {
-        /// Every queue's name.
-        const QUEUE_NAMES: &[&str] = &[$(<$job as Job>::QUEUE),*];
-
         fn register_all(
             monitor: Monitor,
             workers: &Workers,
@@ -376,7 +342,7 @@ struct Workers {
     /// Unique per process start, so a restarted process never takes over a live worker's
     /// identity.
     instance: String,
-    wakeups: Arc<Wakeups>,
+    wakeups: Arc<jobs::Wakeups>,
 }
 
 /// Registers the worker of job type `J`, running `handler` with `concurrency` jobs at once.
@@ -404,7 +370,7 @@ where
             .backend(storage::<J>(&pool, &wakeups))
             .data(messaging.clone())
             .concurrency(concurrency)
-            .build(unwinding(handler.clone()))
+            .build(unwinding(handler.clone(), wakeups.clone()))
     })
 }
 
@@ -421,7 +387,7 @@ pub async fn run_workers(
     let workers = Workers {
         pool: pool.clone(),
         instance: Uuid::now_v7().simple().to_string(),
-        wakeups: Arc::new(Wakeups::new()),
+        wakeups: messaging.wakeups.clone(),
     };
     let (helpers_stop, helpers_stopped) = tokio::sync::watch::channel(false);
     let announcer = tokio::spawn(announce_due_jobs(pool.clone(), helpers_stopped.clone()));
@@ -536,7 +502,7 @@ async fn announce_due_jobs(pool: PgPool, mut stop: tokio::sync::watch::Receiver<
                     WHERE status = 'Pending' AND run_at <= now()
                       AND run_at > now() - interval '15 minutes') AS due",
         )
-        .bind(JOB_CHANNEL)
+        .bind(jobs::JOB_CHANNEL)
         .execute(&pool)
         .await;
         if let Err(error) = announced {

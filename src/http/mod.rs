@@ -102,7 +102,7 @@ pub fn router(state: AppState) -> Router {
             security_headers,
         ))
         .layer(middleware::from_fn(record_metrics))
-        .layer(middleware::from_fn_with_state(state.clone(), audit_origin))
+        .layer(middleware::from_fn_with_state(state.clone(), request_scope))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(
             ServiceBuilder::new()
@@ -131,8 +131,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Every change a request makes is audited with its request id and the client's address.
-async fn audit_origin(
+/// Every change a request makes is audited with its request id and the client's address, and
+/// the jobs it pushes wake their workers when it is done.
+async fn request_scope(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: Request,
     next: Next,
@@ -149,7 +150,9 @@ async fn audit_origin(
             state.config.trusted_proxy,
         ),
     };
-    crate::audit::within(origin, next.run(request)).await
+    // Jobs a request pushes wake their workers once it is done (its transactions committed).
+    let work = crate::jobs::waking(&state.messaging.wakeups, next.run(request));
+    crate::audit::within(origin, work).await
 }
 
 async fn no_route(request: Request) -> AppError {

@@ -84,7 +84,8 @@ static STORE_INBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
         jobs::push_due_jobs_cte(
             "SELECT $22::text, json_build_object('tenant_id', tenant_id, 'message_id', id) FROM message
              UNION ALL
-             SELECT $23::text, json_build_object('tenant_id', tenant_id, 'media_id', id) FROM media"
+             SELECT $23::text, json_build_object('tenant_id', tenant_id, 'media_id', id) FROM media",
+            "$26"
         )
     )
 });
@@ -121,7 +122,11 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
     // In an explicit transaction, committed before the provider hears 2xx (see
     // `send::record_accepted` for why an autocommit write is not trusted with that).
     let origin = audit::origin();
-    let mut tx = pool.begin().await?;
+    // Planned once per connection: with a plan per call (PostgreSQL's choice for it) planning
+    // took 0.5 of this statement's 1.3 ms, and execution was slower too (EXPLAIN ANALYZE).
+    let mut tx = pool
+        .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+        .await?;
     let stored: (Option<Uuid>, Option<Uuid>) =
         sqlx::query_as(sqlx::AssertSqlSafe(STORE_INBOUND.as_str()))
             .bind(message.provider.as_str())
@@ -149,6 +154,11 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
             .bind(FetchMedia::QUEUE)
             .bind(origin.request_id)
             .bind(origin.ip.map(|ip| ip.to_string()))
+            .bind(jobs::due_now_offset(if media.is_empty() {
+                &[RouteInbound::QUEUE]
+            } else {
+                &[RouteInbound::QUEUE, FetchMedia::QUEUE]
+            }))
             .fetch_one(&mut *tx)
             .await?;
     tx.commit().await?;

@@ -69,6 +69,8 @@ pub struct Messaging {
     /// One client for every provider call, with timeouts.
     pub http: reqwest::Client,
     pub handlers: Registry,
+    /// Wakes the job workers when a request or job has pushed them work.
+    pub wakeups: Arc<crate::jobs::Wakeups>,
 }
 
 impl Messaging {
@@ -88,6 +90,7 @@ impl Messaging {
             .build()
             .context("building the HTTP client for providers")?;
         Ok(Arc::new(Self {
+            wakeups: Arc::new(crate::jobs::Wakeups::new(pool.clone())),
             pool,
             config,
             templates,
