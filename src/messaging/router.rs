@@ -319,11 +319,59 @@ struct Loaded {
     help_text: Option<String>,
 }
 
+/// How long an earlier message of the same person is waited for: one whose routing keeps
+/// failing must not hold that person's later messages for ever.
+const IN_ORDER_WINDOW_SECS: f64 = 300.0;
+
+/// Routes the message, after the same person's earlier messages still waiting: routing jobs run
+/// several at a time, and two quick messages ("the sink is blocked", "cancel") were sometimes
+/// answered in the wrong order.
 #[tracing::instrument(skip_all, fields(message_id = %job.message_id, tenant_id = %job.tenant_id))]
 pub async fn route_inbound(
     job: RouteInbound,
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
+    let mut routed_before = None;
+    loop {
+        let first: Option<Uuid> = sqlx::query_scalar(
+            "SELECT o.id FROM messages m
+             JOIN messages o ON o.tenant_id = m.tenant_id AND o.contact_id = m.contact_id
+              AND o.direction = 'inbound' AND o.routed_at IS NULL
+              AND (o.received_at, o.id) <= (m.received_at, m.id)
+              AND o.received_at > m.received_at - make_interval(secs => $3)
+             WHERE m.tenant_id = $1 AND m.id = $2
+             ORDER BY o.received_at, o.id LIMIT 1",
+        )
+        .bind(job.tenant_id)
+        .bind(job.message_id)
+        .bind(IN_ORDER_WINDOW_SECS)
+        .fetch_optional(&messaging.pool)
+        .await?;
+        let next = match first {
+            // This message is routed already (or gone).
+            None => return Ok(()),
+            // An earlier one still waits after its turn: it does not hold this one up.
+            Some(first) if Some(first) == routed_before => job.message_id,
+            Some(first) => first,
+        };
+        route_one(&messaging, job.tenant_id, next).await?;
+        if next == job.message_id {
+            return Ok(());
+        }
+        routed_before = Some(next);
+    }
+}
+
+/// Routes one inbound message, unless it was routed already.
+async fn route_one(
+    messaging: &Arc<Messaging>,
+    tenant_id: Uuid,
+    message_id: Uuid,
+) -> Result<(), BoxDynError> {
+    let job = RouteInbound {
+        tenant_id,
+        message_id,
+    };
     let mut tx = messaging.pool.begin().await?;
     // The sender's contact row first, in the order ingest takes them (contact, conversation,
     // messages): routing jobs for one person then run one after another. Locking the message
@@ -419,7 +467,7 @@ pub async fn route_inbound(
         reply_id = Some(id);
         replied_to = replied_to.or(Some(offer));
     }
-    let locale = reply_locale(&mut tx, &messaging, job.tenant_id, loaded.contact_id).await?;
+    let locale = reply_locale(&mut tx, messaging, job.tenant_id, loaded.contact_id).await?;
     let media_ids: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM message_media WHERE tenant_id = $1 AND message_id = $2 ORDER BY id",
     )
@@ -446,7 +494,7 @@ pub async fn route_inbound(
     };
     let mut turn = Turn {
         tx,
-        messaging: &messaging,
+        messaging,
         message,
         sender,
         tenant: TenantInfo {

@@ -119,3 +119,66 @@ async fn finished_jobs_older_than_a_week_are_pruned_by_the_housekeeping() {
     .unwrap();
     assert_eq!(kept, ["old-pending", "recent-done"]);
 }
+
+#[tokio::test]
+async fn a_process_without_workers_announces_the_jobs_it_pushes_after_the_commit() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let mut listener = sqlx::postgres::PgListener::connect(&app.app.database_url)
+        .await
+        .unwrap();
+    listener.listen(fieldline::jobs::JOB_CHANNEL).await.unwrap();
+    let (_, body) = help_from(1);
+    assert_eq!(
+        app.twilio("/webhooks/twilio/messages", &body)
+            .await
+            .status(),
+        200
+    );
+    let heard = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("no announcement of the routing job")
+        .unwrap();
+    // Ours, sent after the commit: the queue's trigger (whose payload names the job) stayed
+    // quiet, so the commit did not queue on PostgreSQL's notification lock.
+    let payload: serde_json::Value = serde_json::from_str(heard.payload()).unwrap();
+    assert_eq!(payload, serde_json::json!({ "job_type": "route-inbound" }));
+    // And the job is there for whichever process runs the workers.
+    app.settle().await;
+    assert_eq!(app.fake.sends().len(), 1);
+}
+
+#[tokio::test]
+async fn one_persons_messages_are_answered_in_the_order_they_came_whichever_job_runs_first() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let sms = |n: u32, text: &str| {
+        fixture("twilio/sms_unknown_sender.form")
+            .replace("SM10000000000000000000000000000005", &format!("SM5{n:031}"))
+            .replace(
+                "Hello%2C+is+this+the+clinic%3F",
+                &url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>(),
+            )
+    };
+    app.twilio_message_stored(&sms(1, "No power in the flat, sockets dead"))
+        .await;
+    app.twilio_message_stored(&sms(2, "Cancel")).await;
+    // The second message's routing job comes due first, as when jobs run side by side.
+    sqlx::query(
+        "UPDATE apalis.jobs SET run_at = now() - interval '1 minute' * CASE
+             WHEN convert_from(job, 'UTF8') LIKE '%' || (
+                 SELECT id::text FROM messages WHERE provider_message_id = $1) || '%' THEN 1
+             ELSE 2 END
+         WHERE job_type = 'route-inbound'",
+    )
+    .bind(format!("SM5{:031}", 1))
+    .execute(&app.app.pool)
+    .await
+    .unwrap();
+    app.settle().await;
+    let replies: Vec<String> = sqlx::query_scalar(
+        "SELECT template_key FROM messages WHERE direction = 'outbound' ORDER BY created_at, id",
+    )
+    .fetch_all(&app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(replies, ["wo_report_where", "opt_out_confirmed_dropped"]);
+}
