@@ -1,7 +1,8 @@
 //! The job workers: one apalis monitor running every domain's jobs, registered from one list.
 //!
-//! Workers wake on LISTEN/NOTIFY rather than slow polling, and every process start registers
-//! workers under a fresh id. [`run_due_jobs`] runs the same handlers inline, for tests and the
+//! Workers are woken, not polling: in-process by the request or job that pushed their work (see
+//! `jobs::waking`), and through one LISTEN connection per process for work pushed elsewhere.
+//! Every process start registers workers under a fresh id. [`run_due_jobs`] runs the same handlers inline, for tests and the
 //! CLI.
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -63,10 +64,9 @@ async fn book_recurring(pool: PgPool) {
     }
 }
 
-/// How often delayed jobs that have come due are announced. The queue's insert trigger can only
-/// NOTIFY jobs due at insert time, and apalis' interval strategy does not re-arm its timer after
-/// it fires (a worker woken once slept until unrelated traffic): one query a second per process
-/// sends the NOTIFY the trigger could not, and workers wake exactly as for new jobs.
+/// How often due jobs nobody has taken are announced: delayed jobs that have come due (the
+/// queue's insert trigger only announces jobs due at insert time) and jobs whose wake-up was
+/// lost (a crash just after their commit). One query a second per process, one NOTIFY per queue.
 const DUE_JOB_POLL: Duration = Duration::from_secs(1);
 
 /// How often each worker says it is alive, and how many missed beats make it dead: a killed
