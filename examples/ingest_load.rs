@@ -92,6 +92,17 @@ async fn main() -> anyhow::Result<()> {
     .await;
     report("fieldline, workers off", &phase, Some(&bare), None);
     off.check_stored(requests).await?;
+
+    // The middleware stack alone: /healthz through fieldline against a bare axum route.
+    let bare_health = health(&client, &bare_base, requests, concurrency).await;
+    report("bare axum GET /healthz", &bare_health, None, None);
+    let health_phase = health(&client, &off.base, requests, concurrency).await;
+    report(
+        "fieldline GET /healthz",
+        &health_phase,
+        Some(&bare_health),
+        None,
+    );
     off.stop().await?;
 
     // 3. fieldline, workers on, replying through a fake Twilio: flat out, then at a steady
@@ -207,7 +218,10 @@ async fn serve_bare(pool: PgPool) -> anyhow::Result<String> {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let app = Router::new().route(WEBHOOK, post(ingest)).with_state(pool);
+    let app = Router::new()
+        .route(WEBHOOK, post(ingest))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .with_state(pool);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(base)
 }
@@ -430,15 +444,27 @@ async fn run_paced(
                 .send()
                 .await;
             drop(permit);
-            let failure = match response {
-                Ok(r) if r.status().is_success() => None,
-                Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
-                Err(e) => Some(format!("{e}")),
-            };
-            (sent.elapsed(), failure)
+            (sent.elapsed(), failure(response))
         }));
     }
-    let mut latencies = Vec::with_capacity(requests);
+    collect(tasks, started).await
+}
+
+/// Why a request was not acknowledged, if it was not.
+fn failure(response: reqwest::Result<reqwest::Response>) -> Option<String> {
+    match response {
+        Ok(r) if r.status().is_success() => None,
+        Ok(r) => Some(format!("HTTP {}", r.status().as_u16())),
+        Err(e) => Some(format!("{e}")),
+    }
+}
+
+/// Waits for every request of a phase; their latencies, sorted, and why any failed.
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<(Duration, Option<String>)>>,
+    started: Instant,
+) -> Phase {
+    let mut latencies = Vec::with_capacity(tasks.len());
     let mut failures = Vec::new();
     for task in tasks {
         let (latency, failure) = task.await.unwrap();
@@ -451,6 +477,29 @@ async fn run_paced(
         elapsed: started.elapsed(),
         failures,
     }
+}
+
+/// `requests` GETs of `/healthz` on `base`, `concurrency` at a time.
+async fn health(
+    client: &reqwest::Client,
+    base: &str,
+    requests: usize,
+    concurrency: usize,
+) -> Phase {
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(requests);
+    for _ in 0..requests {
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        let (client, url) = (client.clone(), format!("{base}/healthz"));
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let response = client.get(&url).send().await;
+            drop(permit);
+            (sent.elapsed(), failure(response))
+        }));
+    }
+    collect(tasks, started).await
 }
 
 /// Resident memory of this process (the servers and the load generator), in MB.
