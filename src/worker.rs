@@ -2,8 +2,8 @@
 //!
 //! Workers are woken, not polling: in-process by the request or job that pushed their work (see
 //! `jobs::waking`), and through one LISTEN connection per process for work pushed elsewhere.
-//! Every process start registers workers under a fresh id. [`run_due_jobs`] runs the same handlers inline, for tests and the
-//! CLI.
+//! Every process start registers workers under a fresh id. [`run_due_jobs`] runs the same
+//! handlers inline, for tests and the CLI.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
