@@ -15,13 +15,12 @@ use std::{
     cell::RefCell,
     collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc, LazyLock, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
-use apalis::prelude::TaskBuilder;
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{PgConnection, PgPool};
 
@@ -151,18 +150,23 @@ pub fn due_now_offset(queues: &[&'static str]) -> f64 {
     }
 }
 
-/// A data-modifying CTE that pushes jobs due now, for a statement that writes a record and its
-/// jobs together in one round trip (the hot path: every inbound message). `source` is a query
-/// yielding `(queue text, args json)`; `offset` the placeholder of [`due_now_offset`]'s value.
-/// The row is what apalis-postgres 1.0's `push_tasks` writes (its `queries/task/sink.sql`), with
-/// the arguments in the JSON codec the workers decode.
-pub fn push_due_jobs_cte(source: &str, offset: &str) -> String {
+/// A data-modifying CTE that pushes jobs, for a statement that writes a record and its jobs
+/// together in one round trip (the hot path: every inbound message). `source` is a query
+/// yielding `(queue text, args json)`; `run_at` an SQL expression for when they are due. The
+/// row is what apalis-postgres 1.0's `push_tasks` writes (its `queries/task/sink.sql`), with the
+/// arguments in the JSON codec the workers decode: this and [`enqueue`] are the only writers.
+pub fn push_jobs_cte(source: &str, run_at: &str) -> String {
     format!(
         "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority)
          SELECT apalis.generate_ulid(), due.queue, convert_to(due.args::text, 'UTF8'), 'Pending', 0,
-                {MAX_ATTEMPTS}, now() + make_interval(secs => {offset}), 0
+                {MAX_ATTEMPTS}, {run_at}, 0
          FROM ({source}) AS due (queue, args)"
     )
+}
+
+/// When jobs due now are dated, with `$n` holding [`due_now_offset`]'s value.
+pub fn due_now(offset: &str) -> String {
+    format!("now() + make_interval(secs => {offset})")
 }
 
 /// Pushes `job` inside the caller's transaction, to run after `delay`.
@@ -171,35 +175,29 @@ pub async fn enqueue<J: Job>(
     job: &J,
     delay: Duration,
 ) -> anyhow::Result<()> {
-    let args = serde_json::to_vec(job)?;
-    if delay.is_zero() {
-        let args = String::from_utf8(args)?;
-        sqlx::query(sqlx::AssertSqlSafe(push_due_jobs_cte(
+    static DUE_NOW: LazyLock<String> =
+        LazyLock::new(|| push_jobs_cte("SELECT $1::text, $2::json", &due_now("$3")));
+    // From the clock, not the transaction's start: a delayed job (a provider's Retry-After, a
+    // timer) never runs before its delay is over.
+    static DELAYED: LazyLock<String> = LazyLock::new(|| {
+        push_jobs_cte(
             "SELECT $1::text, $2::json",
-            "$3",
-        )))
+            "clock_timestamp() + make_interval(secs => $3)",
+        )
+    });
+    let (statement, seconds) = if delay.is_zero() {
+        (&DUE_NOW, due_now_offset(&[J::QUEUE]))
+    } else {
+        (&DELAYED, delay.as_secs_f64())
+    };
+    sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
         .bind(J::QUEUE)
-        .bind(args)
-        .bind(due_now_offset(&[J::QUEUE]))
+        .bind(serde_json::to_string(job)?)
+        .bind(seconds)
         .execute(conn)
         .await
         .map_err(|e| anyhow::anyhow!("queueing a {} job: {e}", J::QUEUE))?;
-        return Ok(());
-    }
-    // The queue keeps whole seconds: a delayed job rounds up, so it never runs before its delay
-    // is over (a provider's Retry-After, a timer).
-    let due = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        + delay;
-    let due_secs = due.as_secs() + u64::from(due.subsec_nanos() > 0);
-    let task = TaskBuilder::new(args)
-        .run_at_timestamp(due_secs)
-        .max_attempts(MAX_ATTEMPTS)
-        .build();
-    apalis_postgres::queries::push_tasks(conn, J::QUEUE, vec![task])
-        .await
-        .map_err(|e| anyhow::anyhow!("queueing a {} job: {e}", J::QUEUE))
+    Ok(())
 }
 
 /// Keeps exactly one run of a recurring sweep scheduled, however many processes start: the

@@ -81,11 +81,11 @@ static STORE_INBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
              RETURNING tenant_id, id),
          jobs AS ({})
          SELECT (SELECT tenant_id FROM channel), (SELECT id FROM message)",
-        jobs::push_due_jobs_cte(
+        jobs::push_jobs_cte(
             "SELECT $22::text, json_build_object('tenant_id', tenant_id, 'message_id', id) FROM message
              UNION ALL
              SELECT $23::text, json_build_object('tenant_id', tenant_id, 'media_id', id) FROM media",
-            "$26"
+            &jobs::due_now("$26")
         )
     )
 });
