@@ -11,7 +11,8 @@
 //!
 //! 1. **bare**: a plain axum route that checks the Twilio signature and commits one
 //!    `INSERT ... ON CONFLICT DO NOTHING`: the physical floor for this machine.
-//! 2. **workers off**: `fieldline` ingesting signed webhooks (the provider's 2xx means stored).
+//! 2. **workers off**: `fieldline` ingesting signed webhooks (the provider's 2xx means kept in
+//!    the inbox); then the time the inbox drainer takes to store them all.
 //! 3. **workers on**: the same, with the job workers routing each message and replying through
 //!    a local fake Twilio, flat out and then at a steady 200 messages a second; the time from
 //!    sending the webhook to the reply reaching the fake is the inbound→provider latency.
@@ -91,6 +92,14 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     report("fieldline, workers off", &phase, Some(&bare), None);
+    // What the webhooks kept in the inbox, stored afterwards as a worker process would.
+    let draining = Instant::now();
+    let drained = fieldline::messaging::inbox::drain(&off.pool).await?;
+    println!(
+        "  then stored from the inbox: {drained} in {:.2} s, {:.0}/s",
+        draining.elapsed().as_secs_f64(),
+        drained as f64 / draining.elapsed().as_secs_f64()
+    );
     off.check_stored(requests).await?;
 
     // The middleware stack alone: /healthz through fieldline against a bare axum route.

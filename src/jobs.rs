@@ -129,11 +129,10 @@ pub async fn waking<F: std::future::Future>(wakeups: &Wakeups, work: F) -> F::Ou
     output
 }
 
-/// Seconds from the transaction's start at which jobs for `queues`, due now, are dated. Inside
-/// [`waking`], just after the start, so the insert trigger does not announce them (the scope
-/// does, after the commit); outside it, safely in the past, so the trigger does.
-pub fn due_now_offset(queues: &[&'static str]) -> f64 {
-    let in_scope = TO_WAKE
+/// Notes that `queues` got work due now in the current scope, to wake when it ends; false
+/// outside a scope.
+fn note_to_wake(queues: &[&'static str]) -> bool {
+    TO_WAKE
         .try_with(|to_wake| {
             let mut to_wake = to_wake.borrow_mut();
             for queue in queues {
@@ -142,8 +141,20 @@ pub fn due_now_offset(queues: &[&'static str]) -> f64 {
                 }
             }
         })
-        .is_ok();
-    if in_scope {
+        .is_ok()
+}
+
+/// Wakes `waiter` (a queue's worker, or the inbox drainer) when the current scope ends, after
+/// its commit. Outside a scope, nothing: the waiter's own poll finds the work within a second.
+pub fn wake_when_done(waiter: &'static str) {
+    note_to_wake(&[waiter]);
+}
+
+/// Seconds from the transaction's start at which jobs for `queues`, due now, are dated. Inside
+/// [`waking`], just after the start, so the insert trigger does not announce them (the scope
+/// does, after the commit); outside it, safely in the past, so the trigger does.
+pub fn due_now_offset(queues: &[&'static str]) -> f64 {
+    if note_to_wake(queues) {
         1e-6
     } else {
         -(IMMEDIATE_BACKDATE_SECS as f64)

@@ -5,9 +5,17 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A phone number in E.164 form (`+251911234567`), checked against the numbering plan.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct PhoneNumber(String);
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = String;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
 
 impl PhoneNumber {
     /// Accepts international forms with spaces, dashes or dots (`+251 91 123 4567`, `00251...`).

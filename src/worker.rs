@@ -35,6 +35,7 @@ use crate::{
     messaging::{
         Messaging,
         fallback::{self, FallbackDeadline},
+        inbox,
         media::{self, FetchMedia},
         router::{self, RouteInbound},
         send::{self, SendMessage},
@@ -391,6 +392,11 @@ pub async fn run_workers(
     };
     let (helpers_stop, helpers_stopped) = tokio::sync::watch::channel(false);
     let announcer = tokio::spawn(announce_due_jobs(pool.clone(), helpers_stopped.clone()));
+    let drainer = tokio::spawn(keep_draining_inbox(
+        pool.clone(),
+        workers.wakeups.clone(),
+        helpers_stopped.clone(),
+    ));
     let listener = tokio::spawn(listen_for_jobs(
         pool.clone(),
         workers.wakeups.clone(),
@@ -422,6 +428,7 @@ pub async fn run_workers(
     booking.abort();
     let _ = helpers_stop.send(true);
     let _ = announcer.await;
+    let _ = drainer.await;
     let _ = listener.await;
     release_held_jobs(&pool, &workers.instance).await;
     result
@@ -485,6 +492,29 @@ async fn release_held_jobs(pool: &PgPool, instance: &str) {
     }
 }
 
+/// Stores what webhooks kept in the inbox: when woken (by the request that kept it, or its
+/// NOTIFY from another process) and once a second, for rows put off after a failure or whose
+/// wake-up was lost. A drain in progress when the workers stop finishes (it is one short
+/// transaction per batch); what it did not take waits in the inbox for the next start.
+async fn keep_draining_inbox(
+    pool: PgPool,
+    wakeups: Arc<jobs::Wakeups>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let woken = wakeups.of(inbox::DRAINER);
+    loop {
+        // In a waking scope: the routing jobs it pushes wake their worker after each commit.
+        if let Err(error) = jobs::waking(&wakeups, inbox::drain(&pool)).await {
+            tracing::warn!(%error, "could not drain the inbox; trying again in a second");
+        }
+        tokio::select! {
+            _ = woken.notified() => {}
+            _ = tokio::time::sleep(DUE_JOB_POLL) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
+
 /// Sends the NOTIFY for pending jobs whose time has come, once a second, until stopped.
 async fn announce_due_jobs(pool: PgPool, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(DUE_JOB_POLL);
@@ -511,8 +541,8 @@ async fn announce_due_jobs(pool: PgPool, mut stop: tokio::sync::watch::Receiver<
     }
 }
 
-/// Runs every job that is due, one at a time in this task, until none is left; returns how many
-/// ran. For tests and `fieldline simulate`: what happened is then done, and what did not happen
+/// Stores what waits in the inbox and runs every job that is due, one at a time in this task,
+/// until none is left; returns how many jobs ran. For tests and `fieldline simulate`: what happened is then done, and what did not happen
 /// will not, without waiting on a clock. A job that fails is put off by its pause, as the workers
 /// would put it off.
 ///
@@ -525,6 +555,8 @@ pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
     ensure_recurring(&messaging.pool).await?;
     let mut ran = 0;
     loop {
+        // As the drainer would: what webhooks kept is stored (and its routing jobs pushed) first.
+        inbox::drain(&messaging.pool).await?;
         let mut claim = messaging.pool.begin().await?;
         let due: Option<(String, String, Vec<u8>, i32)> = sqlx::query_as(
             "SELECT id, job_type, job, attempts FROM apalis.jobs

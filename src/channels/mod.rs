@@ -75,7 +75,8 @@ crate::text_enum! {
 }
 
 /// How an inbound webhook names the number it arrived on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReceivingNumber {
     /// Twilio and the console: the number itself.
     Phone(PhoneNumber),
@@ -83,8 +84,9 @@ pub enum ReceivingNumber {
     ProviderRef(String),
 }
 
-/// One message a person sent, in no provider's shape.
-#[derive(Clone, Debug, PartialEq)]
+/// One message a person sent, in no provider's shape. Kept as JSON in the inbox between the
+/// webhook's answer and its storing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Inbound {
     pub provider: Provider,
     pub kind: ChannelKind,
@@ -98,7 +100,8 @@ pub struct Inbound {
     pub reply_to: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Content {
     Text(String),
     Location {
@@ -136,7 +139,7 @@ impl Content {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Media {
     pub kind: MediaKind,
     /// Meta's media id; Twilio gives a URL instead.
@@ -146,7 +149,8 @@ pub struct Media {
     pub file_name: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MediaKind {
     Image,
     Document,

@@ -66,7 +66,7 @@ pub async fn simulate(
         content,
         reply_to: None,
     };
-    let Stored::New { message_id, .. } = ingest::store_inbound(&pool, &inbound).await? else {
+    let Stored::New { message_id, .. } = ingest::store_now(&pool, &inbound).await? else {
         bail!("the console channel did not take the message");
     };
 

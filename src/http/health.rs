@@ -9,7 +9,9 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{auth::constant_time_eq, db, http::AppState, http::error::AppError, jobs};
+use crate::{
+    auth::constant_time_eq, db, http::AppState, http::error::AppError, jobs, messaging::inbox,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -85,6 +87,13 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             }
         }
         Err(err) => tracing::warn!(error = %err, "cannot count jobs for /metrics"),
+    }
+    match inbox::depth(&state.pool).await {
+        Ok((waiting, failing)) => {
+            metrics::gauge!("inbox_waiting").set(waiting as f64);
+            metrics::gauge!("inbox_failing").set(failing as f64);
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot count the inbox for /metrics"),
     }
     (
         [(

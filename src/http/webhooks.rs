@@ -16,7 +16,10 @@ use crate::{
     channels::{WebhookBatch, meta, signature, twilio},
     http::AppState,
     http::error::AppError,
-    messaging::ingest::{self, StatusApplied, Stored},
+    messaging::{
+        inbox,
+        ingest::{self, StatusApplied},
+    },
 };
 
 pub fn router() -> Router<AppState> {
@@ -92,8 +95,8 @@ async fn twilio_message(
     let message = twilio::parse_message(&twilio::Form::new(&params)).map_err(|why| {
         AppError::bad_request(format!("this is not a Twilio message webhook: {why}"))
     })?;
-    let stored = ingest::store_inbound(&state.pool, &message).await?;
-    tracing::info!(?stored, "twilio message");
+    inbox::accept(&state.pool, std::slice::from_ref(&message)).await?;
+    tracing::info!(provider_message_id = %message.provider_message_id, "twilio message kept");
     Ok(twiml_ok())
 }
 
@@ -190,12 +193,7 @@ async fn meta_events(
     for why in &batch.ignored {
         tracing::info!(%why, "part of a Meta webhook skipped");
     }
-    for message in &batch.messages {
-        let stored = ingest::store_inbound(&state.pool, message).await?;
-        if stored == Stored::UnknownNumber {
-            tracing::warn!(provider_message_id = %message.provider_message_id, "Meta message for an unknown phone number id");
-        }
-    }
+    inbox::accept(&state.pool, &batch.messages).await?;
     for update in &batch.statuses {
         if ingest::apply_status(&state.pool, update).await? == StatusApplied::Unknown {
             tracing::info!(provider_message_id = %update.provider_message_id, "Meta status for a message not recorded (yet): kept for a day");

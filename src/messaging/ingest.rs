@@ -1,8 +1,10 @@
-//! Persist, then acknowledge: an inbound message, its contact and conversation, and the jobs that
-//! route it and fetch its media are written in one transaction before any webhook answers 2xx.
+//! Storing an inbound message: its contact and conversation, the message, its media and the jobs
+//! that route it and fetch the media, in one statement. Webhooks do not call this: they keep the
+//! message in the `inbox` and answer, and the inbox drainer stores it (see `inbox`).
 
 use super::MessageStatus;
-use sqlx::{PgPool, Postgres, Transaction};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{consent, fallback, media::FetchMedia, router::RouteInbound};
@@ -38,6 +40,7 @@ static STORE_INBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
              -- Who the audit log names for a contact this message creates: the service, in the
              -- webhook's request. Set here, in the one statement, rather than a round trip more.
              SELECT set_config('fieldline.actor_kind', 'system', true),
+                    set_config('fieldline.actor_id', '', true),
                     set_config('fieldline.request_id', coalesce($24, ''), true),
                     set_config('fieldline.ip', coalesce($25, ''), true)),
          channel AS (
@@ -55,7 +58,7 @@ static STORE_INBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
              RETURNING tenant_id, id),
          conversation AS (
              INSERT INTO conversations (tenant_id, contact_id, channel_id, last_inbound_at)
-             SELECT contact.tenant_id, contact.id, channel.id, now() FROM contact, channel
+             SELECT contact.tenant_id, contact.id, channel.id, $27 FROM contact, channel
              ON CONFLICT ON CONSTRAINT conversations_contact_channel_key DO UPDATE SET
                  last_inbound_at = GREATEST(conversations.last_inbound_at, EXCLUDED.last_inbound_at)
              RETURNING tenant_id, id, contact_id, channel_id),
@@ -66,7 +69,7 @@ static STORE_INBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
                  provider_message_id, reply_to_provider_message_id, sender_profile_name, status,
                  received_at)
              SELECT tenant_id, id, channel_id, contact_id, 'inbound', $8, $9, $10, $11, $12, $13, $1,
-                    $14, $15, $7, 'received', now()
+                    $14, $15, $7, 'received', $27
              FROM conversation
              -- Two copies of one message at the same instant: the second writes nothing here.
              ON CONFLICT ON CONSTRAINT messages_provider_message_key DO NOTHING
@@ -90,8 +93,41 @@ static STORE_INBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     )
 });
 
+/// When a message reached us, and through which request (named in the audit log of a contact
+/// it creates).
+#[derive(Debug, Clone, Default)]
+pub struct Arrival {
+    pub received_at: DateTime<Utc>,
+    pub origin: audit::Origin,
+}
+
+impl Arrival {
+    /// Now, in the current request.
+    pub fn now() -> Self {
+        Self {
+            received_at: Utc::now(),
+            origin: audit::origin(),
+        }
+    }
+}
+
+/// Stores `message` in its own transaction (the console, which has no webhook to answer).
+pub async fn store_now(pool: &PgPool, message: &Inbound) -> anyhow::Result<Stored> {
+    let mut tx = pool.begin().await?;
+    let stored = store(&mut tx, message, &Arrival::now()).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// Stores `message` on the caller's transaction. The statement is best planned once per
+/// connection (`SET LOCAL plan_cache_mode = force_generic_plan`): with a plan per call,
+/// PostgreSQL's choice for it, planning took 0.5 of its 1.3 ms (EXPLAIN ANALYZE).
 #[tracing::instrument(skip_all, fields(provider = %message.provider, provider_message_id = %message.provider_message_id))]
-pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<Stored> {
+pub async fn store(
+    conn: &mut PgConnection,
+    message: &Inbound,
+    arrival: &Arrival,
+) -> anyhow::Result<Stored> {
     let (phone, provider_ref) = match &message.to {
         ReceivingNumber::Phone(p) => (Some(p.as_str()), None),
         ReceivingNumber::ProviderRef(r) => (None, Some(r.as_str())),
@@ -119,14 +155,7 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
     let column = |f: fn(&crate::channels::Media) -> Option<String>| -> Vec<Option<String>> {
         media.iter().map(f).collect()
     };
-    // In an explicit transaction, committed before the provider hears 2xx (see
-    // `send::record_accepted` for why an autocommit write is not trusted with that).
-    let origin = audit::origin();
-    // Planned once per connection: with a plan per call (PostgreSQL's choice for it) planning
-    // took 0.5 of this statement's 1.3 ms, and execution was slower too (EXPLAIN ANALYZE).
-    let mut tx = pool
-        .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
-        .await?;
+    let origin = &arrival.origin;
     let stored: (Option<Uuid>, Option<Uuid>) =
         sqlx::query_as(sqlx::AssertSqlSafe(STORE_INBOUND.as_str()))
             .bind(message.provider.as_str())
@@ -152,16 +181,16 @@ pub async fn store_inbound(pool: &PgPool, message: &Inbound) -> anyhow::Result<S
             .bind(column(|m| m.file_name.clone()))
             .bind(RouteInbound::QUEUE)
             .bind(FetchMedia::QUEUE)
-            .bind(origin.request_id)
+            .bind(&origin.request_id)
             .bind(origin.ip.map(|ip| ip.to_string()))
             .bind(jobs::due_now_offset(if media.is_empty() {
                 &[RouteInbound::QUEUE]
             } else {
                 &[RouteInbound::QUEUE, FetchMedia::QUEUE]
             }))
-            .fetch_one(&mut *tx)
+            .bind(arrival.received_at)
+            .fetch_one(conn)
             .await?;
-    tx.commit().await?;
     let (tenant_id, message_id) = match stored {
         (None, _) => {
             tracing::warn!(to = ?message.to, "message for a number no tenant has: acknowledged, not processed");

@@ -7,6 +7,7 @@ pub mod channels;
 pub mod consent;
 pub mod contacts;
 pub mod fallback;
+pub mod inbox;
 pub mod ingest;
 pub mod media;
 pub mod notify;

@@ -121,7 +121,7 @@ async fn finished_jobs_older_than_a_week_are_pruned_by_the_housekeeping() {
 }
 
 #[tokio::test]
-async fn a_process_without_workers_announces_the_jobs_it_pushes_after_the_commit() {
+async fn a_process_without_workers_announces_the_work_it_leaves_after_the_commit() {
     let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
     let mut listener = sqlx::postgres::PgListener::connect(&app.app.database_url)
         .await
@@ -136,13 +136,16 @@ async fn a_process_without_workers_announces_the_jobs_it_pushes_after_the_commit
     );
     let heard = tokio::time::timeout(Duration::from_secs(10), listener.recv())
         .await
-        .expect("no announcement of the routing job")
+        .expect("no announcement of the message kept in the inbox")
         .unwrap();
-    // Ours, sent after the commit: the queue's trigger (whose payload names the job) stayed
-    // quiet, so the commit did not queue on PostgreSQL's notification lock.
+    // Ours, sent after the commit, for the inbox drainer of whichever process runs the
+    // workers: the commit did not queue on PostgreSQL's notification lock.
     let payload: serde_json::Value = serde_json::from_str(heard.payload()).unwrap();
-    assert_eq!(payload, serde_json::json!({ "job_type": "route-inbound" }));
-    // And the job is there for whichever process runs the workers.
+    assert_eq!(
+        payload,
+        serde_json::json!({ "job_type": fieldline::messaging::inbox::DRAINER })
+    );
+    // And the message is there for whichever process runs the workers.
     app.settle().await;
     assert_eq!(app.fake.sends().len(), 1);
 }

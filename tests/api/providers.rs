@@ -425,10 +425,28 @@ impl MessagingApp {
             .await
     }
 
-    /// Posts a signed Twilio message webhook and expects it acknowledged.
+    /// Posts a signed Twilio message webhook, expects it acknowledged, and waits until stored.
     pub async fn twilio_message_stored(&self, body: &str) {
         let response = self.twilio("/webhooks/twilio/messages", body).await;
         assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        self.inbox_stored().await;
+    }
+
+    /// Waits until every acknowledged message has left the inbox: stored, its routing job
+    /// pushed. When the test runs the jobs, stores them here as the drainer would, and runs
+    /// nothing else.
+    pub async fn inbox_stored(&self) {
+        if self.app.jobs_by_hand {
+            fieldline::messaging::inbox::drain(&self.app.pool)
+                .await
+                .expect("the inbox drained");
+            return;
+        }
+        assert!(
+            self.eventually("SELECT NOT EXISTS (SELECT 1 FROM inbox)")
+                .await,
+            "the drainer stored every acknowledged message"
+        );
     }
 
     pub async fn twilio_signed(

@@ -489,6 +489,7 @@ async fn nul_characters_are_dropped_from_webhooks_and_refused_by_the_api() {
     app.twilio_message_stored(&twilio).await;
     let meta = meta_fixture_with("meta/text.json", "/text/body", "meta\\u0000text");
     assert_eq!(app.meta(&meta).await.status(), 200);
+    app.inbox_stored().await;
     let bodies: Vec<String> = sqlx::query_scalar(
         "SELECT body FROM messages WHERE direction = 'inbound' ORDER BY received_at, id",
     )

@@ -39,6 +39,7 @@ struct Row {
 }
 
 async fn stored(app: &MessagingApp) -> Row {
+    app.inbox_stored().await;
     sqlx::query_as(
         "SELECT m.kind, m.body, m.latitude, m.longitude, m.interactive_reply_id,
                 m.reply_to_provider_message_id, m.sender_profile_name, mm.media_kind, mm.content_type
@@ -289,6 +290,11 @@ async fn forged_twilio_requests_are_refused_and_leave_nothing() {
         )
         .await;
     assert_eq!(status.status(), 403);
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbox").await,
+        0,
+        "nothing kept"
+    );
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
     assert_eq!(
         app.count("SELECT count(*) FROM contacts").await,
@@ -344,6 +350,11 @@ async fn forged_meta_requests_are_refused_and_leave_nothing() {
             "{case}"
         );
     }
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbox").await,
+        0,
+        "nothing kept"
+    );
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM contacts").await, 0);
     assert_eq!(
@@ -389,6 +400,7 @@ async fn a_provider_retry_is_stored_once_and_answered_once() {
                 .status(),
             200
         );
+        app.inbox_stored().await;
         let at: Option<String> = sqlx::query_scalar(window)
             .fetch_one(&app.app.pool)
             .await
@@ -406,6 +418,7 @@ async fn a_provider_retry_is_stored_once_and_answered_once() {
     for _ in 0..2 {
         assert_eq!(app.meta(&meta).await.status(), 200);
     }
+    app.inbox_stored().await;
     assert_eq!(
         app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'")
             .await,
@@ -430,6 +443,7 @@ async fn a_provider_retry_is_stored_once_and_answered_once() {
 async fn a_batched_meta_body_is_stored_in_full() {
     let app = spawn_messaging_app(&[]).await;
     assert_eq!(app.meta(&fixture("meta/batched.json")).await.status(), 200);
+    app.inbox_stored().await;
     assert_eq!(
         app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'")
             .await,
@@ -472,6 +486,8 @@ async fn messages_to_numbers_no_tenant_has_are_acknowledged_not_processed() {
         app.meta("{\"not\": \"a whatsapp payload\"").await.status(),
         200
     );
+    // Taken out of the inbox, and nothing stored.
+    app.inbox_stored().await;
     assert_eq!(app.count("SELECT count(*) FROM messages").await, 0);
     assert_eq!(app.count("SELECT count(*) FROM contacts").await, 0);
 }
@@ -624,4 +640,40 @@ async fn a_media_fetch_that_fails_is_tried_again_after_growing_pauses() {
     // SEND_RETRY_BASE_MS is 100 here: 50-100 ms before the second try, 100-200 before the third.
     assert!(tries[1] - tries[0] >= std::time::Duration::from_millis(50));
     assert!(tries[2] - tries[1] >= std::time::Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn a_kept_message_that_cannot_be_stored_waits_in_the_inbox_and_holds_up_no_other() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    // A row this version cannot read (written by another one, say), ahead of a good message.
+    sqlx::query("INSERT INTO inbox (message) VALUES ('{\"not\": \"a message\"}')")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    app.twilio_message_stored(&fixture("twilio/sms_help.form"))
+        .await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM messages WHERE direction = 'inbound'")
+            .await,
+        1,
+        "the good message was stored"
+    );
+    let (attempts, error, put_off): (i32, String, bool) =
+        sqlx::query_as("SELECT attempts, last_error, retry_at > now() FROM inbox")
+            .fetch_one(&app.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1);
+    assert!(
+        error.contains("not a message this version reads"),
+        "{error}"
+    );
+    assert!(put_off, "tried again later, not on every drain");
+    // The good one goes on to be answered.
+    assert_eq!(app.wait_for_sends(1).await.len(), 1);
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbox").await,
+        1,
+        "the bad row is kept, not lost"
+    );
 }

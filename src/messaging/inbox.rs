@@ -1,0 +1,189 @@
+//! The inbox: persist, then acknowledge, with one insert. A webhook keeps the messages it carries
+//! here (parsed and verified) and answers; the drainer stores them (`ingest::store`) in batches,
+//! in the order they came, one drainer at a time across processes.
+//!
+//! Why: storing a message (channel lookup, contact, conversation, message, media, jobs, and the
+//! contact's audit row) cost a webhook ten times the bare insert, and every webhook paid its own
+//! commit. Batched, those commits are shared, and the provider hears 2xx after one row.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::ingest::{self, Arrival};
+use crate::{audit, channels::Inbound, jobs};
+
+/// The wake-up key of the drainer (see `jobs::Wakeups`), and its advisory lock.
+pub const DRAINER: &str = "fieldline::inbox";
+
+/// Messages stored per transaction.
+const BATCH: i64 = 100;
+
+/// The longest a message that cannot be stored waits before the next try.
+const LONGEST_RETRY: Duration = Duration::from_secs(300);
+
+/// Keeps `messages` for storing, committed when this returns. The drainer is woken when the
+/// current request ends (see `jobs::waking`); outside a request it finds them within a second.
+#[tracing::instrument(skip_all, fields(messages = messages.len()))]
+pub async fn accept(pool: &PgPool, messages: &[Inbound]) -> anyhow::Result<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let payloads = messages
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()?;
+    let origin = audit::origin();
+    // An explicit transaction, committed before the provider hears 2xx (see
+    // `send::record_accepted` for why an autocommit write is not trusted with that).
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO inbox (message, request_id, ip) SELECT unnest($1::json[]), $2, $3")
+        .bind(&payloads)
+        .bind(&origin.request_id)
+        .bind(origin.ip.map(|ip| ip.to_string()))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    jobs::wake_when_done(DRAINER);
+    metrics::counter!("inbox_accepted_total").increment(messages.len() as u64);
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Waiting {
+    seq: i64,
+    message: String,
+    received_at: DateTime<Utc>,
+    request_id: Option<String>,
+    ip: Option<String>,
+    attempts: i32,
+}
+
+impl Waiting {
+    fn arrival(&self) -> Arrival {
+        Arrival {
+            received_at: self.received_at,
+            origin: audit::Origin {
+                request_id: self.request_id.clone(),
+                ip: self.ip.as_deref().and_then(|ip| ip.parse().ok()),
+            },
+        }
+    }
+}
+
+/// Stores every message waiting in the inbox, oldest first, until none is left; returns how
+/// many were taken out (stored, duplicates, and messages for a number no tenant has).
+#[tracing::instrument(skip_all)]
+pub async fn drain(pool: &PgPool) -> anyhow::Result<usize> {
+    let mut taken = 0;
+    loop {
+        let (batch, full) = drain_batch(pool).await?;
+        taken += batch;
+        if !full {
+            return Ok(taken);
+        }
+    }
+}
+
+/// One batch in one transaction; if any message in it fails, each is tried on its own so one
+/// that cannot be stored holds up nobody else. Returns how many were taken out, and whether the
+/// batch was full (more may wait).
+async fn drain_batch(pool: &PgPool) -> anyhow::Result<(usize, bool)> {
+    let mut tx = pool
+        .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+        .await?;
+    // One drainer at a time: messages are stored in the order they came, so one person's
+    // messages are routed in that order (see `router::route_inbound`).
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(DRAINER)
+        .execute(&mut *tx)
+        .await?;
+    let waiting: Vec<Waiting> = sqlx::query_as(
+        "SELECT seq, message::text AS message, received_at, request_id, ip, attempts FROM inbox
+          WHERE retry_at <= now() ORDER BY seq LIMIT $1",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    if waiting.is_empty() {
+        return Ok((0, false));
+    }
+    let full = waiting.len() as i64 == BATCH;
+    let mut failed = false;
+    for one in &waiting {
+        if let Err(error) = store_one(&mut tx, one).await {
+            tracing::info!(seq = one.seq, %error, "storing a batch failed: trying each on its own");
+            failed = true;
+            break;
+        }
+    }
+    if !failed {
+        let taken: Vec<i64> = waiting.iter().map(|w| w.seq).collect();
+        sqlx::query("DELETE FROM inbox WHERE seq = ANY($1)")
+            .bind(&taken)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok((waiting.len(), full));
+    }
+    tx.rollback().await?;
+    let mut taken = 0;
+    for one in &waiting {
+        if drain_alone(pool, one).await? {
+            taken += 1;
+        }
+    }
+    Ok((taken, full))
+}
+
+/// Stores one message in its own transaction; one that fails is put off, with the reason.
+async fn drain_alone(pool: &PgPool, one: &Waiting) -> anyhow::Result<bool> {
+    let stored = async {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(DRAINER)
+            .execute(&mut *tx)
+            .await?;
+        store_one(&mut tx, one).await?;
+        sqlx::query("DELETE FROM inbox WHERE seq = $1")
+            .bind(one.seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let Err(error) = stored else {
+        return Ok(true);
+    };
+    let wait = Duration::from_secs(1 << one.attempts.clamp(0, 8)).min(LONGEST_RETRY);
+    tracing::warn!(seq = one.seq, attempts = one.attempts + 1, ?wait, %error, "could not store an inbound message: it waits in the inbox");
+    metrics::counter!("inbox_store_failures_total").increment(1);
+    sqlx::query(
+        "UPDATE inbox SET attempts = attempts + 1, last_error = $2,
+                          retry_at = now() + make_interval(secs => $3)
+          WHERE seq = $1",
+    )
+    .bind(one.seq)
+    .bind(format!("{error:#}"))
+    .bind(wait.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(false)
+}
+
+async fn store_one(tx: &mut sqlx::PgConnection, one: &Waiting) -> anyhow::Result<()> {
+    let message: Inbound = serde_json::from_str(&one.message)
+        .map_err(|e| anyhow::anyhow!("the inbox row is not a message this version reads: {e}"))?;
+    // A duplicate or a message for a number no tenant has is done with too (`store` says so).
+    ingest::store(tx, &message, &one.arrival()).await?;
+    Ok(())
+}
+
+/// Messages waiting in the inbox, and how many of them failed at least once, for `/metrics`.
+pub async fn depth(pool: &PgPool) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE attempts > 0) FROM inbox")
+        .fetch_one(pool)
+        .await
+}
