@@ -95,3 +95,17 @@ pub async fn migrations_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
         .collect();
     Ok(expected.iter().all(|v| applied.contains(v)))
 }
+
+/// Begins a transaction whose commit does not wait for the disk: for work nobody outside hears
+/// of until a later transaction commits normally, whose flush then writes this one too (the log
+/// is written in order). Storing from the inbox and routing qualify: the person hears nothing
+/// until the send job's `sending` row commits, and the job that did the work is finished by a
+/// normal commit. A database crash can only undo such a transaction together with that job's
+/// end, so the job runs again (each is idempotent). Not for anything a provider or a person is
+/// told of: webhook acknowledgements and sends keep the normal commit.
+pub async fn begin_internal(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+        .await
+}

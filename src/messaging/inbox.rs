@@ -90,8 +90,13 @@ pub async fn drain(pool: &PgPool) -> anyhow::Result<usize> {
 /// that cannot be stored holds up nobody else. Returns how many were taken out, and whether the
 /// batch was full (more may wait).
 async fn drain_batch(pool: &PgPool) -> anyhow::Result<(usize, bool)> {
+    // Planned once per connection: with a plan per call, PostgreSQL's choice for `store`'s
+    // statement, planning took 0.5 of its 1.3 ms. The commit need not wait for the disk (see
+    // `db::begin_internal`): lost in a crash, the batch is still in the inbox.
     let mut tx = pool
-        .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan")
+        .begin_with(
+            "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan;              SET LOCAL synchronous_commit = off",
+        )
         .await?;
     // One drainer at a time: messages are stored in the order they came, so one person's
     // messages are routed in that order (see `router::route_inbound`).

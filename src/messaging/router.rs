@@ -372,7 +372,9 @@ async fn route_one(
         tenant_id,
         message_id,
     };
-    let mut tx = messaging.pool.begin().await?;
+    // The commit need not wait for the disk (see `db::begin_internal`): the reply goes out only
+    // after the send job's own commit, and this job's end is recorded after this one.
+    let mut tx = crate::db::begin_internal(&messaging.pool).await?;
     // The sender's contact row first, in the order ingest takes them (contact, conversation,
     // messages): routing jobs for one person then run one after another. Locking the message
     // first let two of them deadlock, each holding what the other's next statement wanted.
