@@ -627,7 +627,10 @@ async fn resolve_sender(
              patient_id = CASE WHEN EXISTS (SELECT 1 FROM workers w WHERE w.tenant_id = c.tenant_id AND w.phone = c.phone AND w.deleted_at IS NULL)
                  THEN NULL
                  ELSE (SELECT p.id FROM patients p WHERE p.tenant_id = c.tenant_id AND p.phone = c.phone AND p.deleted_at IS NULL ORDER BY p.id LIMIT 1) END
-         WHERE c.tenant_id = $1 AND c.id = $2 AND c.worker_id IS NULL AND c.patient_id IS NULL",
+         WHERE c.tenant_id = $1 AND c.id = $2 AND c.worker_id IS NULL AND c.patient_id IS NULL
+           -- A number nobody has is not rewritten (a new row version, every message).
+           AND (EXISTS (SELECT 1 FROM workers w WHERE w.tenant_id = c.tenant_id AND w.phone = c.phone AND w.deleted_at IS NULL)
+                OR EXISTS (SELECT 1 FROM patients p WHERE p.tenant_id = c.tenant_id AND p.phone = c.phone AND p.deleted_at IS NULL))",
     )
     .bind(tenant_id)
     .bind(contact_id)
