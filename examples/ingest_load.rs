@@ -17,6 +17,9 @@
 //!    a local fake Twilio, flat out and then at a steady 200 messages a second; the time from
 //!    sending the webhook to the reply reaching the fake is the inbound→provider latency.
 //!
+//! With `KEEP_DBS=1` the databases are kept, to look into afterwards (`apalis.jobs` has when
+//! each job was pushed, started and done; `messages` when each message came, was routed and sent).
+//!
 //! Printed: throughput, median and p99 latency, ratios against the bare phase, and the
 //! process's resident memory after each phase. Ratios are what to compare between runs and
 //! machines; the absolute figures move with the machine's load.
@@ -160,7 +163,10 @@ async fn main() -> anyhow::Result<()> {
         on.stop().await?;
         databases.push(db);
     }
-    for db in databases {
+    for db in databases
+        .into_iter()
+        .filter(|_| std::env::var("KEEP_DBS").is_err())
+    {
         db.drop().await?;
     }
     Ok(())
