@@ -38,12 +38,17 @@ pub async fn accept(pool: &PgPool, messages: &[Inbound]) -> anyhow::Result<()> {
     // An explicit transaction, committed before the provider hears 2xx (see
     // `send::record_accepted` for why an autocommit write is not trusted with that).
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO inbox (message, request_id, ip) SELECT unnest($1::json[]), $2, $3")
-        .bind(&payloads)
-        .bind(&origin.request_id)
-        .bind(origin.ip.map(|ip| ip.to_string()))
-        .execute(&mut *tx)
-        .await?;
+    // A microsecond apart, so messages of one Meta batch are routed in the order it lists them.
+    sqlx::query(
+        "INSERT INTO inbox (message, received_at, request_id, ip)
+         SELECT message, now() + make_interval(secs => (n - 1) / 1e6), $2, $3
+         FROM unnest($1::json[]) WITH ORDINALITY AS batch (message, n)",
+    )
+    .bind(&payloads)
+    .bind(&origin.request_id)
+    .bind(origin.ip.map(|ip| ip.to_string()))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     jobs::wake_when_done(DRAINER);
     metrics::counter!("inbox_accepted_total").increment(messages.len() as u64);
@@ -95,7 +100,7 @@ async fn drain_batch(pool: &PgPool) -> anyhow::Result<(usize, bool)> {
     // `db::begin_internal`): lost in a crash, the batch is still in the inbox.
     let mut tx = pool
         .begin_with(
-            "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan;              SET LOCAL synchronous_commit = off",
+            "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL synchronous_commit = off",
         )
         .await?;
     // One drainer at a time: messages are stored in the order they came, so one person's

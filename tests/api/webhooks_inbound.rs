@@ -459,6 +459,16 @@ async fn a_batched_meta_body_is_stored_in_full() {
             .await,
         1
     );
+    // One person's two messages keep the batch's order, which routing follows.
+    let order: Vec<String> = sqlx::query_scalar(
+        "SELECT kind FROM messages
+         WHERE direction = 'inbound' AND contact_id = (SELECT contact_id FROM messages WHERE body = 'first')
+         ORDER BY received_at, id",
+    )
+    .fetch_all(&app.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(order, ["text", "location"]);
 }
 
 #[tokio::test]
