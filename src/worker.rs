@@ -1,4 +1,5 @@
-//! The job workers: one apalis monitor running every domain's jobs, registered from one list.
+//! The job workers: one apalis monitor running every domain's jobs, registered from one list,
+//! and the inbox drainer that stores what webhooks kept (`messaging::inbox`).
 //!
 //! Workers are woken, not polling: in-process by the request or job that pushed their work (see
 //! `jobs::waking`), and through one LISTEN connection per process for work pushed elsewhere.
@@ -503,9 +504,17 @@ async fn keep_draining_inbox(
 ) {
     let woken = wakeups.of(inbox::DRAINER);
     loop {
-        // In a waking scope: the routing jobs it pushes wake their worker after each commit.
-        if let Err(error) = jobs::waking(&wakeups, inbox::drain(&pool)).await {
-            tracing::warn!(%error, "could not drain the inbox; trying again in a second");
+        // A batch at a time in a waking scope: its routing jobs wake their worker as soon as it
+        // is committed, not when a long backlog is through.
+        loop {
+            match jobs::waking(&wakeups, inbox::drain_batch(&pool)).await {
+                Ok((_, true)) => continue,
+                Ok((_, false)) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "could not drain the inbox; trying again in a second");
+                    break;
+                }
+            }
         }
         tokio::select! {
             _ = woken.notified() => {}
@@ -542,9 +551,9 @@ async fn announce_due_jobs(pool: PgPool, mut stop: tokio::sync::watch::Receiver<
 }
 
 /// Stores what waits in the inbox and runs every job that is due, one at a time in this task,
-/// until none is left; returns how many jobs ran. For tests and `fieldline simulate`: what happened is then done, and what did not happen
-/// will not, without waiting on a clock. A job that fails is put off by its pause, as the workers
-/// would put it off.
+/// until none is left; returns how many jobs ran. For tests and `fieldline simulate`: what
+/// happened is then done, and what did not happen will not, without waiting on a clock. A job
+/// that fails is put off by its pause, as the workers would put it off.
 ///
 /// The job's row stays locked while it runs, so a running worker skips it and a crash leaves it
 /// pending, as it was. A recurring sweep runs at most once per call: its row is still pending

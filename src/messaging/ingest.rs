@@ -95,7 +95,7 @@ static STORE_INBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 
 /// When a message reached us, and through which request (named in the audit log of a contact
 /// it creates).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Arrival {
     pub received_at: DateTime<Utc>,
     pub origin: audit::Origin,
