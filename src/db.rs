@@ -79,6 +79,15 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     apalis_postgres::PostgresStorage::<()>::setup(pool)
         .await
         .context("setting up the job queue tables")?;
+    // Two of apalis-postgres 1.0's indexes repeat others: `unique_job_id` the primary key (both
+    // on `id`), `lidx` its own `idx_apalis_jobs_lock_by` (both on `lock_by`; its index clean-up
+    // migration dropped the other old ones but not this). Every job's insert and each of its
+    // three status changes (none of them HOT, `status` being in an index predicate) wrote both
+    // twice. After its migrations, since they would create them again on a new database.
+    sqlx::query("DROP INDEX IF EXISTS apalis.unique_job_id, apalis.lidx")
+        .execute(pool)
+        .await
+        .context("dropping the job queue's duplicate indexes")?;
     Ok(())
 }
 
