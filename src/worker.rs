@@ -563,9 +563,10 @@ pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
     // As a worker process would, so the sweeps run here too.
     ensure_recurring(&messaging.pool).await?;
     let mut ran = 0;
+    // As the drainer would: what webhooks kept is stored (and its routing jobs pushed) first,
+    // and once more before saying nothing is left (jobs never add to the inbox).
+    inbox::drain(&messaging.pool).await?;
     loop {
-        // As the drainer would: what webhooks kept is stored (and its routing jobs pushed) first.
-        inbox::drain(&messaging.pool).await?;
         let mut claim = messaging.pool.begin().await?;
         let due: Option<(String, String, Vec<u8>, i32)> = sqlx::query_as(
             "SELECT id, job_type, job, attempts FROM apalis.jobs
@@ -578,6 +579,10 @@ pub async fn run_due_jobs(messaging: &Arc<Messaging>) -> anyhow::Result<usize> {
         .fetch_optional(&mut *claim)
         .await?;
         let Some((id, queue, args, earlier)) = due else {
+            drop(claim);
+            if inbox::drain(&messaging.pool).await? > 0 {
+                continue;
+            }
             return Ok(ran);
         };
         let outcome = run_stored(&queue, &id, &args, messaging)
