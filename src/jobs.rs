@@ -215,10 +215,7 @@ pub async fn enqueue<J: Job>(
 /// first run now. Two processes starting together take turns on an advisory lock.
 pub async fn ensure_recurring<J: Job + Default>(pool: &PgPool) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-        .bind(J::QUEUE)
-        .execute(&mut *tx)
-        .await?;
+    lock_recurring::<J>(&mut tx).await?;
     schedule_recurring::<J>(&mut tx, Duration::ZERO).await?;
     tx.commit().await?;
     Ok(())

@@ -120,7 +120,7 @@ pub async fn store_now(pool: &PgPool, message: &Inbound) -> anyhow::Result<Store
 }
 
 /// Stores `message` on the caller's transaction. The statement is best planned once per
-/// connection (`SET LOCAL plan_cache_mode = force_generic_plan`, see `inbox`).
+/// connection (`plan_cache_mode = force_generic_plan`, see `inbox::begin_draining`).
 #[tracing::instrument(skip_all, fields(provider = %message.provider, provider_message_id = %message.provider_message_id))]
 pub async fn store(
     conn: &mut PgConnection,
