@@ -16,10 +16,7 @@ use crate::{
     channels::{WebhookBatch, meta, signature, twilio},
     http::AppState,
     http::error::AppError,
-    messaging::{
-        inbox,
-        ingest::{self, StatusApplied},
-    },
+    messaging::ingest::{self, StatusApplied},
 };
 
 pub fn router() -> Router<AppState> {
@@ -95,7 +92,11 @@ async fn twilio_message(
     let message = twilio::parse_message(&twilio::Form::new(&params)).map_err(|why| {
         AppError::bad_request(format!("this is not a Twilio message webhook: {why}"))
     })?;
-    inbox::accept(&state.pool, std::slice::from_ref(&message)).await?;
+    state
+        .messaging
+        .inbox
+        .accept(std::slice::from_ref(&message))
+        .await?;
     tracing::info!(provider_message_id = %message.provider_message_id, "twilio message kept");
     Ok(twiml_ok())
 }
@@ -193,7 +194,7 @@ async fn meta_events(
     for why in &batch.ignored {
         tracing::info!(%why, "part of a Meta webhook skipped");
     }
-    inbox::accept(&state.pool, &batch.messages).await?;
+    state.messaging.inbox.accept(&batch.messages).await?;
     for update in &batch.statuses {
         if ingest::apply_status(&state.pool, update).await? == StatusApplied::Unknown {
             tracing::info!(provider_message_id = %update.provider_message_id, "Meta status for a message not recorded (yet): kept for a day");

@@ -72,6 +72,8 @@ pub struct Messaging {
     pub handlers: Registry,
     /// Wakes the job workers when a request or job has pushed them work.
     pub wakeups: Arc<crate::jobs::Wakeups>,
+    /// Where webhooks keep the messages they carry.
+    pub inbox: inbox::Writer,
 }
 
 impl Messaging {
@@ -92,6 +94,7 @@ impl Messaging {
             .context("building the HTTP client for providers")?;
         Ok(Arc::new(Self {
             wakeups: Arc::new(crate::jobs::Wakeups::new(pool.clone())),
+            inbox: inbox::Writer::new(pool.clone()),
             pool,
             config,
             templates,
