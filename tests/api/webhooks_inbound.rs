@@ -652,6 +652,55 @@ async fn a_media_fetch_that_fails_is_tried_again_after_growing_pauses() {
     assert!(tries[2] - tries[1] >= std::time::Duration::from_millis(100));
 }
 
+/// Webhooks that arrive together share the inbox's commit: if it fails, every one of them is
+/// refused (the provider sends it again), none acknowledged; their retries are all kept, once.
+#[tokio::test]
+async fn webhooks_sharing_a_failed_inbox_commit_are_all_refused_and_their_retries_kept() {
+    const WEBHOOKS: usize = 12;
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let fixture: Value = serde_json::from_str(&fixture("meta/text.json")).unwrap();
+    let bodies: Vec<String> = (0..WEBHOOKS)
+        .map(|i| {
+            let mut doc = fixture.clone();
+            let message = &mut doc["entry"][0]["changes"][0]["value"]["messages"][0];
+            message["id"] = serde_json::json!(format!("wamid.shared{i:03}"));
+            doc.to_string()
+        })
+        .collect();
+    let send_all = || futures::future::join_all(bodies.iter().map(|body| app.meta(body)));
+    sqlx::query("ALTER TABLE inbox ADD CONSTRAINT test_refuses_rows CHECK (false) NOT VALID")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    for response in send_all().await {
+        assert!(
+            response.status().is_server_error(),
+            "a webhook whose message was not kept must not be acknowledged: {}",
+            response.status()
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM inbox").await, 0);
+    sqlx::query("ALTER TABLE inbox DROP CONSTRAINT test_refuses_rows")
+        .execute(&app.app.pool)
+        .await
+        .unwrap();
+    for response in send_all().await {
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbox").await,
+        WEBHOOKS as i64
+    );
+    app.inbox_stored().await;
+    assert_eq!(
+        app.count(
+            "SELECT count(DISTINCT provider_message_id) FROM messages WHERE direction = 'inbound'"
+        )
+        .await,
+        WEBHOOKS as i64
+    );
+}
+
 #[tokio::test]
 async fn a_kept_message_that_cannot_be_stored_waits_in_the_inbox_and_holds_up_no_other() {
     let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
