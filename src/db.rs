@@ -118,3 +118,16 @@ pub async fn begin_internal(
     pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
         .await
 }
+
+/// Whether `err` means the database could not be reached or went away for a moment (a restart,
+/// a failover, a cut connection), so the same work may succeed if tried again.
+pub fn unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        // Class 08: connection exception; class 57: operator intervention (shutdown, cut).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+        _ => false,
+    }
+}

@@ -180,14 +180,7 @@ impl AppError {
             Self::Internal(err) => err.downcast_ref::<sqlx::Error>(),
             _ => None,
         };
-        match err {
-            Some(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
-            // Class 08: connection exception; class 57: operator intervention (shutdown, cut).
-            Some(sqlx::Error::Database(db)) => db
-                .code()
-                .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
-            _ => false,
-        }
+        err.is_some_and(crate::db::unreachable)
     }
 
     fn parts(&self) -> (StatusCode, &'static str, String, Vec<FieldError>) {

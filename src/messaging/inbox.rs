@@ -37,7 +37,33 @@ pub struct Writer {
 struct Kept {
     messages: Vec<String>,
     origin: audit::Origin,
-    committed: oneshot::Sender<Result<(), String>>,
+    committed: oneshot::Sender<Result<(), NotKept>>,
+}
+
+/// Why a shared insert failed, told to each webhook that waited on it (a database error cannot
+/// be cloned): an unreachable database still reads as one, so the provider hears 503 and
+/// `Retry-After`, as it would without the writer.
+#[derive(Clone)]
+enum NotKept {
+    Unreachable(String),
+    Failed(String),
+}
+
+impl NotKept {
+    fn from(err: &sqlx::Error) -> Self {
+        if db::unreachable(err) {
+            Self::Unreachable(err.to_string())
+        } else {
+            Self::Failed(err.to_string())
+        }
+    }
+
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Self::Unreachable(why) => sqlx::Error::Io(std::io::Error::other(why)).into(),
+            Self::Failed(why) => anyhow::anyhow!("keeping the message in the inbox: {why}"),
+        }
+    }
 }
 
 /// The most messages one insert of the writer takes.
@@ -79,7 +105,7 @@ impl Writer {
         outcome
             .await
             .map_err(|_| anyhow::anyhow!("the inbox writer has stopped"))?
-            .map_err(|why| anyhow::anyhow!("keeping the message in the inbox: {why}"))?;
+            .map_err(NotKept::into_error)?;
         jobs::wake_when_done(DRAINER);
         metrics::counter!("inbox_accepted_total").increment(count);
         Ok(())
@@ -97,10 +123,10 @@ async fn write(pool: PgPool, mut waiting: mpsc::UnboundedReceiver<Kept>) {
             messages += next.messages.len();
             batch.push(next);
         }
-        let outcome = insert(&pool, &batch).await.map_err(|e| e.to_string());
-        if let Err(why) = &outcome {
-            tracing::error!(%why, webhooks = batch.len(), "could not keep messages in the inbox");
-        }
+        let outcome = insert(&pool, &batch).await.map_err(|error| {
+            tracing::error!(%error, webhooks = batch.len(), "could not keep messages in the inbox");
+            NotKept::from(&error)
+        });
         for kept in batch {
             // A webhook that gave up waiting (its request timed out) has no one to tell.
             let _ = kept.committed.send(outcome.clone());
@@ -278,4 +304,20 @@ pub async fn depth(pool: &PgPool) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE attempts > 0) FROM inbox")
         .fetch_one(pool)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_webhook_that_waited_on_an_unreachable_database_hears_it_as_such() {
+        let told = NotKept::from(&sqlx::Error::PoolTimedOut).into_error();
+        assert!(
+            told.downcast_ref::<sqlx::Error>()
+                .is_some_and(db::unreachable)
+        );
+        let told = NotKept::from(&sqlx::Error::RowNotFound).into_error();
+        assert!(told.downcast_ref::<sqlx::Error>().is_none());
+    }
 }
