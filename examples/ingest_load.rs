@@ -9,8 +9,6 @@
 //! another in this process, each against a fresh database on `TEST_DATABASE_URL`'s server
 //! (default local):
 //!
-//! Phases 1 and 2 alternate, three rounds each, and the ratio is the median of the rounds'.
-//!
 //! 1. **bare**: a plain axum route that checks the Twilio signature and commits one
 //!    `INSERT ... ON CONFLICT DO NOTHING`: the physical floor for this machine.
 //! 2. **workers off**: `fieldline` ingesting signed webhooks (the provider's 2xx means kept in
@@ -18,6 +16,8 @@
 //! 3. **workers on**: the same, with the job workers routing each message and replying through
 //!    a local fake Twilio, flat out and then at a steady 200 messages a second; the time from
 //!    sending the webhook to the reply reaching the fake is the inbound→provider latency.
+//!
+//! Phases 1 and 2 alternate, three rounds each, and their ratio is the median of the rounds'.
 //!
 //! With `KEEP_DBS=1` the databases are kept, to look into afterwards (`apalis.jobs` has when
 //! each job was pushed, started and done; `messages` when each message came, was routed and sent).
