@@ -15,7 +15,7 @@ use std::{
     cell::RefCell,
     collections::HashMap,
     sync::{
-        Arc, LazyLock, Mutex,
+        Arc, LazyLock, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -23,6 +23,7 @@ use std::{
 
 use serde::{Serialize, de::DeserializeOwned};
 use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
 
 /// A job's arguments and the queue they travel on.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
@@ -46,18 +47,8 @@ pub struct Wakeups {
     /// Set when this process runs job workers; otherwise wake-ups go to other processes by
     /// NOTIFY.
     workers_here: AtomicBool,
-    to_announce: Arc<Announcements>,
-}
-
-/// Wake-ups for other processes, sent by one task: requests that end while it is announcing
-/// share its next NOTIFY. A NOTIFY is a commit of its own that waits for the disk and queues on
-/// the database's notify lock; one per webhook made a process without workers ingest at a third
-/// of the bare floor.
-#[derive(Default)]
-struct Announcements {
-    queues: Mutex<Vec<&'static str>>,
-    ready: tokio::sync::Notify,
-    announcer_started: std::sync::OnceLock<()>,
+    /// Wake-ups for other processes, to the task that sends them (see [`announce`]).
+    to_announce: OnceLock<mpsc::UnboundedSender<Vec<&'static str>>>,
 }
 
 impl Wakeups {
@@ -66,7 +57,7 @@ impl Wakeups {
             pool,
             queues: Mutex::default(),
             workers_here: AtomicBool::new(false),
-            to_announce: Arc::default(),
+            to_announce: OnceLock::new(),
         }
     }
 
@@ -104,44 +95,34 @@ impl Wakeups {
     }
 
     /// Wakes the workers of `queues`: here when this process runs them, else wherever they run
-    /// (soon after, by the announcing task: see [`Announcements`]).
+    /// (soon after, by the announcing task: see [`announce`]).
     fn wake(&self, queues: &[&'static str]) {
         if self.workers_here.load(Ordering::Relaxed) {
             queues.iter().for_each(|queue| self.wake_here(queue));
             return;
         }
-        let announcements = &self.to_announce;
-        {
-            let mut waiting = announcements
-                .queues
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for queue in queues {
-                if !waiting.contains(queue) {
-                    waiting.push(queue);
-                }
-            }
-        }
-        announcements.announcer_started.get_or_init(|| {
-            tokio::spawn(announce(self.pool.clone(), announcements.clone()));
+        let announcer = self.to_announce.get_or_init(|| {
+            let (announcer, waiting) = mpsc::unbounded_channel();
+            tokio::spawn(announce(self.pool.clone(), waiting));
+            announcer
         });
-        announcements.ready.notify_one();
+        // Only if the task has ended (the runtime is shutting down): the announcer of the
+        // worker process finds the jobs within a second.
+        let _ = announcer.send(queues.to_vec());
     }
 }
 
-/// Sends the wake-ups of [`Wakeups::wake`] as they come, all that waited in one NOTIFY.
-async fn announce(pool: PgPool, announcements: Arc<Announcements>) {
-    loop {
-        announcements.ready.notified().await;
-        let queues = std::mem::take(
-            &mut *announcements
-                .queues
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        if queues.is_empty() {
-            continue;
+/// Sends the wake-ups of [`Wakeups::wake`] for other processes: what waits while it announces
+/// goes in its next NOTIFY. A NOTIFY is a commit of its own that waits for the disk and queues
+/// on the database's notify lock; one per webhook made a process without workers ingest at a
+/// third of the bare floor.
+async fn announce(pool: PgPool, mut waiting: mpsc::UnboundedReceiver<Vec<&'static str>>) {
+    while let Some(mut queues) = waiting.recv().await {
+        while let Ok(more) = waiting.try_recv() {
+            queues.extend(more);
         }
+        queues.sort_unstable();
+        queues.dedup();
         let announced = sqlx::query(
             "SELECT pg_notify($1, json_build_object('job_type', queue)::text)
              FROM unnest($2::text[]) AS queue",
