@@ -163,6 +163,7 @@ async fn insert(pool: &PgPool, batch: &[Kept]) -> sqlx::Result<()> {
     .await?;
     tx.commit().await
 }
+
 #[derive(sqlx::FromRow)]
 struct Waiting {
     seq: i64,
