@@ -19,6 +19,9 @@
 //!
 //! Phases 1 and 2 alternate, three rounds each, and their ratio is the median of the rounds'.
 //!
+//! With `ONLY=replies`, one bare round and the workers-on phases only (the quick loop while
+//! working on the reply path).
+//!
 //! With `KEEP_DBS=1` the databases are kept, to look into afterwards (`apalis.jobs` has when
 //! each job was pushed, started and done; `messages` when each message came, was routed and sent).
 //!
@@ -89,8 +92,10 @@ async fn main() -> anyhow::Result<()> {
     let bare_base = serve_bare(bare_db.pool.clone()).await?;
     let off_db = Database::create(&server, "off").await?;
     let off = Fieldline::start(&off_db, false, "http://127.0.0.1:9").await?;
-    let mut rounds = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS {
+    let replies_only = std::env::var("ONLY").is_ok_and(|only| only == "replies");
+    let mut bares = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 0..if replies_only { 1 } else { ROUNDS } {
         let first = round * requests;
         let bare = run(&client, requests, concurrency, |i| {
             (format!("{bare_base}{WEBHOOK}"), signed(first + i, 0))
@@ -102,40 +107,40 @@ async fn main() -> anyhow::Result<()> {
             None,
             None,
         );
-        let phase = run(&client, requests, concurrency, |i| {
-            (format!("{}{WEBHOOK}", off.base), signed(first + i, 1))
-        })
-        .await;
-        report(
-            &format!("fieldline, workers off, round {}", round + 1),
-            &phase,
-            Some(&bare),
-            None,
-        );
-        rounds.push((bare, phase));
+        if !replies_only {
+            let phase = run(&client, requests, concurrency, |i| {
+                (format!("{}{WEBHOOK}", off.base), signed(first + i, 1))
+            })
+            .await;
+            report(
+                &format!("fieldline, workers off, round {}", round + 1),
+                &phase,
+                Some(&bare),
+                None,
+            );
+            ratios.push(phase.rate() / bare.rate());
+        }
+        bares.push(bare);
     }
-    let mut ratios: Vec<f64> = rounds
-        .iter()
-        .map(|(bare, off)| off.rate() / bare.rate())
-        .collect();
-    ratios.sort_by(f64::total_cmp);
-    println!(
-        "  workers off, median of the rounds' ratios: {:.2}",
-        ratios[ROUNDS / 2]
-    );
     // The later phases are compared with the median bare round.
-    let mut bares: Vec<Phase> = rounds.into_iter().map(|(bare, _)| bare).collect();
     bares.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-    let bare = bares.swap_remove(ROUNDS / 2);
-    // What the webhooks kept in the inbox, stored afterwards as a worker process would.
-    let draining = Instant::now();
-    let drained = fieldline::messaging::inbox::drain(&off.pool).await?;
-    println!(
-        "  then stored from the inbox: {drained} in {:.2} s, {:.0}/s",
-        draining.elapsed().as_secs_f64(),
-        drained as f64 / draining.elapsed().as_secs_f64()
-    );
-    off.check_stored(requests * ROUNDS).await?;
+    let bare = bares.swap_remove(bares.len() / 2);
+    if !replies_only {
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "  workers off, median of the rounds' ratios: {:.2}",
+            ratios[ratios.len() / 2]
+        );
+        // What the webhooks kept in the inbox, stored afterwards as a worker process would.
+        let draining = Instant::now();
+        let drained = fieldline::messaging::inbox::drain(&off.pool).await?;
+        println!(
+            "  then stored from the inbox: {drained} in {:.2} s, {:.0}/s",
+            draining.elapsed().as_secs_f64(),
+            drained as f64 / draining.elapsed().as_secs_f64()
+        );
+        off.check_stored(requests * ROUNDS).await?;
+    }
 
     // The middleware stack alone: /healthz through fieldline against a bare axum route.
     let bare_health = health(&client, &bare_base, requests, concurrency).await;
@@ -161,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
         let on = Fieldline::start(&db, true, &fake.base).await?;
         let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let url = format!("{}{WEBHOOK}", on.base);
+        let cpu_before = cpu_seconds();
         let phase = run_paced(&client, requests, concurrency, rate, {
             let sent_at = sent_at.clone();
             move |i| {
@@ -177,9 +183,26 @@ async fn main() -> anyhow::Result<()> {
         while fake.arrivals().len() < requests && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let cpu_after = cpu_seconds();
         let sent_at = sent_at.lock().unwrap().clone();
-        let mut replies: Vec<Duration> = fake
-            .arrivals()
+        let arrivals = fake.arrivals();
+        println!(
+            "  CPU per reply: {:.2} ms this process (server, load and fake provider), {:.2} ms PostgreSQL",
+            (cpu_after.0 - cpu_before.0) * 1000.0 / arrivals.len().max(1) as f64,
+            (cpu_after.1 - cpu_before.1) * 1000.0 / arrivals.len().max(1) as f64,
+        );
+        if let (Some(first_sent), Some((_, last_reply))) = (
+            sent_at.values().min(),
+            arrivals.iter().max_by_key(|(_, at)| *at),
+        ) {
+            let span = last_reply.duration_since(*first_sent).as_secs_f64();
+            println!(
+                "  replies: {} in {span:.1} s from the first webhook, {:.0}/s",
+                arrivals.len(),
+                arrivals.len() as f64 / span
+            );
+        }
+        let mut replies: Vec<Duration> = arrivals
             .iter()
             .filter_map(|(to, at)| sent_at.get(to).map(|sent| at.duration_since(*sent)))
             .collect();
@@ -348,6 +371,56 @@ impl Database {
     }
 }
 
+/// People who wrote before the run, four messages each (two in, two out), and their jobs.
+const EARLIER_CONTACTS: i32 = 5_000;
+
+/// A history like a database in use has, then statistics on it. On empty tables the planner
+/// rightly prefers scanning them whole; a connection that caches such a plan keeps scanning
+/// as the table grows, until autovacuum's first ANALYZE (a minute or more): a brand-new database
+/// for a minute, not the steady state this benchmark is for.
+async fn seed_history(tx: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    sqlx::query(
+        "WITH ch AS (SELECT id, tenant_id FROM channels),
+         people AS (
+             INSERT INTO contacts (tenant_id, phone)
+             SELECT ch.tenant_id, '+25192' || lpad(n::text, 7, '0') FROM ch, generate_series(1, $1) n
+             RETURNING id, tenant_id),
+         conversation AS (
+             INSERT INTO conversations (tenant_id, contact_id, channel_id, last_inbound_at, last_outbound_at)
+             SELECT people.tenant_id, people.id, ch.id, now() - interval '1 day', now() - interval '1 day'
+             FROM people, ch
+             RETURNING id, tenant_id, contact_id, channel_id)
+         INSERT INTO messages (tenant_id, conversation_id, channel_id, contact_id, direction, body,
+                               provider, provider_message_id, status, received_at, routed_at,
+                               handled_by, queued_at, sent_at, delivered_at)
+         SELECT c.tenant_id, c.id, c.channel_id, c.contact_id, d.direction, 'earlier', 'twilio',
+                'SMH' || replace(c.contact_id::text, '-', '') || d.n,
+                CASE d.direction WHEN 'inbound' THEN 'received' ELSE 'delivered' END,
+                CASE d.direction WHEN 'inbound' THEN now() - interval '1 day' END,
+                CASE d.direction WHEN 'inbound' THEN now() - interval '1 day' END,
+                CASE d.direction WHEN 'inbound' THEN 'help' END,
+                CASE d.direction WHEN 'outbound' THEN now() - interval '1 day' END,
+                CASE d.direction WHEN 'outbound' THEN now() - interval '1 day' END,
+                CASE d.direction WHEN 'outbound' THEN now() - interval '1 day' END
+         FROM conversation c,
+              (VALUES ('inbound', 1), ('outbound', 2), ('inbound', 3), ('outbound', 4)) AS d (direction, n)",
+    )
+    .bind(EARLIER_CONTACTS)
+    .execute(&mut *tx)
+    .await?;
+    // Their finished jobs: a routing job for each message in, a send for each out.
+    sqlx::query(
+        "INSERT INTO apalis.jobs (id, job_type, job, status, attempts, run_at, done_at, last_result)
+         SELECT 'earlier-' || queue || '-' || n, queue, convert_to('{}', 'UTF8'), 'Done', 1,
+                now() - interval '1 day', now() - interval '1 day', '{\"Ok\": null}'
+         FROM generate_series(1, $1 * 2) n, unnest(ARRAY['route-inbound', 'send-message']) queue",
+    )
+    .bind(EARLIER_CONTACTS)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// `fieldline` in this process, with one organisation owning the number the webhooks are for.
 struct Fieldline {
     base: String,
@@ -398,7 +471,11 @@ impl Fieldline {
         channels::add(&mut tx, tenant.id, &input)
             .await
             .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        seed_history(&mut tx).await?;
         tx.commit().await?;
+        // Sealed and analysed before the run, as they would be long since.
+        audit::seal(&pool).await?;
+        sqlx::query("ANALYZE").execute(&pool).await?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -412,10 +489,11 @@ impl Fieldline {
     }
 
     async fn check_stored(&self, expected: usize) -> anyhow::Result<()> {
-        let stored: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM messages WHERE direction = 'inbound'")
-                .fetch_one(&self.pool)
-                .await?;
+        let stored: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM messages WHERE direction = 'inbound' AND body <> 'earlier'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         if stored != expected as i64 {
             println!("  stored {stored} of {expected} acknowledged messages: LOST MESSAGES");
         }
@@ -550,6 +628,31 @@ async fn health(
 }
 
 /// Resident memory of this process (the servers and the load generator), in MB.
+/// CPU seconds used so far by this process and by every process named `postgres` (the local
+/// server's backends; zero where the database is elsewhere). Less at the mercy of other tenants
+/// of a shared machine than wall time: the figure to compare between changes to the reply path.
+fn cpu_seconds() -> (f64, f64) {
+    // utime + stime, fields 14 and 15 of /proc/PID/stat, in clock ticks (100 a second on Linux).
+    let ticks = |stat: &str| -> Option<f64> {
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
+    };
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| ticks(&s))
+        .unwrap_or(f64::NAN);
+    let postgres = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .filter_map(|stat| ticks(&stat))
+        .sum();
+    (own, postgres)
+}
+
 fn resident_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
