@@ -185,3 +185,31 @@ async fn one_persons_messages_are_answered_in_the_order_they_came_whichever_job_
     .unwrap();
     assert_eq!(replies, ["wo_report_where", "opt_out_confirmed_dropped"]);
 }
+
+#[tokio::test]
+async fn a_finished_job_no_longer_names_the_worker_that_ran_it() {
+    // apalis records each result by looking up every job that names its worker: jobs that
+    // kept the name made that lookup grow for as long as the process lived.
+    let app = spawn_messaging_app(&[]).await;
+    round_trip(&app, 1).await;
+    let started = Instant::now();
+    loop {
+        let (done, naming): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'Done'),
+                    count(*) FILTER (WHERE status = 'Done' AND lock_by IS NOT NULL)
+             FROM apalis.jobs WHERE job_type IN ('route-inbound', 'send-message')",
+        )
+        .fetch_one(&app.app.pool)
+        .await
+        .unwrap();
+        assert_eq!(naming, 0, "finished jobs still name their worker");
+        if done == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the routing and send jobs were not recorded as done: {done} of 2"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
