@@ -14,12 +14,27 @@ use crate::config::DatabaseUrl;
 /// The product's one schema, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// A pooled connection idle longer than this is pinged before it is handed out.
+const RECHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Connects, creating the database first when the server is there but the database is not.
 pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url.expose().parse().map_err(|e| unreachable_hint(url, e))?;
     let pool_options = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5));
+        .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection when it comes back to the pool; pinging it again when it
+        // is taken out doubled that round trip on every statement run outside a transaction.
+        // Only a connection idle for a while (one the server may have closed) is checked again.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > RECHECK_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        });
     match pool_options.clone().connect_with(options.clone()).await {
         Ok(pool) => Ok(pool),
         Err(err) if is_missing_database(&err) => {
