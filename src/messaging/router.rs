@@ -332,38 +332,59 @@ pub async fn route_inbound(
     messaging: Data<Arc<Messaging>>,
 ) -> Result<(), BoxDynError> {
     let mut routed_before = None;
-    loop {
-        let first: Option<Uuid> = sqlx::query_scalar(
-            "SELECT o.id FROM messages m
-             JOIN messages o ON o.tenant_id = m.tenant_id AND o.contact_id = m.contact_id
-              AND o.direction = 'inbound' AND o.routed_at IS NULL
-              AND (o.received_at, o.id) <= (m.received_at, m.id)
-              AND o.received_at > m.received_at - make_interval(secs => $3)
-             WHERE m.tenant_id = $1 AND m.id = $2
-             ORDER BY o.received_at, o.id LIMIT 1",
-        )
-        .bind(job.tenant_id)
-        .bind(job.message_id)
-        .bind(IN_ORDER_WINDOW_SECS)
-        .fetch_optional(&messaging.pool)
-        .await?;
-        let next = match first {
-            // This message is routed already (or gone).
-            None => return Ok(()),
-            // An earlier one still waits after its turn: it does not hold this one up.
-            Some(first) if Some(first) == routed_before => job.message_id,
-            Some(first) => first,
-        };
-        route_one(&messaging, job.tenant_id, next).await?;
-        if next == job.message_id {
-            return Ok(());
-        }
-        routed_before = Some(next);
+    while let Some(earlier) = route_next(&messaging, &job, routed_before).await? {
+        routed_before = Some(earlier);
     }
+    Ok(())
 }
 
-/// Routes one inbound message, unless it was routed already.
+/// Routes the job's message, or first the same person's earliest message still waiting before
+/// it; returns that earlier message's id when it routed one, for the caller to come back.
+/// `routed_before` is one this job routed already: if it still waits (its routing failed) it
+/// does not hold this one up.
+async fn route_next(
+    messaging: &Arc<Messaging>,
+    job: &RouteInbound,
+    routed_before: Option<Uuid>,
+) -> Result<Option<Uuid>, BoxDynError> {
+    // The commit need not wait for the disk (see `db::begin_internal`): the reply goes out only
+    // after the send job's own commit, and this job's end is recorded after this one.
+    let mut tx = crate::db::begin_internal(&messaging.pool).await?;
+    // The sender's contact row first, in the order ingest takes them (contact, conversation,
+    // messages): routing jobs for one person then run one after another. Locking the message
+    // first let two of them deadlock, each holding what the other's next statement wanted.
+    // What waits is read in the same statement; `route_one` reads the message again after the
+    // lock, so one routed meanwhile is not routed twice.
+    let first: Option<Option<Uuid>> = sqlx::query_scalar(
+        "SELECT (SELECT o.id FROM messages o
+                  WHERE o.tenant_id = m.tenant_id AND o.contact_id = m.contact_id
+                    AND o.direction = 'inbound' AND o.routed_at IS NULL
+                    AND (o.received_at, o.id) <= (m.received_at, m.id)
+                    AND o.received_at > m.received_at - make_interval(secs => $3)
+                  ORDER BY o.received_at, o.id LIMIT 1)
+         FROM messages m JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
+         WHERE m.tenant_id = $1 AND m.id = $2
+         FOR NO KEY UPDATE OF c",
+    )
+    .bind(job.tenant_id)
+    .bind(job.message_id)
+    .bind(IN_ORDER_WINDOW_SECS)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let next = match first.flatten() {
+        // This message is routed already (or gone).
+        None => return Ok(None),
+        Some(first) if Some(first) == routed_before => job.message_id,
+        Some(first) => first,
+    };
+    route_one(tx, messaging, job.tenant_id, next).await?;
+    Ok((next != job.message_id).then_some(next))
+}
+
+/// Routes one inbound message in `tx`, which holds its sender's contact, unless it was routed
+/// already.
 async fn route_one(
+    mut tx: Transaction<'static, Postgres>,
     messaging: &Arc<Messaging>,
     tenant_id: Uuid,
     message_id: Uuid,
@@ -372,21 +393,6 @@ async fn route_one(
         tenant_id,
         message_id,
     };
-    // The commit need not wait for the disk (see `db::begin_internal`): the reply goes out only
-    // after the send job's own commit, and this job's end is recorded after this one.
-    let mut tx = crate::db::begin_internal(&messaging.pool).await?;
-    // The sender's contact row first, in the order ingest takes them (contact, conversation,
-    // messages): routing jobs for one person then run one after another. Locking the message
-    // first let two of them deadlock, each holding what the other's next statement wanted.
-    sqlx::query(
-        "SELECT c.id FROM messages m JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
-         WHERE m.tenant_id = $1 AND m.id = $2
-         FOR NO KEY UPDATE OF c",
-    )
-    .bind(job.tenant_id)
-    .bind(job.message_id)
-    .execute(&mut *tx)
-    .await?;
     let loaded: Option<Loaded> = sqlx::query_as(
         "SELECT m.routed_at, m.contact_id, m.channel_id, m.conversation_id, ch.kind AS channel_kind,
                 m.provider, m.body, m.kind, m.interactive_reply_id, m.reply_to_provider_message_id,
@@ -470,13 +476,18 @@ async fn route_one(
         replied_to = replied_to.or(Some(offer));
     }
     let locale = reply_locale(&mut tx, messaging, job.tenant_id, loaded.contact_id).await?;
-    let media_ids: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM message_media WHERE tenant_id = $1 AND message_id = $2 ORDER BY id",
-    )
-    .bind(job.tenant_id)
-    .bind(job.message_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    // Only a media message has any (asking for the others was a round trip a message).
+    let media_ids: Vec<Uuid> = if loaded.kind == MessageKind::Media {
+        sqlx::query_scalar(
+            "SELECT id FROM message_media WHERE tenant_id = $1 AND message_id = $2 ORDER BY id",
+        )
+        .bind(job.tenant_id)
+        .bind(job.message_id)
+        .fetch_all(&mut *tx)
+        .await?
+    } else {
+        Vec::new()
+    };
 
     let message = Message {
         id: job.message_id,
