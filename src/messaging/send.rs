@@ -66,6 +66,8 @@ struct Pending {
     from_number: String,
     from_ref: Option<String>,
     to_number: String,
+    /// Marked as being sent by the statement that read it (it was queued, never handed over).
+    claimed: bool,
 }
 
 #[derive(Deserialize)]
@@ -227,18 +229,29 @@ pub async fn send_message(
     let pool = &messaging.pool;
     let mut tx = pool.begin().await?;
     let pending: Option<Pending> = sqlx::query_as(
-        "SELECT m.status, m.provider_message_id, m.attempts, m.kind,
-                COALESCE(m.secret_body, m.body) AS body, m.secret_body IS NOT NULL AS secret,
-                m.buttons, m.locale, m.whatsapp_template,
-                COALESCE(m.secret_template_params, m.template_params) AS template_params,
-                m.contact_id, m.channel_id, m.essential, m.sending_at,
-                ch.provider, ch.kind AS channel_kind, ch.phone_number AS from_number,
-                ch.provider_ref AS from_ref, c.phone AS to_number
-         FROM messages m
-         JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
-         JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
-         WHERE m.tenant_id = $1 AND m.id = $2 AND m.direction = 'outbound'
-         FOR UPDATE OF m",
+        "WITH pending AS (
+             SELECT m.status, m.provider_message_id, m.attempts, m.kind,
+                    COALESCE(m.secret_body, m.body) AS body, m.secret_body IS NOT NULL AS secret,
+                    m.buttons, m.locale, m.whatsapp_template,
+                    COALESCE(m.secret_template_params, m.template_params) AS template_params,
+                    m.contact_id, m.channel_id, m.essential, m.sending_at,
+                    ch.provider, ch.kind AS channel_kind, ch.phone_number AS from_number,
+                    ch.provider_ref AS from_ref, c.phone AS to_number
+             FROM messages m
+             JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
+             JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
+             WHERE m.tenant_id = $1 AND m.id = $2 AND m.direction = 'outbound'
+             FOR UPDATE OF m),
+         -- The usual case, a message never handed over, is marked as being sent in the same
+         -- round trip; any other is decided on below.
+         claimed AS (
+             UPDATE messages m SET status = 'sending', sending_at = now(),
+                    attempts = pending.attempts + 1, next_attempt_at = NULL
+             FROM pending
+             WHERE m.tenant_id = $1 AND m.id = $2
+               AND pending.status = 'queued' AND pending.provider_message_id IS NULL
+             RETURNING m.id)
+         SELECT pending.*, EXISTS (SELECT 1 FROM claimed) AS claimed FROM pending",
     )
     .bind(job.tenant_id)
     .bind(job.message_id)
@@ -311,12 +324,14 @@ pub async fn send_message(
     }
 
     let attempt = pending.attempts + 1;
-    sqlx::query("UPDATE messages SET status = 'sending', sending_at = now(), attempts = $3, next_attempt_at = NULL WHERE tenant_id = $1 AND id = $2")
-        .bind(job.tenant_id)
-        .bind(job.message_id)
-        .bind(attempt)
-        .execute(&mut *tx)
-        .await?;
+    if !pending.claimed {
+        sqlx::query("UPDATE messages SET status = 'sending', sending_at = now(), attempts = $3, next_attempt_at = NULL WHERE tenant_id = $1 AND id = $2")
+            .bind(job.tenant_id)
+            .bind(job.message_id)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
 
     let result = match message {
