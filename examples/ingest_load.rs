@@ -627,7 +627,6 @@ async fn health(
     collect(tasks, started).await
 }
 
-/// Resident memory of this process (the servers and the load generator), in MB.
 /// CPU seconds used so far by this process and by every process named `postgres` (the local
 /// server's backends; zero where the database is elsewhere). Less at the mercy of other tenants
 /// of a shared machine than wall time: the figure to compare between changes to the reply path.
@@ -653,6 +652,7 @@ fn cpu_seconds() -> (f64, f64) {
     (own, postgres)
 }
 
+/// Resident memory of this process (the servers and the load generator), in MB.
 fn resident_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
