@@ -7,7 +7,6 @@
 //! planned beside it (see [`super::fallback`]).
 
 use crate::channels::{ChannelKind, Provider};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -19,7 +18,10 @@ use super::{
     send::SendMessage,
     templates::{Rendered, Templates, Values},
 };
-use crate::{channels::Button, jobs};
+use crate::{
+    channels::Button,
+    jobs::{self, Job},
+};
 
 /// WhatsApp lets a business write freely for this long after the person's last message.
 const WHATSAPP_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
@@ -286,54 +288,60 @@ pub(super) struct Outbound<'a> {
     pub fallback_of: Option<(Uuid, Reason)>,
 }
 
-/// Writes the message (and its conversation, if new) and pushes its send job.
-pub(super) async fn queue(conn: &mut PgConnection, m: &Outbound<'_>) -> anyhow::Result<Uuid> {
-    let (message_id,): (Uuid,) = sqlx::query_as(
+/// Writes the message (and its conversation, if new) and pushes its send job, in one statement
+/// (every reply goes through here: the job's insert was a round trip of its own).
+static QUEUE_OUTBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
         "WITH conversation AS (
              INSERT INTO conversations (tenant_id, contact_id, channel_id, last_outbound_at)
              VALUES ($1, $2, $3, now())
              ON CONFLICT ON CONSTRAINT conversations_contact_channel_key
                  DO UPDATE SET last_outbound_at = now()
-             RETURNING id)
-         INSERT INTO messages (
-             tenant_id, conversation_id, channel_id, contact_id, direction, kind, body, buttons,
-             template_key, locale, provider, status, queued_at, essential, whatsapp_template,
-             template_params, related_entity_type, related_entity_id, caused_by_message_id,
-             secret_body, secret_template_params, fallback_of_message_id, fallback_reason)
-         SELECT $1, conversation.id, $3, $2, 'outbound', $4, $5, $6, $7, $8,
-                $15, 'queued', now(), $9, $10, $11, $12, $13, $14, $16, $17, $18, $19
-         FROM conversation
-         RETURNING id",
+             RETURNING id),
+         message AS (
+             INSERT INTO messages (
+                 tenant_id, conversation_id, channel_id, contact_id, direction, kind, body, buttons,
+                 template_key, locale, provider, status, queued_at, essential, whatsapp_template,
+                 template_params, related_entity_type, related_entity_id, caused_by_message_id,
+                 secret_body, secret_template_params, fallback_of_message_id, fallback_reason)
+             SELECT $1, conversation.id, $3, $2, 'outbound', $4, $5, $6, $7, $8,
+                    $15, 'queued', now(), $9, $10, $11, $12, $13, $14, $16, $17, $18, $19
+             FROM conversation
+             RETURNING tenant_id, id),
+         jobs AS ({})
+         SELECT id FROM message",
+        jobs::push_jobs_cte(
+            "SELECT $20::text, json_build_object('tenant_id', tenant_id, 'message_id', id) FROM message",
+            &jobs::due_now("$21"),
+        )
     )
-    .bind(m.tenant_id)
-    .bind(m.contact_id)
-    .bind(m.channel_id)
-    .bind(m.kind)
-    .bind(m.body)
-    .bind(&m.buttons)
-    .bind(m.template_key)
-    .bind(m.locale)
-    .bind(m.essential)
-    .bind(m.whatsapp_template)
-    .bind(&m.template_params)
-    .bind(m.related.map(|(kind, _)| kind))
-    .bind(m.related.map(|(_, id)| id))
-    .bind(m.caused_by)
-    .bind(m.provider)
-    .bind(m.secret_body)
-    .bind(&m.secret_template_params)
-    .bind(m.fallback_of.map(|(id, _)| id))
-    .bind(m.fallback_of.map(|(_, reason)| reason.as_str()))
-    .fetch_one(&mut *conn)
-    .await?;
-    jobs::enqueue(
-        conn,
-        &SendMessage {
-            tenant_id: m.tenant_id,
-            message_id,
-        },
-        Duration::ZERO,
-    )
-    .await?;
+});
+
+/// Writes the message (and its conversation, if new) and pushes its send job.
+pub(super) async fn queue(conn: &mut PgConnection, m: &Outbound<'_>) -> anyhow::Result<Uuid> {
+    let (message_id,): (Uuid,) = sqlx::query_as(sqlx::AssertSqlSafe(QUEUE_OUTBOUND.as_str()))
+        .bind(m.tenant_id)
+        .bind(m.contact_id)
+        .bind(m.channel_id)
+        .bind(m.kind)
+        .bind(m.body)
+        .bind(&m.buttons)
+        .bind(m.template_key)
+        .bind(m.locale)
+        .bind(m.essential)
+        .bind(m.whatsapp_template)
+        .bind(&m.template_params)
+        .bind(m.related.map(|(kind, _)| kind))
+        .bind(m.related.map(|(_, id)| id))
+        .bind(m.caused_by)
+        .bind(m.provider)
+        .bind(m.secret_body)
+        .bind(&m.secret_template_params)
+        .bind(m.fallback_of.map(|(id, _)| id))
+        .bind(m.fallback_of.map(|(_, reason)| reason.as_str()))
+        .bind(SendMessage::QUEUE)
+        .bind(jobs::due_now_offset(&[SendMessage::QUEUE]))
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(message_id)
 }
