@@ -85,48 +85,25 @@ async fn create_database(url: &DatabaseUrl) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies the product's migrations and apalis-postgres's own (kept in the `apalis` schema).
+/// Applies apalis-postgres's migrations (kept in the `apalis` schema), then the product's: some
+/// of the product's adjust the job queue's table.
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    apalis_postgres::PostgresStorage::<()>::setup(pool)
+        .await
+        .context("setting up the job queue tables")?;
     MIGRATOR
         .run(pool)
         .await
         .context("applying the database migrations")?;
-    apalis_postgres::PostgresStorage::<()>::setup(pool)
-        .await
-        .context("setting up the job queue tables")?;
     // Two of apalis-postgres 1.0's indexes repeat others: `unique_job_id` the primary key (both
     // on `id`), `lidx` its own `idx_apalis_jobs_lock_by` (both on `lock_by`; its index clean-up
     // migration dropped the other old ones but not this). Every job's insert and each of its
     // three status changes (none of them HOT, `status` being in an index predicate) wrote both
-    // twice. After its migrations, since they would create them again on a new database.
+    // twice. At every start, after its migrations, since a later one could create them again.
     sqlx::query("DROP INDEX IF EXISTS apalis.unique_job_id, apalis.lidx")
         .execute(pool)
         .await
         .context("dropping the job queue's duplicate indexes")?;
-    // apalis-postgres records a job's result with `... FROM apalis.jobs WHERE lock_by = $worker
-    // AND id IN (the finished ones)`, planned as a scan of every job that worker ever ran (a
-    // finished job keeps its `lock_by`): 2.8 ms per result after 2,000 jobs, growing for as long
-    // as the process lives. A finished job no longer names its worker, so that scan finds only
-    // the jobs in hand. Nothing reads `lock_by` of a finished job; a failed one that runs again
-    // is locked afresh. (One transaction, one process at a time: two replacing the same
-    // function at once fail with "tuple concurrently updated".)
-    sqlx::raw_sql(
-        "SELECT pg_advisory_xact_lock(hashtext('fieldline: apalis.unlock_finished_job'));
-         CREATE OR REPLACE FUNCTION apalis.unlock_finished_job() RETURNS trigger
-         LANGUAGE plpgsql AS $$
-         BEGIN
-             NEW.lock_by := NULL;
-             RETURN NEW;
-         END
-         $$;
-         CREATE OR REPLACE TRIGGER unlock_finished_job BEFORE UPDATE OF status ON apalis.jobs
-             FOR EACH ROW
-             WHEN (NEW.status IN ('Done', 'Failed', 'Killed') AND NEW.lock_by IS NOT NULL)
-             EXECUTE FUNCTION apalis.unlock_finished_job();",
-    )
-    .execute(pool)
-    .await
-    .context("making finished jobs let go of their worker")?;
     Ok(())
 }
 
