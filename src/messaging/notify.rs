@@ -288,8 +288,9 @@ pub(super) struct Outbound<'a> {
     pub fallback_of: Option<(Uuid, Reason)>,
 }
 
-/// Writes the message (and its conversation, if new) and pushes its send job, in one statement
-/// (every reply goes through here: the job's insert was a round trip of its own).
+/// [`queue`]'s one statement. Every reply goes through it; the send job's insert was a round trip
+/// of its own. The job's arguments are built here as `SendMessage` serialises them, as ingest
+/// builds `RouteInbound`'s.
 static QUEUE_OUTBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH conversation AS (
