@@ -322,15 +322,32 @@ async fn personal_values(
 
 /// Blanks the before, after and reason of every audit row about the patient's records or
 /// naming them. The chain still verifies: it covers a hash of those values, not the values.
+/// Rows not yet sealed are blanked too (their hash is fixed at insert, so the seal that follows
+/// is unchanged); only this transaction's own rows are left, which say what the erasure
+/// changed, never a value.
 async fn redact_audit_log(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     request_id: Uuid,
     values: &[String],
 ) -> PrivacyResult<u64> {
+    // The chain's head first: a sealer holding it finishes before this blanks any row it may be
+    // sealing (the two would otherwise lock the same rows in opposite orders), and none starts
+    // on this chain until the erasure commits.
+    sqlx::query(
+        "INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES (audit_chain_of($1), 0, sha256(''::bytea))
+             ON CONFLICT (chain_id) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT 1 FROM audit_chain_heads WHERE chain_id = audit_chain_of($1) FOR UPDATE")
+        .bind(tenant_id)
+        .execute(&mut *conn)
+        .await?;
     let redacted = sqlx::query(
         "UPDATE audit_log a SET before = NULL, after = NULL, reason = NULL, redacted_by = $2
-          WHERE a.tenant_id = $1 AND a.hash IS NOT NULL AND a.redacted_by IS NULL
+          WHERE a.tenant_id = $1 AND a.xmin <> pg_current_xact_id()::xid AND a.redacted_by IS NULL
             AND (a.before IS NOT NULL OR a.after IS NOT NULL OR a.reason IS NOT NULL)
             AND (a.entity_id IN (SELECT id FROM erased_records)
                  OR EXISTS (SELECT 1 FROM jsonb_each_text(coalesce(a.after, '{}') || coalesce(a.before, '{}')) field
