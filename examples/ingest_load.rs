@@ -14,16 +14,21 @@
 //! 2. **workers off**: `fieldline` ingesting signed webhooks (the provider's 2xx means kept in
 //!    the inbox); then the time the inbox drainer takes to store them all.
 //! 3. **workers on**: the same, with the job workers routing each message and replying through
-//!    a local fake Twilio, flat out and then at a steady 200 messages a second; the time from
-//!    sending the webhook to the reply reaching the fake is the inbound→provider latency.
+//!    a local fake Twilio, in one process: 400 messages at 200/s just after its start, half a
+//!    phase at 200/s, a phase flat out (the burst), and half a phase at 200/s once the burst has
+//!    drained. The time from sending the webhook to the reply reaching the fake is the
+//!    inbound→provider latency; each segment also prints where that time went, hop by hop.
 //!
 //! Phases 1 and 2 alternate, three rounds each, and their ratio is the median of the rounds'.
 //!
-//! With `ONLY=replies`, one bare round and the workers-on phases only (the quick loop while
+//! With `ONLY=replies`, one bare round and the workers-on phase only (the quick loop while
 //! working on the reply path).
 //!
 //! With `KEEP_DBS=1` the databases are kept, to look into afterwards (`apalis.jobs` has when
 //! each job was pushed, started and done; `messages` when each message came, was routed and sent).
+//!
+//! With `MARK_LOAD=1`, a line `load starts` as each workers-on segment's load begins (to start a
+//! profiler, e.g. `perf record -a`, on that segment).
 //!
 //! Printed: throughput, median and p99 latency, ratios against the bare phase, and the
 //! process's resident memory after each phase. Ratios are what to compare between runs and
@@ -31,7 +36,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -154,38 +162,58 @@ async fn main() -> anyhow::Result<()> {
     );
     off.stop().await?;
 
-    // 3. fieldline, workers on, replying through a fake Twilio: flat out, then at a steady
-    //    200 messages a second (the rate replies are promised at).
-    let mut databases = vec![bare_db, off_db];
-    for (name, rate, phase_no) in [
-        ("fieldline, workers on, flat out", None, 2),
-        ("fieldline, workers on, 200/s", Some(200.0), 3),
+    // 3. fieldline, workers on, replying through a fake Twilio, one process throughout: the
+    //    first seconds after its start at 200/s, then 200/s before a burst, the burst flat out,
+    //    and 200/s once the burst has drained (the rate replies are promised at). Each segment
+    //    waits for all of its replies before the next begins.
+    let fake = FakeTwilio::start().await?;
+    let on_db = Database::create(&server, "on").await?;
+    let on = Fieldline::start(&on_db, true, &fake.base).await?;
+    let steady = (requests / 2).max(1);
+    for (name, count, rate, segment) in [
+        (
+            "workers on, 200/s, first 2 s after start",
+            400,
+            Some(200.0),
+            2,
+        ),
+        ("workers on, 200/s, before a burst", steady, Some(200.0), 3),
+        ("workers on, burst flat out", requests, None, 4),
+        ("workers on, 200/s, after the burst", steady, Some(200.0), 5),
     ] {
-        let fake = FakeTwilio::start().await?;
-        let db = Database::create(&server, "on").await?;
-        let on = Fieldline::start(&db, true, &fake.base).await?;
         let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let url = format!("{}{WEBHOOK}", on.base);
         let cpu_before = cpu_seconds();
-        let phase = run_paced(&client, requests, concurrency, rate, {
+        if std::env::var("MARK_LOAD").is_ok() {
+            use std::io::Write;
+            println!("  load starts");
+            std::io::stdout().flush()?;
+        }
+        let phase = run_paced(&client, count, concurrency, rate, {
             let sent_at = sent_at.clone();
             move |i| {
                 sent_at
                     .lock()
                     .unwrap()
-                    .insert(sender(i, phase_no), Instant::now());
-                (url.clone(), signed(i, phase_no))
+                    .insert(sender(i, segment), Instant::now());
+                (url.clone(), signed(i, segment))
             }
         })
         .await;
         // Every reply must arrive; then inbound→provider is arrival minus sending.
+        let sent_at = sent_at.lock().unwrap().clone();
+        let replies_of_segment = || -> Vec<(String, Instant)> {
+            fake.arrivals()
+                .into_iter()
+                .filter(|(to, _)| sent_at.contains_key(to))
+                .collect()
+        };
         let deadline = Instant::now() + Duration::from_secs(120);
-        while fake.arrivals().len() < requests && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        while replies_of_segment().len() < count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let cpu_after = cpu_seconds();
-        let sent_at = sent_at.lock().unwrap().clone();
-        let arrivals = fake.arrivals();
+        let arrivals = replies_of_segment();
         println!(
             "  CPU per reply: {:.2} ms this process (server, load and fake provider), {:.2} ms PostgreSQL",
             (cpu_after.0 - cpu_before.0) * 1000.0 / arrivals.len().max(1) as f64,
@@ -208,16 +236,17 @@ async fn main() -> anyhow::Result<()> {
             .collect();
         replies.sort();
         report(name, &phase, Some(&bare), Some(&replies));
-        if replies.len() < requests {
+        if replies.len() < count {
             println!(
-                "  only {} of {requests} replies reached the provider within 120 s",
+                "  only {} of {count} replies reached the provider within 120 s",
                 replies.len()
             );
         }
-        on.check_stored(requests).await?;
-        on.stop().await?;
-        databases.push(db);
+        on.stages(segment).await?;
     }
+    on.check_stored(400 + 2 * steady + requests).await?;
+    on.stop().await?;
+    let databases = [bare_db, off_db, on_db];
     for db in databases
         .into_iter()
         .filter(|_| std::env::var("KEEP_DBS").is_err())
@@ -229,7 +258,12 @@ async fn main() -> anyhow::Result<()> {
 
 /// A sender per request and phase, so each reply can be told apart.
 fn sender(i: usize, phase: usize) -> String {
-    format!("+25191{phase}{i:06}")
+    format!("{}{i:06}", senders_of(phase))
+}
+
+/// What every sender of `phase` starts with.
+fn senders_of(phase: usize) -> String {
+    format!("+25191{phase}")
 }
 
 /// A Twilio message webhook body and its signature.
@@ -306,17 +340,19 @@ impl FakeTwilio {
     async fn start() -> anyhow::Result<Self> {
         let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
         let recorded = arrivals.clone();
+        // Unique for the fake's life: arrivals are cleared after a warm-up.
+        let sids = Arc::new(AtomicUsize::new(1));
         let app = Router::new().fallback(move |body: Bytes| {
             let recorded = recorded.clone();
+            let sids = sids.clone();
             async move {
                 let at = Instant::now();
                 let to = url::form_urlencoded::parse(&body)
                     .find(|(k, _)| k == "To")
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default();
-                let mut arrivals = recorded.lock().unwrap();
-                arrivals.push((to, at));
-                let sid = format!("SM9{:031}", arrivals.len());
+                recorded.lock().unwrap().push((to, at));
+                let sid = format!("SM9{:031}", sids.fetch_add(1, Ordering::Relaxed));
                 (
                     StatusCode::CREATED,
                     axum::Json(serde_json::json!({ "sid": sid, "status": "queued" })),
@@ -497,6 +533,45 @@ impl Fieldline {
         if stored != expected as i64 {
             println!("  stored {stored} of {expected} acknowledged messages: LOST MESSAGES");
         }
+        Ok(())
+    }
+
+    /// Where inbound→provider time goes, hop by hop (p50 / p99 ms), from the rows' own times:
+    /// kept in the inbox → stored by the drainer → reply written by the router → claimed by the
+    /// send job → the provider's acceptance recorded (its last update: the fake sends no
+    /// status callbacks).
+    async fn stages(&self, phase: usize) -> anyhow::Result<()> {
+        let hops: Vec<(String, Option<f64>, Option<f64>)> = sqlx::query_as(
+            "WITH pair AS (
+                 SELECT i.received_at AS kept, i.created_at AS stored, o.created_at AS routed,
+                        o.sending_at AS claimed, o.updated_at AS accepted
+                   FROM messages i
+                   JOIN messages o ON o.contact_id = i.contact_id AND o.direction = 'outbound'
+                   JOIN contacts c ON c.id = i.contact_id
+                  WHERE i.direction = 'inbound' AND c.phone::text LIKE $1),
+             hop (n, name, ms) AS (
+                 SELECT 1, 'inbox → stored', 1000 * extract(epoch FROM stored - kept) FROM pair
+                 UNION ALL SELECT 2, 'stored → reply written', 1000 * extract(epoch FROM routed - stored) FROM pair
+                 UNION ALL SELECT 3, 'reply written → claimed', 1000 * extract(epoch FROM claimed - routed) FROM pair
+                 UNION ALL SELECT 4, 'claimed → accepted', 1000 * extract(epoch FROM accepted - claimed) FROM pair)
+             SELECT name, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::float8,
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::float8
+               FROM hop GROUP BY n, name ORDER BY n",
+        )
+        .bind(format!("{}%", senders_of(phase)))
+        .fetch_all(&self.pool)
+        .await?;
+        let hops: Vec<String> = hops
+            .iter()
+            .map(|(name, p50, p99)| {
+                format!(
+                    "{name} {:.0}/{:.0}",
+                    p50.unwrap_or(f64::NAN),
+                    p99.unwrap_or(f64::NAN)
+                )
+            })
+            .collect();
+        println!("  hops, p50/p99 ms: {}", hops.join(", "));
         Ok(())
     }
 
