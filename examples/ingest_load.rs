@@ -27,6 +27,8 @@
 //! With `KEEP_DBS=1` the databases are kept, to look into afterwards (`apalis.jobs` has when
 //! each job was pushed, started and done; `messages` when each message came, was routed and sent).
 //!
+//! `DATABASE_MAX_CONNECTIONS` sets the service's pool (default: the service's default).
+//!
 //! With `MARK_LOAD=1`, a line `load starts` as each workers-on segment's load begins (to start a
 //! profiler, e.g. `perf record -a`, on that segment).
 //!
@@ -475,7 +477,12 @@ impl Fieldline {
             ("TWILIO_AUTH_TOKEN", TOKEN.into()),
             ("TWILIO_API_BASE", twilio_base.into()),
             ("JOB_WORKERS", if workers { "on" } else { "off" }.into()),
-            ("DATABASE_MAX_CONNECTIONS", "30".into()),
+            (
+                "DATABASE_MAX_CONNECTIONS",
+                std::env::var("DATABASE_MAX_CONNECTIONS").unwrap_or_else(|_| {
+                    fieldline::config::DEFAULT_DATABASE_CONNECTIONS.to_string()
+                }),
+            ),
             ("OUTBOUND_PER_NUMBER_PER_SECOND", "1000".into()),
             (
                 "FIELDLINE_DATA_DIR",
