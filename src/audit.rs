@@ -389,6 +389,25 @@ pub async fn seal(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(sealed as u64)
 }
 
+/// Holds `tenant_id`'s chain until the caller's transaction ends: a sealer at work on it
+/// finishes first, and none starts on it meanwhile (sealers skip a chain that is held). For
+/// changing rows a sealer may be sealing (an erasure blanking values) without the two locking
+/// the same rows in opposite orders.
+pub async fn hold_chain(conn: &mut PgConnection, tenant_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES (audit_chain_of($1), 0, sha256(''::bytea))
+             ON CONFLICT (chain_id) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("SELECT 1 FROM audit_chain_heads WHERE chain_id = audit_chain_of($1) FOR UPDATE")
+        .bind(tenant_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// How soon after its commit a row is in its chain.
 const SEAL_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 

@@ -7,11 +7,9 @@ use url::Url;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/fieldline";
 
-/// The pool's default size. Each PostgreSQL backend warms its own caches and plans, so a pool
-/// larger than the machine can keep busy costs more than it gives: on 2 cores, 12 connections
-/// against 30 took the first seconds after a start at 200 messages a second from a reply p99 of
-/// 620 to 300 ms and the steady p50 from 36–42 to 27–34 ms, for 10 % less ingest in a burst
-/// (`examples/ingest_load`). Larger machines can set more.
+/// The pool's default size, about six a core: each PostgreSQL backend warms its own caches and
+/// plans, so a pool larger than the machine can keep busy costs more than it gives (measured in
+/// the README's Performance section). Larger machines can set more.
 pub const DEFAULT_DATABASE_CONNECTIONS: u32 = 12;
 
 /// A value that must never reach a log line: `Debug` and `Display` print a placeholder.

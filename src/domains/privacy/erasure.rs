@@ -331,20 +331,8 @@ async fn redact_audit_log(
     request_id: Uuid,
     values: &[String],
 ) -> PrivacyResult<u64> {
-    // The chain's head first: a sealer holding it finishes before this blanks any row it may be
-    // sealing (the two would otherwise lock the same rows in opposite orders), and none starts
-    // on this chain until the erasure commits.
-    sqlx::query(
-        "INSERT INTO audit_chain_heads (chain_id, seq, hash) VALUES (audit_chain_of($1), 0, sha256(''::bytea))
-             ON CONFLICT (chain_id) DO NOTHING",
-    )
-    .bind(tenant_id)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("SELECT 1 FROM audit_chain_heads WHERE chain_id = audit_chain_of($1) FOR UPDATE")
-        .bind(tenant_id)
-        .execute(&mut *conn)
-        .await?;
+    // Before blanking rows a sealer may be sealing.
+    audit::hold_chain(conn, tenant_id).await?;
     let redacted = sqlx::query(
         "UPDATE audit_log a SET before = NULL, after = NULL, reason = NULL, redacted_by = $2
           WHERE a.tenant_id = $1 AND a.xmin <> pg_current_xact_id()::xid AND a.redacted_by IS NULL
