@@ -28,6 +28,10 @@ use tokio::sync::mpsc;
 /// A job's arguments and the queue they travel on.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     const QUEUE: &'static str;
+    /// Whether the job waits while webhooks queue for the inbox (see `worker`). Jobs that spend
+    /// the machine's time (routing, sweeps) do; a send, decided already and mostly waiting on
+    /// its provider, does not.
+    const YIELDS_TO_INGEST: bool = true;
 }
 
 /// How far in the past an immediate job is dated: longer than any transaction that pushes one.

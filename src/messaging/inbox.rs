@@ -11,7 +11,10 @@ use std::{sync::OnceLock, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
 
 use super::ingest::{self, Arrival};
 use crate::{audit, channels::Inbound, db, jobs};
@@ -31,6 +34,80 @@ const LONGEST_RETRY: Duration = Duration::from_secs(300);
 pub struct Writer {
     pool: PgPool,
     queue: OnceLock<mpsc::UnboundedSender<Kept>>,
+    /// Webhooks waiting for their messages to be committed (see [`Writer::busy`]).
+    queueing: std::sync::Mutex<Queueing>,
+    /// How many webhooks waiting on average make ingest busy: twice the cores, a queue that a
+    /// machine with time to spare does not build (at 200 messages/s, under one waits).
+    busy_at: f64,
+}
+
+/// How many webhooks wait, now and on average over about [`Queueing::WINDOW`]. The average,
+/// not the count: the count drops to nothing at each group commit, even in a burst, and a few
+/// webhooks arriving together at a quiet time make no burst.
+struct Queueing {
+    waiting: usize,
+    average: f64,
+    at: Instant,
+}
+
+impl Queueing {
+    const WINDOW: Duration = Duration::from_millis(100);
+
+    /// Brings the average up to `now`: it moves towards the count with time (an exponential
+    /// moving average over time, not over events).
+    fn advance(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at);
+        let kept = (-elapsed.as_secs_f64() / Self::WINDOW.as_secs_f64()).exp();
+        self.average = self.average * kept + self.waiting as f64 * (1.0 - kept);
+        self.at = now;
+    }
+}
+
+/// While ingest is busy, the work of one kind (a queue's jobs, the drainer's batches) starts one
+/// at a time, a set time apart: a trickle that keeps a burst that never ends from holding every
+/// reply back.
+pub struct Turns {
+    every: Duration,
+    next: std::sync::Mutex<Instant>,
+}
+
+impl Turns {
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every,
+            next: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Takes the turn if it has come (`None`), or says when it comes.
+    fn take_or_next(&self) -> Option<Instant> {
+        let mut next = self
+            .next
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if *next <= now {
+            *next = now + self.every;
+            return None;
+        }
+        Some(*next)
+    }
+}
+
+/// One webhook waiting on the writer, until dropped.
+struct WaitingWebhook<'a>(&'a Writer);
+
+impl<'a> WaitingWebhook<'a> {
+    fn new(writer: &'a Writer) -> Self {
+        writer.queueing(|queueing| queueing.waiting += 1);
+        Self(writer)
+    }
+}
+
+impl Drop for WaitingWebhook<'_> {
+    fn drop(&mut self) {
+        self.0.queueing(|queueing| queueing.waiting -= 1);
+    }
 }
 
 /// One webhook's messages, waiting for the writer, and where to tell it they are committed.
@@ -71,9 +148,60 @@ const MOST_WRITTEN_AT_ONCE: usize = 500;
 
 impl Writer {
     pub fn new(pool: PgPool) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             pool,
             queue: OnceLock::new(),
+            queueing: std::sync::Mutex::new(Queueing {
+                waiting: 0,
+                average: 0.0,
+                at: Instant::now(),
+            }),
+            busy_at: 2.0 * cores as f64,
+        }
+    }
+
+    /// Runs `change` on the queueing figures brought up to now, and returns its answer.
+    fn queueing<T>(&self, change: impl FnOnce(&mut Queueing) -> T) -> T {
+        let mut queueing = self
+            .queueing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        queueing.advance(Instant::now());
+        change(&mut queueing)
+    }
+
+    /// Whether webhooks are queueing for the inbox: the machine has no time to spare for
+    /// anything but acknowledging them (the job workers yield, see `worker`).
+    pub fn busy(&self) -> bool {
+        self.queueing(|queueing| queueing.average) >= self.busy_at
+    }
+
+    /// Resolves once ingest is not [`busy`](Self::busy).
+    pub async fn calm(&self) {
+        loop {
+            let average = self.queueing(|queueing| queueing.average);
+            if average < self.busy_at {
+                return;
+            }
+            // When the average falls below busy if no webhook waits from now on; looked at
+            // again then, a webhook or two having come meanwhile or not.
+            let falls = Queueing::WINDOW.mul_f64((average / self.busy_at).ln());
+            tokio::time::sleep(falls.max(Duration::from_millis(5))).await;
+        }
+    }
+
+    /// The turn of work that yields to ingest: at once while ingest is not busy; while it is,
+    /// when the burst eases or when the next of `turns` comes, whichever is first.
+    pub async fn turn(&self, turns: &Turns) {
+        while self.busy() {
+            let Some(next) = turns.take_or_next() else {
+                return;
+            };
+            tokio::select! {
+                () = self.calm() => {}
+                () = tokio::time::sleep_until(next) => {}
+            }
         }
     }
 
@@ -84,6 +212,7 @@ impl Writer {
         if messages.is_empty() {
             return Ok(());
         }
+        let _waiting = WaitingWebhook::new(self);
         let count = messages.len() as u64;
         let messages = messages
             .iter()
@@ -310,6 +439,74 @@ pub async fn depth(pool: &PgPool) -> sqlx::Result<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
+
+    fn writer() -> Writer {
+        Writer::new(PgPool::connect_lazy("postgres://localhost/unused").unwrap())
+    }
+
+    /// Webhooks kept waiting on `writer`: twice what makes it busy once the average catches up.
+    fn queue_on(writer: &Writer) -> Vec<WaitingWebhook<'_>> {
+        (0..2 * writer.busy_at as usize)
+            .map(|_| WaitingWebhook::new(writer))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ingest_is_busy_while_webhooks_keep_queueing_not_for_a_moment() {
+        let writer = writer();
+        let waiting = queue_on(&writer);
+        assert!(!writer.busy(), "a moment's queue is no burst");
+        tokio::time::advance(Queueing::WINDOW).await;
+        assert!(writer.busy());
+
+        drop(waiting);
+        let calm = Instant::now();
+        writer.calm().await;
+        let took = calm.elapsed();
+        assert!(!writer.busy());
+        assert!(
+            took <= Queueing::WINDOW,
+            "calm {took:?} after the queue went"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_ingest_is_busy_work_starts_a_turn_apart_and_all_of_it_once_it_eases() {
+        let writer = writer();
+        let every = Duration::from_millis(100);
+        let turns = Turns::new(every);
+        assert!(
+            writer.turn(&turns).now_or_never().is_some(),
+            "not busy: at once"
+        );
+
+        let waiting = queue_on(&writer);
+        tokio::time::advance(Queueing::WINDOW).await;
+        assert!(writer.busy());
+        assert!(
+            writer.turn(&turns).now_or_never().is_some(),
+            "the first turn"
+        );
+        let mut second = Box::pin(writer.turn(&turns));
+        let mut third = Box::pin(writer.turn(&turns));
+        assert!((&mut second).now_or_never().is_none(), "the others wait");
+        assert!((&mut third).now_or_never().is_none());
+
+        tokio::time::advance(every).await;
+        let started = [(&mut second).now_or_never(), (&mut third).now_or_never()];
+        assert_eq!(
+            started.iter().filter(|s| s.is_some()).count(),
+            1,
+            "one turn each time"
+        );
+
+        drop(waiting);
+        let rest = if started[0].is_some() { third } else { second };
+        tokio::time::timeout(Queueing::WINDOW, rest)
+            .await
+            .expect("eased: all of it starts");
+    }
 
     #[test]
     fn every_webhook_that_waited_on_an_unreachable_database_hears_it_as_such() {

@@ -30,6 +30,7 @@ pub struct SendMessage {
 
 impl Job for SendMessage {
     const QUEUE: &'static str = "send-message";
+    const YIELDS_TO_INGEST: bool = false;
 }
 
 /// Longest wait between attempts, whatever the backoff or the provider says.
