@@ -194,14 +194,20 @@ impl Writer {
     /// The turn of work that yields to ingest: at once while ingest is not busy; while it is,
     /// when the burst eases or when the next of `turns` comes, whichever is first.
     pub async fn turn(&self, turns: &Turns) {
+        let mut waited = false;
         while self.busy() {
             let Some(next) = turns.take_or_next() else {
-                return;
+                break;
             };
+            waited = true;
             tokio::select! {
                 () = self.calm() => {}
                 () = tokio::time::sleep_until(next) => {}
             }
+        }
+        if waited {
+            // Work held back for ingest: replies late by design, not by fault.
+            metrics::counter!("work_yielded_to_ingest_total").increment(1);
         }
     }
 
