@@ -51,7 +51,7 @@ struct Queueing {
 }
 
 impl Queueing {
-    const WINDOW: Duration = Duration::from_millis(100);
+    const WINDOW: Duration = Duration::from_millis(500);
 
     /// Brings the average up to `now`: it moves towards the count with time (an exponential
     /// moving average over time, not over events).
