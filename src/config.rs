@@ -60,6 +60,23 @@ impl DatabaseUrl {
         self.0.path().trim_start_matches('/')
     }
 
+    /// A server on this machine (by name or address) and no TLS mode asked for, in the URL or in
+    /// `PGSSLMODE`: TLS there would protect nothing (see `db::connect`).
+    pub fn loopback_without_ssl_mode(&self) -> bool {
+        // `postgres:` is not a scheme the url crate knows, so every host comes as a name.
+        let loopback = self.0.host_str().is_some_and(|host| {
+            host.eq_ignore_ascii_case("localhost")
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        let asked = self.0.query_pairs().any(|(key, _)| key == "sslmode")
+            || std::env::var_os("PGSSLMODE").is_some();
+        loopback && !asked
+    }
+
     /// The same server, another database: used to create the service's database when it is missing.
     pub fn with_database(&self, name: &str) -> Self {
         let mut url = self.0.clone();
@@ -391,6 +408,21 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(|key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn tls_is_skipped_only_for_a_loopback_server_with_no_mode_asked_for() {
+        let url = |raw: &str| DatabaseUrl::parse(raw).unwrap();
+        if std::env::var_os("PGSSLMODE").is_none() {
+            assert!(url("postgres://postgres@localhost:5432/f").loopback_without_ssl_mode());
+            assert!(url("postgres://postgres@127.0.0.1/f").loopback_without_ssl_mode());
+            assert!(url("postgres://postgres@[::1]/f").loopback_without_ssl_mode());
+        }
+        assert!(
+            !url("postgres://postgres@localhost/f?sslmode=require").loopback_without_ssl_mode()
+        );
+        assert!(!url("postgres://app@db.internal:5432/f").loopback_without_ssl_mode());
+        assert!(!url("postgres://app@10.0.0.5/f").loopback_without_ssl_mode());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use anyhow::Context;
 use sqlx::{
     PgPool,
     migrate::Migrator,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    postgres::{PgConnectOptions, PgPoolOptions, PgSslMode},
 };
 
 use crate::config::DatabaseUrl;
@@ -19,7 +19,14 @@ const RECHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Connects, creating the database first when the server is there but the database is not.
 pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options: PgConnectOptions = url.expose().parse().map_err(|e| unreachable_hint(url, e))?;
+    let mut options: PgConnectOptions =
+        url.expose().parse().map_err(|e| unreachable_hint(url, e))?;
+    // sqlx, like libpq, prefers TLS whenever the server offers it. To a server on this machine
+    // TLS protects nothing, and it cost about a tenth of the CPU per reply (the load benchmark,
+    // with and without, README "Performance"); a URL or PGSSLMODE that names a mode is obeyed.
+    if url.loopback_without_ssl_mode() {
+        options = options.ssl_mode(PgSslMode::Disable);
+    }
     let pool_options = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
