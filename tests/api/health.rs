@@ -109,3 +109,29 @@ async fn shutdown_stops_accepting_and_returns() {
         "no longer accepting"
     );
 }
+
+/// TLS to a server on this machine protects nothing and cost about a tenth of the CPU per
+/// reply; a URL that asks for it still gets it.
+#[tokio::test]
+async fn a_local_database_is_reached_without_tls_unless_the_url_asks_for_it() {
+    let app = spawn_app().await;
+    let url = |raw: &str| fieldline::config::DatabaseUrl::parse(raw).unwrap();
+    let over_tls = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, bool>("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    if url(&app.database_url).loopback_without_ssl_mode() {
+        assert!(!over_tls(app.messaging.pool.clone()).await);
+    }
+    let offered: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    if offered == "on" {
+        let asked = url(&format!("{}?sslmode=require", app.database_url));
+        let pool = fieldline::db::connect(&asked, 1).await.unwrap();
+        assert!(over_tls(pool).await);
+    }
+}
