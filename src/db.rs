@@ -19,14 +19,7 @@ const RECHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Connects, creating the database first when the server is there but the database is not.
 pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<PgPool> {
-    let mut options: PgConnectOptions =
-        url.expose().parse().map_err(|e| unreachable_hint(url, e))?;
-    // sqlx, like libpq, prefers TLS whenever the server offers it. To a server on this machine
-    // TLS protects nothing, and it cost about a tenth of the CPU per reply (the load benchmark,
-    // with and without, README "Performance"); a URL or PGSSLMODE that names a mode is obeyed.
-    if url.loopback_without_ssl_mode() {
-        options = options.ssl_mode(PgSslMode::Disable);
-    }
+    let options = connect_options(url)?;
     let pool_options = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
@@ -55,6 +48,19 @@ pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<
     }
 }
 
+/// How every connection to `url` is made, the pool's and the one that creates the database.
+fn connect_options(url: &DatabaseUrl) -> anyhow::Result<PgConnectOptions> {
+    let options: PgConnectOptions = url.expose().parse().map_err(|e| unreachable_hint(url, e))?;
+    // sqlx, like libpq, prefers TLS whenever the server offers it. To a server on this machine
+    // TLS protects nothing, and it cost about a tenth of the CPU per reply (the load benchmark,
+    // with and without, README "Performance"); a URL or PGSSLMODE that names a mode is obeyed.
+    Ok(if url.loopback_without_ssl_mode() {
+        options.ssl_mode(PgSslMode::Disable)
+    } else {
+        options
+    })
+}
+
 fn is_missing_database(err: &sqlx::Error) -> bool {
     // 3D000: invalid_catalog_name, what PostgreSQL says for an unknown database.
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000"))
@@ -72,7 +78,7 @@ async fn create_database(url: &DatabaseUrl) -> anyhow::Result<()> {
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(admin_url.expose())
+        .connect_with(connect_options(&admin_url)?)
         .await
         .map_err(|e| unreachable_hint(&admin_url, e))?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));

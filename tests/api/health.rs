@@ -135,3 +135,19 @@ async fn a_local_database_is_reached_without_tls_unless_the_url_asks_for_it() {
         assert!(over_tls(pool).await);
     }
 }
+
+/// The first start on a fresh machine: the database `DATABASE_URL` names is created.
+#[tokio::test]
+async fn a_missing_database_is_created_when_connecting() {
+    let name = format!("fieldline_test_{}", uuid::Uuid::new_v4().simple());
+    let url = format!("{}/{name}", crate::helpers::server_url());
+    let url = fieldline::config::DatabaseUrl::parse(&url).unwrap();
+    let pool = fieldline::db::connect(&url, 1).await.unwrap();
+    let connected: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    crate::helpers::drop_database(&name);
+    assert_eq!(connected, name);
+}
