@@ -815,7 +815,19 @@ async fn erasure_leaves_no_personal_value_keeps_visit_times_and_the_chain_verifi
             .count()
     };
     assert_eq!(photos(), 1, "the photo was fetched");
+    // Acknowledged, not yet stored when the erasure comes: theirs, and someone else's.
+    for (from, n, text) in [
+        (patient.phone, 991, "my new flat is by the Akaki bridge"),
+        (caregiver_phone, 992, "running ten minutes late"),
+    ] {
+        let kept = app
+            .twilio("/webhooks/twilio/messages", &sms(from, n, text))
+            .await;
+        assert_eq!(kept.status(), 200);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM inbox").await, 2);
     let personal = [
+        "Akaki bridge",
         NAME_A.1,
         patient.phone,
         &patient.phone[1..],
@@ -892,6 +904,11 @@ async fn erasure_leaves_no_personal_value_keeps_visit_times_and_the_chain_verifi
         );
     }
     assert_eq!(photos(), 0, "the photo is gone from the data folder");
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbox").await,
+        1,
+        "the caregiver's message still waits to be stored"
+    );
     let times_after: (Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>) =
         sqlx::query_as("SELECT check_in_at, check_out_at FROM visits WHERE patient_id = $1")
             .bind(patient.id)

@@ -17,6 +17,7 @@ use super::{PrivacyResult, RequestKind, patient_for_request, record_fulfilled};
 use crate::{
     audit::{self, Actor},
     error::Invalid,
+    messaging::inbox,
 };
 
 /// What an erasure did.
@@ -256,6 +257,33 @@ pub async fn erase(
     .execute(&mut *tx)
     .await?;
     let mut changed = serde_json::Map::new();
+    // Acknowledged but not yet stored: kept, it would be stored after the erasure as a stranger's
+    // message holding their number and words. Before the scrub below changes their numbers, and
+    // under the drainer's lock (held from here, not from the start, so the scans above do not
+    // hold up storing): a message of theirs is either stored already, and scrubbed below with
+    // their others, or still in the inbox and deleted here, never half way.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(inbox::DRAINER)
+        .execute(&mut *tx)
+        .await?;
+    let unstored = sqlx::query(
+        "DELETE FROM inbox i
+          WHERE i.message ->> 'from' IN (
+                    SELECT phone::text FROM patients WHERE tenant_id = $1 AND id = $2 AND phone IS NOT NULL
+                    UNION SELECT phone::text FROM contacts WHERE tenant_id = $1 AND id IN (SELECT id FROM erased_contacts))
+            AND EXISTS (
+                    SELECT 1 FROM channels ch
+                     WHERE ch.tenant_id = $1 AND ch.provider = i.message ->> 'provider'
+                       AND ch.kind = i.message ->> 'kind'
+                       AND (ch.phone_number = i.message -> 'to' ->> 'phone'
+                            OR ch.provider_ref = i.message -> 'to' ->> 'provider_ref'))",
+    )
+    .bind(tenant_id)
+    .bind(patient_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    changed.insert("inbox (not yet stored)".into(), json!(unstored));
     for (table, statement) in SCRUB {
         let rows = sqlx::query(sqlx::AssertSqlSafe(*statement))
             .bind(tenant_id)
