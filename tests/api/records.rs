@@ -949,6 +949,64 @@ async fn erasure_leaves_no_personal_value_keeps_visit_times_and_the_chain_verifi
 }
 
 #[tokio::test]
+async fn export_and_erasure_take_what_their_number_wrote_before_it_was_theirs_on_record() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let phone = "+251911777055";
+    let words = "the Gullele ward lost my mother's glasses";
+    // A stranger's message: its contact is linked to nobody.
+    app.twilio_message_stored(&sms(phone, 995, words)).await;
+    app.settle().await;
+    let (status, body) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/patients",
+                &json!({ "first_name": "Tsehay", "last_name": "Wolde", "phone": phone }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    for value in [phone, "Gullele ward"] {
+        assert!(!tables_holding(&app, value).await.is_empty());
+    }
+    // Theirs in an export too.
+    let (status, document) = json(
+        app.app
+            .get(&app.tenant, &format!("/api/v1/patients/{id}/export"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(document["contacts"][0]["phone"], phone, "{document}");
+    assert!(
+        document["messages"].to_string().contains("Gullele ward"),
+        "{document}"
+    );
+
+    let (status, erased) = json(
+        app.app
+            .post(
+                &app.tenant,
+                &format!("/api/v1/patients/{id}/erasure"),
+                &json!({ "reason": "asked at the front desk" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{erased}");
+    for value in [phone, "Gullele ward"] {
+        assert_eq!(
+            tables_holding(&app, value).await,
+            Vec::<String>::new(),
+            "{value} remains"
+        );
+    }
+    assert_eq!(chain_break(&app).await, None, "the chain still verifies");
+}
+
+#[tokio::test]
 async fn coordinators_are_refused_what_only_admins_may_do() {
     let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
     let patient: Uuid = sqlx::query_scalar("SELECT id FROM patients")

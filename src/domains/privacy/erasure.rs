@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{PrivacyResult, RequestKind, patient_for_request, record_fulfilled};
+use super::{PrivacyResult, RequestKind, THEIR_CONTACTS, patient_for_request, record_fulfilled};
 use crate::{
     audit::{self, Actor},
     error::Invalid,
@@ -151,7 +151,7 @@ const SCRUB: &[(&str, &str)] = &[
         // An unassigned country code, unique per contact: the real number is free again.
         "UPDATE contacts SET display_name = NULL, profile_name = NULL,
                 phone = '+999' || lpad((('x' || substr(md5(id::text), 1, 12))::bit(48)::bigint % 100000000000)::text, 11, '0')
-          WHERE tenant_id = $1 AND patient_id = $2",
+          WHERE tenant_id = $1 AND id IN (SELECT id FROM erased_contacts)",
     ),
     (
         "patients",
@@ -194,20 +194,19 @@ pub async fn erase(
         Some(reason),
     )
     .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TEMPORARY TABLE erased_contacts ON COMMIT DROP AS SELECT id FROM {THEIR_CONTACTS} theirs"
+    )))
+    .bind(tenant_id)
+    .bind(patient_id)
+    .execute(&mut *tx)
+    .await?;
     let values = personal_values(&mut tx, tenant_id, patient_id).await?;
     // From here the audit trigger records which fields changed, never their values.
     sqlx::query("SELECT set_config('fieldline.erasure', $1, true)")
         .bind(request_id.to_string())
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "CREATE TEMPORARY TABLE erased_contacts ON COMMIT DROP AS
-         SELECT id FROM contacts WHERE tenant_id = $1 AND patient_id = $2",
-    )
-    .bind(tenant_id)
-    .bind(patient_id)
-    .execute(&mut *tx)
-    .await?;
     // Messages to others that name the patient (a caregiver's visit reminder, a crew's job).
     sqlx::query(
         "CREATE TEMPORARY TABLE mentioning_messages ON COMMIT DROP AS
@@ -324,7 +323,8 @@ pub async fn erase(
     })
 }
 
-/// The strings that identify the patient, for finding them in free text and in the log.
+/// The strings that identify the patient, for finding them in free text and in the log (their
+/// contacts from `erased_contacts`).
 async fn personal_values(
     conn: &mut PgConnection,
     tenant_id: Uuid,
@@ -338,7 +338,7 @@ async fn personal_values(
                FROM patients WHERE tenant_id = $1 AND id = $2
              UNION ALL
              SELECT unnest(ARRAY[phone::text, display_name, profile_name])
-               FROM contacts WHERE tenant_id = $1 AND patient_id = $2) found
+               FROM contacts WHERE tenant_id = $1 AND id IN (SELECT id FROM erased_contacts)) found
           WHERE length(trim(v)) >= 4",
     )
     .bind(tenant_id)

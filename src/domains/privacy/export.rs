@@ -4,7 +4,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{PrivacyResult, RequestKind, patient_for_request, record_fulfilled};
+use super::{PrivacyResult, RequestKind, THEIR_CONTACTS, patient_for_request, record_fulfilled};
 use crate::audit::{self, Actor};
 
 /// Rows of `table` (aliased `t`) matching `condition`, as a JSON array, without the tenant id
@@ -19,7 +19,7 @@ fn rows(table: &str, condition: &str, order: &str, extra: &str) -> String {
 
 /// The whole document, built in one statement so it is one consistent snapshot.
 fn document_sql() -> String {
-    let contacts = "(SELECT id FROM contacts WHERE tenant_id = $1 AND patient_id = $2)";
+    let contacts = THEIR_CONTACTS;
     let trips = format!(
         "(SELECT id FROM trips WHERE tenant_id = $1 AND (patient_id = $2 OR contact_id IN {contacts}))"
     );
@@ -61,7 +61,7 @@ fn document_sql() -> String {
             'trips', {trip_rows},
             'reported_work', {work},
             'data_requests', {requests})",
-        contacts_rows = rows("contacts", "t.patient_id = $2", "t.created_at", ""),
+        contacts_rows = rows("contacts", &format!("t.id IN {contacts}"), "t.created_at", ""),
         consent_events = rows(
             "consent_events",
             &format!("t.contact_id IN {contacts}"),

@@ -55,6 +55,15 @@ pub struct DataRequest {
     pub outcome: Option<serde_json::Value>,
 }
 
+/// The ids of the patient's contacts (`$1` tenant, `$2` patient), as a parenthesised query: those
+/// linked to them, and those with their number linked to nobody yet (it wrote before it was
+/// theirs on record, or its message is not routed yet). The number is theirs either way.
+const THEIR_CONTACTS: &str = "(SELECT c.id FROM contacts c
+     WHERE c.tenant_id = $1
+       AND (c.patient_id = $2
+            OR (c.patient_id IS NULL AND c.worker_id IS NULL
+                AND c.phone = (SELECT p.phone FROM patients p WHERE p.tenant_id = $1 AND p.id = $2))))";
+
 const REQUEST_COLUMNS: &str = "id, patient_id, kind, status, requested_by_kind, requested_by_id, requested_at, fulfilled_at, notes, outcome";
 
 /// The organisation's requests, newest first; one patient's when `patient_id` is given.
