@@ -166,7 +166,7 @@ pub struct Config {
     pub twilio: Option<TwilioConfig>,
     pub meta: Option<MetaConfig>,
     pub trusted_proxy: TrustedProxy,
-    /// When set, `/metrics` answers only `Authorization: Bearer <this>`.
+    /// `/metrics` answers only `Authorization: Bearer <this>`, and is off without it.
     pub metrics_token: Option<Secret>,
     /// Where the panel's maps get their tiles (`{z}/{x}/{y}` in the URL); `None` draws positions
     /// on a plain background only.
@@ -333,7 +333,8 @@ impl Config {
                     bail!("TRUSTED_PROXY must be none, fly or x-forwarded-for (got {other:?})")
                 }
             },
-            metrics_token: match lookup("METRICS_TOKEN") {
+            // Empty is unset, as in a `.env` line left blank.
+            metrics_token: match lookup("METRICS_TOKEN").filter(|token| !token.is_empty()) {
                 Some(token) if token.len() < 16 => {
                     bail!("METRICS_TOKEN must be at least 16 characters")
                 }

@@ -29,6 +29,7 @@ use crate::{
         panel_sessions::{self, ExpirePanelSession},
         patients::{
             complaints::{self, ComplaintClock},
+            feedback::{self, ReleaseAnonymousFeedback},
             surveys::{self, SurveyDue},
         },
     },
@@ -375,6 +376,7 @@ every_job! {
     ComplaintClock => complaints::complaint_clock;
     TripTimer => trip_timers::trip_timer;
     AuditCheckpoint => audit_checkpoints::audit_checkpoint;
+    ReleaseAnonymousFeedback => feedback::release_anonymous_feedback;
 }
 
 /// What every worker of this process shares.

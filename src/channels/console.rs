@@ -23,7 +23,10 @@ pub fn send(message: &Outgoing) -> Accepted {
     } else {
         text
     };
-    tracing::info!(channel = %message.kind, to = %message.to, "console message:\n{text}");
+    // The number and the words name people: at INFO only that a message went, and its length;
+    // RUST_LOG=fieldline::channels::console=debug (development) shows them.
+    tracing::info!(channel = %message.kind, chars = text.chars().count(), "console message sent");
+    tracing::debug!(channel = %message.kind, to = %message.to, "console message:\n{text}");
     Accepted {
         provider_message_id: format!("console-{}", Uuid::now_v7().simple()),
         status: DeliveryStatus::Delivered,

@@ -53,19 +53,25 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus text: request counts and latencies (recorded by the HTTP layer) and job queue depth.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    // Queue depths and routes are for the operator's scraper only when the operator says so.
-    if let Some(token) = &state.config.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if !constant_time_eq(given.trim(), token.expose()) {
-            return AppError::Unauthorized(
-                "/metrics needs Authorization: Bearer <METRICS_TOKEN>".into(),
-            )
-            .into_response();
-        }
+    // Queue depths and traffic by route are the operator's, for their scraper only: closed
+    // until the operator sets the scraper's token.
+    let Some(token) = &state.config.metrics_token else {
+        return AppError::Forbidden(
+            "/metrics is off: set METRICS_TOKEN (16+ characters) and scrape with Authorization: Bearer <METRICS_TOKEN>"
+                .into(),
+        )
+        .into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !constant_time_eq(given.trim(), token.expose()) {
+        return AppError::Unauthorized(
+            "/metrics needs Authorization: Bearer <METRICS_TOKEN>".into(),
+        )
+        .into_response();
     }
     // A (queue, status) that had jobs and now has none reads 0, not its last count.
     static REPORTED: std::sync::Mutex<std::collections::BTreeSet<(String, String)>> =

@@ -62,6 +62,7 @@ async fn metrics_count_requests_by_route_and_jobs_by_queue() {
     let text = app
         .client
         .get(app.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
         .send()
         .await
         .unwrap()

@@ -90,6 +90,9 @@ pub struct Tenant {
     pub token: String,
 }
 
+/// The scraper's token every test app is started with (`/metrics` is closed without one).
+pub const METRICS_TOKEN: &str = "metrics-scraper-token-for-tests";
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
@@ -102,6 +105,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         ("PORT".into(), "0".into()),
         ("FIELDLINE_DATA_DIR".into(), data_dir.display().to_string()),
         ("SHUTDOWN_TIMEOUT_SECS".into(), "5".into()),
+        ("METRICS_TOKEN".into(), METRICS_TOKEN.into()),
     ]);
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());

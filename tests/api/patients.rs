@@ -153,6 +153,18 @@ impl Voice {
         self.app.settle().await;
     }
 
+    /// The hour comes when held anonymous feedback is released to the inbox.
+    async fn anonymous_feedback_released(&self) {
+        sqlx::query(
+            "UPDATE apalis.jobs SET run_at = now() - interval '1 second'
+              WHERE job_type = 'anonymous-feedback' AND status = 'Pending'",
+        )
+        .execute(&self.app.app.pool)
+        .await
+        .unwrap();
+        self.app.settle().await;
+    }
+
     /// The key and text of the last message to `phone`.
     async fn last_to(&self, phone: &str) -> (String, String) {
         sqlx::query_as(
@@ -537,6 +549,7 @@ async fn people_complain_and_give_feedback_unprompted_and_anonymously() {
     )
     .await;
     assert_eq!(v.last_to(anonymous).await.0, "feedback_anonymous_thanks");
+    v.anonymous_feedback_released().await;
     let (status, inbox) = json(
         v.app
             .app
@@ -666,6 +679,7 @@ async fn coordinators_work_complaints_and_feedback_in_the_panel() {
         .await;
     v.says(&phone, 31, "anonymous: the night staff shout at patients")
         .await;
+    v.anonymous_feedback_released().await;
     let (patient2, phone2) = v.patient(31).await;
     v.says(&phone2, 32, "the driver was very careful with my mother")
         .await;
@@ -836,4 +850,139 @@ async fn on_whatsapp_the_survey_is_a_list_a_tap_answers_it_and_an_open_complaint
         v.survey_status(next).await,
         ("skipped".into(), Some("complaint_open".into()))
     );
+}
+
+/// Anonymous feedback links to no number and no contact on any surface staff can read: the API's
+/// feedback, messages and audit log, the patient's export, `/metrics`, and joins between them by
+/// id or by time (the same second, the same contact, a message id in an audit row).
+#[tokio::test]
+async fn anonymous_feedback_cannot_be_traced_to_its_sender_through_any_staff_surface() {
+    let v = voice().await;
+    let (patient, phone) = v.patient(40).await;
+    // A named message first, so the contact has a listed history to join against.
+    v.says(&phone, 40, "the nurse was kind and on time").await;
+    let contact: Uuid = sqlx::query_scalar("SELECT id FROM contacts WHERE phone = $1")
+        .bind(&phone)
+        .fetch_one(&v.app.app.pool)
+        .await
+        .unwrap();
+    v.says(&phone, 41, "anonymous: the night staff shout at patients")
+        .await;
+    assert_eq!(v.last_to(&phone).await.0, "feedback_anonymous_thanks");
+    let v = &v;
+    let get = |path: String| async move { json(v.app.app.get(&v.app.tenant, &path).await).await };
+
+    // Held until the hour's release: nothing in the inbox is dated with the message.
+    let (_, inbox) = get("/api/v1/feedback".into()).await;
+    assert!(
+        !inbox.to_string().contains("night staff"),
+        "released before the hour: {inbox}"
+    );
+    v.anonymous_feedback_released().await;
+    let (_, inbox) = get("/api/v1/feedback".into()).await;
+    let item = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["anonymous"] == true)
+        .expect("released at the hour")
+        .clone();
+    let id: Uuid = item["id"].as_str().unwrap().parse().unwrap();
+    // A time-ordered id would carry the second it was written.
+    assert_eq!(id.get_version_num(), 4, "{id}");
+    let created: chrono::DateTime<Utc> = item["created_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!((created.minute(), created.second()), (0, 0), "{created}");
+
+    // Answered through the relay.
+    let (status, answered) = json(
+        v.app
+            .app
+            .post(
+                &v.app.tenant,
+                &format!("/api/v1/feedback/{id}/responses"),
+                &json!({ "text": "Thank you. We have spoken to the night team." }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{answered}");
+    v.app.settle().await;
+    v.app
+        .fake
+        .wait_for("the relayed answer", |r| {
+            r.field("Body").is_some_and(|b| b.contains("night team"))
+                && r.field("To").as_deref() == Some(phone.as_str())
+        })
+        .await;
+
+    // The messages staff can list: the named exchange only; nothing of the anonymous one.
+    let (_, listed) = get(format!("/api/v1/messages?contact_id={contact}&limit=200")).await;
+    let listed = listed["items"].as_array().unwrap().clone();
+    assert!(!listed.is_empty());
+    for message in &listed {
+        let text = message.to_string();
+        for trace in ["anonymous", "night", "feedback_response"] {
+            assert!(!text.contains(trace), "{trace} in a listed message: {text}");
+        }
+        let at: chrono::DateTime<Utc> = message["created_at"].as_str().unwrap().parse().unwrap();
+        assert_ne!(at.timestamp(), created.timestamp(), "same second: {text}");
+    }
+    let (_, everything) = get("/api/v1/messages?limit=200".into()).await;
+    assert!(
+        !everything.to_string().contains("feedback_anonymous_thanks"),
+        "{everything}"
+    );
+
+    // The audit log: the item's rows name no contact, and none carries a message id.
+    let (_, rows) = get(format!("/api/v1/audit-log?record={id}")).await;
+    let rows = rows.as_array().unwrap().clone();
+    assert!(!rows.is_empty());
+    let (_, responses) = get("/api/v1/audit-log?limit=200".into()).await;
+    let feedback_rows: Vec<&Value> = responses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["entity_id"] == json!(id.to_string())
+                || r["after"]["feedback_id"] == json!(id.to_string())
+        })
+        .collect();
+    assert!(feedback_rows.len() >= rows.len());
+    for row in rows.iter().chain(feedback_rows.iter().copied()) {
+        let text = row.to_string();
+        assert_ne!(row["actor_kind"], "contact", "{text}");
+        assert!(!text.contains(&contact.to_string()), "{text}");
+        assert!(!text.contains(&phone[1..]), "{text}");
+        assert!(
+            row["after"].get("message_id").is_none_or(Value::is_null),
+            "{text}"
+        );
+    }
+
+    // The patient's export (staff download it) and the metrics.
+    let (status, export) = get(format!("/api/v1/patients/{patient}/export")).await;
+    assert_eq!(status, 200, "{export}");
+    let export = export.to_string();
+    let token = item["relay_token"].as_str().unwrap();
+    for trace in [
+        "\"anonymous\":true",
+        "feedback_anonymous_thanks",
+        "night",
+        token,
+    ] {
+        assert!(!export.contains(trace), "{trace} in the export");
+    }
+    let metrics = v
+        .app
+        .app
+        .client
+        .get(v.app.app.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains(&contact.to_string()) && !metrics.contains(&phone[1..]));
 }

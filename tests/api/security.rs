@@ -639,6 +639,21 @@ async fn cancelling_work_whose_worker_was_removed_is_not_a_server_error() {
 // 9. The smaller findings.
 
 #[tokio::test]
+async fn metrics_are_closed_unless_a_token_is_set() {
+    let app = spawn_app_with(&[("METRICS_TOKEN", "")]).await;
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("set METRICS_TOKEN"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
 async fn metrics_can_require_a_bearer_token() {
     let app = spawn_app_with(&[("METRICS_TOKEN", "metrics-scraper-token-0123")]).await;
     let get = |token: Option<&'static str>| {

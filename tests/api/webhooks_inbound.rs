@@ -311,6 +311,7 @@ async fn forged_twilio_requests_are_refused_and_leave_nothing() {
         .app
         .client
         .get(app.app.url("/metrics"))
+        .bearer_auth(crate::helpers::METRICS_TOKEN)
         .send()
         .await
         .unwrap()

@@ -2,7 +2,10 @@
 //! (new → reviewed → responded → closed). Anonymous feedback keeps no link to its sender that staff
 //! can read: a relay token stands in for them, and an answer goes through the service.
 
-use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rand::{Rng, distr::Alphanumeric};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -11,9 +14,11 @@ use uuid::Uuid;
 
 use super::{VoiceError, VoiceResult};
 use crate::{
-    audit::Actor,
+    audit::{self, Actor},
     error::Invalid,
+    jobs::{self, Job},
     messaging::{
+        Messaging,
         notify::{self, Notification, Notified},
         templates::{Templates, Values},
     },
@@ -77,16 +82,44 @@ fn relay_token() -> String {
     format!("A-{code}")
 }
 
-/// Stores feedback without the sender: no contact, no patient, and the message's words moved off
-/// the message row (which carries the number) onto the feedback alone.
-pub async fn record_anonymous(
+/// Anonymous feedback is released to the inbox on the hour, at least this long after it was
+/// written, together with everything else written anonymously in between.
+const HELD_AT_LEAST: TimeDelta = TimeDelta::minutes(30);
+
+/// Releases the organisation's held anonymous feedback (see [`hold_anonymous`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReleaseAnonymousFeedback {
+    pub tenant_id: Uuid,
+}
+
+impl Job for ReleaseAnonymousFeedback {
+    const QUEUE: &'static str = "anonymous-feedback";
+}
+
+/// The first full hour at least [`HELD_AT_LEAST`] after `now`.
+pub fn release_time(now: DateTime<Utc>) -> DateTime<Utc> {
+    let earliest = now + HELD_AT_LEAST;
+    let hour = earliest
+        .duration_trunc(TimeDelta::hours(1))
+        .unwrap_or(earliest);
+    if hour < earliest {
+        hour + TimeDelta::hours(1)
+    } else {
+        hour
+    }
+}
+
+/// Takes feedback without the sender: the words go to a holding table with no time, no contact
+/// and no audit row, and become feedback at the next release; the message that carried them
+/// is blanked and marked anonymous (listed nowhere staff look). Returns the relay token.
+pub async fn hold_anonymous(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     contact_id: Uuid,
     text: &str,
     channel: &str,
     message_id: Uuid,
-) -> sqlx::Result<String> {
+) -> anyhow::Result<String> {
     let token = relay_token();
     sqlx::query("INSERT INTO feedback_relays (tenant_id, token, contact_id) VALUES ($1, $2, $3)")
         .bind(tenant_id)
@@ -95,24 +128,73 @@ pub async fn record_anonymous(
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO feedback (tenant_id, anonymous, comments, channel, relay_token)
-         VALUES ($1, true, $2, $3, $4)",
+        "INSERT INTO anonymous_feedback_held (tenant_id, relay_token, comments, channel)
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(tenant_id)
+    .bind(&token)
     .bind(text)
     .bind(channel)
-    .bind(&token)
     .execute(&mut *conn)
     .await?;
+    keep_apart(conn, tenant_id, message_id).await?;
+    let delay = (release_time(Utc::now()) - Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    jobs::enqueue(conn, &ReleaseAnonymousFeedback { tenant_id }, delay).await?;
+    Ok(token)
+}
+
+/// Marks a message of an anonymous exchange: its words are dropped (they live on the feedback
+/// only) and it is listed on no staff surface.
+pub async fn keep_apart(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    message_id: Uuid,
+) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE messages SET body = '(anonymous feedback: kept apart from this number)'
+        "UPDATE messages SET anonymous = true,
+                body = CASE WHEN direction = 'inbound' THEN NULL ELSE body END,
+                related_entity_type = NULL, related_entity_id = NULL
          WHERE tenant_id = $1 AND id = $2",
     )
     .bind(tenant_id)
     .bind(message_id)
-    .execute(&mut *conn)
+    .execute(conn)
     .await?;
-    Ok(token)
+    Ok(())
+}
+
+/// Moves everything held for the organisation into the inbox, in random order, with random
+/// ids, dated at the hour of the release. Returns how many.
+pub async fn release_anonymous(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<u64> {
+    let released = sqlx::query(
+        "WITH held AS (DELETE FROM anonymous_feedback_held WHERE tenant_id = $1 RETURNING *)
+         INSERT INTO feedback (id, tenant_id, anonymous, comments, channel, relay_token, created_at)
+         SELECT gen_random_uuid(), tenant_id, true, comments, channel, relay_token, date_trunc('hour', now())
+         FROM held ORDER BY random()",
+    )
+    .bind(tenant_id)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(released)
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn release_anonymous_feedback(
+    job: ReleaseAnonymousFeedback,
+    messaging: Data<Arc<Messaging>>,
+) -> Result<(), BoxDynError> {
+    let mut tx = audit::begin(&messaging.pool, Actor::System).await?;
+    // One release at a time per organisation; the jobs of the others held with it find nothing.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('anonymous-feedback'), hashtext($1::text))")
+        .bind(job.tenant_id)
+        .execute(&mut *tx)
+        .await?;
+    release_anonymous(&mut tx, job.tenant_id).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// One item in the inbox. Anonymous items show the relay token and nothing of the sender.
@@ -251,13 +333,17 @@ pub async fn respond(
             "no channel of this organisation can reach this person".into(),
         ));
     };
+    if relayed {
+        keep_apart(conn, tenant_id, message_id).await?;
+    }
     let user = match actor {
         Actor::User(id) => Some(id),
         _ => None,
     };
+    // A relayed answer's message names the number: the response keeps no link to it.
     sqlx::query(
         "INSERT INTO feedback_responses (tenant_id, feedback_id, responder_user_id, body, channel, message_id, relayed)
-         SELECT $1, $2, $3, $4, ch.kind, $5, $6
+         SELECT $1, $2, $3, $4, ch.kind, CASE WHEN $6 THEN NULL ELSE $5 END, $6
          FROM messages m JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
          WHERE m.tenant_id = $1 AND m.id = $5",
     )

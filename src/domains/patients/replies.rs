@@ -17,6 +17,7 @@ use super::{
 use crate::{
     channels::ChannelKind,
     messaging::{
+        notify::Notified,
         router::{Handler, Outcome, Sender, Turn},
         templates::Values,
         understanding::{Context, IntentSet, normalize},
@@ -497,7 +498,7 @@ async fn local(turn: &mut Turn<'_>, at: DateTime<Utc>) -> anyhow::Result<String>
 async fn anonymous(turn: &mut Turn<'_>, text: &str) -> anyhow::Result<()> {
     let words = after_label(text).to_owned();
     let channel = channel_name(turn);
-    feedback::record_anonymous(
+    feedback::hold_anonymous(
         &mut turn.tx,
         turn.tenant.id,
         turn.message.contact_id,
@@ -506,8 +507,13 @@ async fn anonymous(turn: &mut Turn<'_>, text: &str) -> anyhow::Result<()> {
         turn.message.id,
     )
     .await?;
-    turn.reply("feedback_anonymous_thanks", Values::new())
-        .await?;
+    turn.related = None;
+    if let Notified::Queued(thanks) = turn
+        .reply("feedback_anonymous_thanks", Values::new())
+        .await?
+    {
+        feedback::keep_apart(&mut turn.tx, turn.tenant.id, thanks).await?;
+    }
     Ok(())
 }
 

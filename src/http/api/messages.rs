@@ -84,7 +84,7 @@ async fn list_messages(
          FROM messages m
          JOIN channels ch ON ch.tenant_id = m.tenant_id AND ch.id = m.channel_id
          JOIN contacts c ON c.tenant_id = m.tenant_id AND c.id = m.contact_id
-         WHERE m.tenant_id = $1
+         WHERE m.tenant_id = $1 AND NOT m.anonymous
            AND ($2::text IS NULL OR m.direction = $2)
            AND ($3::text IS NULL OR m.status = $3)
            AND ($4::uuid IS NULL OR m.contact_id = $4)
