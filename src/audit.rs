@@ -258,6 +258,7 @@ struct Link {
     payload_now: Vec<u8>,
     redacted_by: Option<Uuid>,
     erasure_recorded: bool,
+    erasure_overreached: bool,
 }
 
 fn genesis() -> Vec<u8> {
@@ -276,7 +277,11 @@ pub async fn verify_chain(pool: &PgPool, chain_id: Uuid) -> Result<ChainReport, 
                 audit_payload_hash(a.before, a.after, a.reason) AS payload_now, a.redacted_by,
                 EXISTS (SELECT 1 FROM audit_log e
                          WHERE audit_chain_of(e.tenant_id) = $1 AND e.action = 'gdpr.erasure'
-                           AND e.entity_id = a.redacted_by AND e.hash IS NOT NULL) AS erasure_recorded
+                           AND e.entity_id = a.redacted_by AND e.hash IS NOT NULL) AS erasure_recorded,
+                -- Erasures record the records they may blank (older ones did not).
+                EXISTS (SELECT 1 FROM gdpr_data_requests g
+                         WHERE g.id = a.redacted_by AND g.erased_records IS NOT NULL
+                           AND NOT coalesce(a.entity_id = ANY (g.erased_records), false)) AS erasure_overreached
            FROM audit_log a
           WHERE audit_chain_of(a.tenant_id) = $1 AND a.hash IS NOT NULL
           ORDER BY a.seq, a.id",
@@ -313,17 +318,20 @@ pub async fn verify_chain(pool: &PgPool, chain_id: Uuid) -> Result<ChainReport, 
             let why = "its recorded fields were changed after it was written".into();
             return Ok(report(chain_id, count, Some(broken(&row, why))));
         }
-        let payload_holds = match row.redacted_by {
-            None => row.payload_hash.as_deref() == Some(&row.payload_now[..]),
-            Some(_) => row.erasure_recorded,
+        let why = match row.redacted_by {
+            None if row.payload_hash.as_deref() != Some(&row.payload_now[..]) => {
+                Some("its before/after values were changed after it was written")
+            }
+            Some(_) if !row.erasure_recorded => {
+                Some("blanked by an erasure the log does not record")
+            }
+            Some(_) if row.erasure_overreached => {
+                Some("blanked by an erasure although it is not about the erased patient's records")
+            }
+            _ => None,
         };
-        if !payload_holds {
-            let why = if row.redacted_by.is_some() {
-                "blanked by an erasure the log does not record".into()
-            } else {
-                "its before/after values were changed after it was written".into()
-            };
-            return Ok(report(chain_id, count, Some(broken(&row, why))));
+        if let Some(why) = why {
+            return Ok(report(chain_id, count, Some(broken(&row, why.into()))));
         }
         expected_prev = hash;
         last_seq = seq;

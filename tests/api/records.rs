@@ -1112,3 +1112,172 @@ async fn coordinators_are_refused_what_only_admins_may_do() {
         1
     );
 }
+
+/// What an erasure must leave alone: every audit row, message, complaint and contact that was
+/// there before the erased patient was.
+async fn everything_of_others(app: &MessagingApp) -> Vec<String> {
+    audit::seal(&app.app.pool).await.unwrap();
+    sqlx::query_scalar(
+        "SELECT 'audit ' || id || ' ' || coalesce(before::text, '') || coalesce(after::text, '')
+                || coalesce(reason, '') || coalesce(redacted_by::text, '') FROM audit_log
+         UNION ALL SELECT 'message ' || id || ' ' || coalesce(body, '') || coalesce(template_params::text, '')
+                || coalesce(location_label, '') FROM messages
+         UNION ALL SELECT 'complaint ' || id || ' ' || description FROM complaints
+         UNION ALL SELECT 'feedback ' || id || ' ' || coalesce(comments, '') FROM feedback
+         UNION ALL SELECT 'contact ' || id || ' ' || phone || coalesce(display_name, '') FROM contacts
+         UNION ALL SELECT 'patient ' || id || ' ' || first_name || last_name || coalesce(address_line, '') FROM patients
+         ORDER BY 1",
+    )
+    .fetch_all(&app.app.pool)
+    .await
+    .unwrap()
+}
+
+/// Erasure finds the patient's records by id: a patient whose fields hold `": "`, `complaint`,
+/// `the`, or another patient's very name changes nothing of anyone else's; the caller who rang
+/// for their ambulance goes with them; the audit log's guard and `audit verify` refuse a
+/// redaction of a row that is not theirs.
+#[tokio::test]
+async fn erasure_changes_nothing_of_anyone_else_whatever_the_patients_fields_hold() {
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let create = |fields: Value| {
+        let app = &app;
+        async move {
+            let (status, body) =
+                json(app.app.post(&app.tenant, "/api/v1/patients", &fields).await).await;
+            assert_eq!(status, 201, "{body}");
+            body["id"].as_str().unwrap().parse::<Uuid>().unwrap()
+        }
+    };
+    // Someone else's history, full of common words.
+    let other_phone = "+251911777101";
+    create(
+        json!({ "first_name": "Tigist", "last_name": "Bekele", "phone": other_phone,
+                   "address_line": "Bole: the house by the complaint office" }),
+    )
+    .await;
+    for (n, text) in [
+        (1101, "complaint: the carer was late: again"),
+        (1102, "the driver was kind"),
+    ] {
+        app.twilio_message_stored(&sms(other_phone, n, text)).await;
+        app.settle().await;
+    }
+    let before = everything_of_others(&app).await;
+    assert!(before.iter().any(|row| row.contains("the carer was late")));
+
+    let caller = "+251911777199";
+    for (n, fields) in [
+        (
+            1,
+            json!({ "first_name": "Abeba", "last_name": "Bekele", "phone": "+251911777102",
+                    "address_line": ": ", "emergency_contact_name": "complaint", "notes": "the" }),
+        ),
+        (
+            2,
+            json!({ "first_name": "Tigist", "last_name": "Bekele", "phone": "+251911777103",
+                    "address_line": "complaint" }),
+        ),
+        (
+            3,
+            json!({ "first_name": "the", "last_name": "Bekele", "address_line": "the" }),
+        ),
+    ] {
+        let id = create(fields.clone()).await;
+        if let Some(phone) = fields["phone"].as_str() {
+            app.twilio_message_stored(&sms(phone, 1110 + n, "complaint: the bus was late"))
+                .await;
+            app.settle().await;
+        }
+        if n == 1 {
+            // A neighbour rang for their ambulance, and wrote to ask where it was.
+            let (status, trip) = json(
+                app.app
+                    .post(
+                        &app.tenant,
+                        "/api/v1/trips",
+                        &json!({ "request_type": "scheduled", "patient_id": id,
+                                 "scheduled_at": Utc::now() + TimeDelta::days(1),
+                                 "pickup_address": "Bole: the blue gate", "dropoff_address": "Black Lion Hospital",
+                                 "contact_name": "Neighbour Hailu", "contact_phone": caller }),
+                    )
+                    .await,
+            )
+            .await;
+            assert_eq!(status, 201, "{trip}");
+            app.twilio_message_stored(&sms(caller, 1120, "where is the ambulance?"))
+                .await;
+            app.settle().await;
+            assert!(!tables_holding(&app, "Neighbour Hailu").await.is_empty());
+        }
+        let (status, erased) = json(
+            app.app
+                .post(
+                    &app.tenant,
+                    &format!("/api/v1/patients/{id}/erasure"),
+                    &json!({ "reason": "asked in writing" }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{erased}");
+        let after = everything_of_others(&app).await;
+        let changed: Vec<&String> = before.iter().filter(|row| !after.contains(row)).collect();
+        assert!(
+            changed.is_empty(),
+            "erasing patient {n} changed: {changed:#?}"
+        );
+        assert_eq!(chain_break(&app).await, None, "the chain verifies");
+    }
+    for value in [
+        caller,
+        &caller[1..],
+        "Neighbour Hailu",
+        "where is the ambulance",
+    ] {
+        assert_eq!(
+            tables_holding(&app, value).await,
+            Vec::<String>::new(),
+            "{value} remains"
+        );
+    }
+
+    // Nothing but the erased patient's records may be blanked, whoever tries.
+    let (request, others_row): (Uuid, Uuid) = sqlx::query_as(
+        "SELECT (SELECT id FROM gdpr_data_requests ORDER BY requested_at LIMIT 1),
+                (SELECT id FROM audit_log WHERE after::text LIKE '%the carer was late%' LIMIT 1)",
+    )
+    .fetch_one(&app.app.pool)
+    .await
+    .unwrap();
+    let mut tx = app.app.pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('fieldline.erasure', $1, true)")
+        .bind(request.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let refused = sqlx::query(
+        "UPDATE audit_log SET before = NULL, after = NULL, reason = NULL, redacted_by = $1 WHERE id = $2",
+    )
+    .bind(request)
+    .bind(others_row)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    drop(tx);
+    tamper(
+        &app,
+        &format!(
+            "UPDATE audit_log SET before = NULL, after = NULL, reason = NULL, redacted_by = '{request}' WHERE id = '{others_row}'"
+        ),
+    )
+    .await;
+    let broken = chain_break(&app).await.expect("verify names the row");
+    assert_eq!(broken.row, Some(others_row));
+    assert!(
+        broken.why.contains("not about the erased patient"),
+        "{}",
+        broken.why
+    );
+}

@@ -86,7 +86,8 @@ fn document_sql() -> String {
         ),
         messages = with_nested(
             "messages",
-            &format!("outer_row.contact_id IN {contacts}"),
+            // An anonymous exchange is left out: an export goes through staff hands.
+            &format!("outer_row.contact_id IN {contacts} AND NOT outer_row.anonymous"),
             "outer_row.created_at",
             &[nested("message_media", "t.message_id", "t.created_at")]
         ),

@@ -56,13 +56,21 @@ pub struct DataRequest {
 }
 
 /// The ids of the patient's contacts (`$1` tenant, `$2` patient), as a parenthesised query: those
-/// linked to them, and those with their number linked to nobody yet (it wrote before it was
-/// theirs on record, or its message is not routed yet). The number is theirs either way.
+/// linked to them, those with their number linked to nobody yet (it wrote before it was theirs
+/// on record, or its message is not routed yet), and the caller of a trip of theirs who is on
+/// no other record (a neighbour who rang for the ambulance: their name and number are on the
+/// trip only).
 const THEIR_CONTACTS: &str = "(SELECT c.id FROM contacts c
      WHERE c.tenant_id = $1
        AND (c.patient_id = $2
             OR (c.patient_id IS NULL AND c.worker_id IS NULL
-                AND c.phone = (SELECT p.phone FROM patients p WHERE p.tenant_id = $1 AND p.id = $2))))";
+                AND c.phone = (SELECT p.phone FROM patients p WHERE p.tenant_id = $1 AND p.id = $2))
+            OR (c.patient_id IS NULL AND c.worker_id IS NULL
+                AND EXISTS (SELECT 1 FROM trips t WHERE t.tenant_id = $1 AND t.patient_id = $2
+                               AND (t.contact_id = c.id OR t.contact_phone = c.phone))
+                AND NOT EXISTS (SELECT 1 FROM trips o WHERE o.tenant_id = $1
+                                   AND (o.contact_id = c.id OR o.contact_phone = c.phone)
+                                   AND o.patient_id IS DISTINCT FROM $2))))";
 
 const REQUEST_COLUMNS: &str = "id, patient_id, kind, status, requested_by_kind, requested_by_id, requested_at, fulfilled_at, notes, outcome";
 
