@@ -112,16 +112,17 @@ impl Application {
             stopped(stop_rx.clone()),
         ));
         let router = http::router(state.clone());
-        let server = axum::serve(
+        let server = http::server::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+            router,
+            connection_limits(&state.config),
+            stopped(stop_rx.clone()),
+        );
 
         let server_result = {
             let mut rx = stop_rx.clone();
             tokio::select! {
-                result = server => result.context("the HTTP server failed"),
+                () = server => Ok(()),
                 // In-flight requests get the grace period, then the process moves on.
                 _ = async { let _ = rx.wait_for(|s| *s).await; tokio::time::sleep(grace + Duration::from_secs(1)).await } => {
                     tracing::warn!("requests still running after the shutdown deadline were dropped");
@@ -134,6 +135,29 @@ impl Application {
         state.pool.close().await;
         tracing::info!("fieldline stopped");
         server_result.and(workers_result)
+    }
+}
+
+/// Open files beyond connections: the database pool, media files, logs, the listener.
+const RESERVED_FILES: u64 = 512;
+
+/// The accept loop's limits, the connection cap from the (raised) open-file limit unless set.
+fn connection_limits(config: &Config) -> http::server::ConnectionLimits {
+    let open_files = http::server::raise_open_file_limit();
+    let max_connections = config.max_connections.unwrap_or_else(|| {
+        open_files
+            .map(|limit| limit.saturating_sub(RESERVED_FILES).max(64))
+            .unwrap_or(1024) as usize
+    });
+    tracing::info!(
+        max_connections,
+        open_files,
+        header_timeout_secs = config.header_timeout.as_secs(),
+        "connection limits"
+    );
+    http::server::ConnectionLimits {
+        max_connections,
+        header_timeout: config.header_timeout,
     }
 }
 

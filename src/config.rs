@@ -145,6 +145,10 @@ pub struct Config {
     pub database_max_connections: u32,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// A request's headers must arrive within this (the first and each next on a connection).
+    pub header_timeout: Duration,
+    /// Open connections at most; `None`: the open-file limit less a reserve.
+    pub max_connections: Option<usize>,
     pub shutdown_timeout: Duration,
     pub panel_session_ttl: Duration,
     pub message_templates_dir: PathBuf,
@@ -279,6 +283,19 @@ impl Config {
             database_max_connections,
             max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 1024 * 1024)?,
             request_timeout: Duration::from_secs(parse_or(&lookup, "REQUEST_TIMEOUT_SECS", 30)?),
+            header_timeout: match parse_or(&lookup, "HTTP_HEADER_TIMEOUT_SECS", 10u64)? {
+                0 => bail!("HTTP_HEADER_TIMEOUT_SECS must be at least 1"),
+                secs => Duration::from_secs(secs),
+            },
+            max_connections: match lookup("MAX_CONNECTIONS") {
+                None => None,
+                Some(_) => match parse_or(&lookup, "MAX_CONNECTIONS", 0usize)? {
+                    0 => bail!(
+                        "MAX_CONNECTIONS must be at least 1 (unset: the open-file limit less a reserve)"
+                    ),
+                    cap => Some(cap),
+                },
+            },
             shutdown_timeout: Duration::from_secs(parse_or(&lookup, "SHUTDOWN_TIMEOUT_SECS", 30)?),
             panel_session_ttl: Duration::from_secs(parse_or(
                 &lookup,

@@ -27,30 +27,49 @@ impl Invalid {
     }
 }
 
-/// Every field error found in one request.
+/// How many field errors an answer lists; past that it says how many more there are. An answer
+/// stays a few kilobytes whatever the input (a million bad array items is one line more).
+pub const LISTED_FIELD_ERRORS: usize = 20;
+
+/// Every field error found in one request (the first [`LISTED_FIELD_ERRORS`], and a count).
 #[derive(Debug, Default, Clone)]
-pub struct FieldErrors(Vec<FieldError>);
+pub struct FieldErrors {
+    listed: Vec<FieldError>,
+    more: usize,
+}
 
 impl FieldErrors {
     pub fn new() -> Self {
         Self::default()
     }
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
+        if self.listed.len() < LISTED_FIELD_ERRORS {
+            self.listed.push(FieldError {
+                field: field.into(),
+                message: message.into(),
+            });
+        } else {
+            self.more += 1;
+        }
     }
     /// Records the error of a parse, if any, and hands back the parsed value.
     pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
         result.map_err(|message| self.add(field, message)).ok()
     }
     /// `Ok(())` when nothing was recorded.
-    pub fn into_result(self) -> Result<(), Invalid> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Invalid(self.0))
+    pub fn into_result(mut self) -> Result<(), Invalid> {
+        if self.listed.is_empty() {
+            return Ok(());
         }
+        if self.more > 0 {
+            self.listed.push(FieldError {
+                field: "...".into(),
+                message: format!(
+                    "and {} more field errors like these: fix these and send again",
+                    self.more
+                ),
+            });
+        }
+        Err(Invalid(self.listed))
     }
 }

@@ -291,9 +291,38 @@ fn constraint_field(constraint: &str) -> Option<&'static str> {
         .map(|(_, field)| *field)
 }
 
+/// The longest message or field name an answer carries: a parser's message can quote the input.
+const LONGEST_TEXT: usize = 300;
+
+fn bounded(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(LONGEST_TEXT) {
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, code, message, details) = self.parts();
+        let (status, code, message, mut details) = self.parts();
+        // Bounded whatever built them: at most the listed errors and one line for the rest.
+        let listed = crate::error::LISTED_FIELD_ERRORS;
+        if details.len() > listed + 1 {
+            let more = details.len() - listed;
+            details.truncate(listed);
+            details.push(FieldError {
+                field: "...".into(),
+                message: format!("and {more} more field errors: fix these and send again"),
+            });
+        }
+        let message = bounded(message);
+        let details = details
+            .into_iter()
+            .map(|d| FieldError {
+                field: bounded(d.field),
+                message: bounded(d.message),
+            })
+            .collect();
         if status.is_server_error() {
             // `{:#}` on the anyhow chain / sqlx error: the cause stays in our logs, inside the request span.
             match &self {

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod panel;
+pub mod server;
 pub mod webhooks;
 
 use std::time::Instant;

@@ -124,6 +124,9 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         .redirect(Policy::none())
         .cookie_store(true)
         .timeout(Duration::from_secs(30))
+        // Well inside the server's header timeout, so no request is sent on a connection the
+        // server is just closing.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     TestApp {

@@ -694,3 +694,127 @@ async fn a_worker_covers_at_most_two_hundred_sites_in_one_request() {
         (422, vec!["sites".to_owned()])
     );
 }
+
+// Round 2: slow and idle clients.
+
+/// Opens a connection to the app from `from` (another loopback address stands for another
+/// client) and sends `bytes`, then nothing more.
+async fn hold_connection(
+    app: &crate::helpers::TestApp,
+    from: &str,
+    bytes: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let server: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(server).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
+/// Whether the server closed the connection within `within` (what it sent before, if anything,
+/// is read and dropped).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_half_its_headers_or_nothing_is_closed_at_the_header_timeout() {
+    let app = spawn_app_with(&[("HTTP_HEADER_TIMEOUT_SECS", "1")]).await;
+    let mut partial =
+        hold_connection(&app, "127.0.0.1", b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    let mut silent = hold_connection(&app, "127.0.0.1", b"").await;
+    for stream in [&mut partial, &mut silent] {
+        assert!(
+            closed_by_server(stream, std::time::Duration::from_secs(10)).await,
+            "still open 10 s after a 1 s header timeout"
+        );
+    }
+    // One that asks in time is answered.
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn idle_connections_at_the_cap_make_room_for_a_client_that_asks() {
+    const CAP: usize = 40;
+    let app = spawn_app_with(&[("MAX_CONNECTIONS", "40")]).await;
+    let mut idle = Vec::new();
+    for n in 0..3 * CAP {
+        // Half a request from other clients, then nothing (the header timeout is 10 s).
+        let from = format!("127.0.0.{}", 2 + n % 50);
+        idle.push(hold_connection(&app, &from, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await);
+    }
+    // The server holds no more than its cap: the oldest idle ones were closed for the newer.
+    let mut closed = 0;
+    for stream in idle.iter_mut().take(2 * CAP) {
+        if closed_by_server(stream, std::time::Duration::from_secs(5)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 2 * CAP, "the oldest idle connections make room");
+    let fresh = reqwest::Client::new();
+    for _ in 0..5 {
+        let health = fresh.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn an_error_answer_stays_a_few_kilobytes_whatever_the_input() {
+    let app = spawn_app().await;
+    // A big body (under the size cap) whose every item is wrong, and one long wrong string.
+    let nul_items = format!("[{}]", vec![r#""\u0000""#; 60_000].join(","));
+    let long_string = format!(r#"{{"phone": {}}}"#, json!("7".repeat(500_000)));
+    let wrong_type = format!(r#"{{"phone": ["{}"]}}"#, "x".repeat(500_000));
+    for body in [nul_items, long_string, wrong_type] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/app/login"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        assert!(
+            (400..500).contains(&status),
+            "{status}: {}",
+            &text[..text.len().min(300)]
+        );
+        assert!(
+            text.len() < 8 * 1024,
+            "a {}-byte body answered {} bytes: {}",
+            body.len(),
+            text.len(),
+            &text[..300]
+        );
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        let details = answer["error"]["details"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(details.len() <= 21, "{} field errors listed", details.len());
+        if details.len() == 21 {
+            assert!(
+                details[20]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("more field errors")
+            );
+        }
+    }
+}
