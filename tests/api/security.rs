@@ -818,3 +818,38 @@ async fn an_error_answer_stays_a_few_kilobytes_whatever_the_input() {
         }
     }
 }
+
+#[tokio::test]
+async fn two_hundred_simultaneous_guesses_get_exactly_five_password_checks() {
+    // Each guess from its own address (behind Fly's proxy), so only the account's limit counts.
+    let app = spawn_app_with(&[("TRUSTED_PROXY", "fly")]).await;
+    let tenant = app.tenant("race-org").await;
+    app.user(&tenant, "liya@race.example", PASSWORD).await;
+    let csrf = login_form(&app).await;
+    let guesses = (0..200).map(|n| {
+        let (app, csrf) = (&app, csrf.clone());
+        async move {
+            app.client
+                .post(app.url("/panel/login"))
+                .header(
+                    "fly-client-ip",
+                    format!("198.51.{}.{}", n / 250, n % 250 + 1),
+                )
+                .form(&[
+                    ("organisation", "race-org"),
+                    ("email", "liya@race.example"),
+                    ("password", "wrong password"),
+                    ("csrf_token", csrf.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (5, 195), "{statuses:?}");
+}
