@@ -294,7 +294,8 @@ fn constraint_field(constraint: &str) -> Option<&'static str> {
 /// The longest message or field name an answer carries: a parser's message can quote the input.
 const LONGEST_TEXT: usize = 300;
 
-fn bounded(mut text: String) -> String {
+/// Cut to [`LONGEST_TEXT`] characters, saying so.
+pub fn bounded(mut text: String) -> String {
     if let Some((cut, _)) = text.char_indices().nth(LONGEST_TEXT) {
         text.truncate(cut);
         text.push_str("...");

@@ -14,7 +14,7 @@ use crate::{
 
 /// What no field may hold, whatever its type: a NUL character (PostgreSQL text cannot store
 /// it) or a date outside the years the service computes with.
-fn check_untyped_text(errors: &mut FieldErrors, field: &str, text: &str) {
+pub fn check_untyped_text(errors: &mut FieldErrors, field: &str, text: &str) {
     if text.contains('\0') {
         errors.add(field, "must not contain a NUL character (\\u0000)");
     } else if let Err(why) = types::check_date_text(text) {

@@ -853,3 +853,73 @@ async fn two_hundred_simultaneous_guesses_get_exactly_five_password_checks() {
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((checked, refused), (5, 195), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn every_panel_form_refuses_text_no_field_can_hold_with_a_page_that_says_so() {
+    use crate::panel::csrf_in;
+    let app = spawn_app().await;
+    let tenant = app.tenant("nul-org").await;
+    app.user(&tenant, "liya@nul.example", PASSWORD).await;
+    let csrf = login_form(&app).await;
+    assert_eq!(
+        sign_in(&app, "nul-org", "liya@nul.example", PASSWORD, &csrf)
+            .await
+            .status(),
+        303
+    );
+    let dashboard = app
+        .client
+        .get(app.url("/panel"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_in(&dashboard);
+    let id = Uuid::now_v7();
+    // Every form the panel posts (a made-up id: the form is read before the record is).
+    let forms = [
+        "complaints/{id}/respond",
+        "complaints/{id}/action",
+        "complaints/{id}/change",
+        "complaints/{id}/status",
+        "feedback/{id}/status",
+        "feedback/{id}/respond",
+        "patients/{id}/erase",
+        "trips/{id}/dispatch",
+        "trips/{id}/cancel",
+        "trips/{id}/recall",
+        "trips/{id}/message",
+        "visits",
+        "visits/{id}/correct",
+        "visits/{id}/cancel",
+        "assignments",
+        "assignments/{id}/cancel",
+        "assignments/{id}/change",
+        "assignments/{id}/reassign",
+        "visit-exceptions/{id}/resolve",
+        "work-orders",
+        "work-orders/{id}/assign",
+        "work-orders/{id}/hold",
+        "work-orders/{id}/resume",
+        "work-orders/{id}/cancel",
+        "work-orders/{id}/comment",
+        "work-orders/{id}/message",
+        "alerts/{id}/resolve",
+    ];
+    for form in forms {
+        let path = format!("/panel/{}", form.replace("{id}", &id.to_string()));
+        let response = app
+            .client
+            .post(app.url(&path))
+            .form(&[("csrf_token", csrf.as_str()), ("text", "hello\0world")])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let page = response.text().await.unwrap();
+        assert_eq!(status, 422, "{path}: {page}");
+        assert!(page.contains("NUL"), "{path}: {page}");
+    }
+}

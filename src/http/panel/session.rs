@@ -274,13 +274,26 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<AppState> for Cs
         if !auth::constant_time_eq(token, &coordinator.csrf_token) {
             return Err(csrf_refused());
         }
-        let input = serde_urlencoded::from_bytes(&body).map_err(|e| {
+        // What no field can hold, whatever the form: refused here, so no handler stores it.
+        let unreadable = |why: String| {
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("the form cannot be read: {e}"),
+                Html(
+                    super::views::message_page("Check the form", &crate::http::error::bounded(why))
+                        .into_string(),
+                ),
             )
                 .into_response()
-        })?;
+        };
+        let mut errors = crate::error::FieldErrors::new();
+        for (name, value) in &fields {
+            crate::http::extract::check_untyped_text(&mut errors, name, value);
+        }
+        if let Err(invalid) = errors.into_result() {
+            return Err(unreadable(format!("Go back and correct it: {invalid}.")));
+        }
+        let input = serde_urlencoded::from_bytes(&body)
+            .map_err(|e| unreadable(format!("The form cannot be read: {e}.")))?;
         Ok(Self { coordinator, input })
     }
 }
