@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
                     axum::http::header::AUTHORIZATION,
                     axum::http::header::COOKIE,
                 ]))
+                .layer(middleware::from_fn(drop_unsafe_request_id))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
                     let request_id = request
@@ -130,6 +131,29 @@ pub fn router(state: AppState) -> Router {
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout)),
         )
         .with_state(state)
+}
+
+/// Whether a client's `X-Request-Id` looks like one: 1 to 64 letters, digits, `.`, `_` or `-`.
+/// Anything else (any length, our jobs' own `job:queue:id` origin) is not taken into logs and
+/// audit rows.
+fn is_safe_request_id(value: &[u8]) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+}
+
+/// Removes a client's request id that is not safe to keep: a fresh one is made in its place.
+async fn drop_unsafe_request_id(mut request: Request, next: Next) -> Response {
+    let unsafe_id = request
+        .headers()
+        .get_all(&REQUEST_ID)
+        .iter()
+        .any(|id| !is_safe_request_id(id.as_bytes()));
+    if unsafe_id {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(request).await
 }
 
 /// Every change a request makes is audited with its request id and the client's address, and

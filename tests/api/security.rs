@@ -923,3 +923,52 @@ async fn every_panel_form_refuses_text_no_field_can_hold_with_a_page_that_says_s
         assert!(page.contains("NUL"), "{path}: {page}");
     }
 }
+
+#[tokio::test]
+async fn a_clients_request_id_is_kept_only_in_a_safe_shape_and_never_as_a_jobs_origin() {
+    let app = spawn_app().await;
+    let tenant = app.tenant("rid-org").await;
+    for (sent, kept) in [
+        (
+            "job:route-inbound:01J00000000000000000000000".to_owned(),
+            false,
+        ),
+        ("x".repeat(5_018), false),
+        ("<script>".to_owned(), false),
+        ("lb-7f3a.request_42".to_owned(), true),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/sites"))
+            .bearer_auth(&tenant.token)
+            .header("x-request-id", &sent)
+            .json(&json!({ "kind": "building", "name": format!("Block {}", sent.len()) }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let echoed = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let site: Value = response.json().await.unwrap();
+        fieldline::audit::seal(&app.pool).await.unwrap();
+        let stored: String = sqlx::query_scalar(
+            "SELECT request_id FROM audit_log WHERE action = 'sites.insert' AND entity_id = $1::uuid",
+        )
+        .bind(site["id"].as_str().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(stored, echoed);
+        if kept {
+            assert_eq!(stored, sent);
+        } else {
+            assert_ne!(stored, sent);
+            assert!(
+                stored.len() <= 64 && !stored.starts_with("job:"),
+                "{stored}"
+            );
+        }
+    }
+}
