@@ -58,3 +58,17 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END
 $$;
+
+-- The app's sign-in answers a number that is no caregiver's exactly as it answers a caregiver's:
+-- the same limit on codes, and a code "waiting" that takes wrong guesses. Numbers are kept as
+-- hashes only.
+CREATE TABLE app_login_decoys (
+    id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    phone_hash  bytea NOT NULL,
+    attempts    integer NOT NULL DEFAULT 0,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    consumed_at timestamptz,
+    CONSTRAINT app_login_decoys_attempts_range CHECK (attempts BETWEEN 0 AND 5)
+);
+CREATE INDEX app_login_decoys_phone_idx ON app_login_decoys (phone_hash, created_at DESC);

@@ -372,6 +372,13 @@ async fn a_maintenance_worker_gets_no_app_code_and_the_same_answer_as_a_stranger
     )
     .await;
     assert_eq!(status, 202);
+    let (status, _) = post_json(
+        &app.app,
+        "/api/v1/app/login",
+        &json!({ "phone": "+251911999999" }),
+    )
+    .await;
+    assert_eq!(status, 202);
     let (worker_status, worker) = post_json(
         &app.app,
         "/api/v1/app/verify",
@@ -971,4 +978,32 @@ async fn a_clients_request_id_is_kept_only_in_a_safe_shape_and_never_as_a_jobs_o
             );
         }
     }
+}
+
+#[tokio::test]
+async fn app_sign_in_answers_a_strangers_number_exactly_as_a_caregivers() {
+    let app = spawn_messaging_app(&[]).await;
+    add_worker(&app, CAREGIVER, json!(["caregiver"])).await;
+    let mut answers = Vec::new();
+    for phone in [CAREGIVER, "+251911999998"] {
+        let mut seen = Vec::new();
+        // Ask for a code four times (three are allowed in ten minutes), then guess six times.
+        for _ in 0..4 {
+            seen.push(post_json(&app.app, "/api/v1/app/login", &json!({ "phone": phone })).await);
+        }
+        for _ in 0..6 {
+            seen.push(
+                post_json(
+                    &app.app,
+                    "/api/v1/app/verify",
+                    &json!({ "phone": phone, "code": "000000" }),
+                )
+                .await,
+            );
+        }
+        answers.push(seen);
+    }
+    let statuses: Vec<u16> = answers[0].iter().map(|(status, _)| *status).collect();
+    assert_eq!(statuses, [202, 202, 202, 429, 401, 401, 401, 401, 429, 429]);
+    assert_eq!(answers[0], answers[1], "a caregiver's number is told apart");
 }

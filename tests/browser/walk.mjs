@@ -100,6 +100,30 @@ for (const viewport of widths) {
     }
   }
 
+  // Text from a record is text in the map's tooltips, never markup (Leaflet reads strings as HTML).
+  if (viewport.name === "desktop") {
+    const created = await fetch(`${base}/api/v1/trips`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${demo.api_token}`, "content-type": "application/json" },
+      body: JSON.stringify({ request_type: "scheduled", scheduled_at: new Date(Date.now() + 86400000).toISOString(),
+        pickup_address: 'Bole <img id="injected" src="x"> gate', pickup_latitude: 9.0101, pickup_longitude: 38.7612,
+        dropoff_address: "Black Lion Hospital" }),
+    });
+    if (created.status !== 201) { fail("map tooltips", `creating a trip answered ${created.status}`); }
+    await page.goto(`${base}/panel/trips`);
+    await page.waitForTimeout(1000);
+    const tooltips = await page.evaluate(() => {
+      document.querySelectorAll(".leaflet-interactive").forEach((el) =>
+        el.dispatchEvent(new MouseEvent("mouseover", { bubbles: true })));
+      return { injected: !!document.getElementById("injected"),
+        texts: Array.from(document.querySelectorAll(".leaflet-tooltip")).map((t) => t.textContent) };
+    });
+    if (tooltips.injected) { fail("map tooltips", "a pickup address became an element of the page"); }
+    if (!tooltips.texts.some((t) => t.includes('<img id="injected"'))) {
+      fail("map tooltips", `the address is not shown as text: ${JSON.stringify(tooltips.texts)}`);
+    }
+  }
+
   // Another organisation's record (or none) is a 404, never a 403 that confirms it exists.
   const missing = await page.goto(`${base}/panel/work-orders/01a22fa8-0000-7000-8000-00000000dead`);
   if (missing.status() !== 404) { fail("a record of no one's", `status ${missing.status()}`); }

@@ -119,8 +119,7 @@ pub async fn request_code(
     }
     let mut tx = pool.begin().await?;
     let Some((tenant_id, worker_id)) = worker_for(&mut tx, &phone, organisation).await? else {
-        tracing::info!("sign-in code asked for a number that is no worker's");
-        return Ok(());
+        return decoy_requested(tx, &phone).await;
     };
     audit::act_as(&mut tx, Actor::Worker(worker_id)).await?;
     // One request at a time per worker, so the count below is exact.
@@ -173,6 +172,72 @@ pub async fn request_code(
     Ok(())
 }
 
+/// A number that is no caregiver's, as kept: a hash, never the number.
+fn phone_hash(phone: &PhoneNumber) -> Vec<u8> {
+    Sha256::digest(phone.as_str().as_bytes()).to_vec()
+}
+
+/// A code "sent" to a number that is no caregiver's: counted and limited as a real one is, and
+/// waiting for guesses it never accepts, so neither answer tells a caregiver's number apart.
+async fn decoy_requested(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    phone: &PhoneNumber,
+) -> Result<(), SignInError> {
+    let hash = phone_hash(phone);
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtext('app sign-in decoy'), hashtext(encode($1, 'hex')))",
+    )
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await?;
+    let recent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM app_login_decoys WHERE phone_hash = $1 AND created_at > now() - interval '10 minutes'",
+    )
+    .bind(&hash)
+    .fetch_one(&mut *tx)
+    .await?;
+    if recent >= CODES_PER_PHONE {
+        return Err(SignInError::TooManyCodes);
+    }
+    sqlx::query("UPDATE app_login_decoys SET consumed_at = now() WHERE phone_hash = $1 AND consumed_at IS NULL")
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO app_login_decoys (phone_hash, expires_at) VALUES ($1, $2)")
+        .bind(&hash)
+        .bind(Utc::now() + CODE_LIFETIME)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A guess at a decoy code: wrong, counted, as a wrong guess at a real one is.
+async fn decoy_guessed(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    phone: &PhoneNumber,
+) -> Result<SignInError, SignInError> {
+    let attempts: Option<i32> = sqlx::query_scalar(
+        "UPDATE app_login_decoys SET attempts = least(attempts + 1, $2)
+          WHERE id = (SELECT id FROM app_login_decoys
+                       WHERE phone_hash = $1 AND consumed_at IS NULL AND expires_at > now()
+                       ORDER BY created_at DESC LIMIT 1 FOR UPDATE)
+         RETURNING attempts",
+    )
+    .bind(phone_hash(phone))
+    .bind(MAX_ATTEMPTS)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(match attempts {
+        None => SignInError::NoCodeWaiting,
+        Some(attempts) if attempts < MAX_ATTEMPTS => {
+            SignInError::WrongCode(MAX_ATTEMPTS - attempts)
+        }
+        Some(_) => SignInError::CodeUsedUp,
+    })
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppSession {
     /// Send as `Authorization: Bearer <token>` on `/api/v1/app/...`.
@@ -203,9 +268,9 @@ pub async fn verify_code(
 ) -> Result<AppSession, SignInError> {
     let phone = PhoneNumber::parse(phone).map_err(|e| Invalid::field("phone", e))?;
     let mut tx = pool.begin().await?;
-    // Unknown numbers get the very answer a caregiver with no code gets, as /app/login does.
+    // Unknown numbers get the very answers a caregiver gets, as /app/login does.
     let Some((tenant_id, worker_id)) = worker_for(&mut tx, &phone, organisation).await? else {
-        return Err(SignInError::NoCodeWaiting);
+        return Err(decoy_guessed(tx, &phone).await?);
     };
     audit::act_as(&mut tx, Actor::Worker(worker_id)).await?;
     let pending: Option<Pending> = sqlx::query_as(
@@ -315,6 +380,9 @@ pub async fn prune(conn: &mut PgConnection) -> sqlx::Result<()> {
         .execute(&mut *conn)
         .await?;
     sqlx::query("DELETE FROM app_login_codes WHERE created_at < now() - interval '1 day'")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM app_login_decoys WHERE created_at < now() - interval '1 day'")
         .execute(conn)
         .await?;
     Ok(())

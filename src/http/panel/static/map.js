@@ -5,6 +5,13 @@
   "use strict";
   if (!window.L) { return; }
   var colours = { place: "#0b6e4f", reading: "#3a7fb8", attention: "#b3261e" };
+  // Labels come from records (a pickup address, a name): Leaflet reads a string as HTML, so each
+  // is handed over as an element holding it as text.
+  function asText(label) {
+    var span = document.createElement("span");
+    span.textContent = label == null ? "" : String(label);
+    return span;
+  }
   Array.prototype.forEach.call(document.querySelectorAll("figure.map[data-map]"), function (figure) {
     var spec;
     try { spec = JSON.parse(figure.getAttribute("data-map")); } catch (e) { return; }
@@ -17,7 +24,7 @@
     var bounds = [];
     (spec.areas || []).forEach(function (a) {
       var c = L.circle([a.lat, a.lon], { radius: a.radius_m, color: colours.place, weight: 1, dashArray: "4", fillOpacity: 0.08 })
-        .bindTooltip(a.label).addTo(map);
+        .bindTooltip(asText(a.label)).addTo(map);
       bounds.push(c.getBounds().getNorthEast(), c.getBounds().getSouthWest());
     });
     (spec.points || []).forEach(function (p) {
@@ -26,7 +33,7 @@
         L.circle([p.lat, p.lon], { radius: p.accuracy_m, color: colour, weight: 0, fillOpacity: 0.12 }).addTo(map);
       }
       var marker = L.circleMarker([p.lat, p.lon], { radius: 7, color: "#fff", weight: 2, fillColor: colour, fillOpacity: 1 })
-        .bindTooltip(p.label).addTo(map);
+        .bindTooltip(asText(p.label)).addTo(map);
       if (p.href) { marker.on("click", function () { window.location.href = p.href; }); }
       bounds.push(L.latLng(p.lat, p.lon));
     });
