@@ -1007,3 +1007,43 @@ async fn app_sign_in_answers_a_strangers_number_exactly_as_a_caregivers() {
     assert_eq!(statuses, [202, 202, 202, 429, 401, 401, 401, 401, 429, 429]);
     assert_eq!(answers[0], answers[1], "a caregiver's number is told apart");
 }
+
+#[tokio::test]
+async fn holidays_are_bounded_to_what_a_calendar_can_hold() {
+    let app = spawn_messaging_app(&[]).await;
+    let (_, settings) = json(app.app.get(&app.tenant, "/api/v1/settings/feedback").await).await;
+    let today = chrono::Utc::now().date_naive();
+    let days = |count: u64, from: chrono::NaiveDate| -> Vec<String> {
+        (0..count)
+            .map(|n| (from + chrono::Days::new(n)).to_string())
+            .collect()
+    };
+    let put = |holidays: Vec<String>| {
+        let mut settings = settings.clone();
+        settings["holidays"] = json!(holidays);
+        let app = &app;
+        async move {
+            json(
+                app.app
+                    .put(&app.tenant, "/api/v1/settings/feedback", &settings)
+                    .await,
+            )
+            .await
+        }
+    };
+    for refused in [
+        days(45_000, today),
+        days(367, today),
+        days(1, today + chrono::Days::new(365 * 10)),
+        days(1, today - chrono::Days::new(800)),
+    ] {
+        let (status, body) = put(refused).await;
+        assert_eq!(
+            (status, error_fields(&body)),
+            (422, vec!["holidays".to_owned()]),
+            "{body}"
+        );
+    }
+    let (status, body) = put(days(366, today)).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -62,6 +62,9 @@ pub async fn load(conn: &mut PgConnection, tenant_id: Uuid) -> sqlx::Result<Feed
     })
 }
 
+/// Holidays an organisation keeps at most.
+pub const MAX_HOLIDAYS: usize = 366;
+
 /// Replaces the settings and the list of holidays.
 pub async fn save(
     conn: &mut PgConnection,
@@ -82,6 +85,29 @@ pub async fn save(
     );
     range("min_days_between", settings.min_days_between, 0, 365);
     range("expiry_hours", settings.expiry_hours, 1, 720);
+    // Every deadline walks the calendar day by day past the holidays: a year's worth, from last
+    // year to five years on, keeps that walk short and every deadline inside the service's dates.
+    if settings.holidays.len() > MAX_HOLIDAYS {
+        errors.add(
+            "holidays",
+            format!(
+                "at most {MAX_HOLIDAYS} days (got {}): list the days off of the years ahead only",
+                settings.holidays.len()
+            ),
+        );
+    } else {
+        let today = chrono::Utc::now().date_naive();
+        let (first, last) = (
+            today - chrono::Months::new(12),
+            today + chrono::Months::new(60),
+        );
+        if let Some(day) = settings.holidays.iter().find(|d| **d < first || **d > last) {
+            errors.add(
+                "holidays",
+                format!("{day} is outside {first} to {last}: holidays are kept from a year back to five years ahead"),
+            );
+        }
+    }
     errors.into_result()?;
     sqlx::query(
         "UPDATE tenants SET survey_delay_minutes = $2, survey_quiet_from = $3, survey_quiet_until = $4,
