@@ -59,16 +59,7 @@ async fn metrics_count_requests_by_route_and_jobs_by_queue() {
     let tenant = app.tenant("metrics-org").await;
     let site = app.get(&tenant, "/api/v1/sites").await;
     assert_eq!(site.status(), 200);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(r#"http_requests_total{method="GET",route="/api/v1/sites",status="200"}"#),
         "route template, not the raw path, labels the counter:\n{text}"

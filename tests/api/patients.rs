@@ -972,17 +972,6 @@ async fn anonymous_feedback_cannot_be_traced_to_its_sender_through_any_staff_sur
     ] {
         assert!(!export.contains(trace), "{trace} in the export");
     }
-    let metrics = v
-        .app
-        .app
-        .client
-        .get(v.app.app.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = v.app.app.metrics().await;
     assert!(!metrics.contains(&contact.to_string()) && !metrics.contains(&phone[1..]));
 }

@@ -307,17 +307,7 @@ async fn forged_twilio_requests_are_refused_and_leave_nothing() {
         0,
         "no job was queued"
     );
-    let metrics = app
-        .app
-        .client
-        .get(app.app.url("/metrics"))
-        .bearer_auth(crate::helpers::METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.app.metrics().await;
     // The recorder is shared by every test in this binary: at least our six refusals are counted.
     let refused: f64 = metrics
         .lines()
