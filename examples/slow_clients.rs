@@ -13,6 +13,10 @@
 //! - `errors N ROUNDS`: N clients at once post a 1 MB JSON array of NUL strings to
 //!   `/api/v1/app/login` and read the answer slowly (1 KB every 10 ms), ROUNDS times.
 //!
+//! - `signin CAREGIVER_PHONES...`: asks `/api/v1/app/login` for each caregiver's number three
+//!   times (the codes allowed in ten minutes), alternating with as many numbers that are no one's,
+//!   each request from its own loopback address; prints the time to answer of each kind.
+//!
 //! Printed: `/healthz` before and during (median, p99, max, failures), connections the server
 //! closed, and the largest error answer. Only loopback addresses are used.
 
@@ -48,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
     match mode {
         "idle" => idle(server, n, Duration::from_secs(length)).await,
         "errors" => errors(server, n, length as usize).await,
+        "signin" => signin(server, &args[3..]).await,
         other => anyhow::bail!("mode is idle or errors, not {other}"),
     }
 }
@@ -195,5 +200,63 @@ async fn errors(server: SocketAddr, n: usize, rounds: usize) -> anyhow::Result<(
         largest.load(Ordering::Relaxed),
         body.len().min(1024 * 1024)
     );
+    Ok(())
+}
+
+/// One `/app/login` for `phone` from `from`: its status and time to answer.
+async fn ask_code(
+    server: SocketAddr,
+    from: SocketAddr,
+    phone: &str,
+) -> anyhow::Result<(String, Duration)> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(from)?;
+    let mut stream = socket.connect(server).await?;
+    let body = format!(r#"{{"phone":"{phone}"}}"#);
+    let request = format!(
+        "POST /api/v1/app/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let asked = Instant::now();
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let took = asked.elapsed();
+    let status = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
+    Ok((status, took))
+}
+
+async fn signin(server: SocketAddr, caregivers: &[String]) -> anyhow::Result<()> {
+    let (mut theirs, mut strangers) = (Vec::new(), Vec::new());
+    let mut n = 0u32;
+    for (i, caregiver) in caregivers.iter().enumerate() {
+        for round in 0..3 {
+            let stranger = format!("+25191188{:04}", i * 3 + round);
+            for (phone, times) in [
+                (caregiver.as_str(), &mut theirs),
+                (stranger.as_str(), &mut strangers),
+            ] {
+                n += 1;
+                let from: SocketAddr =
+                    format!("127.0.{}.{}:0", 10 + n / 250, n % 250 + 1).parse()?;
+                let (status, took) = ask_code(server, from, phone).await?;
+                anyhow::ensure!(status.ends_with("202"), "{phone}: {status}");
+                times.push(took.as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    for (name, times) in [
+        ("caregivers' numbers", &mut theirs),
+        ("numbers of no one", &mut strangers),
+    ] {
+        times.sort_by(f64::total_cmp);
+        println!(
+            "/app/login, {name}: {} asked, median {:.1} ms, min {:.1}, max {:.1}",
+            times.len(),
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1]
+        );
+    }
     Ok(())
 }

@@ -40,7 +40,7 @@ impl Application {
             )
         })?;
         let address = SocketAddr::new(config.host, config.port);
-        let listener = TcpListener::bind(address).await.with_context(|| {
+        let listener = listen(address).with_context(|| {
             format!(
                 "cannot listen on {address} (is another process using PORT {}?)",
                 config.port
@@ -136,6 +136,22 @@ impl Application {
         tracing::info!("fieldline stopped");
         server_result.and(workers_result)
     }
+}
+
+/// Connections the kernel keeps waiting for us to accept (capped by `net.core.somaxconn`):
+/// tokio's 1024 filled up under a flood of new connections, and a client whose connection found
+/// it full waited a second for its retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Open files beyond connections: the database pool, media files, logs, the listener.

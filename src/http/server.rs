@@ -143,24 +143,22 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     tokio::pin!(shutdown);
-    let mut failing_since: Option<tokio::time::Instant> = None;
+    let mut last_warned: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
         let (stream, peer) = match accepted {
-            Ok(accepted) => {
-                failing_since = None;
-                accepted
-            }
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of descriptors (or the like): shed the idle and try again soon, not in a
-                // second as axum does; warn once per stretch.
-                if failing_since.is_none() {
+                // second as axum does; warn at most every ten seconds.
+                if last_warned.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
                     tracing::warn!(%error, "accepting a connection failed: closing idle ones");
-                    failing_since = Some(tokio::time::Instant::now());
+                    last_warned = Some(tokio::time::Instant::now());
                 }
+                metrics::counter!("http_accept_failed_total").increment(1);
                 connections.make_room(0);
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;

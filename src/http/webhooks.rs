@@ -191,8 +191,15 @@ async fn meta_events(
             WebhookBatch::default()
         }
     };
+    // Why at DEBUG only: a reason can quote what the sender wrote or their number.
+    if !batch.ignored.is_empty() {
+        tracing::info!(
+            parts = batch.ignored.len(),
+            "parts of a Meta webhook skipped"
+        );
+    }
     for why in &batch.ignored {
-        tracing::info!(%why, "part of a Meta webhook skipped");
+        tracing::debug!(%why, "part of a Meta webhook skipped");
     }
     state.messaging.inbox.accept(&batch.messages).await?;
     for update in &batch.statuses {
