@@ -15,13 +15,7 @@ fn is_sms(r: &Recorded) -> bool {
 
 /// The deadline job comes due now instead of in minutes.
 async fn deadline_passes(s: &Setup) {
-    sqlx::query(
-        "UPDATE apalis.jobs SET run_at = now() - interval '1 second'
-         WHERE job_type = 'sms-fallback' AND status = 'Pending'",
-    )
-    .execute(&s.app.app.pool)
-    .await
-    .unwrap();
+    s.app.app.due_now("sms-fallback").await;
     assert!(
         s.app
             .eventually(

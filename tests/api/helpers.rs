@@ -168,6 +168,18 @@ impl TestApp {
         .unwrap();
     }
 
+    /// The waiting jobs of `queue` come due now, as if their time had come.
+    pub async fn due_now(&self, queue: &str) {
+        sqlx::query(
+            "UPDATE apalis.jobs SET run_at = now() - interval '1 second'
+              WHERE job_type = $1 AND status = 'Pending'",
+        )
+        .bind(queue)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
     /// What `/metrics` shows the scraper.
     pub async fn metrics(&self) -> String {
         let response = self

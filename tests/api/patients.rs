@@ -155,13 +155,7 @@ impl Voice {
 
     /// The hour comes when held anonymous feedback is released to the inbox.
     async fn anonymous_feedback_released(&self) {
-        sqlx::query(
-            "UPDATE apalis.jobs SET run_at = now() - interval '1 second'
-              WHERE job_type = 'anonymous-feedback' AND status = 'Pending'",
-        )
-        .execute(&self.app.app.pool)
-        .await
-        .unwrap();
+        self.app.app.due_now("anonymous-feedback").await;
         self.app.settle().await;
     }
 

@@ -1281,3 +1281,110 @@ async fn erasure_changes_nothing_of_anyone_else_whatever_the_patients_fields_hol
         broken.why
     );
 }
+
+/// Generated: patients whose fields are made of what others' records hold (common words,
+/// punctuation, LIKE wildcards, a shared surname, a complaint reference), with or without a
+/// number and a message of their own. Whatever the API accepts, erasing one changes nothing that
+/// existed before them (earlier erased patients included), and the chain verifies.
+#[tokio::test]
+async fn generated_erasures_never_change_what_is_not_the_patients() {
+    use proptest::{prelude::*, strategy::ValueTree, test_runner::TestRunner};
+    let app = spawn_messaging_app(&[JOBS_BY_HAND]).await;
+    let other_phone = "+251911777201";
+    let (status, body) = json(
+        app.app
+            .post(
+                &app.tenant,
+                "/api/v1/patients",
+                &json!({ "first_name": "Tigist", "last_name": "Bekele", "phone": other_phone,
+                         "address_line": "Bole: the house by the complaint office" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    app.twilio_message_stored(&sms(
+        other_phone,
+        1201,
+        "complaint: the carer was late: again",
+    ))
+    .await;
+    app.settle().await;
+
+    let word = prop::sample::select(vec![
+        ": ",
+        "complaint",
+        "the",
+        "Bekele",
+        "Tigist",
+        "late",
+        "carer",
+        "again",
+        "Bole",
+        "%",
+        "_",
+        "\\",
+        "'",
+        "\"",
+        "a",
+        " ",
+        "C-1001",
+        "+251911777201",
+        "house",
+        "office",
+        "ስም",
+    ]);
+    let text = prop::collection::vec(word, 1..4).prop_map(|w| w.concat());
+    let patient = (
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        text.clone(),
+        any::<bool>(),
+    );
+    let mut runner = TestRunner::deterministic();
+    let mut erased = 0;
+    for n in 0..12u32 {
+        let (first, last, address, said, with_phone) =
+            patient.new_tree(&mut runner).unwrap().current();
+        let phone = format!("+2519117772{:02}", 10 + n);
+        let mut fields = json!({ "first_name": first, "last_name": last, "address_line": address,
+                                 "notes": said, "emergency_contact_name": said });
+        if with_phone {
+            fields["phone"] = json!(phone);
+        }
+        let before = everything_of_others(&app).await;
+        let (status, body) =
+            json(app.app.post(&app.tenant, "/api/v1/patients", &fields).await).await;
+        if status == 422 {
+            continue; // Not data the API accepts.
+        }
+        assert_eq!(status, 201, "{fields}: {body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        if with_phone {
+            app.twilio_message_stored(&sms(&phone, 1210 + n, &format!("complaint: {said}")))
+                .await;
+            app.settle().await;
+        }
+        let (status, outcome) = json(
+            app.app
+                .post(
+                    &app.tenant,
+                    &format!("/api/v1/patients/{id}/erasure"),
+                    &json!({ "reason": "generated case" }),
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{fields}: {outcome}");
+        erased += 1;
+        let after = everything_of_others(&app).await;
+        let changed: Vec<&String> = before.iter().filter(|row| !after.contains(row)).collect();
+        assert!(changed.is_empty(), "erasing {fields} changed: {changed:#?}");
+        assert_eq!(chain_break(&app).await, None, "after erasing {fields}");
+    }
+    assert!(
+        erased >= 6,
+        "only {erased} of 12 generated patients were accepted"
+    );
+}

@@ -97,7 +97,7 @@ impl Job for ReleaseAnonymousFeedback {
 }
 
 /// The first full hour at least [`HELD_AT_LEAST`] after `now`.
-pub fn release_time(now: DateTime<Utc>) -> DateTime<Utc> {
+fn release_time(now: DateTime<Utc>) -> DateTime<Utc> {
     let earliest = now + HELD_AT_LEAST;
     let hour = earliest
         .duration_trunc(TimeDelta::hours(1))
@@ -361,4 +361,23 @@ pub async fn respond(
         .execute(&mut *conn)
         .await?;
     get(conn, tenant_id, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_feedback_is_released_on_the_first_full_hour_half_an_hour_on() {
+        let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+        for (written, released) in [
+            ("2026-12-08T10:00:00Z", "2026-12-08T11:00:00Z"),
+            ("2026-12-08T10:29:59Z", "2026-12-08T11:00:00Z"),
+            ("2026-12-08T10:30:00Z", "2026-12-08T11:00:00Z"),
+            ("2026-12-08T10:30:01Z", "2026-12-08T12:00:00Z"),
+            ("2026-12-08T23:45:00Z", "2026-12-09T01:00:00Z"),
+        ] {
+            assert_eq!(release_time(at(written)), at(released), "{written}");
+        }
+    }
 }

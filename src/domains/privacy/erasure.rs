@@ -206,7 +206,7 @@ pub async fn erase(
     // is not theirs.
     sqlx::query(
         "CREATE TEMPORARY TABLE erased_records ON COMMIT DROP AS
-         WITH RECURSIVE own (id) AS (
+         WITH own (id) AS (
              SELECT $2::uuid
              UNION SELECT id FROM erased_contacts
              UNION SELECT id FROM visits WHERE tenant_id = $1 AND patient_id = $2
