@@ -9,7 +9,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/field
 
 /// The pool's default size, about four a core: each PostgreSQL backend warms its own caches and
 /// plans, so a pool larger than the machine can keep busy costs more than it gives (measured in
-/// the README's Performance section). Larger machines can set more.
+/// docs/performance.md). Larger machines can set more.
 pub const DEFAULT_DATABASE_CONNECTIONS: u32 = 8;
 
 /// A value that must never reach a log line: `Debug` and `Display` print a placeholder.

@@ -53,7 +53,7 @@ fn connect_options(url: &DatabaseUrl) -> anyhow::Result<PgConnectOptions> {
     let options: PgConnectOptions = url.expose().parse().map_err(|e| unreachable_hint(url, e))?;
     // sqlx, like libpq, prefers TLS whenever the server offers it. To a server on this machine
     // TLS protects nothing, and it cost about a tenth of the CPU per reply (the load benchmark,
-    // with and without, README "Performance"); a URL or PGSSLMODE that names a mode is obeyed.
+    // with and without, docs/performance.md); a URL or PGSSLMODE that names a mode is obeyed.
     Ok(if url.loopback_without_ssl_mode() {
         options.ssl_mode(PgSslMode::Disable)
     } else {

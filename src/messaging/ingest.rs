@@ -33,7 +33,7 @@ pub enum Stored {
 /// tenant), the contact, the conversation, the message, its media and the jobs that route it and
 /// fetch the media, taking locks in the order every writer does (contact first). A provider's
 /// retry finds the earlier copy and writes nothing. (It was three statements; folding them into
-/// one did not measurably change ingest throughput, see the README's Performance section.)
+/// one did not measurably change ingest throughput, see docs/performance.md.)
 static STORE_INBOUND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH actor AS (
